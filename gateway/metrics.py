@@ -1,0 +1,379 @@
+"""Metric definitions of the gateway: one `GatewayMetrics` per worker, on a registry passed in.
+
+This module owns the names, types, labels and buckets of every `gateway_*` series. It starts no
+HTTP server and reads no clock: the worker in `topologies/` serves the registry and passes time
+values in. Label values are bounded: sinks, topics and reason codes are declared at construction
+and anything else is refused with `UnknownLabelValueError` rather than becoming a new series, so a
+subject id or a field value can never turn into a label. The error message never echoes the
+refused value, because a misrouted value may be personal data.
+
+The terminal live view reads `snapshot()`, which is computed from the same collectors that
+`/metrics` exposes, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
+
+__all__ = [
+    "BARRIER_WAIT_BUCKETS",
+    "BATCH_SIZE_BUCKETS",
+    "CONSENT_OUTCOMES",
+    "DEFAULT_DROP_REASONS",
+    "DEFAULT_FORWARD_REASONS",
+    "DEFAULT_INVALID_REASONS",
+    "LATENCY_BUCKETS",
+    "PROCESSING_BUCKETS",
+    "RELOAD_RESULTS",
+    "VERDICTS",
+    "BuildInfo",
+    "ConsentOutcome",
+    "GatewayMetrics",
+    "ReloadResult",
+    "Snapshot",
+    "UnknownLabelValueError",
+    "Verdict",
+]
+
+Verdict = Literal["forward", "drop"]
+ConsentOutcome = Literal["applied", "stale", "tombstone", "invalid"]
+ReloadResult = Literal["success", "failure"]
+# {sample name: {label values in label-name order: value}}
+Snapshot = dict[str, dict[tuple[str, ...], float]]
+
+VERDICTS: Final = ("forward", "drop")
+CONSENT_OUTCOMES: Final = ("applied", "stale", "tombstone", "invalid")
+RELOAD_RESULTS: Final = ("success", "failure")
+# Reason codes come from the core; invalid records also count as a drop for every sink.
+DEFAULT_FORWARD_REASONS: Final = tuple(sorted(str(r) for r in FORWARD_REASONS))
+DEFAULT_INVALID_REASONS: Final = tuple(sorted(str(r) for r in INVALID_REASONS))
+DEFAULT_DROP_REASONS: Final = tuple(sorted(str(r) for r in DROP_REASONS | INVALID_REASONS))
+
+# Event time to sink acknowledgement: 1 ms .. 60 s.
+LATENCY_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+PROCESSING_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# Most batches do not wait at all; the first bucket separates "no wait" from "waited".
+BARRIER_WAIT_BUCKETS: Final = (
+    0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+_NAME_SHAPE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")  # sinks, reason codes
+_TOPIC_SHAPE: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's topic alphabet
+_VERSION_SHAPE: Final = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
+
+
+class UnknownLabelValueError(ValueError):
+    """A label value that was not declared when the metrics were built."""
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """Versions reported by `gateway_build_info`; the worker reads them and passes them in."""
+
+    version: str
+    python_version: str
+    faust_version: str
+    aiokafka_version: str
+
+
+def _declare(what: str, values: Iterable[str], shape: re.Pattern[str]) -> frozenset[str]:
+    declared = frozenset(str(v) for v in values)  # StrEnum members become plain values
+    bad = sorted(v for v in declared if not shape.fullmatch(v))
+    if bad:
+        raise ValueError(f"{what}: {bad!r} must match {shape.pattern}")
+    return declared
+
+
+def _check(label: str, value: str, declared: Iterable[str]) -> str:
+    if value not in declared:
+        raise UnknownLabelValueError(
+            f"label {label!r}: value not declared at construction (declared: "
+            f"{', '.join(sorted(declared))}); the value is not shown as it may be personal data"
+        )
+    return value
+
+
+class GatewayMetrics:
+    """Every `gateway_*` metric, registered on `registry`, with small typed update methods."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        sinks: Iterable[str],
+        topics: Iterable[str],
+        forward_reasons: Iterable[str] = DEFAULT_FORWARD_REASONS,
+        drop_reasons: Iterable[str] = DEFAULT_DROP_REASONS,
+        invalid_reasons: Iterable[str] = DEFAULT_INVALID_REASONS,
+        max_partitions: int = 1024,
+        build_info: BuildInfo | None = None,
+    ) -> None:
+        self.sinks = _declare("sinks", sinks, _NAME_SHAPE)
+        self.topics = _declare("topics", topics, _TOPIC_SHAPE)
+        self.reasons: dict[str, frozenset[str]] = {
+            "forward": _declare("forward_reasons", forward_reasons, _NAME_SHAPE),
+            "drop": _declare("drop_reasons", drop_reasons, _NAME_SHAPE),
+        }
+        self.invalid_reasons = _declare("invalid_reasons", invalid_reasons, _NAME_SHAPE)
+        if max_partitions < 1:
+            raise ValueError(f"max_partitions: must be at least 1; got {max_partitions}")
+        self.max_partitions = max_partitions
+        self._config_version: str | None = None
+        self._newest_consent_updated_at = 0.0
+        self._label_names: list[tuple[Counter | Gauge | Histogram, tuple[str, ...]]] = []
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            metric = Counter(name, doc, labels, registry=registry)
+            self._label_names.append((metric, labels))
+            return metric
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            metric = Gauge(name, doc, labels, registry=registry)
+            self._label_names.append((metric, labels))
+            return metric
+
+        def histogram(
+            name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
+        ) -> Histogram:
+            metric = Histogram(name, doc, labels, registry=registry, buckets=buckets)
+            self._label_names.append((metric, labels))
+            return metric
+
+        self.events_consumed = counter(
+            "gateway_events_consumed_total", "Raw event records consumed.", ("topic",)
+        )
+        self.decisions = counter(
+            "gateway_decisions_total",
+            "Decisions per event and sink: forward or drop, with one reason code.",
+            ("sink", "verdict", "reason"),
+        )
+        self.invalid_records = counter(
+            "gateway_invalid_records_total", "Invalid input records.", ("topic", "reason")
+        )
+        self.dlq_writes = counter("gateway_dlq_writes_total", "Records written to the DLQ topic.")
+        self.audit_writes = counter(
+            "gateway_audit_writes_total", "Decision records written to the audit topic."
+        )
+        self.sink_writes = counter(
+            "gateway_sink_writes_total", "Records acknowledged by a sink topic.", ("sink",)
+        )
+        self.latency = histogram(
+            "gateway_end_to_end_latency_seconds",
+            "Time from an event's occurred_at to the sink's acknowledgement.",
+            LATENCY_BUCKETS,
+            ("sink",),
+        )
+        self.processing = histogram(
+            "gateway_processing_seconds", "Processing time per event batch.", PROCESSING_BUCKETS
+        )
+        self.batch_size = histogram(
+            "gateway_batch_size", "Events per processed batch.", BATCH_SIZE_BUCKETS
+        )
+        self.barrier_wait = histogram(
+            "gateway_barrier_wait_seconds",
+            "Time a batch waited for the consent table to catch up (revocation barrier).",
+            BARRIER_WAIT_BUCKETS,
+        )
+        self.consent_records = counter(
+            "gateway_consent_records_total", "Consent records read, by outcome.", ("outcome",)
+        )
+        self.consent_subjects = gauge(
+            "gateway_consent_subjects", "Subjects in the consent table of this worker."
+        )
+        self.consent_newest_applied = gauge(
+            "gateway_consent_newest_applied_timestamp_seconds",
+            "updated_at of the newest consent record applied (Unix seconds).",
+        )
+        self.consent_last_applied = gauge(
+            "gateway_consent_last_applied_time_seconds",
+            "Wall time at which this worker last applied a consent record (Unix seconds).",
+        )
+        self.consent_lag = gauge(
+            "gateway_consent_lag_records",
+            "Consent topic end offset minus consumed position.",
+            ("partition",),
+        )
+        self.consumer_lag = gauge(
+            "gateway_consumer_lag_records",
+            "Raw event topic end offset minus consumed position.",
+            ("topic", "partition"),
+        )
+        self.last_event_processed = gauge(
+            "gateway_last_event_processed_time_seconds",
+            "Wall time at which this worker last finished a non-empty batch (Unix seconds).",
+        )
+        self.config_info = gauge(
+            "gateway_config_info", "The loaded sink-rule config version (always 1).", ("version",)
+        )
+        self.config_reloads = counter(
+            "gateway_config_reloads_total", "Config reload attempts, by result.", ("result",)
+        )
+        self.build_info = gauge(
+            "gateway_build_info",
+            "Versions of the running gateway (always 1).",
+            ("version", "python_version", "faust_version", "aiokafka_version"),
+        )
+        self._preinitialise()
+        if build_info is not None:
+            self.set_build_info(build_info)
+
+    def _preinitialise(self) -> None:
+        # Series exist at 0 from the start, so rate() and increase() work for the first event.
+        for topic in sorted(self.topics):
+            self.events_consumed.labels(topic)
+            for reason in sorted(self.invalid_reasons):
+                self.invalid_records.labels(topic, reason)
+        for sink in sorted(self.sinks):
+            self.sink_writes.labels(sink)
+            self.latency.labels(sink)
+            for verdict, reasons in self.reasons.items():
+                for reason in sorted(reasons):
+                    self.decisions.labels(sink, verdict, reason)
+        for outcome in CONSENT_OUTCOMES:
+            self.consent_records.labels(outcome)
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result)
+
+    def _partition(self, partition: int) -> str:
+        if not 0 <= partition < self.max_partitions:
+            raise UnknownLabelValueError(
+                f"label 'partition': must be in 0..{self.max_partitions - 1}; got {partition}"
+            )
+        return str(partition)
+
+    # Events and decisions
+
+    def event_consumed(self, topic: str, n: int = 1) -> None:
+        self.events_consumed.labels(_check("topic", topic, self.topics)).inc(n)
+
+    def decision(self, sink: str, verdict: Verdict, reason: str, n: int = 1) -> None:
+        _check("sink", sink, self.sinks)
+        reasons = self.reasons[_check("verdict", verdict, VERDICTS)]
+        self.decisions.labels(sink, verdict, _check("reason", reason, reasons)).inc(n)
+
+    def invalid_record(self, topic: str, reason: str, n: int = 1) -> None:
+        _check("topic", topic, self.topics)
+        self.invalid_records.labels(topic, _check("reason", reason, self.invalid_reasons)).inc(n)
+
+    def dlq_write(self, n: int = 1) -> None:
+        self.dlq_writes.inc(n)
+
+    def audit_write(self, n: int = 1) -> None:
+        self.audit_writes.inc(n)
+
+    def sink_write(self, sink: str, n: int = 1) -> None:
+        self.sink_writes.labels(_check("sink", sink, self.sinks)).inc(n)
+
+    def observe_latency(self, sink: str, seconds: float) -> None:
+        """End-to-end latency; negative values (clock skew between producer and us) count as 0."""
+        self.latency.labels(_check("sink", sink, self.sinks)).observe(max(seconds, 0.0))
+
+    def batch_processed(self, size: int, seconds: float, now: float) -> None:
+        """One batch done: its size, its processing time, and the wall time it finished."""
+        self.batch_size.observe(size)
+        self.processing.observe(max(seconds, 0.0))
+        if size > 0:
+            self.last_event_processed.set(now)
+
+    def barrier_waited(self, seconds: float) -> None:
+        self.barrier_wait.observe(max(seconds, 0.0))
+
+    # Consent feed
+
+    def consent_applied(self, updated_at: float, now: float) -> None:
+        """A consent record changed the table: `updated_at` is the record's, `now` is wall time."""
+        self.consent_records.labels("applied").inc()
+        self.restore_consent_newest(updated_at)
+        self.consent_last_applied.set(now)
+
+    def consent_tombstone(self, now: float) -> None:
+        self.consent_records.labels("tombstone").inc()
+        self.consent_last_applied.set(now)
+
+    def consent_stale(self, n: int = 1) -> None:
+        """Records older than the subject's current one: read, changed nothing."""
+        self.consent_records.labels("stale").inc(n)
+
+    def consent_invalid(self, n: int = 1) -> None:
+        self.consent_records.labels("invalid").inc(n)
+
+    def restore_consent_newest(self, updated_at: float) -> None:
+        """Raise the newest-applied timestamp (never lowers it), e.g. after table recovery."""
+        if updated_at > self._newest_consent_updated_at:
+            self._newest_consent_updated_at = updated_at
+            self.consent_newest_applied.set(updated_at)
+
+    def set_consent_subjects(self, count: int) -> None:
+        self.consent_subjects.set(count)
+
+    def set_consent_lag(self, partition: int, records: int) -> None:
+        self.consent_lag.labels(self._partition(partition)).set(max(records, 0))
+
+    def set_consumer_lag(self, topic: str, partition: int, records: int) -> None:
+        _check("topic", topic, self.topics)
+        self.consumer_lag.labels(topic, self._partition(partition)).set(max(records, 0))
+
+    def forget_consent_partition(self, partition: int) -> None:
+        """After a rebalance took the partition away: drop its lag series instead of freezing it."""
+        label = self._partition(partition)
+        if self._has_series("gateway_consent_lag_records", (label,)):
+            self.consent_lag.remove(label)
+
+    def forget_consumer_partition(self, topic: str, partition: int) -> None:
+        key = (_check("topic", topic, self.topics), self._partition(partition))
+        if self._has_series("gateway_consumer_lag_records", key):
+            self.consumer_lag.remove(*key)
+
+    # Config and build
+
+    def config_loaded(self, version: str) -> None:
+        """The config `version` is live; the previous version's series goes away."""
+        if not _VERSION_SHAPE.fullmatch(version):
+            raise ValueError(f"config version: must match {_VERSION_SHAPE.pattern}")
+        if self._config_version is not None and self._config_version != version:
+            self.config_info.remove(self._config_version)
+        self._config_version = version
+        self.config_info.labels(version).set(1)
+
+    def config_reload(self, result: ReloadResult) -> None:
+        self.config_reloads.labels(_check("result", result, RELOAD_RESULTS)).inc()
+
+    def set_build_info(self, info: BuildInfo) -> None:
+        values = (info.version, info.python_version, info.faust_version, info.aiokafka_version)
+        for value in values:
+            if not _VERSION_SHAPE.fullmatch(value):
+                raise ValueError(f"build info: {value!r} must match {_VERSION_SHAPE.pattern}")
+        self.build_info.clear()
+        self.build_info.labels(*values).set(1)
+
+    # Reading back
+
+    def snapshot(self) -> Snapshot:
+        """Counter and gauge values, plus histogram `_count`/`_sum`, read from the collectors."""
+        snap: Snapshot = {}
+        for metric, label_names in self._label_names:
+            for family in metric.collect():
+                for sample in family.samples:
+                    if family.type in ("counter", "histogram") and not sample.name.endswith(
+                        ("_total", "_count", "_sum")
+                    ):
+                        continue  # _created, _bucket
+                    key = tuple(sample.labels[name] for name in label_names)
+                    snap.setdefault(sample.name, {})[key] = sample.value
+        return snap
+
+    def _has_series(self, sample_name: str, key: tuple[str, ...]) -> bool:
+        # Older prometheus_client versions raise on removing an absent series.
+        return key in self.snapshot().get(sample_name, {})
