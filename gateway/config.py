@@ -1,0 +1,220 @@
+"""Loading and validating the config directory: gateway.yaml plus sinks/*.yaml.
+
+Every problem is gathered and reported at once as `FILE:LINE: PATH: MESSAGE`, with the line
+taken from the YAML node. `version` is a short stable hash of all config files' content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.config_models import (
+    ALLOWLISTABLE_FIELDS,
+    FieldRule,
+    Settings,
+    SinkRule,
+    SinkRuleModel,
+    field_class,
+)
+from gateway.events import EventKind
+from gateway.operators import OPERATORS
+from gateway.operators.base import PROPERTY
+from gateway.yamlnodes import LoadedYaml, PathKey, Problem, load_yaml, path_text
+
+__all__ = ["ConfigError", "GatewayConfig", "Problem", "load_config"]
+SETTINGS_FILE = "gateway.yaml"
+SINKS_DIR = "sinks"
+_SINK_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
+
+
+class ConfigError(Exception):
+    """The config is invalid; `.problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(problem) for problem in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """A validated config: settings, sink rules in file-name order, and the content version."""
+
+    settings: Settings
+    sinks: tuple[SinkRule, ...]
+    version: str
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, file: str, doc: LoadedYaml, path: PathKey, message: str) -> None:
+        self.problems.append(Problem(file, doc.line_of(path), path_text(path), message))
+
+    def validate(
+        self, model: type[BaseModel], data: Any, file: str, doc: LoadedYaml, prefix: PathKey = ()
+    ) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as error:
+            for item in error.errors(include_url=False):
+                loc = tuple(item["loc"])
+                message = str(item["msg"])
+                if item["type"] == "extra_forbidden":
+                    message = f"unknown key; valid keys: {', '.join(_valid_keys(model, loc[:-1]))}"
+                elif item["type"] == "missing":
+                    message = "required key is missing"
+                self.add(file, doc, (*prefix, *loc), message)
+            return None
+
+
+def _field_rule(
+    name: str, spec: Any, *, klass: str, path: PathKey, file: str, doc: LoadedYaml, out: _Collector
+) -> FieldRule | None:
+    data = {"op": spec} if isinstance(spec, str) else dict(spec)
+    op_path = path if isinstance(spec, str) else (*path, "op")
+    op = data.get("op")
+    if not isinstance(op, str):
+        out.add(file, doc, op_path, "required key 'op' is missing or not a string")
+        return None
+    operator = OPERATORS.get(op)
+    if operator is None:
+        valid = ", ".join(sorted(OPERATORS))
+        out.add(file, doc, op_path, f"unknown operator '{op}'; valid operators: {valid}")
+        return None
+    if klass not in operator.field_classes:
+        allowed = sorted(n for n, cls in OPERATORS.items() if klass in cls.field_classes)
+        message = f"operator '{op}' is not allowed on {klass} field '{name}'; use one of: "
+        out.add(file, doc, op_path, message + ", ".join(allowed))
+        return None
+    config = out.validate(operator.config_model, data, file, doc, path)
+    return FieldRule(name, config) if config is not None else None
+
+
+def _sink_rule(
+    name: str, model: SinkRuleModel, file: str, doc: LoadedYaml, out: _Collector
+) -> SinkRule:
+    fields = []
+    for field_name, spec in model.fields.items():
+        if field_name not in ALLOWLISTABLE_FIELDS:
+            known = ", ".join(sorted(ALLOWLISTABLE_FIELDS))
+            out.add(
+                file, doc, ("fields", field_name), f"unknown event field; known fields: {known}"
+            )
+            continue
+        rule = _field_rule(
+            field_name,
+            spec,
+            klass=field_class(field_name),
+            path=("fields", field_name),
+            file=file,
+            doc=doc,
+            out=out,
+        )
+        fields.append(rule)
+    properties = [
+        _field_rule(
+            key, spec, klass=PROPERTY, path=("properties", key), file=file, doc=doc, out=out
+        )
+        for key, spec in model.properties.items()
+    ]
+    if model.unknown_consent == "grant" and model.audience != "internal":
+        message = "unknown consent may be granted only for internal sinks (fail closed)"
+        out.add(file, doc, ("unknown_consent",), message)
+    if not _SINK_NAME.match(name):
+        out.add(file, doc, (), "sink file name must match [a-z][a-z0-9_]{0,39}.yaml")
+    return SinkRule(
+        name=name,
+        topic=model.topic,
+        audience=model.audience,
+        purposes=tuple(model.purposes),
+        purposes_match=model.purposes_match,
+        unknown_consent=model.unknown_consent,
+        identifier_purposes=tuple(model.identifier_purposes),
+        children=model.children,
+        key=model.key,
+        kinds=frozenset(EventKind(kind) for kind in model.kinds),
+        event_types=frozenset(model.event_types) if model.event_types is not None else None,
+        fields=tuple(rule for rule in fields if rule is not None),
+        properties=tuple(rule for rule in properties if rule is not None),
+        description=model.description,
+    )
+
+
+def _read(path: Path, label: str, out: _Collector, hasher: Any) -> LoadedYaml | None:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        out.problems.append(Problem(label, 1, ".", f"cannot read file ({error.strerror})"))
+        return None
+    hasher.update(f"{label}\0".encode() + raw + b"\0")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        out.problems.append(Problem(label, 1, ".", "file is not valid UTF-8"))
+        return None
+    return load_yaml(text, label, out.problems)
+
+
+def _check_topics(
+    settings: Settings | None, sinks: list[tuple[SinkRule, str, LoadedYaml]], out: _Collector
+) -> None:
+    reserved = dict(settings.topics) if settings is not None else {}
+    seen: dict[str, str] = {}
+    for rule, file, doc in sinks:
+        for role, topic in reserved.items():
+            if rule.topic == topic:
+                out.add(file, doc, ("topic",), f"topic '{topic}' is the gateway's {role} topic")
+        if rule.topic in seen:
+            out.add(
+                file,
+                doc,
+                ("topic",),
+                f"topic '{rule.topic}' is also written by sink '{seen[rule.topic]}'",
+            )
+        seen.setdefault(rule.topic, rule.name)
+
+
+def load_config(directory: Path) -> GatewayConfig:
+    """Load and validate a config directory, or raise ConfigError listing every problem."""
+    out = _Collector()
+    hasher = hashlib.sha256()
+    settings_label = str(directory / SETTINGS_FILE)
+    settings: Settings | None = None
+    doc = _read(directory / SETTINGS_FILE, settings_label, out, hasher)
+    if doc is not None:
+        settings = out.validate(Settings, doc.value, settings_label, doc)
+        if settings is not None and len(set(dict(settings.topics).values())) != 5:
+            out.add(settings_label, doc, ("topics",), "the five gateway topics must be distinct")
+    sink_files = sorted((directory / SINKS_DIR).glob("*.yaml"))
+    if not sink_files:
+        out.problems.append(Problem(str(directory / SINKS_DIR), 1, ".", "no sink rules (*.yaml)"))
+    sinks: list[tuple[SinkRule, str, LoadedYaml]] = []
+    for path in sink_files:
+        label = str(path)
+        sink_doc = _read(path, label, out, hasher)
+        if sink_doc is None:
+            continue
+        model = out.validate(SinkRuleModel, sink_doc.value, label, sink_doc)
+        if model is not None:
+            sinks.append((_sink_rule(path.stem, model, label, sink_doc, out), label, sink_doc))
+    _check_topics(settings, sinks, out)
+    if out.problems or settings is None:
+        raise ConfigError(sorted(out.problems, key=lambda p: (p.file, p.line, p.path)))
+    return GatewayConfig(settings, tuple(rule for rule, _, _ in sinks), hasher.hexdigest()[:12])

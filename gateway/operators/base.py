@@ -1,0 +1,73 @@
+"""The operator interface: a small class with a typed config that transforms one field value.
+
+An operator is built once per sink and field (config + tools passed in) and then `apply` runs on
+the hot path. Returning `DROP` removes the field from the output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Drop:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP: Final = _Drop()
+"""Returned by `Operator.apply` to remove the field from the output."""
+
+# Field classes decide which operators may touch a field (see gateway.fields).
+IDENTIFIER = "identifier"
+IP = "ip"
+URL = "url"
+USER_AGENT = "user_agent"
+TIMESTAMP = "timestamp"
+PLAIN = "plain"
+PROPERTY = "property"
+ALL_CLASSES = frozenset({IDENTIFIER, IP, URL, USER_AGENT, TIMESTAMP, PLAIN, PROPERTY})
+
+
+class OperatorConfig(BaseModel):
+    """Base of every operator config: the `op` name plus the operator's own typed options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    op: str
+
+
+UserAgentParser = Callable[[str], tuple[str | None, str | None, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorTools:
+    """What operators of one sink may use: that sink's pseudonymizer and shared parsers."""
+
+    pseudonymize: Callable[[str], str]
+    key_id: str
+    user_agent: Callable[[], UserAgentParser]
+
+
+class Operator(ABC):
+    """One field transform. Subclasses set `name`, `config_model` and `field_classes`."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[OperatorConfig]] = OperatorConfig
+    field_classes: ClassVar[frozenset[str]]
+    # True when the output is still linkable to a person (a pseudonym): such fields are
+    # removed for children without parental consent and when identifiers are not allowed.
+    linkable: ClassVar[bool] = False
+
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        self.config = config
+        self.tools = tools
+
+    @abstractmethod
+    def apply(self, value: Any) -> Any:
+        """The transformed value, or DROP."""

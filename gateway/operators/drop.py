@@ -1,0 +1,17 @@
+"""drop: remove the field. Same as not listing it; listing it documents the decision."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gateway.operators.base import ALL_CLASSES, DROP, Operator
+
+
+class Drop(Operator):
+    """Remove the field from the output."""
+
+    name: ClassVar[str] = "drop"
+    field_classes: ClassVar[frozenset[str]] = ALL_CLASSES
+
+    def apply(self, value: Any) -> Any:
+        return DROP

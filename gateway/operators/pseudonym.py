@@ -1,0 +1,24 @@
+"""pseudonym: a keyed BLAKE2b pseudonym of the value, under the sink's current key.
+
+The key is per sink, so two sinks cannot join their data; the output names the key id in the
+record's `pseudonym_key_id` field. Non-string values are dropped, never passed through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gateway.operators.base import DROP, IDENTIFIER, IP, Operator
+
+
+class Pseudonym(Operator):
+    """Replace an identifier by its keyed pseudonym (hex, 128 bits)."""
+
+    name: ClassVar[str] = "pseudonym"
+    field_classes: ClassVar[frozenset[str]] = frozenset({IDENTIFIER, IP})
+    linkable: ClassVar[bool] = True
+
+    def apply(self, value: Any) -> Any:
+        if type(value) is not str or not value:
+            return DROP
+        return self.tools.pseudonymize(value)

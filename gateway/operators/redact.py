@@ -1,0 +1,31 @@
+"""redact: keep the field's presence but replace its value with a fixed marker."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from gateway.operators.base import ALL_CLASSES, Operator, OperatorConfig, OperatorTools
+
+
+class RedactConfig(OperatorConfig):
+    """`replacement`: the marker written instead of the value (max 32 chars)."""
+
+    replacement: str = Field(default="[redacted]", max_length=32)
+
+
+class Redact(Operator):
+    """Replace the value with the configured marker."""
+
+    name: ClassVar[str] = "redact"
+    config_model: ClassVar[type[OperatorConfig]] = RedactConfig
+    field_classes: ClassVar[frozenset[str]] = ALL_CLASSES
+
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        super().__init__(config, tools)
+        assert isinstance(config, RedactConfig)
+        self._replacement = config.replacement
+
+    def apply(self, value: Any) -> Any:
+        return self._replacement

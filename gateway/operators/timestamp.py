@@ -1,0 +1,44 @@
+"""timestamp: coarsen an RFC 3339 timestamp to the minute, hour or day (UTC, `Z` suffix)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from gateway.operators.base import DROP, TIMESTAMP, Operator, OperatorConfig, OperatorTools
+from gateway.strictjson import format_rfc3339_us, parse_rfc3339_us
+
+_UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
+
+
+class TimestampConfig(OperatorConfig):
+    """`unit`: minute, hour (default) or day."""
+
+    unit: Literal["minute", "hour", "day"] = "hour"
+
+
+class Timestamp(Operator):
+    """Round a timestamp down to the start of its unit."""
+
+    name: ClassVar[str] = "timestamp"
+    config_model: ClassVar[type[OperatorConfig]] = TimestampConfig
+    field_classes: ClassVar[frozenset[str]] = frozenset({TIMESTAMP})
+
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        super().__init__(config, tools)
+        assert isinstance(config, TimestampConfig)
+        self._unit = _UNIT_US[config.unit]
+        self._last: tuple[int, str] = (-1, "")
+
+    def apply(self, value: Any) -> Any:
+        if type(value) is not str:
+            return DROP
+        epoch_us = parse_rfc3339_us(value)
+        if epoch_us is None:
+            return DROP
+        start = epoch_us - epoch_us % self._unit
+        last_start, last_text = self._last
+        if start == last_start:  # events arrive roughly in order: reuse the formatted string
+            return last_text
+        text = format_rfc3339_us(start)
+        self._last = (start, text)
+        return text

@@ -1,0 +1,70 @@
+"""url_clean: drop userinfo, fragment and query (or keep allowlisted query parameters).
+
+An email address never survives: a path segment or kept parameter that holds an `@` in any
+spelling (raw, percent-encoded once or twice, full-width, HTML entity) is replaced or dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import unquote
+
+from pydantic import Field
+
+from gateway.operators.base import DROP, PROPERTY, URL, Operator, OperatorConfig, OperatorTools
+
+_AT_SIGNS = ("@", "\uff20", "\ufe6b", "&#64;", "&commat;", "&#x40;")
+EMAIL_MARKER = "[email]"
+
+
+def may_hold_email(text: str) -> bool:
+    """True when `text`, decoded up to three times, contains an at-sign in any spelling."""
+    for _ in range(3):
+        lowered = text.lower()
+        if any(sign in lowered for sign in _AT_SIGNS):
+            return True
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return True  # still encoded after three rounds: suspicious, treat as holding one
+
+
+class UrlCleanConfig(OperatorConfig):
+    """`keep_query`: names of query parameters to keep (default none)."""
+
+    keep_query: list[str] = Field(default_factory=list)
+
+
+class UrlClean(Operator):
+    """Clean a URL down to scheme, host and path (plus allowlisted parameters)."""
+
+    name: ClassVar[str] = "url_clean"
+    config_model: ClassVar[type[OperatorConfig]] = UrlCleanConfig
+    field_classes: ClassVar[frozenset[str]] = frozenset({URL, PROPERTY})
+
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        super().__init__(config, tools)
+        assert isinstance(config, UrlCleanConfig)
+        self._keep = frozenset(config.keep_query)
+
+    def apply(self, value: Any) -> Any:
+        if type(value) is not str:
+            return DROP
+        rest, _, query = value.partition("#")[0].partition("?")
+        scheme, sep, after = rest.partition("://")
+        prefix, path = "", rest
+        if sep:
+            authority, slash, path = after.partition("/")
+            host = authority.rpartition("@")[2]
+            if may_hold_email(host):
+                return DROP
+            prefix, path = f"{scheme}://{host}", slash + path
+        if may_hold_email(path):
+            path = "/".join(EMAIL_MARKER if may_hold_email(s) else s for s in path.split("/"))
+        kept = [p for p in query.split("&") if self._keeps(p)] if self._keep and query else []
+        return prefix + path + ("?" + "&".join(kept) if kept else "")
+
+    def _keeps(self, parameter: str) -> bool:
+        name = parameter.partition("=")[0]
+        return name in self._keep and not may_hold_email(parameter)

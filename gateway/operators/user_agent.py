@@ -1,0 +1,28 @@
+"""user_agent: generalise a raw User-Agent to browser family, major version and OS family.
+
+Parsing uses ua-parser (see gateway.useragent); results are cached there, so the hot path is a
+dict lookup for repeated agents. Output: {"browser": ..., "major": ..., "os": ...}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gateway.operators.base import DROP, USER_AGENT, Operator, OperatorConfig, OperatorTools
+
+
+class UserAgent(Operator):
+    """Replace the User-Agent string by its coarse browser/OS description."""
+
+    name: ClassVar[str] = "user_agent"
+    field_classes: ClassVar[frozenset[str]] = frozenset({USER_AGENT})
+
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        super().__init__(config, tools)
+        self._parse = tools.user_agent()
+
+    def apply(self, value: Any) -> Any:
+        if type(value) is not str:
+            return DROP
+        browser, major, os_family = self._parse(value)
+        return {"browser": browser, "major": major, "os": os_family}
