@@ -1,0 +1,119 @@
+"""The pure subcommands of the `gateway` command: `rules check` and `explain` (no broker)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.consent import ConsentUpdate, parse_consent
+from gateway.engine import Engine
+from gateway.events import EventKind, Invalid, parse_event
+from gateway.keys import Keyring, KeyringError, env_name, load_keyring
+
+SECRET_FILE_ENV = "GATEWAY_SECRET_FILE"
+CONFIG_DIR_ENV = "GATEWAY_CONFIG_DIR"
+
+
+def _default_config_dir() -> Path:
+    return Path(os.environ.get(CONFIG_DIR_ENV, "config"))
+
+
+def _load(directory: Path) -> GatewayConfig | None:
+    try:
+        return load_config(directory)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def rules_check(args: argparse.Namespace) -> int:
+    """`gateway rules check`: validate the config, print every problem, exit 1 on failure."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    print(f"ok: {len(config.sinks)} sinks, config version {config.version}")
+    return 0
+
+
+def _keyring(config: GatewayConfig, demo: bool) -> Keyring:
+    names = [rule.name for rule in config.sinks]
+    secret = os.environ.get(SECRET_FILE_ENV)
+    has_keys = secret or any(env_name(name) in os.environ for name in names)
+    if has_keys and not demo:
+        secret_file = Path(secret) if secret else None
+        return load_keyring(os.environ, names, secret_file=secret_file)
+    print("note: using ephemeral demo keys; pseudonyms will differ per run", file=sys.stderr)
+    return load_keyring(os.environ, names, demo=True, random_bytes=os.urandom)
+
+
+def explain(args: argparse.Namespace) -> int:
+    """`gateway explain`: decide one event for every sink and print the result as JSON."""
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        keyring = _keyring(config, args.demo_keys)
+    except KeyringError as error:
+        for problem in error.problems:
+            print(f"key error: {problem}", file=sys.stderr)
+        return 1
+    raw = args.event.read_bytes()
+    kind = EventKind(args.topic)
+    event_key = _subject_key(raw)
+    event = parse_event(raw, event_key, kind, max_bytes=config.settings.max_event_bytes)
+    if isinstance(event, Invalid):
+        print(orjson.dumps({"invalid": event.redacted()}, option=orjson.OPT_INDENT_2).decode())
+        return 2
+    state = None
+    if args.consent is not None:
+        update = parse_consent(args.consent.read_bytes(), event.subject_id.encode())
+        if not isinstance(update, ConsentUpdate):
+            print(f"consent file is not a valid consent record: {update!r}", file=sys.stderr)
+            return 2
+        state = update.state
+    engine = Engine(config, keyring)
+    result: dict[str, Any] = {
+        decision.sink: {
+            "verdict": decision.verdict.value,
+            "reason": decision.reason.value,
+            "output": decision.output,
+        }
+        for decision in engine.decide(event, state)
+    }
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _subject_key(raw: bytes) -> bytes | None:
+    """explain has no Kafka record: the key is taken to be the event's own subject_id."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    subject = data.get("subject_id") if isinstance(data, dict) else None
+    return subject.encode() if isinstance(subject, str) else None
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `rules check` and `explain` to the `gateway` command."""
+    config_help = f"config directory (default ${CONFIG_DIR_ENV} or ./config)"
+    rules = subparsers.add_parser("rules", help="sink rule tools")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = rules_sub.add_parser("check", help="validate the config and report every problem")
+    check.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
+    check.set_defaults(handler=rules_check)
+
+    exp = subparsers.add_parser("explain", help="show what each sink gets for one event")
+    exp.add_argument("--event", type=Path, required=True, help="event JSON file")
+    exp.add_argument("--consent", type=Path, help="consent record JSON file (default: none)")
+    exp.add_argument("--topic", choices=[k.value for k in EventKind], default="usage")
+    exp.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
+    exp.add_argument("--demo-keys", action="store_true", help="use ephemeral keys even if set")
+    exp.set_defaults(handler=explain)
