@@ -124,11 +124,12 @@ def _field_problem(obj: dict[str, Any]) -> tuple[Reason, str] | None:
     for name in REQUIRED_FIELDS:
         if name not in obj:
             return Reason.MISSING_FIELD, f"required field '{name}' is missing"
-    for name, value in obj.items():
-        expected = FIELD_TYPES.get(name)
-        if expected is not None and type(value) is not expected:
-            want = _JSON_TYPE_NAMES[expected]
-            return Reason.WRONG_TYPE, f"field '{name}' must be {want}, got {json_type_name(value)}"
+    get = FIELD_TYPES.get
+    wrong = [name for name, value in obj.items() if get(name, type(value)) is not type(value)]
+    if wrong:
+        name, value = wrong[0], obj[wrong[0]]
+        want = _JSON_TYPE_NAMES[FIELD_TYPES[name]]
+        return Reason.WRONG_TYPE, f"field '{name}' must be {want}, got {json_type_name(value)}"
     if not 0 < len(obj["event_id"]) <= MAX_EVENT_ID_CHARS:
         return Reason.INVALID_FIELD, f"field 'event_id' must have 1..{MAX_EVENT_ID_CHARS} chars"
     if not 0 < len(obj["subject_id"]) <= MAX_SUBJECT_ID_CHARS:

@@ -26,14 +26,23 @@ def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
     resolver = CachingResolver(Resolver(load_builtins()), Lru(cache_size))
     domains = Domain.USER_AGENT | Domain.OS
 
+    seen: dict[str, tuple[str | None, str | None, str | None]] = {}
+
     def parse(user_agent: str) -> tuple[str | None, str | None, str | None]:
+        found = seen.get(user_agent)
+        if found is not None:
+            return found
         result = resolver(user_agent, domains)
         agent, os_ = result.user_agent, result.os
-        return (
+        found = (
             agent.family if agent else None,
             _major(agent.major) if agent else None,
             os_.family if os_ else None,
         )
+        if len(seen) >= cache_size:
+            seen.clear()
+        seen[user_agent] = found
+        return found
 
     return parse
 

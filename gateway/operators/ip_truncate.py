@@ -37,16 +37,23 @@ class IpTruncate(Operator):
         assert isinstance(config, IpTruncateConfig)
         self._v4 = _mask(32, config.ipv4_prefix)
         self._v6 = _mask(128, config.ipv6_prefix)
+        self._v4_bytes = config.ipv4_prefix // 8 if config.ipv4_prefix % 8 == 0 else -1
+        self._v6_bytes = config.ipv6_prefix // 8 if config.ipv6_prefix % 8 == 0 else -1
 
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        family, mask, size = (
-            (socket.AF_INET6, self._v6, 16) if ":" in value else (socket.AF_INET, self._v4, 4)
+        family, mask, size, keep = (
+            (socket.AF_INET6, self._v6, 16, self._v6_bytes)
+            if ":" in value
+            else (socket.AF_INET, self._v4, 4, self._v4_bytes)
         )
         try:
             packed = socket.inet_pton(family, value)
         except (OSError, ValueError):
             return DROP
-        truncated = (int.from_bytes(packed) & mask).to_bytes(size)
+        if keep >= 0:  # octet-aligned prefix: slicing is cheaper than integer masking
+            truncated = packed[:keep] + bytes(size - keep)
+        else:
+            truncated = (int.from_bytes(packed) & mask).to_bytes(size)
         return socket.inet_ntop(family, truncated)

@@ -6,6 +6,7 @@ spelling (raw, percent-encoded once or twice, full-width, HTML entity) is replac
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
@@ -13,21 +14,28 @@ from pydantic import Field
 
 from gateway.operators.base import DROP, PROPERTY, URL, Operator, OperatorConfig, OperatorTools
 
-_AT_SIGNS = ("@", "\uff20", "\ufe6b", "&#64;", "&commat;", "&#x40;")
+# An at-sign: raw, full-width, small, percent-encoded (any depth) or as an HTML entity.
+_AT_SIGN = re.compile(r"[@\uff20\ufe6b]|%(?:25)*40|&#0*64|&#x0*40|&commat", re.IGNORECASE)
 EMAIL_MARKER = "[email]"
 
 
 def may_hold_email(text: str) -> bool:
-    """True when `text`, decoded up to three times, contains an at-sign in any spelling."""
+    """True when `text`, percent-decoded up to three times, holds an at-sign in any spelling."""
     for _ in range(3):
-        lowered = text.lower()
-        if any(sign in lowered for sign in _AT_SIGNS):
+        if _AT_SIGN.search(text):
             return True
+        if "%" not in text:
+            return False
         decoded = unquote(text)
         if decoded == text:
             return False
         text = decoded
     return True  # still encoded after three rounds: suspicious, treat as holding one
+
+
+def _strip(url: str) -> str:
+    """Without any at-sign there is no userinfo either: cutting query and fragment suffices."""
+    return url.partition("#")[0].partition("?")[0]
 
 
 class UrlCleanConfig(OperatorConfig):
@@ -51,6 +59,8 @@ class UrlClean(Operator):
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
+        if not self._keep and "%" not in value and not _AT_SIGN.search(value):
+            return _strip(value)  # no at-sign anywhere: only cut userinfo, query and fragment
         rest, _, query = value.partition("#")[0].partition("?")
         scheme, sep, after = rest.partition("://")
         prefix, path = "", rest

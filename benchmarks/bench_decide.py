@@ -1,0 +1,132 @@
+"""Decisions per second for the default sinks: parse + decide + serialize, beside a baseline.
+
+Run: .venv/bin/python benchmarks/bench_decide.py [N]. Prints figures; never asserts on time.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from gateway.config import load_config
+from gateway.consent import ConsentUpdate, parse_consent
+from gateway.engine import Engine
+from gateway.events import EventKind, parse_event
+from gateway.keys import load_keyring
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+]
+PAGES = ["/", "/products/term-life", "/quote", "/about-us/contact-us", "/blog/retirement"]
+CONSENTS = [  # (purposes, under_13, parental)
+    (
+        {"analytics": True, "advertising": True, "social": True, "third_party_sharing": True},
+        False,
+        None,
+    ),
+    ({"analytics": True, "advertising": True}, False, None),
+    ({"analytics": False, "advertising": False, "social": False}, False, None),
+    ({}, None, None),
+    ({"analytics": True, "advertising": True, "social": True}, True, False),
+    ({"analytics": True, "advertising": True, "social": True}, True, True),
+]
+
+
+def make_event(rng: random.Random, index: int) -> tuple[bytes, bytes, EventKind]:
+    subject = f"u-{rng.randrange(5000)}"
+    kind = EventKind.USAGE if rng.random() < 0.8 else EventKind.DEVICE
+    event: dict[str, object] = {
+        "event_id": f"evt-{index:09d}",
+        "subject_id": subject,
+        "occurred_at": f"2026-11-26T12:{index // 60 % 60:02d}:{index % 60:02d}.{index % 1000:03d}Z",
+        "event_type": "page_view" if kind is EventKind.USAGE else "device_seen",
+        "ip": f"192.0.2.{rng.randrange(256)}",
+        "device_type": rng.choice(["desktop", "mobile"]),
+        "os": "Windows",
+        "browser": "Chrome",
+        "gpc": rng.random() < 0.1,
+    }
+    if kind is EventKind.USAGE:
+        event["page"] = f"https://www.example.com{rng.choice(PAGES)}?utm_source=mail&sid={index}"
+        event["referrer"] = "https://search.example.com/?q=insurance"
+        event["user_agent"] = rng.choice(AGENTS)
+        event["cookie_id"] = f"ck-{rng.randrange(10**8):08x}"
+        event["properties"] = {"experiment": "hero", "variant": "b"}
+    else:
+        event["device_id"] = f"dev-{rng.randrange(10**8):08x}"
+        event["advertising_id"] = f"ad-{rng.randrange(10**8):08x}"
+        event["app_version"] = "4.2.0"
+    return orjson.dumps(event), subject.encode(), kind
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    rng = random.Random(7)
+    config = load_config(ROOT / "config")
+    keyring = load_keyring(
+        {}, [s.name for s in config.sinks], demo=True, random_bytes=rng.randbytes
+    )
+    engine = Engine(config, keyring)
+    states: list[int | None] = []
+    for purposes, under_13, parental in CONSENTS:
+        record = {
+            "updated_at": "2026-11-26T00:00:00Z",
+            "purposes": purposes,
+            "age": {"under_13": under_13, "parental_consent": parental},
+        }
+        update = parse_consent(orjson.dumps(record), b"u")
+        assert isinstance(update, ConsentUpdate)
+        states.append(update.state)
+    states.append(None)
+    records = [(*make_event(rng, i), rng.choice(states)) for i in range(count)]
+    size = sum(len(r[0]) for r in records) / count
+    max_bytes = config.settings.max_event_bytes
+
+    def run() -> int:
+        forwarded = 0
+        for value, key, kind, state in records:
+            event = parse_event(value, key, kind, max_bytes=max_bytes)
+            for decision in engine.decide(event, state):  # type: ignore[arg-type]
+                if decision.value is not None:
+                    forwarded += 1
+        return forwarded
+
+    def baseline() -> int:
+        total = 0
+        for value, _, _, _ in records:
+            total += len(orjson.dumps(orjson.loads(value)))
+        return total
+
+    run()  # warm caches (UA parsing, policy tables)
+    best, best_base, forwarded = float("inf"), float("inf"), 0
+    for _ in range(3):
+        start = time.perf_counter()
+        forwarded = run()
+        best = min(best, time.perf_counter() - start)
+        start = time.perf_counter()
+        baseline()
+        best_base = min(best_base, time.perf_counter() - start)
+    per_event = best / count * 1e6
+    per_base = best_base / count * 1e6
+    print(f"events: {count}, mean size {size:.0f} bytes, sinks: {len(config.sinks)}")
+    print(f"forwarded decisions: {forwarded} of {count * len(config.sinks)}")
+    print(
+        f"gateway  parse+decide+serialize: {per_event:.2f} µs/event, {count / best:,.0f} events/s"
+    )
+    print(
+        f"baseline orjson loads+dumps:     {per_base:.2f} µs/event, {count / best_base:,.0f} events/s"
+    )
+    print(f"ratio gateway/baseline: {per_event / per_base:.1f}x; target <= 10 µs/event")
+
+
+if __name__ == "__main__":
+    main()
