@@ -1,0 +1,111 @@
+"""Event parsing: one reason per kind of invalid input, and a redacted DLQ form."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from gateway.events import Event, EventKind, Invalid, parse_event
+from gateway.reasons import Reason
+from tests.unit.helpers import event_dict
+
+GOOD = event_dict()
+KEY = GOOD["subject_id"].encode()
+
+
+def _dumps(**overrides: object) -> bytes:
+    return orjson.dumps(event_dict(**overrides))
+
+
+def _without(name: str) -> bytes:
+    data = event_dict()
+    del data[name]
+    return orjson.dumps(data)
+
+
+INVALID_CASES = [
+    ("no value", None, KEY, Reason.MISSING_VALUE),
+    ("not json", b"{not json", KEY, Reason.INVALID_JSON),
+    ("empty", b"", KEY, Reason.INVALID_JSON),
+    ("invalid utf-8", b'{"event_id": "\xff"}', KEY, Reason.INVALID_UTF8),
+    ("array", b"[1, 2]", KEY, Reason.NOT_OBJECT),
+    ("string", b'"x"', KEY, Reason.NOT_OBJECT),
+    ("too deep", b"[" * 1100 + b"]" * 1100, KEY, Reason.TOO_DEEP),
+    ("too large", b'{"x": "' + b"a" * 70000 + b'"}', KEY, Reason.TOO_LARGE),
+    ("duplicate top-level", b'{"x": 1, "x": 2}', KEY, Reason.DUPLICATE_KEY),
+    (
+        "duplicate in properties",
+        _dumps()[:-1] + b', "properties": {"a": 1, "a": 2}}',
+        KEY,
+        Reason.DUPLICATE_KEY,
+    ),
+    ("duplicate with escapes", b'{"a\\u0062": 1, "ab": 2}', KEY, Reason.DUPLICATE_KEY),
+    ("missing event_id", _without("event_id"), KEY, Reason.MISSING_FIELD),
+    ("missing occurred_at", _without("occurred_at"), KEY, Reason.MISSING_FIELD),
+    ("ip is a number", _dumps(ip=1234), KEY, Reason.WRONG_TYPE),
+    ("gpc is a string", _dumps(gpc="yes"), KEY, Reason.WRONG_TYPE),
+    ("properties is a list", _dumps(properties=[1]), KEY, Reason.WRONG_TYPE),
+    ("empty event_id", _dumps(event_id=""), KEY, Reason.INVALID_FIELD),
+    ("long event_id", _dumps(event_id="e" * 129), KEY, Reason.INVALID_FIELD),
+    ("empty subject_id", _dumps(subject_id=""), b"", Reason.INVALID_FIELD),
+    ("empty event_type", _dumps(event_type=""), KEY, Reason.INVALID_FIELD),
+    ("date only", _dumps(occurred_at="2026-11-26"), KEY, Reason.BAD_TIMESTAMP),
+    ("no offset", _dumps(occurred_at="2026-11-26T12:00:00"), KEY, Reason.BAD_TIMESTAMP),
+    ("month 13", _dumps(occurred_at="2026-13-26T12:00:00Z"), KEY, Reason.BAD_TIMESTAMP),
+    ("no key", _dumps(), None, Reason.MISSING_KEY),
+    ("other key", _dumps(), b"someone-else", Reason.KEY_MISMATCH),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "reason"),
+    [case[1:] for case in INVALID_CASES],
+    ids=[case[0] for case in INVALID_CASES],
+)
+def test_when_record_is_invalid_then_one_reason_names_the_problem(
+    value: bytes | None, key: bytes | None, reason: Reason
+) -> None:
+    result = parse_event(value, key, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(result, Invalid)
+    assert result.reason is reason
+    assert result.redacted()["reason"] == reason.value
+
+
+def test_when_record_is_valid_then_event_carries_ids_and_epoch_microseconds() -> None:
+    event = parse_event(_dumps(), KEY, EventKind.DEVICE, max_bytes=65536)
+    assert isinstance(event, Event)
+    assert event.event_id == "evt-1"
+    assert event.subject_id == GOOD["subject_id"]
+    assert event.kind is EventKind.DEVICE
+    assert event.occurred_at_us == 1795696496789000
+    assert event.fields["ip"] == "192.0.2.77"
+
+
+def test_when_timestamp_has_offset_and_nanoseconds_then_it_is_normalised_to_utc_us() -> None:
+    value = _dumps(occurred_at="2026-11-26T13:34:56.789123999+01:00")
+    event = parse_event(value, KEY, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(event, Event)
+    assert event.occurred_at_us == 1795696496789123
+
+
+def test_when_invalid_record_is_redacted_then_no_value_survives() -> None:
+    value = _dumps(gpc="pat@example.invalid", **{"pat@example.invalid": "x"})
+    result = parse_event(value, KEY, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(result, Invalid)
+    text = orjson.dumps(result.redacted()).decode() + repr(result)
+    for secret in (*GOOD.values(), "pat@example.invalid", "192.0.2.77"):
+        if isinstance(secret, str) and secret not in ("page_view", "desktop"):
+            assert secret not in text
+    assert result.redacted()["fields"]["ip"] == "string"
+    assert result.redacted()["other_fields"] == 1
+
+
+def test_when_event_is_repr_then_no_identifier_is_shown() -> None:
+    event = parse_event(_dumps(), KEY, EventKind.USAGE, max_bytes=65536)
+    assert GOOD["subject_id"] not in repr(event)
+    assert "192.0.2.77" not in repr(event)
+
+
+def test_when_backslashes_are_present_then_exact_check_accepts_distinct_keys() -> None:
+    value = _dumps(page='https://www.example.com/a"b\\c')
+    assert isinstance(parse_event(value, KEY, EventKind.USAGE, max_bytes=65536), Event)
