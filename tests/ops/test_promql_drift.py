@@ -154,3 +154,23 @@ def test_when_grafana_provisioning_is_read_then_it_points_at_the_dashboard_and_p
     assert source["url"] == "http://prometheus:9090"
     providers = yaml.safe_load((provisioning / "dashboards" / "gateway.yml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_when_metrics_are_documented_then_every_family_has_a_row_in_docs() -> None:
+    text = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    registry = CollectorRegistry()
+    GatewayMetrics(registry, sinks=("analytics",), topics=("events.usage.raw",))
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"| `{name}` | {family.type}" in text, f"{name} is not documented"
+
+
+def test_when_docs_show_promql_then_it_names_only_defined_metrics() -> None:
+    text = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```promql\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= 3
+    known = defined_series() | PROMETHEUS_SERIES
+    for block in blocks:
+        names = metric_names(block)
+        assert names, block
+        assert names - known == set(), block
