@@ -1,5 +1,5 @@
 # The gateway worker and load generator image. Keys are never baked in: they come from the
-# environment (GATEWAY_KEY_<SINK>) or a secret file (GATEWAY_SECRET_FILE) at run time.
+# environment (GATEWAY_KEY_<SINK>) or a key file (GATEWAY_KEYS_FILE) at run time.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,6 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     # _created series double the series count and nothing here reads them.
     PROMETHEUS_DISABLE_CREATED_SERIES=True \
     GATEWAY_CONFIG_DIR=/app/config \
+    # In a container the scraper is outside: listen beyond loopback.
+    GATEWAY_METRICS_HOST=0.0.0.0 \
     GATEWAY_METRICS_PORT=9108
 
 WORKDIR /app

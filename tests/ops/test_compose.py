@@ -34,9 +34,14 @@ def services() -> dict[str, Any]:
 
 
 def topics_service() -> dict[str, Any]:
-    found = services().get("topics") or services().get("kafka-init")
+    found: dict[str, Any] | None = services().get("topics") or services().get("kafka-init")
     assert found, "no topic set-up service (topics or kafka-init)"
     return found
+
+
+def source_text() -> str:
+    files = sorted((REPO / "gateway").rglob("*.py")) + sorted((REPO / "topologies").rglob("*.py"))
+    return "\n".join(f.read_text(encoding="utf-8") for f in files)
 
 
 def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
@@ -49,11 +54,13 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
+    # Like Docker: comment lines go first (also inside a continued instruction), then `\` joins.
+    lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(line for line in lines if not line.strip().startswith("#"))
     return [
         (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
-        for line in (raw.strip() for raw in text.splitlines())
-        if line and not line.startswith("#")
+        for line in (raw.strip() for raw in text.replace("\\\n", " ").splitlines())
+        if line
     ]
 
 
@@ -193,6 +200,26 @@ def test_when_the_gateway_environment_is_read_then_every_variable_is_documented(
     for name in ("gateway", "loadgen"):
         for variable in services()[name]["environment"]:
             assert f"`{variable}`" in documented, f"{variable} not in docs/operations.md"
+
+
+def test_when_the_gateway_settings_are_passed_then_the_code_reads_each_of_them() -> None:
+    # A variable nobody reads is a setting that silently does nothing.
+    code = source_text()
+    image_env = [
+        name
+        for op, arg in dockerfile_instructions()
+        if op == "ENV"
+        for name in re.findall(r"(\w+)=", arg)
+    ]
+    for variable in [*services()["gateway"]["environment"], *image_env]:
+        if variable.startswith(("GATEWAY_", "KAFKA_")):
+            assert f'"{variable}"' in code, f"{variable} is set but no code reads it"
+
+
+def test_when_the_gateway_runs_in_a_container_then_metrics_listen_beyond_loopback() -> None:
+    assert services()["gateway"]["environment"]["GATEWAY_METRICS_HOST"] == "0.0.0.0"
+    env = " ".join(arg for op, arg in dockerfile_instructions() if op == "ENV")
+    assert "GATEWAY_METRICS_HOST=0.0.0.0" in env
 
 
 def test_when_compose_is_read_then_no_secret_value_is_in_it() -> None:
