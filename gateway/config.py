@@ -20,6 +20,7 @@ from gateway.config_models import (
     Settings,
     SinkRule,
     SinkRuleModel,
+    Topics,
     field_class,
 )
 from gateway.events import EventKind
@@ -87,6 +88,9 @@ class _Collector:
 def _field_rule(
     name: str, spec: Any, *, klass: str, path: PathKey, file: str, doc: LoadedYaml, out: _Collector
 ) -> FieldRule | None:
+    if not isinstance(spec, str | dict):
+        out.add(file, doc, path, "must be an operator name or a mapping with 'op'")
+        return None
     data = {"op": spec} if isinstance(spec, str) else dict(spec)
     op_path = path if isinstance(spec, str) else (*path, "op")
     op = data.get("op")
@@ -107,38 +111,53 @@ def _field_rule(
     return FieldRule(name, config) if config is not None else None
 
 
-def _sink_rule(
-    name: str, model: SinkRuleModel, file: str, doc: LoadedYaml, out: _Collector
-) -> SinkRule:
-    fields = []
-    for field_name, spec in model.fields.items():
+def _field_rules(
+    raw: dict[Any, Any], file: str, doc: LoadedYaml, out: _Collector
+) -> tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]]:
+    """The `fields` and `properties` allowlists, checked even when other keys are wrong."""
+    fields: list[FieldRule | None] = []
+    raw_fields = raw.get("fields")
+    for field_name, spec in raw_fields.items() if isinstance(raw_fields, dict) else ():
+        path = ("fields", str(field_name))
         if field_name not in ALLOWLISTABLE_FIELDS:
             known = ", ".join(sorted(ALLOWLISTABLE_FIELDS))
-            out.add(
-                file, doc, ("fields", field_name), f"unknown event field; known fields: {known}"
-            )
+            out.add(file, doc, path, f"unknown event field; known fields: {known}")
             continue
-        rule = _field_rule(
-            field_name,
+        klass = field_class(field_name)
+        fields.append(
+            _field_rule(field_name, spec, klass=klass, path=path, file=file, doc=doc, out=out)
+        )
+    raw_props = raw.get("properties")
+    properties = [
+        _field_rule(
+            str(key),
             spec,
-            klass=field_class(field_name),
-            path=("fields", field_name),
+            klass=PROPERTY,
+            path=("properties", str(key)),
             file=file,
             doc=doc,
             out=out,
         )
-        fields.append(rule)
-    properties = [
-        _field_rule(
-            key, spec, klass=PROPERTY, path=("properties", key), file=file, doc=doc, out=out
-        )
-        for key, spec in model.properties.items()
+        for key, spec in (raw_props.items() if isinstance(raw_props, dict) else ())
     ]
+    return (
+        tuple(rule for rule in fields if rule is not None),
+        tuple(rule for rule in properties if rule is not None),
+    )
+
+
+def _sink_rule(
+    name: str,
+    *,
+    model: SinkRuleModel,
+    allowlists: tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]],
+    file: str,
+    doc: LoadedYaml,
+    out: _Collector,
+) -> SinkRule:
     if model.unknown_consent == "grant" and model.audience != "internal":
         message = "unknown consent may be granted only for internal sinks (fail closed)"
         out.add(file, doc, ("unknown_consent",), message)
-    if not _SINK_NAME.match(name):
-        out.add(file, doc, (), "sink file name must match [a-z][a-z0-9_]{0,39}.yaml")
     return SinkRule(
         name=name,
         topic=model.topic,
@@ -151,19 +170,19 @@ def _sink_rule(
         key=model.key,
         kinds=frozenset(EventKind(kind) for kind in model.kinds),
         event_types=frozenset(model.event_types) if model.event_types is not None else None,
-        fields=tuple(rule for rule in fields if rule is not None),
-        properties=tuple(rule for rule in properties if rule is not None),
+        fields=allowlists[0],
+        properties=allowlists[1],
         description=model.description,
     )
 
 
-def _read(path: Path, label: str, out: _Collector, hasher: Any) -> LoadedYaml | None:
+def _read(path: Path, label: str, name: str, out: _Collector, hasher: Any) -> LoadedYaml | None:
     try:
         raw = path.read_bytes()
     except OSError as error:
         out.problems.append(Problem(label, 1, ".", f"cannot read file ({error.strerror})"))
         return None
-    hasher.update(f"{label}\0".encode() + raw + b"\0")
+    hasher.update(f"{name}\0".encode() + raw + b"\0")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -172,23 +191,30 @@ def _read(path: Path, label: str, out: _Collector, hasher: Any) -> LoadedYaml | 
     return load_yaml(text, label, out.problems)
 
 
-def _check_topics(
-    settings: Settings | None, sinks: list[tuple[SinkRule, str, LoadedYaml]], out: _Collector
-) -> None:
-    reserved = dict(settings.topics) if settings is not None else {}
+SinkTopic = tuple[str, str, str, LoadedYaml]  # sink name, topic, file, document
+
+
+def _reserved_topics(settings: Settings | None, doc: LoadedYaml | None) -> dict[str, str]:
+    """The gateway's own topics; from the raw file (over defaults) when settings are invalid."""
+    if settings is not None:
+        return dict(settings.topics)
+    reserved = dict(Topics())
+    raw = doc.value.get("topics") if doc is not None and isinstance(doc.value, dict) else None
+    if isinstance(raw, dict):
+        reserved.update({k: v for k, v in raw.items() if k in reserved and isinstance(v, str)})
+    return reserved
+
+
+def _check_topics(reserved: dict[str, str], sinks: list[SinkTopic], out: _Collector) -> None:
     seen: dict[str, str] = {}
-    for rule, file, doc in sinks:
-        for role, topic in reserved.items():
-            if rule.topic == topic:
+    for name, topic, file, doc in sinks:
+        for role, reserved_topic in reserved.items():
+            if topic == reserved_topic:
                 out.add(file, doc, ("topic",), f"topic '{topic}' is the gateway's {role} topic")
-        if rule.topic in seen:
-            out.add(
-                file,
-                doc,
-                ("topic",),
-                f"topic '{rule.topic}' is also written by sink '{seen[rule.topic]}'",
-            )
-        seen.setdefault(rule.topic, rule.name)
+        if topic in seen:
+            message = f"topic '{topic}' is also written by sink '{seen[topic]}'"
+            out.add(file, doc, ("topic",), message)
+        seen.setdefault(topic, name)
 
 
 def load_config(directory: Path) -> GatewayConfig:
@@ -197,7 +223,7 @@ def load_config(directory: Path) -> GatewayConfig:
     hasher = hashlib.sha256()
     settings_label = str(directory / SETTINGS_FILE)
     settings: Settings | None = None
-    doc = _read(directory / SETTINGS_FILE, settings_label, out, hasher)
+    doc = _read(directory / SETTINGS_FILE, settings_label, SETTINGS_FILE, out, hasher)
     if doc is not None:
         settings = out.validate(Settings, doc.value, settings_label, doc)
         if settings is not None and len(set(dict(settings.topics).values())) != 5:
@@ -205,16 +231,27 @@ def load_config(directory: Path) -> GatewayConfig:
     sink_files = sorted((directory / SINKS_DIR).glob("*.yaml"))
     if not sink_files:
         out.problems.append(Problem(str(directory / SINKS_DIR), 1, ".", "no sink rules (*.yaml)"))
-    sinks: list[tuple[SinkRule, str, LoadedYaml]] = []
+    rules: list[SinkRule] = []
+    topics: list[SinkTopic] = []
     for path in sink_files:
         label = str(path)
-        sink_doc = _read(path, label, out, hasher)
+        sink_doc = _read(path, label, f"{SINKS_DIR}/{path.name}", out, hasher)
         if sink_doc is None:
             continue
+        if not _SINK_NAME.match(path.stem):
+            out.add(label, sink_doc, (), "sink file name must match [a-z][a-z0-9_]{0,39}.yaml")
+        raw = sink_doc.value if isinstance(sink_doc.value, dict) else {}
+        allowlists = _field_rules(raw, label, sink_doc, out)
+        if isinstance(raw.get("topic"), str):
+            topics.append((path.stem, raw["topic"], label, sink_doc))
         model = out.validate(SinkRuleModel, sink_doc.value, label, sink_doc)
         if model is not None:
-            sinks.append((_sink_rule(path.stem, model, label, sink_doc, out), label, sink_doc))
-    _check_topics(settings, sinks, out)
+            rules.append(
+                _sink_rule(
+                    path.stem, model=model, allowlists=allowlists, file=label, doc=sink_doc, out=out
+                )
+            )
+    _check_topics(_reserved_topics(settings, doc), topics, out)
     if out.problems or settings is None:
         raise ConfigError(sorted(out.problems, key=lambda p: (p.file, p.line, p.path)))
-    return GatewayConfig(settings, tuple(rule for rule, _, _ in sinks), hasher.hexdigest()[:12])
+    return GatewayConfig(settings, tuple(rules), hasher.hexdigest()[:12])

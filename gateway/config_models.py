@@ -16,7 +16,7 @@ from gateway.operators.base import IDENTIFIER, IP, PLAIN, TIMESTAMP, URL, USER_A
 Purpose = Literal["analytics", "personalization", "advertising", "social", "third_party_sharing"]
 Audience = Literal["internal", "advertising", "social", "third_party"]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
-FieldSpec = str | dict[str, Any]
+FieldSpec = Any  # checked by gateway.config against the operator registry
 # Audiences a child never reaches; the first set applies without parental consent.
 BARRED_WITHOUT_PARENTAL_CONSENT = frozenset({"advertising", "social", "third_party"})
 BARRED_WITH_PARENTAL_CONSENT = frozenset({"advertising", "social"})

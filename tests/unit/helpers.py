@@ -38,9 +38,7 @@ def event_dict(**overrides: Any) -> dict[str, Any]:
 
 def make_event(kind: EventKind = EventKind.USAGE, **overrides: Any) -> Event:
     data = event_dict(**overrides)
-    parsed = parse_event(
-        orjson.dumps(data), data["subject_id"].encode(), kind, max_bytes=65536
-    )
+    parsed = parse_event(orjson.dumps(data), data["subject_id"].encode(), kind, max_bytes=65536)
     assert isinstance(parsed, Event), parsed
     return parsed
 

@@ -1,0 +1,93 @@
+"""Keyring: env and secret-file keys, every problem at once, demo keys, no key bytes in repr."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.keys import KeyringError, env_name, load_keyring, pseudonymize
+
+K1 = base64.b64encode(b"1" * 32).decode()
+K2 = base64.b64encode(b"2" * 32).decode()
+
+
+def test_when_env_has_keys_then_current_and_previous_are_loaded() -> None:
+    env = {"GATEWAY_KEY_ADS": f"k2:{K2}", "GATEWAY_PREVIOUS_KEY_ADS": f"k1:{K1}"}
+    ring = load_keyring(env, ["ads"])
+    assert ring.current("ads").key_id == "k2"
+    old = pseudonymize(b"1" * 32, "u-1")
+    assert ring.recognise("ads", "u-1", old) == "k1"
+    assert ring.recognise("ads", "u-1", pseudonymize(b"2" * 32, "u-1")) == "k2"
+    assert ring.recognise("ads", "u-1", "0" * 32) is None
+    assert K2 not in repr(ring)
+    assert "2222" not in repr(ring)
+    assert "k2" in repr(ring)
+
+
+def test_when_secret_file_has_keys_then_they_are_used(tmp_path: Path) -> None:
+    secret = tmp_path / "keys.json"
+    secret.write_text(
+        json.dumps(
+            {
+                "ads": {"id": "a1", "key": K1, "previous": {"id": "a0", "key": K2}},
+                "social": {"id": "s1", "key": K2},
+            }
+        )
+    )
+    ring = load_keyring({"GATEWAY_KEY_SOCIAL": f"env:{K1}"}, ["ads", "social"], secret_file=secret)
+    assert ring.current("ads").key_id == "a1"
+    assert ring.sinks["ads"].previous is not None
+    assert ring.current("social").key_id == "env"
+
+
+def test_when_keys_are_missing_or_invalid_then_every_problem_is_listed(tmp_path: Path) -> None:
+    secret = tmp_path / "keys.yaml"
+    secret.write_text(
+        f"f1: {{id: 'bad id!', key: x}}\nf2: nope\nf3: {{id: ok, key: '{K1}', previous: 3}}\n"
+    )
+    env = {
+        "GATEWAY_KEY_A": "nocolon",
+        "GATEWAY_KEY_B": "b1:!!!",
+        "GATEWAY_KEY_C": "c1:" + base64.b64encode(b"short").decode(),
+        "GATEWAY_KEY_D": f"d1:{K1}",
+        "GATEWAY_PREVIOUS_KEY_D": "oops",
+    }
+    names = ["a", "b", "c", "d", "e", "f1", "f2", "f3"]
+    with pytest.raises(KeyringError) as caught:
+        load_keyring(env, names, secret_file=secret)
+    text = "\n".join(caught.value.problems)
+    assert "GATEWAY_KEY_A: expected KEYID:BASE64KEY" in text
+    assert "GATEWAY_KEY_B: key is not valid base64" in text
+    assert "GATEWAY_KEY_C: key must be at least 16 bytes" in text
+    assert "GATEWAY_PREVIOUS_KEY_D: expected" in text
+    assert "sink 'e': no key (set GATEWAY_KEY_E" in text
+    assert "f1: key id must match" in text
+    assert "f2: must be a mapping" in text
+    assert "f3.previous: key id must match" in text
+    assert len(caught.value.problems) == 8
+
+
+def test_when_secret_file_is_unreadable_or_not_a_mapping_then_it_is_reported(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(KeyringError, match="cannot read secret file"):
+        load_keyring({}, [], secret_file=tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(KeyringError, match="must be a mapping"):
+        load_keyring({}, [], secret_file=tmp_path / "list.yaml")
+
+
+def test_when_demo_then_ephemeral_keys_come_from_the_given_source() -> None:
+    ring = load_keyring({}, ["ads", "social"], demo=True, random_bytes=lambda n: b"\x07" * n)
+    assert ring.current("ads").key_id.startswith("demo-ads-")
+    assert ring.current("ads").secret == b"\x07" * 32
+    with pytest.raises(KeyringError, match="random_bytes"):
+        load_keyring({}, ["ads"], demo=True)
+
+
+def test_when_sink_name_has_symbols_then_env_name_is_upper_snake() -> None:
+    assert env_name("my-sink") == "GATEWAY_KEY_MY_SINK"
+    assert env_name("x", previous=True) == "GATEWAY_PREVIOUS_KEY_X"
