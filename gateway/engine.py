@@ -85,10 +85,9 @@ class SinkPlan:
             for reason in Reason
         }
 
-    def reason(self, index: int) -> Reason:
-        reason = self.table[index]
-        if reason is None:
-            reason = self.table[index] = policy_reason(self.policy, index)
+    def fill(self, index: int) -> Reason:
+        """Compute and remember the policy reason for one table index (first use only)."""
+        reason = self.table[index] = policy_reason(self.policy, index)
         return reason
 
 
@@ -142,7 +141,7 @@ class Engine:
             if rule.event_types is not None and event_type not in rule.event_types:
                 decisions.append(plan.drops[Reason.EVENT_TYPE_NOT_ACCEPTED])
                 continue
-            reason = plan.table[index] or plan.reason(index)
+            reason = plan.table[index] or plan.fill(index)
             if reason is not Reason.CONSENTED and verdict_of(reason) is Verdict.DROP:
                 decisions.append(plan.drops[reason])
                 continue

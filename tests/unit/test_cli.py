@@ -84,3 +84,12 @@ def test_when_inputs_are_invalid_then_explain_says_so(
     monkeypatch.setenv("GATEWAY_KEY_ADS", "broken")
     assert run(["explain", "--event", event, "--config", str(CONFIG_DIR)]) == 1
     assert "key error: GATEWAY_KEY_ADS" in capsys.readouterr().err
+
+
+def test_when_no_consent_is_given_then_every_sink_fails_closed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["explain", "--event", str(SAMPLES / "usage_event.json"), "--config", str(CONFIG_DIR)]
+    assert run([*argv, "--demo-keys"]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert {sink["reason"] for sink in result.values()} == {"consent_unknown"}

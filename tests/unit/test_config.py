@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.yamlnodes import Problem
+from gateway.yamlnodes import LoadedYaml, Problem
 from tests.unit.conftest import CONFIG_DIR
 
 
@@ -168,3 +168,14 @@ def test_when_topics_collide_or_keys_are_not_scalars_then_that_is_reported(
     messages = "\n".join(str(p) for p in caught.value.problems)
     assert "gateway.yaml:1: topics: the five gateway topics must be distinct" in messages
     assert "a.yaml:6: .: mapping keys must be plain scalars" in messages
+
+
+def test_when_nested_key_or_field_spec_is_wrong_then_it_is_reported(tmp_path: Path) -> None:
+    sink = DOUBLE_A.replace("fields: {event_type: keep}", "fields: {event_type: 5}")
+    root = _write(tmp_path, {"gateway.yaml": "topics: {colour: x}\n", "sinks/a.yaml": sink})
+    with pytest.raises(ConfigError) as caught:
+        load_config(root)
+    messages = "\n".join(str(p) for p in caught.value.problems)
+    assert "gateway.yaml:1: topics.colour: unknown key; valid keys: audit, consent," in messages
+    assert "a.yaml:5: fields.event_type: must be an operator name or a mapping" in messages
+    assert LoadedYaml(None, {}).line_of(("x", "y")) == 1

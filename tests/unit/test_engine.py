@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 
-from gateway.engine import KEY_ID_FIELD, Engine, consent_version
+from gateway.config import load_config
+from gateway.engine import KEY_ID_FIELD, Engine, _Pseudonymizer, consent_version
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring
 from gateway.reasons import Reason
-from tests.unit.conftest import ROOT
+from tests.unit.conftest import CONFIG_DIR, ROOT
 from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
 
 CANARIES = ("subj-canary-1a2b3c", "canary-dev-7f3a9c", "canary-ck-4e5d6f", "192.0.2.77")
@@ -124,8 +127,6 @@ def test_when_engine_and_decisions_are_repr_then_no_payload_or_key_shows(
 def test_when_pseudonym_cache_is_full_then_it_is_cleared_and_results_stay_equal(
     engine: Engine,
 ) -> None:
-    from gateway.engine import _Pseudonymizer
-
     tiny = _Pseudonymizer(b"k" * 32, 2)
     first = [tiny(f"id-{i}") for i in range(5)]
     assert first == [tiny(f"id-{i}") for i in range(5)]
@@ -145,3 +146,19 @@ def test_when_gateway_is_imported_then_faust_and_aiokafka_are_not_loaded() -> No
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_when_property_operator_drops_every_value_then_no_properties_are_sent(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    shutil.copytree(CONFIG_DIR, tmp_path / "c")
+    rule = tmp_path / "c" / "sinks" / "analytics.yaml"
+    rule.write_text(rule.read_text() + "  link: url_clean\n")
+    engine = Engine(load_config(tmp_path / "c"), keyring)
+    state = consent_state(ALL_GRANTED)
+    out = engine.decide(make_event(properties={"link": 5}), state)[1].output
+    assert out is not None
+    assert "properties" not in out
+    out = engine.decide(make_event(properties={"link": "https://www.example.com/?a=1"}), state)[1]
+    assert out.output is not None
+    assert out.output["properties"] == {"link": "https://www.example.com/"}

@@ -10,7 +10,7 @@ from gateway.keys import pseudonymize
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
 from gateway.operators.base import Operator
 from gateway.operators.url_clean import may_hold_email
-from gateway.useragent import default_user_agent_parser
+from gateway.useragent import build_user_agent_parser, default_user_agent_parser
 from tests.unit.helpers import UA_CHROME
 
 KEY = b"k" * 32
@@ -159,3 +159,15 @@ def test_when_registry_is_read_then_every_operator_is_registered_once() -> None:
         "url_clean",
         "user_agent",
     ]
+
+
+def test_when_text_is_encoded_many_times_then_it_is_treated_as_holding_an_email() -> None:
+    assert not may_hold_email("100%")
+    assert may_hold_email("%2525252541")
+
+
+def test_when_user_agent_cache_is_full_then_it_is_cleared() -> None:
+    parse = build_user_agent_parser(cache_size=1)
+    assert parse(UA_CHROME)[0] == "Chrome"
+    assert parse("???") == (None, None, None)
+    assert parse(UA_CHROME)[0] == "Chrome"
