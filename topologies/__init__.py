@@ -2,3 +2,5 @@
 
 Depends on `gateway`; `gateway` never imports this package.
 """
+
+__version__ = "0.1.0"

@@ -1,0 +1,52 @@
+# One place for the commands a newcomer needs. `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck unit integration bench bench-decide broker-up broker-down clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/gateway: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/gateway ## create .venv and install the gateway with its test tools
+
+run: install ## the gateway on a real local Kafka broker, with demo keys and synthetic traffic
+	$(BIN)/gateway demo
+
+test: install lint typecheck ## every check: ruff, mypy, unit, integration (real broker), ops (promtool)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy --strict on gateway/ and topologies/
+	$(BIN)/mypy
+
+unit: install ## the pure unit tests only (no broker)
+	$(BIN)/pytest -q tests/unit
+
+integration: install ## the integration tests (starts or reuses the local broker)
+	$(BIN)/pytest -q -m integration
+
+bench: install ## the end-to-end benchmark against a raw aiokafka passthrough (local broker)
+	$(PY) -m benchmarks.e2e
+
+bench-decide: install ## decisions per second of the pure core
+	$(PY) benchmarks/bench_decide.py
+
+broker-up: install ## start (or reuse) the local Kafka broker
+	$(BIN)/gateway local up
+
+broker-down: install ## stop the local Kafka broker
+	$(BIN)/gateway local down
+
+clean: ## remove the virtualenv and caches (the Kafka jar cache in ~/.cache is kept)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,63 @@
+"""Topic administration: create missing topics with the right settings, read partition counts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    def new_topic(self, replication: int) -> NewTopic:
+        configs = dict(self.configs)
+        if self.compacted:
+            configs.setdefault("cleanup.policy", "compact")
+        return NewTopic(self.name, self.partitions, replication, topic_configs=configs)
+
+
+async def partition_counts(admin: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
+    """Partition count per existing topic; missing topics are left out."""
+    wanted = set(names)
+    described = await admin.describe_topics(sorted(wanted))
+    counts: dict[str, int] = {}
+    for topic in described:
+        if topic.get("error_code", 0) == 0 and topic["topic"] in wanted:
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts
+
+
+async def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1
+) -> dict[str, int]:
+    """Create the topics that do not exist; return the partition count of every named topic."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = await partition_counts(admin, (s.name for s in specs))
+        missing = [s.new_topic(replication) for s in specs if s.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing, timeout_ms=15000)
+        return await partition_counts(admin, (s.name for s in specs))
+    finally:
+        await admin.close()
+
+
+async def describe_partitions(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
+    """Partition count of each named topic that exists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        return await partition_counts(admin, names)
+    finally:
+        await admin.close()

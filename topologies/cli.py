@@ -1,0 +1,48 @@
+"""The `gateway` command: one entry point, subcommands registered by the module that owns them.
+
+Pure commands (`rules check`, `explain`) come from `gateway.cli` and need no broker; the rest
+(`local`, `run`, `loadgen`, `consent`) live here in `topologies`. Heavy imports (faust, aiokafka)
+happen inside the handlers, so `gateway rules check` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _registrars() -> list[Registrar]:
+    from gateway.cli import register as register_pure
+    from topologies.local_cli import register as register_local
+    from topologies.worker_cli import register as register_worker
+
+    return [register_pure, register_local, register_worker]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Privacy enforcement gateway for Kafka event streams.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""`gateway loadgen` and `gateway consent`: synthetic traffic and single consent records."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from topologies.synthetic import PURPOSES, Traffic, consent_record, subject_id
+
+
+def rfc3339(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    bootstrap: str
+    usage_topic: str
+    device_topic: str
+    consent_topic: str
+    rate: float
+    subjects: int
+    count: int | None
+    duration: float | None
+    seed: int
+    consent_changes_per_second: float
+    publish_consent: bool
+    quiet: bool = False
+
+
+def _producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024,
+        enable_idempotence=True,
+    )  # fmt: skip
+
+
+async def publish_all_consent(producer: AIOKafkaProducer, plan: LoadPlan, traffic: Traffic) -> int:
+    sent = 0
+    stamp = rfc3339(time.time())
+    for index in range(plan.subjects):
+        record = traffic.consent(index, stamp)
+        if record is None:
+            continue
+        await producer.send(plan.consent_topic, record, key=subject_id(index).encode())
+        sent += 1
+    await producer.flush()
+    return sent
+
+
+async def run_load(plan: LoadPlan) -> dict[str, int]:
+    traffic = Traffic(plan.subjects, seed=plan.seed)
+    producer = _producer(plan.bootstrap)
+    await producer.start()
+    totals = {"usage": 0, "device": 0, "consent": 0}
+    try:
+        if plan.publish_consent:
+            totals["consent"] = await publish_all_consent(producer, plan, traffic)
+            _say(plan, f"published {totals['consent']} consent records for {plan.subjects} subjects")
+        topics = {"usage": plan.usage_topic, "device": plan.device_topic}
+        started = time.monotonic()
+        last_report = started
+        change_credit = 0.0
+        tick = 0.01
+        sent = 0
+        while True:
+            elapsed = time.monotonic() - started
+            if plan.duration is not None and elapsed >= plan.duration:
+                break
+            due = int(plan.rate * elapsed) + 1 if plan.rate > 0 else sent + 1000
+            if plan.count is not None:
+                due = min(due, plan.count)
+            stamp = rfc3339(time.time())
+            while sent < due:
+                kind, key, value = traffic.event(stamp)
+                await producer.send(topics[kind], value, key=key)
+                totals[kind] += 1
+                sent += 1
+            change_credit += plan.consent_changes_per_second * tick
+            while change_credit >= 1.0:
+                change_credit -= 1.0
+                await _consent_change(producer, plan, traffic)
+                totals["consent"] += 1
+            if plan.count is not None and sent >= plan.count:
+                break
+            now = time.monotonic()
+            if now - last_report >= 1.0:
+                last_report = now
+                _say(plan, f"sent {sent} events ({totals['usage']} usage, {totals['device']} "
+                           f"device), {totals['consent']} consent; {sent / max(elapsed, 1e-9):.0f}/s")
+            await asyncio.sleep(tick)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    _say(plan, f"done: {totals['usage']} usage, {totals['device']} device, "
+               f"{totals['consent']} consent records")  # fmt: skip
+    return totals
+
+
+async def _consent_change(producer: AIOKafkaProducer, plan: LoadPlan, traffic: Traffic) -> None:
+    """A subject changes their mind: withdraw everything, or grant everything again."""
+    rng = traffic._rng
+    index = rng.randrange(plan.subjects)
+    grant = rng.random() < 0.5
+    record = consent_record(
+        subject_id(index), rfc3339(time.time()), dict.fromkeys(PURPOSES, grant),
+        under_13=traffic.kind_of_subject(index).startswith("child"),
+        parental_consent=traffic.kind_of_subject(index) == "child_with_parent",
+    )  # fmt: skip
+    await producer.send(plan.consent_topic, record, key=subject_id(index).encode())
+
+
+def _say(plan: LoadPlan, line: str) -> None:
+    if not plan.quiet:
+        print(f"loadgen: {line}", file=sys.stderr, flush=True)
+
+
+async def publish_consent(
+    bootstrap: str, topic: str, subject: str, value: bytes | None
+) -> tuple[int, int]:
+    """Publish one consent record (or tombstone) with acks=all; return (partition, offset)."""
+    producer = _producer(bootstrap)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, value, key=subject.encode())
+    finally:
+        await producer.stop()
+    return meta.partition, meta.offset

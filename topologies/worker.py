@@ -1,0 +1,185 @@
+"""`gateway run`: load and check everything, prepare the topics, then run the faust worker.
+
+Start-up fails closed and says why: an invalid config lists every problem; missing keys are
+listed (only `--demo` makes ephemeral keys); raw and consent topics that are not co-partitioned
+stop the start. Missing topics are created (consent compacted) with the raw topics' partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.engine import Engine
+from gateway.keys import KeyringError, load_keyring
+from gateway.metrics import BuildInfo, GatewayMetrics
+from topologies.admin import TopicSpec, describe_partitions, ensure_topics
+
+log = logging.getLogger("gateway.worker")
+
+
+class StartError(RuntimeError):
+    """The worker refuses to start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    bootstrap: str
+    config_dir: Path
+    app_id: str
+    metrics_host: str
+    metrics_port: int
+    partitions: int
+    keys_file: Path | None
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
+        keys_file = env.get("GATEWAY_KEYS_FILE")
+        return cls(
+            bootstrap=env.get("KAFKA_BOOTSTRAP") or default_bootstrap(),
+            config_dir=Path(env.get("GATEWAY_CONFIG_DIR", "config")),
+            app_id=env.get("GATEWAY_APP_ID", "privacy-gateway"),
+            metrics_host=env.get("GATEWAY_METRICS_HOST", "127.0.0.1"),
+            metrics_port=int(env.get("GATEWAY_METRICS_PORT", "9108")),
+            partitions=int(env.get("GATEWAY_PARTITIONS", "6")),
+            keys_file=Path(keys_file) if keys_file else None,
+            log_level=env.get("GATEWAY_LOG_LEVEL", "info"),
+        )
+
+
+def default_bootstrap() -> str:
+    """The local broker's address when one runs, else Kafka's usual loopback port."""
+    from topologies import local_broker
+
+    state = local_broker.read_state()
+    return state.bootstrap if state is not None else "127.0.0.1:9092"
+
+
+def load_checked_config(directory: Path) -> GatewayConfig:
+    try:
+        return load_config(directory)
+    except ConfigError as exc:
+        raise StartError("the config is invalid:\n" + "\n".join(map(str, exc.problems))) from exc
+
+
+def topic_specs(config: GatewayConfig, partitions: int) -> list[TopicSpec]:
+    topics = config.settings.topics
+    specs = [
+        TopicSpec(topics.usage_raw, partitions),
+        TopicSpec(topics.device_raw, partitions),
+        TopicSpec(topics.consent, partitions, compacted=True),
+        TopicSpec(topics.dlq, partitions),
+        TopicSpec(topics.audit, partitions),
+    ]
+    specs += [TopicSpec(rule.topic, partitions) for rule in config.sinks]
+    return specs
+
+
+async def prepare_topics(bootstrap: str, config: GatewayConfig, partitions: int) -> int:
+    """Create missing topics and check co-partitioning; return the shared partition count."""
+    topics = config.settings.topics
+    copartitioned = [topics.usage_raw, topics.device_raw, topics.consent]
+    existing = await describe_partitions(bootstrap, copartitioned)
+    counts = set(existing.values())
+    if len(counts) > 1:
+        raise StartError(_not_copartitioned(existing))
+    shared = counts.pop() if counts else partitions
+    final = await ensure_topics(bootstrap, topic_specs(config, shared))
+    check = {name: final.get(name, 0) for name in copartitioned}
+    if len(set(check.values())) != 1:
+        raise StartError(_not_copartitioned(check))
+    return shared
+
+
+def _not_copartitioned(counts: Mapping[str, int]) -> str:
+    listed = ", ".join(f"{name} has {n}" for name, n in sorted(counts.items()))
+    return (
+        "the raw event topics and the consent topic must have the same number of partitions "
+        f"(co-partitioned), but {listed}; repartition them or point the config at topics that are"
+    )
+
+
+def build_metrics(config: GatewayConfig, registry: CollectorRegistry) -> GatewayMetrics:
+    import aiokafka
+    import faust
+
+    from topologies import __version__
+
+    topics = config.settings.topics
+    metrics = GatewayMetrics(
+        registry,
+        sinks=[rule.name for rule in config.sinks],
+        topics=[topics.usage_raw, topics.device_raw, topics.consent],
+        build_info=BuildInfo(
+            version=__version__,
+            python_version=platform.python_version(),
+            faust_version=faust.__version__,
+            aiokafka_version=aiokafka.__version__,
+        ),
+    )
+    metrics.config_loaded(config.version)
+    return metrics
+
+
+def run(settings: WorkerSettings, *, demo: bool) -> int:
+    """Run the worker until SIGTERM/SIGINT; returns the process exit code."""
+    import faust
+    from prometheus_client import start_http_server
+
+    from topologies.app import Tuning, build_app
+
+    config = load_checked_config(settings.config_dir)
+    names = [rule.name for rule in config.sinks]
+    try:
+        keyring = load_keyring(
+            os.environ, names, secret_file=settings.keys_file, demo=demo, random_bytes=os.urandom
+        )
+    except KeyringError as exc:
+        raise StartError(
+            "pseudonym keys are missing or invalid (use --demo for ephemeral demo keys):\n"
+            + "\n".join(exc.problems)
+        ) from exc
+    if demo:
+        print(
+            "DEMO MODE: ephemeral random pseudonym keys; pseudonyms change at every start. "
+            "Never use --demo in production.",
+            file=sys.stderr,
+        )
+    engine = Engine(config, keyring)
+    partitions = asyncio.run(prepare_topics(settings.bootstrap, config, settings.partitions))
+    registry = CollectorRegistry()
+    metrics = build_metrics(config, registry)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    print(
+        f"gateway: config {config.version}, {len(names)} sinks ({', '.join(names)}), "
+        f"{partitions} partitions, broker {settings.bootstrap}, "
+        f"metrics http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+        file=sys.stderr,
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = build_app(
+        app_id=settings.app_id,
+        bootstrap=settings.bootstrap,
+        config=config,
+        engine=engine,
+        metrics=metrics,
+        partitions=partitions,
+        tuning=Tuning(),
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
