@@ -59,8 +59,13 @@ class UrlClean(Operator):
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        if not self._keep and "%" not in value and not _AT_SIGN.search(value):
-            return _strip(value)  # no at-sign anywhere: only cut userinfo, query and fragment
+        if "%" not in value and not _AT_SIGN.search(value):  # no email anywhere: cut only
+            if not self._keep:
+                return _strip(value)
+            rest, _, query = value.partition("#")[0].partition("?")
+            keep = self._keep
+            kept = [p for p in query.split("&") if p.partition("=")[0] in keep] if query else []
+            return rest + "?" + "&".join(kept) if kept else rest
         rest, _, query = value.partition("#")[0].partition("?")
         scheme, sep, after = rest.partition("://")
         prefix, path = "", rest
