@@ -10,49 +10,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.serializers import codecs
-from faust.types import TP
+import mode
 
 from gateway.config import GatewayConfig
-from gateway.consent import ConsentOutcome, Tombstone, apply_consent, consent_updated_at_us, parse_consent
 from gateway.engine import Engine
-from gateway.events import EventKind, Invalid
+from gateway.events import EventKind
 from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
-from topologies.enforce import HEADER_REASON, HEADER_SOURCE, Enforcer, Record
+from topologies.consent_feed import ConsentFeed
+from topologies.enforce import Enforcer, Record
 
 log = logging.getLogger("gateway.app")
-
-
-class _Utf8(codecs.Codec):
-    def _dumps(self, obj: Any) -> bytes:
-        return str(obj).encode()
-
-    def _loads(self, s: bytes) -> Any:
-        return s.decode()
-
-
-class _PackedConsent(codecs.Codec):
-    """The table's values are packed consent ints; on the changelog they are decimal ASCII."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return b"%d" % obj
-
-    def _loads(self, s: bytes) -> Any:
-        return int(s)
-
-
-codecs.register("gateway-utf8", _Utf8())
-codecs.register("gateway-consent", _PackedConsent())
 
 
 @dataclass(frozen=True)
@@ -98,43 +76,45 @@ def build_app(
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
     )
-    consent_topic = app.topic(
-        topics.consent, key_serializer="raw", value_serializer="raw", partitions=partitions
-    )
     raw_topics = app.topic(
         topics.usage_raw, topics.device_raw, key_serializer="raw", value_serializer="raw"
     )
     table = app.Table(
         "consent",
         partitions=partitions,
-        help="current consent per subject (packed int), restored from its changelog",
+        key_type=bytes,  # faust's "raw" codec on every path (writes, changelog, recovery)
+        value_type=bytes,
+        help="current consent per subject: UTF-8 subject id -> packed consent int as ASCII",
     )
-    # Faust picks table serializers from key/value types (json otherwise); set ours before the
-    # changelog topic is first built, so writes and recovery use the same codecs.
-    table.key_serializer = "gateway-utf8"
-    table.value_serializer = "gateway-consent"
 
-    def table_dict() -> Mapping[str, int]:
+    def table_dict() -> Mapping[bytes, bytes]:
         store = table.data
         inner = getattr(store, "data", None)  # the memory store keeps a plain dict
         return inner if isinstance(inner, dict) else store
 
-    def committed(partition: int) -> int | None:
-        offsets = getattr(app.consumer, "_committed_offset", {})
-        value = offsets.get(TP(topics.consent, partition))
-        return value if isinstance(value, int) else None
-
-    async def end_offsets(parts: Iterable[int]) -> dict[int, int]:
-        tps = [TP(topics.consent, p) for p in parts]
-        ends = await app.consumer.highwaters(*tps)
-        return {tp.partition: offset for tp, offset in ends.items()}
-
-    barrier = ConsentBarrier(end_offsets, seed_from=committed)
-    kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
+    def consent_of(subject: str) -> int | None:
+        packed = table_dict().get(subject.encode())
+        return None if packed is None else int(packed)
 
     async def send(topic: str, value: bytes | None, *, key: bytes | None, headers: Any) -> Any:
         return await app.producer.send(topic, key, value, None, None, headers)
 
+    barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))
+    feed = ConsentFeed(
+        bootstrap=bootstrap,
+        topic=topics.consent,
+        group_id=f"{app_id}-consent-feed",
+        table=table,
+        barrier=barrier,
+        engine=engine,
+        metrics=metrics,
+        send=send,
+        flush=app.producer.flush,
+        dlq_topic=topics.dlq,
+        commit_interval=tuning.commit_interval,
+    )
+    raw_names = {topics.usage_raw, topics.device_raw}
+    kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
     enforcer = Enforcer(
         engine,
         kinds=kinds,
@@ -142,47 +122,34 @@ def build_app(
         audit_topic=topics.audit,
         config_version=config.version,
         max_event_bytes=config.settings.max_event_bytes,
-        consent=lambda subject: table_dict().get(subject),
+        consent=consent_of,
         send=send,
         metrics=metrics,
         clock=time.time,
     )
 
-    @app.agent(consent_topic, name="consent-agent")
-    async def consent_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            parsed = parse_consent(message.value, message.key)
-            if isinstance(parsed, Invalid):
-                metrics.consent_invalid()
-                dlq = engine.dlq_record(
-                    parsed, topic=message.topic, partition=message.partition, offset=message.offset
-                )
-                source = f"{message.topic}/{message.partition}/{message.offset}".encode()
-                await app.producer.send(
-                    topics.dlq, None, dlq, None, None,
-                    [(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)],
-                )  # fmt: skip
-                metrics.dlq_write()
-                log.warning(
-                    "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
-                    message.topic, message.partition, message.offset, parsed.reason.value,
-                )  # fmt: skip
-            else:
-                subject = parsed.subject_id
-                current = table_dict().get(subject)
-                new, outcome = apply_consent(current, parsed)
-                now = time.time()
-                if outcome is ConsentOutcome.APPLIED and new is not None:
-                    table[subject] = new
-                    metrics.consent_applied(consent_updated_at_us(new) / 1e6, now)
-                elif outcome is ConsentOutcome.TOMBSTONE:
-                    if current is not None or isinstance(parsed, Tombstone):
-                        table.pop(subject, None)
-                    metrics.consent_tombstone(now)
-                else:
-                    metrics.consent_stale()
-            barrier.applied(message.partition, message.offset)
+    class ConsentFeedService(mode.Service):
+        async def on_start(self) -> None:
+            await feed.start()
+            self.add_future(_guard(feed.run()))
+
+        async def on_stop(self) -> None:
+            await feed.stop()
+
+    app.service(ConsentFeedService)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        feed.pause()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        feed.pause()
+        feed.assign({tp.partition for tp in assigned if tp.topic in raw_names})
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+        await feed.resume()
 
     @app.agent(raw_topics, name="enforce-agent")
     async def enforce_agent(stream: faust.StreamT[bytes]) -> None:
@@ -206,9 +173,17 @@ def build_app(
         for partition, lag in barrier.lag().items():
             metrics.set_consent_lag(partition, lag)
 
-    app.gateway_barrier = barrier  # type: ignore[attr-defined]
-    app.gateway_table = table  # type: ignore[attr-defined]
     return app
+
+
+async def _guard(work: Awaitable[None]) -> None:
+    """The consent feed must not die quietly: the barrier would then hold every batch."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _exit_without_commit(exc)
 
 
 def _exit_without_commit(exc: BaseException) -> None:

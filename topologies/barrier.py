@@ -24,11 +24,8 @@ class ConsentBarrier:
     def __init__(
         self,
         end_offsets: Callable[[Iterable[int]], Awaitable[Mapping[int, int]]],
-        *,
-        seed_from: Callable[[int], int | None] | None = None,
     ) -> None:
         self._end_offsets = end_offsets
-        self._seed_from = seed_from
         self.applied_next: dict[int, int] = {}
         self.last_end: dict[int, int] = {}
         self._advanced = asyncio.Event()
@@ -63,10 +60,6 @@ class ConsentBarrier:
         wanted = sorted(set(partitions))
         if not wanted:
             return 0.0
-        if self._seed_from is not None:
-            for p in wanted:
-                if p not in self.applied_next:  # nothing committed yet: start from offset 0
-                    self.seed(p, self._seed_from(p))
         ends = await self._end_offsets(wanted)
         self.last_end.update(ends)
         loop = asyncio.get_running_loop()

@@ -1,0 +1,201 @@
+"""The consent feed: the compacted consent topic into the faust consent table, off faust's path.
+
+Why not a faust agent: faust delivers every topic through one fetch loop. While the enforcement
+agent waits at the revocation barrier its queue fills, the fetch loop blocks, and the consent
+records it waits for are never delivered: a deadlock. So consent is read by its own aiokafka
+consumer, assigned by hand the consent partitions whose numbers faust assigned to this worker
+for the raw topics (co-partitioning), and it never waits on enforcement.
+
+The table stays faust's: values go into its store and its changelog (the record's own partition),
+faust restores it on start and rebalance. The feed pauses from a revocation until faust reports
+recovery complete, then resumes from the offsets it committed; it commits only after the
+changelog writes are flushed. Re-applying a record is harmless: equal timestamps are stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from gateway.consent import ConsentOutcome, apply_consent, consent_updated_at_us, parse_consent
+from gateway.engine import Engine
+from gateway.events import Invalid
+from gateway.metrics import GatewayMetrics
+from topologies.barrier import ConsentBarrier
+from topologies.enforce import HEADER_REASON, HEADER_SOURCE
+
+log = logging.getLogger("gateway.consent")
+
+SendFn = Callable[..., Awaitable[Any]]
+
+
+class ConsentFeed:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        table: Any,
+        barrier: ConsentBarrier,
+        engine: Engine,
+        metrics: GatewayMetrics,
+        send: SendFn,
+        flush: Callable[[], Awaitable[None]],
+        dlq_topic: str,
+        commit_interval: float = 1.0,
+    ) -> None:
+        self._topic = topic
+        self._table = table
+        self._barrier = barrier
+        self._engine = engine
+        self._metrics = metrics
+        self._send = send
+        self._flush = flush
+        self._dlq = dlq_topic
+        self._commit_interval = commit_interval
+        self._consumer_settings: dict[str, Any] = {
+            "bootstrap_servers": bootstrap, "group_id": group_id, "enable_auto_commit": False,
+            "auto_offset_reset": "earliest", "max_poll_records": 2000,
+        }  # fmt: skip
+        self._client: AIOKafkaConsumer | None = None
+        self._wanted: set[int] = set()
+        self._ready = asyncio.Event()
+        self._pending: dict[TopicPartition, int] = {}
+        self._stopping = False
+
+    # Rebalance hooks, called from faust's signals.
+
+    def pause(self) -> None:
+        self._ready.clear()
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        self._wanted = set(partitions)
+
+    async def resume(self) -> None:
+        """Faust finished restoring the table: take the wanted partitions and go on."""
+        await self.start()
+        tps = [TopicPartition(self._topic, p) for p in sorted(self._wanted)]
+        await self._commit()
+        current = {tp.partition for tp in self._consumer.assignment()}
+        for gone in current - self._wanted:
+            self._barrier.forget(gone)
+            self._metrics.forget_consent_partition(gone)
+        self._consumer.assign(tps)
+        for tp in tps:
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+            self._barrier.seed(tp.partition, committed)
+        self._ready.set()
+
+    async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        ends = await self._consumer.end_offsets(tps)
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+    # Life cycle.
+
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise RuntimeError("the consent feed is not started")
+        return self._client
+
+    async def start(self) -> None:
+        """Idempotent: faust may report recovery complete before it starts extra services."""
+        # aiokafka clients bind to the running loop, so the consumer is made here, not in __init__.
+        if self._client is None:
+            self._client = AIOKafkaConsumer(**self._consumer_settings)
+            await self._client.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._ready.set()
+        with contextlib.suppress(Exception):
+            await self._commit()
+        await self._consumer.stop()
+
+    async def run(self) -> None:
+        last_commit = time.monotonic()
+        while not self._stopping:
+            await self._ready.wait()
+            if self._stopping:
+                break
+            if not self._consumer.assignment():
+                await asyncio.sleep(0.1)
+                continue
+            batch = await self._consumer.getmany(timeout_ms=100)
+            if not self._ready.is_set():
+                continue  # a rebalance began while fetching: recovery will restore the table
+            for tp, messages in batch.items():
+                for message in messages:
+                    await self._apply(message)
+                if messages:
+                    self._pending[tp] = messages[-1].offset + 1
+            if time.monotonic() - last_commit >= self._commit_interval:
+                await self._commit()
+                last_commit = time.monotonic()
+
+    async def _commit(self) -> None:
+        if not self._pending:
+            return
+        offsets, self._pending = self._pending, {}
+        await self._flush()  # the changelog writes are acknowledged before the offsets move
+        assigned = self._consumer.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if offsets:
+            await self._consumer.commit(offsets)
+
+    async def _apply(self, message: Any) -> None:
+        parsed = parse_consent(message.value, message.key)
+        partition, offset = message.partition, message.offset
+        if isinstance(parsed, Invalid):
+            self._metrics.consent_invalid()
+            dlq = self._engine.dlq_record(parsed, topic=self._topic, partition=partition, offset=offset)
+            source = f"{self._topic}/{partition}/{offset}".encode()
+            await self._send(
+                self._dlq, dlq, key=None,
+                headers=[(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)],
+            )  # fmt: skip
+            self._metrics.dlq_write()
+            log.warning(
+                "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
+                self._topic, partition, offset, parsed.reason.value,
+            )  # fmt: skip
+        else:
+            key = parsed.subject_id.encode()
+            store: MutableMapping[bytes, bytes] = self._table.data
+            packed = store.get(key)
+            current = None if packed is None else int(packed)
+            new, outcome = apply_consent(current, parsed)
+            now = time.time()
+            if outcome is ConsentOutcome.APPLIED and new is not None:
+                value = b"%d" % new
+                store[key] = value
+                _remember_partition(store, key, partition)
+                self._table.send_changelog(partition, key, value)
+                self._metrics.consent_applied(consent_updated_at_us(new) / 1e6, now)
+            elif outcome is ConsentOutcome.TOMBSTONE:
+                if current is not None:
+                    store.pop(key, None)
+                    self._table.send_changelog(partition, key, None)
+                self._metrics.consent_tombstone(now)
+            else:
+                self._metrics.consent_stale()
+        self._barrier.applied(partition, offset)
+
+
+def _remember_partition(store: Any, key: bytes, partition: int) -> None:
+    """Faust's memory store drops keys of partitions that move away, using this map."""
+    key_partition = getattr(store, "_key_partition", None)
+    if isinstance(key_partition, dict):
+        key_partition[key] = partition
