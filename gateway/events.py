@@ -21,6 +21,7 @@ class EventKind(StrEnum):
 
 
 REQUIRED_FIELDS = ("event_id", "subject_id", "occurred_at", "event_type")
+_REQUIRED = frozenset(REQUIRED_FIELDS)
 IDENTIFIER_FIELDS = frozenset(
     {"subject_id", "ip", "device_id", "cookie_id", "pixel_id", "advertising_id"}
 )
@@ -121,15 +122,15 @@ class Event(NamedTuple):
 
 
 def _field_problem(obj: dict[str, Any]) -> tuple[Reason, str] | None:
-    for name in REQUIRED_FIELDS:
-        if name not in obj:
-            return Reason.MISSING_FIELD, f"required field '{name}' is missing"
-    get = FIELD_TYPES.get
-    wrong = [name for name, value in obj.items() if get(name, type(value)) is not type(value)]
-    if wrong:
-        name, value = wrong[0], obj[wrong[0]]
+    if not obj.keys() >= _REQUIRED:
+        name = next(name for name in REQUIRED_FIELDS if name not in obj)
+        return Reason.MISSING_FIELD, f"required field '{name}' is missing"
+    # Known fields must have their type; unknown fields "expect" their own type and always pass.
+    types = list(map(type, obj.values()))
+    if list(map(FIELD_TYPES.get, obj, types)) != types:
+        name = next(n for n, t in zip(obj, types, strict=True) if FIELD_TYPES.get(n, t) is not t)
         want = _JSON_TYPE_NAMES[FIELD_TYPES[name]]
-        return Reason.WRONG_TYPE, f"field '{name}' must be {want}, got {json_type_name(value)}"
+        return Reason.WRONG_TYPE, f"field '{name}' must be {want}, got {json_type_name(obj[name])}"
     if not 0 < len(obj["event_id"]) <= MAX_EVENT_ID_CHARS:
         return Reason.INVALID_FIELD, f"field 'event_id' must have 1..{MAX_EVENT_ID_CHARS} chars"
     if not 0 < len(obj["subject_id"]) <= MAX_SUBJECT_ID_CHARS:

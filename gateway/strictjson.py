@@ -1,16 +1,20 @@
 """Strict JSON decoding for untrusted records: orjson plus the checks orjson does not make.
 
 orjson keeps the last of two equal keys; here a repeated key (at any depth) is an error. The
-exact pairs-hook check is slow, so it runs only when a cheap byte-level test cannot rule out
-a duplicate: without a backslash in the input every `"` delimits a string, so the input and
-orjson's re-encoding of the result hold the same number of quotes exactly when no key was lost.
+exact pairs-hook check is slow, so it runs only when cheap byte-level tests cannot rule out a
+duplicate: an input identical to orjson's re-encoding of the result has no lost key (the common
+case for compact producers); and without a backslash in the input every `"` delimits a string,
+so the input and the re-encoding hold the same number of quotes exactly when no key was lost.
+
+Timestamps are parsed by hand from one regex match: the date part is validated once by
+`date.fromisoformat` and its epoch day remembered in a small bounded dict.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,9 +23,13 @@ from gateway.reasons import Reason
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _RFC3339 = re.compile(
-    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.(\d{1,9}))?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII
+    r"(\d{4}-\d\d-\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d\d):(\d\d))\Z",
+    re.ASCII,
 )
+_DAY_CACHE_SIZE = 4096
+_epoch_days: dict[str, int] = {}  # "YYYY-MM-DD" -> days since 1970-01-01, valid dates only
 
 
 class _DuplicateKeyError(ValueError):
@@ -36,7 +44,10 @@ def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _has_duplicate_keys(data: bytes, parsed: object) -> bool:
-    if b"\\" not in data and orjson.dumps(parsed).count(b'"') == data.count(b'"'):
+    encoded = orjson.dumps(parsed)
+    if encoded == data:
+        return False
+    if b"\\" not in data and encoded.count(b'"') == data.count(b'"'):
         return False
     try:
         json.loads(data, object_pairs_hook=_pairs_without_duplicates)
@@ -63,20 +74,36 @@ def loads_strict(data: bytes) -> tuple[Any, Reason | None, str]:
     return parsed, None, ""
 
 
+def _epoch_day(text: str) -> int | None:
+    day = _epoch_days.get(text)
+    if day is None:
+        try:
+            day = date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            return None
+        if len(_epoch_days) >= _DAY_CACHE_SIZE:
+            _epoch_days.clear()
+        _epoch_days[text] = day
+    return day
+
+
 def parse_rfc3339_us(text: str) -> int | None:
     """Epoch microseconds of an RFC 3339 timestamp (fraction truncated to µs), or None."""
     match = _RFC3339.match(text)
     if match is None:
         return None
-    fraction = match.group(1)
-    if fraction is not None and len(fraction) > 6:
-        start = match.start(1)
-        text = text[: start + 6] + text[start + len(fraction) :]
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    day_text, hour, minute, second, fraction, sign, offset_hour, offset_minute = match.groups()
+    day = _epoch_day(day_text)
+    if day is None or hour > "23" or minute > "59" or second > "59":
         return None
-    return (moment - _EPOCH) // _ONE_US
+    seconds = ((day * 24 + int(hour)) * 60 + int(minute)) * 60 + int(second)
+    if sign is not None:
+        if offset_hour > "23" or offset_minute > "59":
+            return None
+        offset = (int(offset_hour) * 60 + int(offset_minute)) * 60
+        seconds += -offset if sign == "+" else offset
+    micros = int(fraction[:6].ljust(6, "0")) if fraction is not None else 0
+    return seconds * 1_000_000 + micros
 
 
 def format_rfc3339_us(epoch_us: int) -> str:
