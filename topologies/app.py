@@ -25,6 +25,7 @@ import mode
 from gateway.config import GatewayConfig
 from gateway.engine import Engine
 from gateway.events import EventKind
+from gateway.keys import Keyring
 from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
@@ -49,6 +50,7 @@ def build_app(
     bootstrap: str,
     config: GatewayConfig,
     engine: Engine,
+    keyring: Keyring,
     metrics: GatewayMetrics,
     partitions: int,
     tuning: Tuning,
@@ -126,6 +128,7 @@ def build_app(
         send=send,
         metrics=metrics,
         clock=time.time,
+        dedup_keys={rule.name: keyring.current(rule.name).secret for rule in config.sinks},
     )
 
     class ConsentFeedService(mode.Service):

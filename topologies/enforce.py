@@ -20,6 +20,7 @@ from gateway.consent import consent_updated_at_us
 from gateway.decision import Verdict
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
+from gateway.keys import pseudonymize
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("gateway.enforce")
@@ -31,6 +32,7 @@ HEADER_CONFIG = "gateway-config-version"
 HEADER_KEY_ID = "gateway-key-id"
 HEADER_CONSENT = "gateway-consent-version"
 HEADER_EVENT_ID = "gateway-event-id"
+HEADER_DEDUP_ID = "gateway-dedup-id"
 HEADER_REASON = "gateway-reason"
 HEADER_SINK = "gateway-sink"
 HEADER_SOURCE = "gateway-source"
@@ -69,8 +71,12 @@ class Enforcer:
         send: SendFn,
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
+        dedup_keys: Mapping[str, bytes],
     ) -> None:
         self._engine = engine
+        # Sinks get a per-sink keyed id of the event for de-duplication, never the raw event id:
+        # the same raw id at two partners would let them join their records.
+        self._dedup_keys = dict(dedup_keys)
         self._kinds = dict(kinds)
         self._dlq = dlq_topic
         self._audit = audit_topic
@@ -84,6 +90,7 @@ class Enforcer:
     async def process(self, records: Sequence[Record]) -> BatchResult:
         """Decide and send every record; return once every output is acknowledged."""
         engine, send, consent_of = self._engine, self._send, self._consent
+        dedup_keys = self._dedup_keys
         kinds, max_bytes, config_header = self._kinds, self._max_bytes, self._config_header
         pending: list[asyncio.Future[Any]] = []
         decisions: Counter[tuple[str, Verdict, str]] = Counter()
@@ -105,7 +112,8 @@ class Enforcer:
             for decision in engine.decide(parsed, state):
                 decisions[(decision.sink, decision.verdict, decision.reason.value)] += 1
                 if decision.verdict is Verdict.FORWARD:
-                    headers: Headers = [config_header, consent_header, event_header]
+                    dedup = pseudonymize(dedup_keys[decision.sink], "event:" + parsed.event_id)
+                    headers: Headers = [config_header, consent_header, (HEADER_DEDUP_ID, dedup.encode())]
                     if decision.key_id is not None:
                         headers.append((HEADER_KEY_ID, decision.key_id.encode()))
                     pending.append(

@@ -173,6 +173,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         bootstrap=settings.bootstrap,
         config=config,
         engine=engine,
+        keyring=keyring,
         metrics=metrics,
         partitions=partitions,
         tuning=Tuning(),
