@@ -16,6 +16,9 @@ from gateway.operators.base import IDENTIFIER, IP, PLAIN, TIMESTAMP, URL, USER_A
 Purpose = Literal["analytics", "personalization", "advertising", "social", "third_party_sharing"]
 Audience = Literal["internal", "advertising", "social", "third_party"]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+EventTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# The event types of the contract; settings may list more (see Settings.known_event_types).
+CONTRACT_EVENT_TYPES = ("page_view", "screen_view", "feature_use", "app_open", "device_seen")
 FieldSpec = Any  # checked by gateway.config against the operator registry
 # Audiences a child never reaches; the first set applies without parental consent.
 BARRED_WITHOUT_PARENTAL_CONSENT = frozenset({"advertising", "social", "third_party"})
@@ -63,6 +66,11 @@ class Settings(_Strict):
     max_event_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
     pseudonym_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
     audit_forwards: bool = False
+    # Event types that may leave the gateway as they are; any other is "other" in sink outputs,
+    # sink filters and audit records (a free-form event_type could carry personal data).
+    known_event_types: list[EventTypeName] = Field(
+        default=list(CONTRACT_EVENT_TYPES), min_length=1, max_length=256
+    )
 
 
 class SinkRuleModel(_Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.config_models import (
     BARRED_WITH_PARENTAL_CONSENT,
@@ -38,9 +38,12 @@ class Verdict(StrEnum):
     DROP = "drop"
 
 
-@dataclass(frozen=True, slots=True)
-class SinkDecision:
-    """The decision for one event and one sink. `value`/`key` are set only when forwarded."""
+class SinkDecision(NamedTuple):
+    """The decision for one event and one sink. `value`/`key` are set only when forwarded.
+
+    A NamedTuple, not a frozen dataclass: it is built on the hot path, and a tuple is built
+    several times faster than a frozen dataclass sets its eight fields.
+    """
 
     sink: str
     topic: str

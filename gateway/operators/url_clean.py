@@ -16,6 +16,8 @@ from gateway.operators.base import DROP, PROPERTY, URL, Operator, OperatorConfig
 
 # An at-sign: raw, full-width, small, percent-encoded (any depth) or as an HTML entity.
 _AT_SIGN = re.compile(r"[@\uff20\ufe6b]|%(?:25)*40|&#0*64|&#x0*40|&commat", re.IGNORECASE)
+# The only spellings above that an ASCII text without "@" and "%" can hold.
+_ENTITY_AT = re.compile(r"&#|&commat", re.IGNORECASE)
 EMAIL_MARKER = "[email]"
 
 
@@ -31,6 +33,17 @@ def may_hold_email(text: str) -> bool:
             return False
         text = decoded
     return True  # still encoded after three rounds: suspicious, treat as holding one
+
+
+def plainly_without_at(text: str) -> bool:
+    """A cheap, conservative test: True only when no spelling of an at-sign can be in `text`
+    (ASCII, no "@", no "%", no HTML entity). False sends the value down the careful path."""
+    return (
+        text.isascii()
+        and "@" not in text
+        and "%" not in text
+        and ("&" not in text or not _ENTITY_AT.search(text))
+    )
 
 
 def _strip(url: str) -> str:
@@ -59,7 +72,7 @@ class UrlClean(Operator):
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        if "%" not in value and not _AT_SIGN.search(value):  # no email anywhere: cut only
+        if plainly_without_at(value):  # no email anywhere: cut only
             if not self._keep:
                 return _strip(value)
             rest, _, query = value.partition("#")[0].partition("?")

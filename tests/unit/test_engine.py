@@ -10,9 +10,10 @@ from pathlib import Path
 import orjson
 
 from gateway.config import load_config
-from gateway.engine import KEY_ID_FIELD, Engine, _Pseudonymizer, consent_version
+from gateway.engine import KEY_ID_FIELD, Engine, consent_version
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring
+from gateway.plan import make_pseudonymizer
 from gateway.reasons import Reason
 from tests.unit.conftest import CONFIG_DIR, ROOT
 from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
@@ -127,10 +128,10 @@ def test_when_engine_and_decisions_are_repr_then_no_payload_or_key_shows(
 def test_when_pseudonym_cache_is_full_then_it_is_cleared_and_results_stay_equal(
     engine: Engine,
 ) -> None:
-    tiny = _Pseudonymizer(b"k" * 32, 2)
+    tiny = make_pseudonymizer(b"k" * 32, 2)
     first = [tiny(f"id-{i}") for i in range(5)]
     assert first == [tiny(f"id-{i}") for i in range(5)]
-    assert _Pseudonymizer(b"k" * 32, 0)("x") == tiny("x")
+    assert make_pseudonymizer(b"k" * 32, 0)("x") == tiny("x")
 
 
 def test_when_gateway_is_imported_then_faust_and_aiokafka_are_not_loaded() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.keys import pseudonymize
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
 from gateway.operators.base import Operator
-from gateway.operators.url_clean import may_hold_email
+from gateway.operators.url_clean import may_hold_email, plainly_without_at
 from gateway.useragent import build_user_agent_parser, default_user_agent_parser
 from tests.unit.helpers import UA_CHROME
 
@@ -171,3 +173,14 @@ def test_when_user_agent_cache_is_full_then_it_is_cleared() -> None:
     assert parse(UA_CHROME)[0] == "Chrome"
     assert parse("???") == (None, None, None)
     assert parse(UA_CHROME)[0] == "Chrome"
+
+
+@given(st.text())
+def test_when_fast_check_says_no_at_sign_then_careful_check_agrees(text: str) -> None:
+    if plainly_without_at(text):
+        assert not may_hold_email(text)
+
+
+@pytest.mark.parametrize("spelling", ["&#64;", "&#x40;", "&COMMAT;", "%40", "\uff20", "@"])
+def test_when_url_holds_an_at_sign_spelling_then_fast_check_declines(spelling: str) -> None:
+    assert not plainly_without_at(f"https://www.example.com/a?b=1&c=pat{spelling}example.invalid")

@@ -99,3 +99,7 @@ def test_when_a_key_repeats_in_any_spelling_then_it_is_rejected(key: str, other:
     encoded = orjson.dumps(key)
     value = b"{" + encoded + b": 1, " + orjson.dumps(other) + b": 2, " + encoded + b": 3}"
     assert loads_strict(value)[1] is Reason.DUPLICATE_KEY
+
+
+def test_when_input_has_escapes_and_distinct_keys_then_exact_check_accepts_it() -> None:
+    assert loads_strict(b'{"a": "\\/x", "b\\u0061": 1}') == ({"a": "/x", "ba": 1}, None, "")

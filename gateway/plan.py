@@ -1,0 +1,150 @@
+"""Sink plans: one sink rule compiled once into what `Engine.decide` reads on the hot path.
+
+A plan holds the sink's filters, a lazily filled policy table whose entries are either a
+prebuilt drop decision or the forward reason, and its field operations compiled to
+`(name, apply)` pairs in config order: `drop` fields are left out, `keep` fields are copied
+without a call (apply is None), every other operator is its bound `apply`. There are two such
+lists, with and without the linkable fields, so a decision without identifiers never runs an
+identifier operator at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from gateway.config_models import FieldRule, SinkRule
+from gateway.decision import TABLE_SIZE, PolicyRule, SinkDecision, Verdict, policy_reason
+from gateway.events import IDENTIFIER_FIELDS, Event
+from gateway.keys import pseudonymize
+from gateway.operators import DROP, OPERATORS, OperatorTools
+from gateway.operators.drop import Drop
+from gateway.operators.keep import Keep
+from gateway.reasons import FORWARD_REASONS, Reason
+
+Apply = Callable[[Any], Any]
+Ops = tuple[tuple[str, Apply | None], ...]
+KEY_ID_FIELD = "pseudonym_key_id"
+
+
+def make_pseudonymizer(key: bytes, size: int) -> Callable[[str], str]:
+    """A sink's keyed pseudonym function with a bounded cache (cleared when full)."""
+    cache: dict[str, str] = {}
+
+    def pseudonym(value: str) -> str:
+        result = cache.get(value)
+        if result is None:
+            result = pseudonymize(key, value)
+            if len(cache) >= size:
+                cache.clear()
+            if size:
+                cache[value] = result
+        return result
+
+    return pseudonym
+
+
+def _compile(rules: tuple[FieldRule, ...], tools: OperatorTools, *, linkable: bool) -> Ops:
+    """(name, apply) per field in config order; None means copy. Drops and, unless `linkable`,
+    pseudonym operators and identifier fields are left out."""
+    ops: list[tuple[str, Apply | None]] = []
+    for rule in rules:
+        op = OPERATORS[rule.config.op](rule.config, tools)
+        if isinstance(op, Drop):
+            continue
+        if not linkable and (op.linkable or rule.name in IDENTIFIER_FIELDS):
+            continue
+        ops.append((rule.name, None if isinstance(op, Keep) else op.apply))
+    return tuple(ops)
+
+
+def _apply(ops: Ops, values: Mapping[str, Any], output: dict[str, Any]) -> None:
+    """Run `ops` over `values` into `output`; values may be JSON null (kept as None)."""
+    for name, apply in ops:
+        if name in values:
+            value = values[name]
+            if apply is None:
+                output[name] = value
+            else:
+                result = apply(value)
+                if result is not DROP:
+                    output[name] = result
+
+
+def _label_event_type(ops: Ops, label: Apply) -> Ops:
+    return tuple((n, label if n == "event_type" and a is None else a) for n, a in ops)
+
+
+class SinkPlan:
+    """One sink's compiled rule: filters, policy table, compiled operations, prebuilt drops."""
+
+    def __init__(
+        self,
+        rule: SinkRule,
+        policy: PolicyRule,
+        tools: OperatorTools,
+        *,
+        event_type_label: Apply,
+    ) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.topic = rule.topic
+        self.kinds = rule.kinds
+        self.event_types = rule.event_types
+        self.policy = policy
+        self.pseudonymize = tools.pseudonymize
+        self.key_id = tools.key_id
+        self.keyed = rule.key == "pseudonym"
+        # a kept event_type leaves as its bounded label (see Engine.event_type_label)
+        full = _compile(rule.fields, tools, linkable=True)
+        safe = _compile(rule.fields, tools, linkable=False)
+        self.full_ops = _label_event_type(full, event_type_label)
+        self.safe_ops = _label_event_type(safe, event_type_label)
+        self.props = _compile(rule.properties, tools, linkable=True)
+        self.linkable = any(
+            OPERATORS[f.config.op].linkable for f in (*rule.fields, *rule.properties)
+        )
+        self.drops = {
+            reason: SinkDecision(
+                self.name, self.topic, Verdict.DROP, reason, None, None, None, None
+            )
+            for reason in Reason
+        }
+        self.table: list[SinkDecision | Reason | None] = [None] * TABLE_SIZE
+
+    def fill(self, index: int) -> SinkDecision | Reason:
+        """Compute and remember the drop decision or forward reason of one table index."""
+        reason = policy_reason(self.policy, index)
+        outcome = reason if reason in FORWARD_REASONS else self.drops[reason]
+        self.table[index] = outcome
+        return outcome
+
+    def forward(self, event: Event, reason: Reason) -> SinkDecision:
+        """The forward decision: the allowlisted, transformed fields, serialized."""
+        fields = event.fields
+        output: dict[str, Any] = {}
+        if reason is not Reason.CONSENTED:
+            _apply(self.safe_ops, fields, output)
+            return SinkDecision(
+                self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),
+                None, None,
+            )  # fmt: skip
+        _apply(self.full_ops, fields, output)
+        properties = fields.get("properties")
+        if properties and self.props:
+            kept: dict[str, Any] = {}
+            _apply(self.props, properties, kept)
+            if kept:
+                output["properties"] = kept
+        key = key_id = None
+        if self.linkable:
+            output[KEY_ID_FIELD] = key_id = self.key_id
+        if self.keyed:
+            key = self.pseudonymize(event.subject_id).encode()
+            key_id = self.key_id
+        return SinkDecision(
+            self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),
+            key, key_id,
+        )  # fmt: skip

@@ -1,0 +1,75 @@
+"""Compiled sink plans: what a plan leaves out, copies, and adds (key id, record key)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gateway.config import load_config
+from gateway.decision import Verdict
+from gateway.engine import KEY_ID_FIELD, Engine
+from gateway.keys import Keyring, load_keyring
+from gateway.reasons import Reason
+from tests.unit.conftest import CONFIG_DIR, key_env
+from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
+
+UNLINKED_SINK = """\
+topic: sink.counts
+audience: internal
+purposes: [analytics]
+kinds: [usage]
+fields:
+  event_type: keep
+  device_type: keep
+  ip: drop
+  browser: {op: redact, replacement: "[x]"}
+properties:
+  note: keep
+"""
+
+
+def _engine_with(tmp_path: Path, keyring: Keyring, name: str, rule: str) -> Engine:
+    shutil.copytree(CONFIG_DIR, tmp_path / "c")
+    (tmp_path / "c" / "sinks" / f"{name}.yaml").write_text(rule)
+    names = [*keyring.sinks, name]
+    return Engine(load_config(tmp_path / "c"), load_keyring(key_env(names), names))
+
+
+def test_when_sink_has_no_pseudonym_then_output_names_no_key_and_record_has_no_key(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    engine = _engine_with(tmp_path, keyring, "counts", UNLINKED_SINK)
+    event = make_event(browser="Chrome", properties={"note": None, "other": 1})
+    decisions = engine.decide(event, consent_state(ALL_GRANTED))
+    counts = next(d for d in decisions if d.sink == "counts")
+    assert counts.reason is Reason.CONSENTED
+    assert counts.verdict is Verdict.FORWARD
+    assert counts.key is None
+    assert counts.key_id is None
+    assert counts.output == {
+        "event_type": "page_view",
+        "device_type": "desktop",
+        "browser": "[x]",
+        "properties": {"note": None},
+    }
+    assert KEY_ID_FIELD not in counts.output
+
+
+def test_when_fields_are_compiled_then_drop_fields_are_left_out_and_keep_fields_are_copied(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    engine = _engine_with(tmp_path, keyring, "counts", UNLINKED_SINK)
+    plan = next(p for p in engine.plans if p.name == "counts")
+    names = [name for name, _ in plan.full_ops]
+    assert names == ["event_type", "device_type", "browser"]
+    assert dict(plan.full_ops)["device_type"] is None
+    assert [n for n, _ in plan.full_ops] == [n for n, _ in plan.safe_ops]
+
+
+def test_when_identifiers_are_not_allowed_then_no_identifier_operator_is_compiled(
+    engine: Engine,
+) -> None:
+    analytics = engine.plans[1]
+    safe = {name for name, _ in analytics.safe_ops}
+    assert not safe & {"subject_id", "device_id", "cookie_id", "ip", "advertising_id"}
+    assert {"subject_id", "device_id", "cookie_id", "ip"} <= {n for n, _ in analytics.full_ops}
