@@ -163,6 +163,14 @@ class Stack:
     def metric_sum(self, prefix: str) -> float:
         return sum(v for k, v in self.metrics().items() if k.startswith(prefix))
 
+    async def wait_metric(self, prefix: str, at_least: float, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        value = self.metric_sum(prefix)
+        while value < at_least and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            value = self.metric_sum(prefix)
+        return value
+
     async def wait_consumed(self, count: int, timeout: float = 60.0) -> None:
         """Until the worker has decided `count` raw records (valid or not)."""
         deadline = time.monotonic() + timeout

@@ -1,0 +1,189 @@
+"""The worker's life cycle on a real broker: restart, crash, SIGTERM, and refusing to start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import orjson
+import yaml
+
+from gateway.keys import pseudonymize
+from tests.integration.stack import SINKS, Stack, header
+from tests.integration.test_gateway import consent, everything, unique, usage
+from topologies.admin import TopicSpec, ensure_topics
+
+
+def new_stack(bootstrap: str, root: Path) -> Stack:
+    return Stack(bootstrap, root, uuid.uuid4().hex[:8])
+
+
+async def accounted(stack: Stack, event_ids: list[str]) -> dict[str, set[str]]:
+    """Per sink, the event ids that were forwarded there or dropped from it (audit)."""
+    seen: dict[str, set[str]] = {sink: set() for sink in SINKS}
+    wanted = set(event_ids)
+    for sink in SINKS:
+        dedup = {pseudonymize(stack.keys[sink], "event:" + e): e for e in event_ids}
+        for record in await stack.read(sink):
+            if (d := header(record, "gateway-dedup-id")) in dedup:
+                seen[sink].add(dedup[d])
+    for record in await stack.read("audit"):
+        entry = orjson.loads(record.value)
+        if entry["event_id"] in wanted:
+            seen[entry["sink"]].add(entry["event_id"])
+    return seen
+
+
+async def test_when_the_worker_restarts_then_the_consent_table_is_restored_from_its_changelog(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    granted, withdrawn = unique("subj-granted"), unique("subj-withdrawn")
+    try:
+        await stack.start()
+        await stack.consent(granted, consent(granted, everything(True)))
+        await stack.consent(withdrawn, consent(withdrawn, everything(False)))
+        assert await stack.wait_metric("gateway_consent_records_total{outcome=applied}", 2) == 2
+        await asyncio.sleep(2.5)  # past a commit interval of the consent feed
+        assert stack.stop() == 0
+
+        await stack.start()
+        assert stack.metric_sum("gateway_consent_records_total{outcome=applied}") == 0, (
+            "the restarted worker must not need the consent topic again"
+        )
+        first, second = unique("ev-first"), unique("ev-second")
+        await stack.event("usage", usage(granted, first))
+        await stack.event("usage", usage(withdrawn, second))
+        await stack.flush()
+        await stack.wait_consumed(2)
+        assert await stack.wait_metric("gateway_consent_subjects", 2) >= 2
+        seen = await accounted(stack, [first, second])
+        analytics = {
+            e for r in await stack.read("analytics")
+            for e in [header(r, "gateway-dedup-id")]
+            if e == pseudonymize(stack.keys["analytics"], "event:" + first)
+        }  # fmt: skip
+        assert analytics, "the first event after the restart is decided with the restored grant"
+        assert second in seen["analytics"]
+    finally:
+        await stack.close()
+        if stack.proc is not None:
+            stack.stop()
+
+
+async def test_when_the_worker_is_killed_mid_stream_then_a_restart_loses_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    subjects = [unique(f"subj-kill-{i}") for i in range(50)]
+    event_ids = [unique("ev-kill") for _ in range(3000)]
+    try:
+        await stack.start()
+        for subject in subjects:
+            await stack.consent(subject, consent(subject, everything(True)))
+        for i, event_id in enumerate(event_ids):
+            await stack.event("usage", usage(subjects[i % len(subjects)], event_id))
+        await stack.flush()
+        while stack.metric_sum("gateway_events_consumed_total{") < 500:
+            await asyncio.sleep(0.05)
+        assert stack.proc is not None
+        stack.proc.popen.send_signal(signal.SIGKILL)
+        stack.stop()
+
+        await stack.start()
+        seen = await _settle(stack, event_ids)
+        for sink in SINKS:
+            assert seen[sink] == set(event_ids), sink
+    finally:
+        await stack.close()
+        if stack.proc is not None:
+            stack.stop()
+
+
+async def test_when_sigterm_arrives_under_load_then_the_worker_commits_and_exits_cleanly(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    subject = unique("subj-term")
+    event_ids = [unique("ev-term") for _ in range(2000)]
+    try:
+        await stack.start()
+        await stack.consent(subject, consent(subject, everything(True)))
+        for event_id in event_ids:
+            await stack.event("usage", usage(subject, event_id))
+        await stack.flush()
+        while stack.metric_sum("gateway_events_consumed_total{") < 200:
+            await asyncio.sleep(0.05)
+        assert stack.stop() == 0, stack.log_text()[-2000:]
+        await stack.start()
+        seen = await _settle(stack, event_ids)
+        for sink in SINKS:
+            assert seen[sink] == set(event_ids), sink
+    finally:
+        await stack.close()
+        if stack.proc is not None:
+            stack.stop()
+
+
+async def _settle(stack: Stack, event_ids: list[str]) -> dict[str, set[str]]:
+    deadline = asyncio.get_running_loop().time() + 120
+    seen = await accounted(stack, event_ids)
+    while any(len(ids) < len(event_ids) for ids in seen.values()):
+        assert asyncio.get_running_loop().time() < deadline, {k: len(v) for k, v in seen.items()}
+        await asyncio.sleep(1.0)
+        seen = await accounted(stack, event_ids)
+    return seen
+
+
+def run_gateway(stack: Stack, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        stack.argv("run"), env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_when_raw_and_consent_topics_differ_in_partitions_then_the_worker_refuses_to_start(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    await ensure_topics(kafka_bootstrap, [
+        TopicSpec(stack.topics["usage_raw"], 3), TopicSpec(stack.topics["device_raw"], 3),
+        TopicSpec(stack.topics["consent"], 2, compacted=True),
+    ])  # fmt: skip
+    result = run_gateway(stack, stack.env())
+    assert result.returncode == 2
+    assert "co-partitioned" in result.stderr
+    assert f"{stack.topics['consent']} has 2" in result.stderr
+
+
+def test_when_keys_are_missing_then_the_worker_refuses_to_start_and_lists_every_sink(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    env = {k: v for k, v in stack.env().items() if not k.startswith("GATEWAY_KEY_")}
+    result = run_gateway(stack, env)
+    assert result.returncode == 2
+    for sink in SINKS:
+        assert f"GATEWAY_KEY_{sink.upper()}" in result.stderr
+    assert "--demo" in result.stderr
+
+
+def test_when_the_config_is_invalid_then_the_worker_refuses_to_start_listing_every_problem(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    ads = stack.config_dir / "sinks" / "ads.yaml"
+    rule = yaml.safe_load(ads.read_text())
+    rule["fields"]["ip"] = "shred"
+    rule["colour"] = "blue"
+    ads.write_text(yaml.safe_dump(rule))
+    result = run_gateway(stack, stack.env())
+    assert result.returncode == 2
+    problems = [line for line in result.stderr.splitlines() if line.startswith(str(ads))]
+    assert len(problems) >= 2, result.stderr
+    assert any("shred" in line or "operator" in line for line in problems)
+    assert any("colour" in line for line in problems)
