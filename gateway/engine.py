@@ -76,9 +76,9 @@ class Engine:
         decisions = []
         for plan in self.plans:
             if kind not in plan.kinds:
-                decisions.append(plan.drops[Reason.EVENT_KIND_NOT_ACCEPTED])
+                decisions.append(plan.kind_drop)
             elif plan.event_types is not None and event_type not in plan.event_types:
-                decisions.append(plan.drops[Reason.EVENT_TYPE_NOT_ACCEPTED])
+                decisions.append(plan.type_drop)
             else:
                 outcome = plan.table[index] or plan.fill(index)
                 if isinstance(outcome, Reason):  # a forward reason

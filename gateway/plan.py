@@ -27,6 +27,7 @@ from gateway.reasons import FORWARD_REASONS, Reason
 Apply = Callable[[Any], Any]
 Ops = tuple[tuple[str, Apply | None], ...]
 KEY_ID_FIELD = "pseudonym_key_id"
+_CONSENTED = Reason.CONSENTED  # a module constant: enum attribute lookups are slow
 
 
 def make_pseudonymizer(key: bytes, size: int) -> Callable[[str], str]:
@@ -60,8 +61,22 @@ def _compile(rules: tuple[FieldRule, ...], tools: OperatorTools, *, linkable: bo
     return tuple(ops)
 
 
-def _apply(ops: Ops, values: Mapping[str, Any], output: dict[str, Any]) -> None:
-    """Run `ops` over `values` into `output`; values may be JSON null (kept as None)."""
+def _apply_fields(ops: Ops, fields: Mapping[str, Any], output: dict[str, Any]) -> None:
+    """Run `ops` over an event's fields (validated: none is null) into `output`."""
+    get = fields.get
+    for name, apply in ops:
+        value = get(name)
+        if value is not None:
+            if apply is None:
+                output[name] = value
+            else:
+                result = apply(value)
+                if result is not DROP:
+                    output[name] = result
+
+
+def _apply_properties(ops: Ops, values: Mapping[str, Any], output: dict[str, Any]) -> None:
+    """Run `ops` over `properties` into `output`; values may be JSON null (kept as None)."""
     for name, apply in ops:
         if name in values:
             value = values[name]
@@ -112,6 +127,8 @@ class SinkPlan:
             )
             for reason in Reason
         }
+        self.kind_drop = self.drops[Reason.EVENT_KIND_NOT_ACCEPTED]
+        self.type_drop = self.drops[Reason.EVENT_TYPE_NOT_ACCEPTED]
         self.table: list[SinkDecision | Reason | None] = [None] * TABLE_SIZE
 
     def fill(self, index: int) -> SinkDecision | Reason:
@@ -125,17 +142,17 @@ class SinkPlan:
         """The forward decision: the allowlisted, transformed fields, serialized."""
         fields = event.fields
         output: dict[str, Any] = {}
-        if reason is not Reason.CONSENTED:
-            _apply(self.safe_ops, fields, output)
+        if reason is not _CONSENTED:
+            _apply_fields(self.safe_ops, fields, output)
             return SinkDecision(
                 self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),
                 None, None,
             )  # fmt: skip
-        _apply(self.full_ops, fields, output)
+        _apply_fields(self.full_ops, fields, output)
         properties = fields.get("properties")
         if properties and self.props:
             kept: dict[str, Any] = {}
-            _apply(self.props, properties, kept)
+            _apply_properties(self.props, properties, kept)
             if kept:
                 output["properties"] = kept
         key = key_id = None

@@ -24,12 +24,14 @@ from gateway.reasons import Reason
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# The shape only; the fields are then read at fixed offsets (the zone from the end).
 _RFC3339 = re.compile(
-    r"(\d{4}-\d\d-\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d\d):(\d\d))\Z",
-    re.ASCII,
+    r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII
 )
-_DAY_CACHE_SIZE = 4096
+_FRACTION_SCALE = (0, 100_000, 10_000, 1_000, 100, 10)  # by digits, for fewer than six
+_CACHE_SIZE = 4096
 _epoch_days: dict[str, int] = {}  # "YYYY-MM-DD" -> days since 1970-01-01, valid dates only
+_minute_starts: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" -> epoch seconds, valid ones only
 
 
 class _DuplicateKeyError(ValueError):
@@ -74,6 +76,12 @@ def loads_strict(data: bytes) -> tuple[Any, Reason | None, str]:
     return parsed, None, ""
 
 
+def _remember(cache: dict[str, int], text: str, value: int) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[text] = value
+
+
 def _epoch_day(text: str) -> int | None:
     day = _epoch_days.get(text)
     if day is None:
@@ -81,29 +89,46 @@ def _epoch_day(text: str) -> int | None:
             day = date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL
         except ValueError:
             return None
-        if len(_epoch_days) >= _DAY_CACHE_SIZE:
-            _epoch_days.clear()
-        _epoch_days[text] = day
+        _remember(_epoch_days, text, day)
     return day
+
+
+def _minute_start(text: str) -> int | None:
+    """Epoch seconds of "YYYY-MM-DDTHH:MM" (shape already checked), or None when invalid."""
+    start = _minute_starts.get(text)
+    if start is None:
+        day = _epoch_day(text[:10])
+        hour, minute = text[11:13], text[14:16]
+        if day is None or hour > "23" or minute > "59":
+            return None
+        start = (day * 24 + int(hour)) * 3600 + int(minute) * 60
+        _remember(_minute_starts, text, start)
+    return start
 
 
 def parse_rfc3339_us(text: str) -> int | None:
     """Epoch microseconds of an RFC 3339 timestamp (fraction truncated to µs), or None."""
-    match = _RFC3339.match(text)
-    if match is None:
+    if _RFC3339.match(text) is None:
         return None
-    day_text, hour, minute, second, fraction, sign, offset_hour, offset_minute = match.groups()
-    day = _epoch_day(day_text)
-    if day is None or hour > "23" or minute > "59" or second > "59":
+    start = _minute_start(text[:16])
+    second = text[17:19]
+    if start is None or second > "59":
         return None
-    seconds = ((day * 24 + int(hour)) * 60 + int(minute)) * 60 + int(second)
-    if sign is not None:
-        if offset_hour > "23" or offset_minute > "59":
+    seconds = start + int(second)
+    zone = len(text) - 1
+    if text[zone] not in "Zz":  # "+HH:MM" or "-HH:MM"
+        zone -= 5
+        hours, minutes = text[zone + 1 : zone + 3], text[zone + 4 :]
+        if hours > "23" or minutes > "59":
             return None
-        offset = (int(offset_hour) * 60 + int(offset_minute)) * 60
-        seconds += -offset if sign == "+" else offset
-    micros = int(fraction[:6].ljust(6, "0")) if fraction is not None else 0
-    return seconds * 1_000_000 + micros
+        offset = int(hours) * 3600 + int(minutes) * 60
+        seconds += -offset if text[zone] == "+" else offset
+    if zone == 19:  # no fraction
+        return seconds * 1_000_000
+    fraction = text[20:zone]
+    if len(fraction) >= 6:
+        return seconds * 1_000_000 + int(fraction[:6])
+    return seconds * 1_000_000 + int(fraction) * _FRACTION_SCALE[len(fraction)]
 
 
 def format_rfc3339_us(epoch_us: int) -> str:

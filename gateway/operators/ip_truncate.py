@@ -7,6 +7,8 @@ valid address is dropped, never passed through.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -21,8 +23,13 @@ class IpTruncateConfig(OperatorConfig):
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
 
 
-def _mask(bits: int, prefix: int) -> int:
-    return ((1 << prefix) - 1) << (bits - prefix)
+def _truncator(family: int, size: int, prefix: int) -> Callable[[bytes], bytes]:
+    """Packed address -> packed address with the host bits zeroed."""
+    if prefix % 8 == 0:  # octet-aligned prefix: slicing is cheaper than integer masking
+        keep, padding = prefix // 8, bytes(size - prefix // 8)
+        return lambda packed: packed[:keep] + padding
+    mask = ((1 << prefix) - 1) << (size * 8 - prefix)
+    return lambda packed: (int.from_bytes(packed) & mask).to_bytes(size)
 
 
 class IpTruncate(Operator):
@@ -35,25 +42,15 @@ class IpTruncate(Operator):
     def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
         super().__init__(config, tools)
         assert isinstance(config, IpTruncateConfig)
-        self._v4 = _mask(32, config.ipv4_prefix)
-        self._v6 = _mask(128, config.ipv6_prefix)
-        self._v4_bytes = config.ipv4_prefix // 8 if config.ipv4_prefix % 8 == 0 else -1
-        self._v6_bytes = config.ipv6_prefix // 8 if config.ipv6_prefix % 8 == 0 else -1
+        self._v4 = _truncator(socket.AF_INET, 4, config.ipv4_prefix)
+        self._v6 = _truncator(socket.AF_INET6, 16, config.ipv6_prefix)
 
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        family, mask, size, keep = (
-            (socket.AF_INET6, self._v6, 16, self._v6_bytes)
-            if ":" in value
-            else (socket.AF_INET, self._v4, 4, self._v4_bytes)
-        )
         try:
-            packed = socket.inet_pton(family, value)
+            if ":" in value:
+                return inet_ntop(AF_INET6, self._v6(inet_pton(AF_INET6, value)))
+            return inet_ntop(AF_INET, self._v4(inet_pton(AF_INET, value)))
         except (OSError, ValueError):
             return DROP
-        if keep >= 0:  # octet-aligned prefix: slicing is cheaper than integer masking
-            truncated = packed[:keep] + bytes(size - keep)
-        else:
-            truncated = (int.from_bytes(packed) & mask).to_bytes(size)
-        return socket.inet_ntop(family, truncated)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gateway.operators.base import DROP, IDENTIFIER, IP, Operator
+from gateway.operators.base import DROP, IDENTIFIER, IP, Operator, OperatorConfig, OperatorTools
 
 
 class Pseudonym(Operator):
@@ -18,7 +18,11 @@ class Pseudonym(Operator):
     field_classes: ClassVar[frozenset[str]] = frozenset({IDENTIFIER, IP})
     linkable: ClassVar[bool] = True
 
+    def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
+        super().__init__(config, tools)
+        self._pseudonymize = tools.pseudonymize
+
     def apply(self, value: Any) -> Any:
         if type(value) is not str or not value:
             return DROP
-        return self.tools.pseudonymize(value)
+        return self._pseudonymize(value)

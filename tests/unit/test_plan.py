@@ -73,3 +73,18 @@ def test_when_identifiers_are_not_allowed_then_no_identifier_operator_is_compile
     safe = {name for name, _ in analytics.safe_ops}
     assert not safe & {"subject_id", "device_id", "cookie_id", "ip", "advertising_id"}
     assert {"subject_id", "device_id", "cookie_id", "ip"} <= {n for n, _ in analytics.full_ops}
+
+
+def test_when_an_operator_drops_a_value_then_the_field_is_absent(engine: Engine) -> None:
+    analytics = engine.decide(make_event(ip="not-an-address"), consent_state(ALL_GRANTED))[1]
+    assert analytics.output is not None
+    assert "ip" not in analytics.output
+    assert analytics.output["device_type"] == "desktop"
+
+
+def test_when_the_record_key_is_made_then_it_equals_the_subject_pseudonym(engine: Engine) -> None:
+    ads, analytics, social = engine.decide(make_event(), consent_state(ALL_GRANTED))
+    for decision in (ads, analytics, social):
+        assert decision.output is not None
+        assert decision.key == decision.output["subject_id"].encode()
+    assert len({ads.key, analytics.key, social.key}) == 3  # one key per sink: no joins
