@@ -7,13 +7,14 @@ Drop decisions are prebuilt constants; the consent policy is a per-sink lookup t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import orjson
 
 from gateway.config import GatewayConfig
 from gateway.consent_state import POLICY_MASK, consent_updated_at_us
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
-from gateway.events import Event, Invalid
+from gateway.events import Event, EventKind, Invalid
 from gateway.keys import Keyring
 from gateway.operators import OperatorTools
 from gateway.operators.base import UserAgentParser
@@ -24,6 +25,22 @@ from gateway.useragent import default_user_agent_parser
 __all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine", "consent_version"]
 
 OTHER_EVENT_TYPE = "other"
+# Routes seen: (policy bits, kind, event type label). Few in practice; cleared when full.
+ROUTE_CACHE_SIZE = 65536
+
+
+class _Forward(NamedTuple):
+    """A sink that forwards, and why; the output is built per event."""
+
+    plan: SinkPlan
+    reason: Reason
+
+
+class _Route(NamedTuple):
+    """Per sink, in config order: a prebuilt drop decision or a forward step."""
+
+    all_dropped: tuple[SinkDecision, ...] | None  # the decisions, when every sink drops
+    steps: tuple[SinkDecision | _Forward, ...]
 
 
 class Engine:
@@ -51,6 +68,7 @@ class Engine:
             )
             plans.append(SinkPlan(rule, policy, tools, event_type_label=self.event_type_label))
         self.plans = tuple(plans)
+        self._routes: dict[tuple[int, EventKind, str], _Route] = {}
 
     def __repr__(self) -> str:
         return f"Engine(version={self.version!r}, sinks={[p.name for p in self.plans]})"
@@ -71,21 +89,37 @@ class Engine:
             index |= GPC_BIT
         if self._dnt and fields.get("dnt") is True:
             index |= DNT_BIT
-        kind = event.kind
-        event_type = self._event_type_labels.get(event.event_type, OTHER_EVENT_TYPE)
-        decisions = []
+        kind, event_type = event.kind, event.event_type
+        key = (
+            index,
+            kind,
+            event_type if event_type in self._event_type_labels else OTHER_EVENT_TYPE,
+        )
+        route = self._routes.get(key) or self._route(key)
+        if route.all_dropped is not None:
+            return route.all_dropped
+        return tuple(
+            [s.plan.forward(event, s.reason) if isinstance(s, _Forward) else s for s in route.steps]
+        )
+
+    def _route(self, key: tuple[int, EventKind, str]) -> _Route:
+        """Compute and remember what each sink does for one (policy bits, kind, type label)."""
+        index, kind, label = key
+        steps: list[SinkDecision | _Forward] = []
         for plan in self.plans:
             if kind not in plan.kinds:
-                decisions.append(plan.kind_drop)
-            elif plan.event_types is not None and event_type not in plan.event_types:
-                decisions.append(plan.type_drop)
+                steps.append(plan.drops[Reason.EVENT_KIND_NOT_ACCEPTED])
+            elif plan.event_types is not None and label not in plan.event_types:
+                steps.append(plan.drops[Reason.EVENT_TYPE_NOT_ACCEPTED])
             else:
-                outcome = plan.table[index] or plan.fill(index)
-                if isinstance(outcome, Reason):  # a forward reason
-                    decisions.append(plan.forward(event, outcome))
-                else:  # a prebuilt drop
-                    decisions.append(outcome)
-        return tuple(decisions)
+                outcome = plan.outcome(index)
+                steps.append(_Forward(plan, outcome) if isinstance(outcome, Reason) else outcome)
+        drops = [s for s in steps if isinstance(s, SinkDecision)]
+        route = _Route(tuple(drops) if len(drops) == len(steps) else None, tuple(steps))
+        if len(self._routes) >= ROUTE_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[key] = route
+        return route
 
     def audit_record(
         self,

@@ -1,7 +1,7 @@
 """Sink plans: one sink rule compiled once into what `Engine.decide` reads on the hot path.
 
-A plan holds the sink's filters, a lazily filled policy table whose entries are either a
-prebuilt drop decision or the forward reason, and its field operations compiled to
+A plan holds the sink's filters, its prebuilt drop decisions, the policy rule (the engine
+caches its outcomes per route), and its field operations compiled to
 `(name, apply)` pairs in config order: `drop` fields are left out, `keep` fields are copied
 without a call (apply is None), every other operator is its bound `apply`. There are two such
 lists, with and without the linkable fields, so a decision without identifiers never runs an
@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.config_models import FieldRule, SinkRule
-from gateway.decision import TABLE_SIZE, PolicyRule, SinkDecision, Verdict, policy_reason
+from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event
 from gateway.keys import pseudonymize
 from gateway.operators import DROP, OPERATORS, OperatorTools
@@ -127,16 +127,11 @@ class SinkPlan:
             )
             for reason in Reason
         }
-        self.kind_drop = self.drops[Reason.EVENT_KIND_NOT_ACCEPTED]
-        self.type_drop = self.drops[Reason.EVENT_TYPE_NOT_ACCEPTED]
-        self.table: list[SinkDecision | Reason | None] = [None] * TABLE_SIZE
 
-    def fill(self, index: int) -> SinkDecision | Reason:
-        """Compute and remember the drop decision or forward reason of one table index."""
+    def outcome(self, index: int) -> SinkDecision | Reason:
+        """The prebuilt drop decision, or the forward reason, for one set of policy bits."""
         reason = policy_reason(self.policy, index)
-        outcome = reason if reason in FORWARD_REASONS else self.drops[reason]
-        self.table[index] = outcome
-        return outcome
+        return reason if reason in FORWARD_REASONS else self.drops[reason]
 
     def forward(self, event: Event, reason: Reason) -> SinkDecision:
         """The forward decision: the allowlisted, transformed fields, serialized."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
+from gateway import engine as engine_module
 from gateway.config import load_config
 from gateway.decision import Verdict
 from gateway.engine import KEY_ID_FIELD, Engine
@@ -88,3 +91,15 @@ def test_when_the_record_key_is_made_then_it_equals_the_subject_pseudonym(engine
         assert decision.output is not None
         assert decision.key == decision.output["subject_id"].encode()
     assert len({ads.key, analytics.key, social.key}) == 3  # one key per sink: no joins
+
+
+def test_when_route_cache_is_full_then_it_is_cleared_and_decisions_stay_equal(
+    engine: Engine, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = [consent_state(ALL_GRANTED), consent_state({"analytics": True}), None]
+    expected = [engine.decide(make_event(), state) for state in states]
+    monkeypatch.setattr(engine_module, "ROUTE_CACHE_SIZE", 1)
+    fresh = Engine(engine.config, keyring)
+    for _ in range(2):
+        assert [fresh.decide(make_event(), state) for state in states] == expected
+    assert len(fresh._routes) == 1
