@@ -34,6 +34,18 @@ def pseudonymize(key: bytes, value: str) -> str:
     return hashlib.blake2b(value.encode(), key=key, digest_size=DIGEST_BYTES).hexdigest()
 
 
+def keyed_pseudonymizer(key: bytes) -> Callable[[str], str]:
+    """`pseudonymize` under one key, with the keyed state built once and copied per value."""
+    keyed = hashlib.blake2b(key=key, digest_size=DIGEST_BYTES)
+
+    def pseudonym(value: str) -> str:
+        state = keyed.copy()
+        state.update(value.encode())
+        return state.hexdigest()
+
+    return pseudonym
+
+
 @dataclass(frozen=True, slots=True)
 class SinkKey:
     """One key: its id and bytes (never shown in repr)."""

@@ -18,7 +18,7 @@ import orjson
 from gateway.config_models import FieldRule, SinkRule
 from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event
-from gateway.keys import pseudonymize
+from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorTools
 from gateway.operators.drop import Drop
 from gateway.operators.keep import Keep
@@ -33,11 +33,12 @@ _CONSENTED = Reason.CONSENTED  # a module constant: enum attribute lookups are s
 def make_pseudonymizer(key: bytes, size: int) -> Callable[[str], str]:
     """A sink's keyed pseudonym function with a bounded cache (cleared when full)."""
     cache: dict[str, str] = {}
+    pseudonymize = keyed_pseudonymizer(key)
 
     def pseudonym(value: str) -> str:
         result = cache.get(value)
         if result is None:
-            result = pseudonymize(key, value)
+            result = pseudonymize(value)
             if len(cache) >= size:
                 cache.clear()
             if size:
@@ -112,6 +113,10 @@ class SinkPlan:
         self.pseudonymize = tools.pseudonymize
         self.key_id = tools.key_id
         self.keyed = rule.key == "pseudonym"
+        # the record key is the subject's pseudonym: reuse it when the output holds it too
+        self.subject_pseudonym_out = any(
+            f.name == "subject_id" and f.config.op == "pseudonym" for f in rule.fields
+        )
         # a kept event_type leaves as its bounded label (see Engine.event_type_label)
         full = _compile(rule.fields, tools, linkable=True)
         safe = _compile(rule.fields, tools, linkable=False)
@@ -154,7 +159,8 @@ class SinkPlan:
         if self.linkable:
             output[KEY_ID_FIELD] = key_id = self.key_id
         if self.keyed:
-            key = self.pseudonymize(event.subject_id).encode()
+            pseudonym = output["subject_id"] if self.subject_pseudonym_out else None
+            key = (pseudonym or self.pseudonymize(event.subject_id)).encode()
             key_id = self.key_id
         return SinkDecision(
             self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.keys import KeyringError, env_name, load_keyring, pseudonymize
+from gateway.keys import KeyringError, env_name, keyed_pseudonymizer, load_keyring, pseudonymize
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()
@@ -91,3 +93,15 @@ def test_when_demo_then_ephemeral_keys_come_from_the_given_source() -> None:
 def test_when_sink_name_has_symbols_then_env_name_is_upper_snake() -> None:
     assert env_name("my-sink") == "GATEWAY_KEY_MY_SINK"
     assert env_name("x", previous=True) == "GATEWAY_PREVIOUS_KEY_X"
+
+
+@given(
+    st.binary(min_size=16, max_size=64),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
+)
+def test_when_keyed_state_is_reused_then_pseudonym_equals_one_shot_pseudonym(
+    key: bytes, value: str
+) -> None:
+    pseudonym = keyed_pseudonymizer(key)
+    assert pseudonym(value) == pseudonymize(key, value)
+    assert pseudonym(value) == pseudonymize(key, value)  # the keyed state is not consumed

@@ -103,3 +103,27 @@ def test_when_route_cache_is_full_then_it_is_cleared_and_decisions_stay_equal(
     for _ in range(2):
         assert [fresh.decide(make_event(), state) for state in states] == expected
     assert len(fresh._routes) == 1
+
+
+KEYED_WITHOUT_SUBJECT = """\
+topic: sink.keyed
+audience: internal
+purposes: [analytics]
+key: pseudonym
+kinds: [usage]
+fields:
+  event_type: keep
+  subject_id: {op: redact, replacement: "[s]"}
+"""
+
+
+def test_when_subject_is_not_pseudonymized_in_output_then_record_key_still_is(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    engine = _engine_with(tmp_path, keyring, "keyed", KEYED_WITHOUT_SUBJECT)
+    decisions = engine.decide(make_event(), consent_state(ALL_GRANTED))
+    keyed = next(d for d in decisions if d.sink == "keyed")
+    plan = next(p for p in engine.plans if p.name == "keyed")
+    assert keyed.output == {"event_type": "page_view", "subject_id": "[s]"}
+    assert keyed.key == plan.pseudonymize("subj-canary-1a2b3c").encode()
+    assert keyed.key_id is not None
