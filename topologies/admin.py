@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -48,7 +50,17 @@ async def ensure_topics(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing, timeout_ms=15000)
-        return await partition_counts(admin, (s.name for s in specs))
+        # New topics may describe with an error until their leaders are elected: wait for all.
+        names = [s.name for s in specs]
+        deadline = time.monotonic() + 30.0
+        counts = await partition_counts(admin, names)
+        while len(counts) < len(set(names)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counts = await partition_counts(admin, names)
+        absent = sorted(set(names) - set(counts))
+        if absent:
+            raise RuntimeError(f"topics not available after creation: {', '.join(absent)}")
+        return counts
     finally:
         await admin.close()
 

@@ -1,11 +1,13 @@
-"""The faust app: the consent table and agent, the enforcement agent, their wiring to `gateway`.
+"""The faust app: group membership, the consent table, and the wiring of the fast path.
 
-- `consent` is a changelog-backed faust Table (subject id -> packed consent int), fed record by
-  record from the compacted consent topic, so each changelog write lands in the partition of the
-  consent record that caused it and the table stays co-partitioned with the raw topics.
-- `enforce` reads both raw topics in batches (`take_events`), passes the revocation barrier once
-  per batch, and hands the batch to `Enforcer`, which sends without awaiting per record and
-  awaits all outputs before the batch is acked: offsets are committed only after that.
+- `consent` is a changelog-backed faust Table (UTF-8 subject id -> packed consent int), restored
+  by faust on start and rebalance. The `ConsentFeed` fills it from the compacted consent topic.
+- The raw topics are subscribed through a faust agent, so faust's assignor hands out raw
+  partitions co-partitioned with the table's, but faust never fetches them: the `RawReader`
+  does, in `getmany` batches, passes the revocation barrier once per batch, lets the `Enforcer`
+  decide and write every output, and commits only after the broker acknowledged them.
+- Rebalances: faust's signals pause the feed and the reader (after the batch in hand), hand them
+  the new partitions, and resume them once faust has restored the table.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import faust
 import mode
+from aiokafka import AIOKafkaProducer
 
 from gateway.config import GatewayConfig
 from gateway.engine import Engine
@@ -29,7 +32,9 @@ from gateway.keys import Keyring
 from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
-from topologies.enforce import Enforcer, Record
+from topologies.enforce import Enforcer
+from topologies.raw_reader import RawReader, RawTopicsPausedConsumer
+from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.app")
 
@@ -37,10 +42,9 @@ log = logging.getLogger("gateway.app")
 @dataclass(frozen=True)
 class Tuning:
     batch_max: int = 2000
-    batch_within: float = 0.02
     barrier_timeout: float = 30.0
     linger_ms: int = 5
-    max_batch_bytes: int = 512 * 1024
+    max_batch_bytes: int = 1024 * 1024
     commit_interval: float = 1.0
 
 
@@ -53,10 +57,12 @@ def build_app(
     keyring: Keyring,
     metrics: GatewayMetrics,
     partitions: int,
+    output_partitions: Mapping[str, int],
     tuning: Tuning,
     replication: int = 1,
 ) -> faust.App:
     topics = config.settings.topics
+    raw_names = frozenset({topics.usage_raw, topics.device_raw})
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -69,18 +75,15 @@ def build_app(
         broker_commit_interval=tuning.commit_interval,
         broker_session_timeout=10.0,  # a crashed worker's partitions move within seconds
         broker_heartbeat_interval=1.0,
-        broker_max_poll_records=tuning.batch_max,
-        stream_buffer_maxsize=tuning.batch_max * 2,
         producer_acks=-1,
         producer_linger_ms=tuning.linger_ms,
-        producer_max_batch_size=tuning.max_batch_bytes,
-        producer_compression_type=None,
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
     )
-    raw_topics = app.topic(
-        topics.usage_raw, topics.device_raw, key_serializer="raw", value_serializer="raw"
+    app.transport.Consumer = type(
+        "GatewayConsumer", (RawTopicsPausedConsumer,), {"never_fetch": raw_names}
     )
+    raw_topics = app.topic(*sorted(raw_names), key_serializer="raw", value_serializer="raw")
     table = app.Table(
         "consent",
         partitions=partitions,
@@ -101,6 +104,7 @@ def build_app(
     async def send(topic: str, value: bytes | None, *, key: bytes | None, headers: Any) -> Any:
         return await app.producer.send(topic, key, value, None, None, headers)
 
+    output = OutputProducer(bootstrap, tuning, output_partitions)
     barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))
     feed = ConsentFeed(
         bootstrap=bootstrap,
@@ -115,60 +119,83 @@ def build_app(
         dlq_topic=topics.dlq,
         commit_interval=tuning.commit_interval,
     )
-    raw_names = {topics.usage_raw, topics.device_raw}
     kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
-    enforcer = Enforcer(
-        engine,
-        kinds=kinds,
-        dlq_topic=topics.dlq,
-        audit_topic=topics.audit,
-        config_version=config.version,
-        max_event_bytes=config.settings.max_event_bytes,
-        consent=consent_of,
-        send=send,
-        metrics=metrics,
-        clock=time.time,
-        dedup_keys={rule.name: keyring.current(rule.name).secret for rule in config.sinks},
+    dedup_keys = {rule.name: keyring.current(rule.name).secret for rule in config.sinks}
+
+    async def make_enforcer() -> Enforcer:
+        return Enforcer(
+            engine,
+            kinds=kinds,
+            dlq_topic=topics.dlq,
+            audit_topic=topics.audit,
+            config_version=config.version,
+            max_event_bytes=config.settings.max_event_bytes,
+            consent=consent_of,
+            writer=await output.start(),
+            metrics=metrics,
+            clock=time.time,
+            dedup_keys=dedup_keys,
+        )
+
+    def on_batch(size: int, waited: float, seconds: float) -> None:
+        metrics.barrier_waited(waited)
+        metrics.batch_processed(size, seconds, time.time())
+
+    reader = RawReader(
+        bootstrap=bootstrap,
+        topics=raw_names,
+        group_id=f"{app_id}-raw",
+        barrier=barrier,
+        make_enforcer=make_enforcer,
+        on_batch=on_batch,
+        batch_max=tuning.batch_max,
+        barrier_timeout=tuning.barrier_timeout,
+        on_failure=_exit_without_commit,
     )
 
-    class ConsentFeedService(mode.Service):
+    class FastPathService(mode.Service):
         async def on_start(self) -> None:
+            await output.start()
             await feed.start()
+            await reader.start()
             self.add_future(_guard(feed.run()))
+            self.add_future(reader.run())
 
         async def on_stop(self) -> None:
+            await reader.stop()
             await feed.stop()
+            await output.stop()
 
-    app.service(ConsentFeedService)
+    app.service(FastPathService)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         feed.pause()
+        await reader.revoke()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         feed.pause()
-        feed.assign({tp.partition for tp in assigned if tp.topic in raw_names})
+        await reader.revoke()
+        raw = {tp for tp in assigned if tp.topic in raw_names}
+        app.consumer.pause_partitions(raw)  # no prefetching by faust's own consumer
+        feed.assign({tp.partition for tp in raw})
+        reader.assign(raw)
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, **_: Any) -> None:
         await feed.resume()
+        await reader.resume()
 
-    @app.agent(raw_topics, name="enforce-agent")
-    async def enforce_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(tuning.batch_max, within=tuning.batch_within):
-            started = time.perf_counter()
-            records = [
-                Record(m.topic, m.partition, m.offset, m.key, m.value)
-                for m in (e.message for e in events)
-            ]
-            try:
-                waited = await barrier.wait({r.partition for r in records}, timeout=tuning.barrier_timeout)
-                metrics.barrier_waited(waited)
-                await enforcer.process(records)
-            except Exception as exc:  # noqa: BLE001 - see _exit_without_commit
-                _exit_without_commit(exc)
-            metrics.batch_processed(len(records), time.perf_counter() - started, time.time())
+    @app.agent(raw_topics, name="raw-topics")
+    async def raw_topics_agent(stream: faust.StreamT[bytes]) -> None:
+        """Subscribes the raw topics, so faust assigns them co-partitioned with the table.
+
+        Faust never fetches them (`RawTopicsPausedConsumer`); the `RawReader` does. A record
+        arriving here would be a bug: leave without acking, so nothing is committed unread.
+        """
+        async for _ in stream.events():
+            _exit_without_commit(RuntimeError("faust delivered a raw record; the reader owns them"))
 
     @app.timer(interval=2.0)
     async def report_state() -> None:
@@ -177,6 +204,33 @@ def build_app(
             metrics.set_consent_lag(partition, lag)
 
     return app
+
+
+class OutputProducer:
+    """The producer of sink, audit and DLQ records, made on the app's loop when first needed."""
+
+    def __init__(self, bootstrap: str, tuning: Tuning, partitions: Mapping[str, int]) -> None:
+        self._settings: dict[str, Any] = {
+            "bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True,
+            "linger_ms": tuning.linger_ms, "max_batch_size": tuning.max_batch_bytes,
+            "max_request_size": 4 * tuning.max_batch_bytes,
+        }  # fmt: skip
+        self._partitions = dict(partitions)
+        self._producer: AIOKafkaProducer | None = None
+        self._writer: BatchWriter | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> BatchWriter:
+        async with self._lock:
+            if self._writer is None:
+                self._producer = AIOKafkaProducer(**self._settings)
+                await self._producer.start()
+                self._writer = BatchWriter(self._producer, self._partitions)
+            return self._writer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
 
 async def _guard(work: Awaitable[None]) -> None:
@@ -192,10 +246,9 @@ async def _guard(work: Awaitable[None]) -> None:
 def _exit_without_commit(exc: BaseException) -> None:
     """A batch could not be completed: exit at once, committing nothing.
 
-    Faust's `take_events` acks a batch in a `finally`, even when the agent raises, which would
-    commit offsets of records that were never forwarded or dropped. Exiting the process here
-    leaves them uncommitted, so a restarted worker redoes the batch (at least once, no loss).
-    The exception's text is not logged: it may quote record data.
+    Exiting the process leaves the batch's offsets uncommitted, so a restarted worker decides
+    those records again (at least once, no loss); a half-sent batch is sent again, and its
+    outputs carry dedup ids. The exception's text is not logged: it may quote record data.
     """
     frames = "".join(traceback.format_tb(exc.__traceback__))  # code locations only, no values
     log.critical(

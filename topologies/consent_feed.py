@@ -65,6 +65,9 @@ class ConsentFeed:
             "auto_offset_reset": "earliest", "max_poll_records": 2000,
         }  # fmt: skip
         self._client: AIOKafkaConsumer | None = None
+        # End offsets go over a connection of their own: Kafka answers one connection's requests
+        # in order, so on the feed's connection they would queue behind its fetch long-poll.
+        self._offsets: AIOKafkaConsumer | None = None
         self._wanted: set[int] = set()
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
@@ -99,7 +102,9 @@ class ConsentFeed:
 
     async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         tps = [TopicPartition(self._topic, p) for p in partitions]
-        ends = await self._consumer.end_offsets(tps)
+        if self._offsets is None:
+            raise RuntimeError("the consent feed is not started")
+        ends = await self._offsets.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
 
     # Life cycle.
@@ -116,6 +121,10 @@ class ConsentFeed:
         if self._client is None:
             self._client = AIOKafkaConsumer(**self._consumer_settings)
             await self._client.start()
+            self._offsets = AIOKafkaConsumer(
+                bootstrap_servers=self._consumer_settings["bootstrap_servers"], enable_auto_commit=False
+            )
+            await self._offsets.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -123,6 +132,8 @@ class ConsentFeed:
         with contextlib.suppress(Exception):
             await self._commit()
         await self._consumer.stop()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     async def run(self) -> None:
         last_commit = time.monotonic()

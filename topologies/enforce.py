@@ -1,20 +1,18 @@
 """The hot path: a batch of raw records in, sink/audit/DLQ records out, every input accounted for.
 
 Knows nothing of faust: the faust agent (and the benchmarks) hand it plain `Record`s, a consent
-lookup and a non-blocking `send`. Per batch it parses, decides and enqueues every output without
-awaiting any acknowledgement, then awaits all of them once; the caller acks (and so lets the
-offsets be committed) only after `process` returns. Counters are summed per batch and applied
+lookup and an `OutputWriter`. Per batch it parses, decides and adds every output to the writer
+with no await at all, then flushes once; the caller acks (and so lets the offsets be committed)
+only after `process` returns, that is after the broker acknowledged every output. Counters are summed per batch and applied
 once, so metrics cost little per event.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.consent import consent_updated_at_us
 from gateway.decision import Verdict
@@ -22,11 +20,11 @@ from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import pseudonymize
 from gateway.metrics import GatewayMetrics
+from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
 
 Headers = list[tuple[str, bytes]]
-SendFn = Callable[..., Awaitable["asyncio.Future[Any]"]]
 
 HEADER_CONFIG = "gateway-config-version"
 HEADER_KEY_ID = "gateway-key-id"
@@ -68,7 +66,7 @@ class Enforcer:
         config_version: str,
         max_event_bytes: int,
         consent: Callable[[str], int | None],
-        send: SendFn,
+        writer: OutputWriter,
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
         dedup_keys: Mapping[str, bytes],
@@ -83,16 +81,15 @@ class Enforcer:
         self._config_header = (HEADER_CONFIG, config_version.encode())
         self._max_bytes = max_event_bytes
         self._consent = consent
-        self._send = send
+        self._writer = writer
         self._metrics = metrics
         self._clock = clock
 
     async def process(self, records: Sequence[Record]) -> BatchResult:
-        """Decide and send every record; return once every output is acknowledged."""
-        engine, send, consent_of = self._engine, self._send, self._consent
+        """Decide every record, write every output, return once the broker acknowledged them."""
+        engine, out, consent_of = self._engine, self._writer, self._consent
         dedup_keys = self._dedup_keys
         kinds, max_bytes, config_header = self._kinds, self._max_bytes, self._config_header
-        pending: list[asyncio.Future[Any]] = []
         decisions: Counter[tuple[str, Verdict, str]] = Counter()
         invalid: Counter[tuple[str, str]] = Counter()
         consumed: Counter[str] = Counter()
@@ -103,12 +100,12 @@ class Enforcer:
             parsed = parse_event(record.value, record.key, kinds[record.topic], max_bytes=max_bytes)
             if isinstance(parsed, Invalid):
                 invalid[(record.topic, parsed.reason.value)] += 1
-                pending.append(await self._dead_letter(record, parsed))
+                self._dead_letter(record, parsed)
                 continue
             state = consent_of(parsed.subject_id)
             version = None if state is None else consent_updated_at_us(state)
             consent_header = (HEADER_CONSENT, b"none" if version is None else b"%d" % version)
-            event_header = (HEADER_EVENT_ID, parsed.event_id.encode())
+            source = record.partition
             for decision in engine.decide(parsed, state):
                 decisions[(decision.sink, decision.verdict, decision.reason.value)] += 1
                 if decision.verdict is Verdict.FORWARD:
@@ -116,26 +113,20 @@ class Enforcer:
                     headers: Headers = [config_header, consent_header, (HEADER_DEDUP_ID, dedup.encode())]
                     if decision.key_id is not None:
                         headers.append((HEADER_KEY_ID, decision.key_id.encode()))
-                    pending.append(
-                        await send(decision.topic, decision.value, key=decision.key, headers=headers)
-                    )
+                    out.add(decision.topic, source, decision.key, decision.value, headers)
                     forwarded.append((decision.sink, parsed.occurred_at_us))
                 else:
                     audit = engine.audit_record(
                         parsed, decision, topic=record.topic, partition=record.partition,
                         offset=record.offset, consent_version=version,
                     )  # fmt: skip
-                    pending.append(
-                        await send(
-                            self._audit, audit, key=None,
-                            headers=[config_header, consent_header, event_header,
-                                     (HEADER_SINK, decision.sink.encode()),
-                                     (HEADER_REASON, decision.reason.value.encode())],
-                        )
+                    out.add(
+                        self._audit, source, None, audit,
+                        [config_header, consent_header, (HEADER_SINK, decision.sink.encode()),
+                         (HEADER_REASON, decision.reason.value.encode())],
                     )  # fmt: skip
                     audits += 1
-        if pending:
-            await asyncio.gather(*pending)
+        await out.flush()
         self._record_metrics(consumed, decisions, invalid, forwarded, audits)
         n_forwarded = sum(n for (_, v, _), n in decisions.items() if v is Verdict.FORWARD)
         return BatchResult(
@@ -145,7 +136,7 @@ class Enforcer:
             dropped=sum(decisions.values()) - n_forwarded,
         )
 
-    async def _dead_letter(self, record: Record, invalid: Invalid) -> asyncio.Future[Any]:
+    def _dead_letter(self, record: Record, invalid: Invalid) -> None:
         value = self._engine.dlq_record(
             invalid, topic=record.topic, partition=record.partition, offset=record.offset
         )
@@ -159,7 +150,7 @@ class Enforcer:
             "invalid record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
             record.topic, record.partition, record.offset, invalid.reason.value,
         )  # fmt: skip
-        return await self._send(self._dlq, value, key=None, headers=headers)
+        self._writer.add(self._dlq, record.partition, None, value, headers)
 
     def _record_metrics(
         self,

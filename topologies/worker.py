@@ -85,8 +85,13 @@ def topic_specs(config: GatewayConfig, partitions: int) -> list[TopicSpec]:
     return specs
 
 
-async def prepare_topics(bootstrap: str, config: GatewayConfig, partitions: int) -> int:
-    """Create missing topics and check co-partitioning; return the shared partition count."""
+async def prepare_topics(
+    bootstrap: str, config: GatewayConfig, partitions: int
+) -> tuple[int, dict[str, int]]:
+    """Create missing topics and check co-partitioning.
+
+    Returns the raw topics' shared partition count and the partition count of every topic.
+    """
     topics = config.settings.topics
     copartitioned = [topics.usage_raw, topics.device_raw, topics.consent]
     existing = await describe_partitions(bootstrap, copartitioned)
@@ -98,7 +103,7 @@ async def prepare_topics(bootstrap: str, config: GatewayConfig, partitions: int)
     check = {name: final.get(name, 0) for name in copartitioned}
     if len(set(check.values())) != 1:
         raise StartError(_not_copartitioned(check))
-    return shared
+    return shared, final
 
 
 def _not_copartitioned(counts: Mapping[str, int]) -> str:
@@ -156,7 +161,9 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
             file=sys.stderr,
         )
     engine = Engine(config, keyring)
-    partitions = asyncio.run(prepare_topics(settings.bootstrap, config, settings.partitions))
+    partitions, output_partitions = asyncio.run(
+        prepare_topics(settings.bootstrap, config, settings.partitions)
+    )
     registry = CollectorRegistry()
     metrics = build_metrics(config, registry)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
@@ -176,6 +183,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         keyring=keyring,
         metrics=metrics,
         partitions=partitions,
+        output_partitions=output_partitions,
         tuning=Tuning(),
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
