@@ -121,6 +121,9 @@ class Event(NamedTuple):
         return f"Event(kind={self.kind.value!r}, event_type={self.event_type!r})"
 
 
+_new_tuple = tuple.__new__
+
+
 def _field_problem(obj: dict[str, Any]) -> tuple[Reason, str] | None:
     if not obj.keys() >= _REQUIRED:
         name = next(name for name in REQUIRED_FIELDS if name not in obj)
@@ -169,4 +172,7 @@ def parse_event(
     if key != subject_id.encode("utf-8", "surrogatepass"):
         detail = "record key differs from subject_id"
         return Invalid(Reason.KEY_MISMATCH, detail, kind=kind, size=size, parsed=obj)
-    return Event(obj["event_id"], subject_id, occurred_at_us, obj["event_type"], kind, obj)
+    # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of the cost, hot path)
+    return _new_tuple(
+        Event, (obj["event_id"], subject_id, occurred_at_us, obj["event_type"], kind, obj)
+    )

@@ -27,7 +27,9 @@ from gateway.reasons import FORWARD_REASONS, Reason
 Apply = Callable[[Any], Any]
 Ops = tuple[tuple[str, Apply | None], ...]
 KEY_ID_FIELD = "pseudonym_key_id"
-_CONSENTED = Reason.CONSENTED  # a module constant: enum attribute lookups are slow
+_CONSENTED = Reason.CONSENTED  # module constants: enum attribute lookups are slow
+_FORWARD = Verdict.FORWARD
+_new_tuple = tuple.__new__
 
 
 def make_pseudonymizer(key: bytes, size: int) -> Callable[[str], str]:
@@ -60,20 +62,6 @@ def _compile(rules: tuple[FieldRule, ...], tools: OperatorTools, *, linkable: bo
             continue
         ops.append((rule.name, None if isinstance(op, Keep) else op.apply))
     return tuple(ops)
-
-
-def _apply_fields(ops: Ops, fields: Mapping[str, Any], output: dict[str, Any]) -> None:
-    """Run `ops` over an event's fields (validated: none is null) into `output`."""
-    get = fields.get
-    for name, apply in ops:
-        value = get(name)
-        if value is not None:
-            if apply is None:
-                output[name] = value
-            else:
-                result = apply(value)
-                if result is not DROP:
-                    output[name] = result
 
 
 def _apply_properties(ops: Ops, values: Mapping[str, Any], output: dict[str, Any]) -> None:
@@ -142,27 +130,33 @@ class SinkPlan:
         """The forward decision: the allowlisted, transformed fields, serialized."""
         fields = event.fields
         output: dict[str, Any] = {}
-        if reason is not _CONSENTED:
-            _apply_fields(self.safe_ops, fields, output)
-            return SinkDecision(
-                self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),
-                None, None,
-            )  # fmt: skip
-        _apply_fields(self.full_ops, fields, output)
-        properties = fields.get("properties")
-        if properties and self.props:
-            kept: dict[str, Any] = {}
-            _apply_properties(self.props, properties, kept)
-            if kept:
-                output["properties"] = kept
+        full = reason is _CONSENTED
+        get = fields.get
+        for name, apply in self.full_ops if full else self.safe_ops:
+            value = get(name)  # a validated event holds no null field
+            if value is not None:
+                if apply is None:
+                    output[name] = value
+                else:
+                    result = apply(value)
+                    if result is not DROP:
+                        output[name] = result
         key = key_id = None
-        if self.linkable:
-            output[KEY_ID_FIELD] = key_id = self.key_id
-        if self.keyed:
-            pseudonym = output["subject_id"] if self.subject_pseudonym_out else None
-            key = (pseudonym or self.pseudonymize(event.subject_id)).encode()
-            key_id = self.key_id
-        return SinkDecision(
-            self.name, self.topic, Verdict.FORWARD, reason, output, orjson.dumps(output),
-            key, key_id,
-        )  # fmt: skip
+        if full:
+            properties = fields.get("properties")
+            if properties and self.props:
+                kept: dict[str, Any] = {}
+                _apply_properties(self.props, properties, kept)
+                if kept:
+                    output["properties"] = kept
+            if self.linkable:
+                output[KEY_ID_FIELD] = key_id = self.key_id
+            if self.keyed:
+                pseudonym = output["subject_id"] if self.subject_pseudonym_out else None
+                key = (pseudonym or self.pseudonymize(event.subject_id)).encode()
+                key_id = self.key_id
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of the cost, hot path)
+        return _new_tuple(
+            SinkDecision,
+            (self.name, self.topic, _FORWARD, reason, output, orjson.dumps(output), key, key_id),
+        )
