@@ -7,7 +7,8 @@ case for compact producers); and without a backslash in the input every `"` deli
 so the input and the re-encoding hold the same number of quotes exactly when no key was lost.
 
 Timestamps are parsed by hand from one regex match: the date part is validated once by
-`date.fromisoformat` and its epoch day remembered in a small bounded dict.
+`date.fromisoformat`, and the epoch day and the epoch second of the text up to the seconds are
+remembered in small bounded dicts (events arrive roughly in time order).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _RFC3339 = re.compile(
 _FRACTION_SCALE = (0, 100_000, 10_000, 1_000, 100, 10)  # by digits, for fewer than six
 _CACHE_SIZE = 4096
 _epoch_days: dict[str, int] = {}  # "YYYY-MM-DD" -> days since 1970-01-01, valid dates only
-_minute_starts: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" -> epoch seconds, valid ones only
+_second_starts: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds, valid ones only
 
 
 class _DuplicateKeyError(ValueError):
@@ -45,10 +46,8 @@ def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _has_duplicate_keys(data: bytes, parsed: object) -> bool:
-    encoded = orjson.dumps(parsed)
-    if encoded == data:
-        return False
+def _has_duplicate_keys(data: bytes, encoded: bytes) -> bool:
+    """The careful check, for an input that differs from `encoded`, its re-encoding."""
     if b"\\" not in data and encoded.count(b'"') == data.count(b'"'):
         return False
     try:
@@ -71,7 +70,8 @@ def loads_strict(data: bytes) -> tuple[Any, Reason | None, str]:
         if "depth limit" in message or "recursion" in message:
             return None, Reason.TOO_DEEP, "nesting deeper than 1024 levels"
         return None, Reason.INVALID_JSON, f"not valid JSON (at char {error.pos})"
-    if _has_duplicate_keys(data, parsed):
+    encoded = orjson.dumps(parsed)
+    if encoded != data and _has_duplicate_keys(data, encoded):
         return None, Reason.DUPLICATE_KEY, "an object repeats a key"
     return parsed, None, ""
 
@@ -93,16 +93,16 @@ def _epoch_day(text: str) -> int | None:
     return day
 
 
-def _minute_start(text: str) -> int | None:
-    """Epoch seconds of "YYYY-MM-DDTHH:MM" (shape already checked), or None when invalid."""
-    start = _minute_starts.get(text)
+def _second_start(text: str) -> int | None:
+    """Epoch seconds of "YYYY-MM-DDTHH:MM:SS" (shape already checked), or None when invalid."""
+    start = _second_starts.get(text)
     if start is None:
         day = _epoch_day(text[:10])
-        hour, minute = text[11:13], text[14:16]
-        if day is None or hour > "23" or minute > "59":
+        hour, minute, second = text[11:13], text[14:16], text[17:19]
+        if day is None or hour > "23" or minute > "59" or second > "59":
             return None
-        start = (day * 24 + int(hour)) * 3600 + int(minute) * 60
-        _remember(_minute_starts, text, start)
+        start = ((day * 24 + int(hour)) * 60 + int(minute)) * 60 + int(second)
+        _remember(_second_starts, text, start)
     return start
 
 
@@ -110,11 +110,9 @@ def parse_rfc3339_us(text: str) -> int | None:
     """Epoch microseconds of an RFC 3339 timestamp (fraction truncated to µs), or None."""
     if _RFC3339.match(text) is None:
         return None
-    start = _minute_start(text[:16])
-    second = text[17:19]
-    if start is None or second > "59":
+    seconds = _second_start(text[:19])
+    if seconds is None:
         return None
-    seconds = start + int(second)
     zone = len(text) - 1
     if text[zone] not in "Zz":  # "+HH:MM" or "-HH:MM"
         zone -= 5

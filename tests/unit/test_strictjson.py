@@ -83,7 +83,7 @@ def test_when_many_days_are_seen_then_the_day_cache_stays_bounded() -> None:
         text = day.strftime("%Y-%m-%dT00:00:00Z")
         assert parse_rfc3339_us(text) == (day - _EPOCH) // timedelta(microseconds=1)
     assert len(strictjson._epoch_days) <= strictjson._CACHE_SIZE
-    assert len(strictjson._minute_starts) <= strictjson._CACHE_SIZE
+    assert len(strictjson._second_starts) <= strictjson._CACHE_SIZE
 
 
 @given(
