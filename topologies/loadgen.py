@@ -30,6 +30,7 @@ class LoadPlan:
     seed: int
     consent_changes_per_second: float
     publish_consent: bool
+    invalid_share: float = 0.0
     quiet: bool = False
 
 
@@ -77,7 +78,10 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
                 due = min(due, plan.count)
             stamp = rfc3339(time.time())
             while sent < due:
-                kind, key, value = traffic.event(stamp)
+                if plan.invalid_share and traffic.chance(plan.invalid_share):
+                    kind, key, value = traffic.invalid(stamp)
+                else:
+                    kind, key, value = traffic.event(stamp)
                 await producer.send(topics[kind], value, key=key)
                 totals[kind] += 1
                 sent += 1
@@ -104,9 +108,8 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
 
 async def _consent_change(producer: AIOKafkaProducer, plan: LoadPlan, traffic: Traffic) -> None:
     """A subject changes their mind: withdraw everything, or grant everything again."""
-    rng = traffic._rng
-    index = rng.randrange(plan.subjects)
-    grant = rng.random() < 0.5
+    index = traffic.random_subject()
+    grant = traffic.chance(0.5)
     record = consent_record(
         subject_id(index), rfc3339(time.time()), dict.fromkeys(PURPOSES, grant),
         under_13=traffic.kind_of_subject(index).startswith("child"),

@@ -87,6 +87,23 @@ class Traffic:
             under_13=child, parental_consent=situation == "child_with_parent",
         )  # fmt: skip
 
+    def random_subject(self) -> int:
+        return self._rng.randrange(self.subjects)
+
+    def chance(self, share: float) -> bool:
+        return self._rng.random() < share
+
+    def invalid(self, occurred_at: str) -> tuple[str, bytes, bytes]:
+        """A record the gateway must send to the DLQ (a producer bug, say)."""
+        kind, key, value = self.event(occurred_at)
+        broken = self._rng.choice((
+            value[:-7],  # truncated: not JSON
+            value.replace(b'"occurred_at"', b'"occurred"'),  # a required field missing
+            value.replace(b'"event_type":"', b'"event_type":1,"x":"'),  # wrong type
+            value[:-1] + b',"ip":"192.0.2.1"}',  # a repeated key
+        ))  # fmt: skip
+        return kind, key, broken
+
     def event(self, occurred_at: str) -> tuple[str, bytes, bytes]:
         """One event: (kind 'usage'|'device', key, value)."""
         rng = self._rng

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load.add_argument("--seed", type=int, default=7)
     load.add_argument("--consent-changes", type=float, default=2.0, help="consent changes per second")
     load.add_argument("--no-initial-consent", action="store_true", help="skip the initial consent records")
+    load.add_argument("--invalid-share", type=float, default=0.0, help="share of invalid records (DLQ)")
     load.add_argument("--config", type=Path, help="config folder, for topic names")
     load.set_defaults(handler=_loadgen)
 
@@ -81,7 +82,7 @@ def _loadgen(args: argparse.Namespace) -> int:
         bootstrap=bootstrap, usage_topic=topics.usage_raw, device_topic=topics.device_raw,
         consent_topic=topics.consent, rate=args.rate, subjects=args.subjects, count=args.count,
         duration=args.duration, seed=args.seed, consent_changes_per_second=args.consent_changes,
-        publish_consent=not args.no_initial_consent,
+        publish_consent=not args.no_initial_consent, invalid_share=args.invalid_share,
     )  # fmt: skip
     asyncio.run(run_load(plan))
     return 0

@@ -1,0 +1,170 @@
+"""`gateway demo` (what `make run` runs): broker, gateway, load generator and a live view.
+
+It starts (or reuses) the local Kafka broker, a gateway worker with ephemeral demo keys, and the
+load generator, then shows what goes where. The view reads the worker's own /metrics endpoint,
+so it shows exactly the counters Prometheus scrapes. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from topologies import local_broker
+
+
+@dataclass
+class Sample:
+    at: float
+    values: dict[str, dict[tuple[tuple[str, str], ...], float]] = field(default_factory=dict)
+
+    def total(self, name: str, **match: str) -> float:
+        return sum(
+            v for labels, v in self.values.get(name, {}).items()
+            if all(dict(labels).get(k) == want for k, want in match.items())
+        )  # fmt: skip
+
+
+def scrape(url: str) -> Sample:
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback only
+        text = response.read().decode()
+    sample = Sample(time.time())
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            sample.values.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return sample
+
+
+def render(now: Sample, before: Sample | None, loadgen_line: str, logs: Path) -> Group:
+    span = (now.at - before.at) if before else 1.0
+    consumed = now.total("gateway_events_consumed_total")
+    rate = (consumed - before.total("gateway_events_consumed_total")) / span if before else 0.0
+    head = Text.assemble(
+        ("privacy gateway demo", "bold"), f"  {consumed:,.0f} events decided, {rate:,.0f}/s   ",
+        f"consent table: {now.total('gateway_consent_subjects'):,.0f} subjects   ",
+        f"invalid -> DLQ: {now.total('gateway_dlq_writes_total'):,.0f}   ",
+        f"audit records: {now.total('gateway_audit_writes_total'):,.0f}",
+    )  # fmt: skip
+    table = Table(title="decisions per sink (forward / drop by reason)", expand=True)
+    for column in ("sink", "verdict", "reason", "total", "per s"):
+        table.add_column(column, justify="right" if column in ("total", "per s") else "left")
+    rows: dict[tuple[str, str, str], float] = defaultdict(float)
+    for labels, value in now.values.get("gateway_decisions_total", {}).items():
+        key = dict(labels)
+        rows[(key["sink"], key["verdict"], key["reason"])] += value
+    for (sink, verdict, reason), value in sorted(rows.items()):
+        if value == 0:
+            continue
+        prev = before.total("gateway_decisions_total", sink=sink, verdict=verdict, reason=reason) if before else value
+        style = "green" if verdict == "forward" else "yellow"
+        table.add_row(sink, Text(verdict, style=style), reason, f"{value:,.0f}",
+                      f"{(value - prev) / span:,.0f}")  # fmt: skip
+    latency = Text(
+        f"batches: {now.total('gateway_batch_size_count'):,.0f}   "
+        f"barrier waits: {now.total('gateway_barrier_wait_seconds_sum'):.3f}s total   "
+        f"consent applied/stale/tombstone: "
+        f"{now.total('gateway_consent_records_total', outcome='applied'):,.0f}/"
+        f"{now.total('gateway_consent_records_total', outcome='stale'):,.0f}/"
+        f"{now.total('gateway_consent_records_total', outcome='tombstone'):,.0f}"
+    )
+    tail = Text(f"loadgen: {loadgen_line}\nlogs: {logs}   Ctrl-C stops everything", style="dim")
+    return Group(head, table, latency, tail)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].removeprefix("loadgen: ") if lines else ""
+
+
+def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
+    console = Console(stderr=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    started_broker = False
+    if not bootstrap:
+        console.print("starting the local Kafka broker (the first run downloads it with Maven)...")
+        state, reused = local_broker.up()
+        bootstrap, started_broker = state.bootstrap, not reused
+    logs = local_broker.cache_root() / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = local_broker.free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "GATEWAY_METRICS_PORT": str(port),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    cli = [sys.executable, "-m", "topologies.cli"]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with (logs / "gateway.log").open("wb") as out:
+            procs.append(subprocess.Popen([*cli, "run", "--demo"], stdout=out, stderr=subprocess.STDOUT, env=env))  # noqa: S603
+        url = f"http://127.0.0.1:{port}/metrics"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                scrape(url)
+                break
+            except OSError:
+                if procs[0].poll() is not None or time.monotonic() > deadline:
+                    console.print(f"[red]the gateway did not start; see {logs / 'gateway.log'}[/red]")
+                    return 1
+                time.sleep(0.5)
+        console.print(f"gateway up (demo keys), metrics at {url}; starting synthetic traffic")
+        with (logs / "loadgen.log").open("wb") as out:
+            procs.append(subprocess.Popen(  # noqa: S603
+                [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects), "--invalid-share", "0.002"],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
+            ))  # fmt: skip
+        _watch(console, url, logs, duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping the load generator and the gateway...")
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if started_broker:
+            local_broker.down()
+            console.print("stopped the local broker")
+    return 0
+
+
+def _watch(console: Console, url: str, logs: Path, duration: float | None) -> None:
+    end = time.monotonic() + duration if duration else None
+    before: Sample | None = None
+    interactive = console.is_terminal
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        last_plain = 0.0
+        while end is None or time.monotonic() < end:
+            try:
+                now = scrape(url)
+            except OSError:
+                console.print("[red]the gateway stopped answering; see its log[/red]")
+                return
+            view = render(now, before, _last_line(logs / "loadgen.log"), logs)
+            if interactive:
+                live.update(view, refresh=True)
+            elif time.monotonic() - last_plain > 5:
+                last_plain = time.monotonic()
+                console.print(view)
+            before = now
+            time.sleep(1.0)
+        if before is not None:
+            live.update(render(before, None, _last_line(logs / "loadgen.log"), logs), refresh=True)
