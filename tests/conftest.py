@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Kafka broker (the project's own, or KAFKA_BOOTSTRAP) and unique topics."""
+"""Shared fixtures: a real Kafka broker (the project's own or KAFKA_BOOTSTRAP), unique topics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TopicFactory = Callable[..., Awaitable[str]]
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """The bootstrap address of a real broker: KAFKA_BOOTSTRAP, or the local one (started if needed).
+    """The address of a real broker: KAFKA_BOOTSTRAP, or the local one (started if needed).
 
     A broker this session started is stopped at the end; one that was already running is left.
     """

@@ -80,9 +80,9 @@ def build_app(
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
     )
-    app.transport.Consumer = type(
-        "GatewayConsumer", (RawTopicsPausedConsumer,), {"never_fetch": raw_names}
-    )
+    # The transport makes the app's consumer from this class when the app starts.
+    consumer_class = type("GatewayConsumer", (RawTopicsPausedConsumer,), {"never_fetch": raw_names})
+    setattr(app.transport, "Consumer", consumer_class)  # noqa: B010 - a ClassVar, set per app
     raw_topics = app.topic(*sorted(raw_names), key_serializer="raw", value_serializer="raw")
     table = app.Table(
         "consent",
@@ -105,7 +105,7 @@ def build_app(
         return await app.producer.send(topic, key, value, None, None, headers)
 
     output = OutputProducer(bootstrap, tuning, output_partitions)
-    barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))
+    barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))  # noqa: PLW0108 - late bound
     feed = ConsentFeed(
         bootstrap=bootstrap,
         topic=topics.consent,
@@ -169,12 +169,13 @@ def build_app(
     app.service(FastPathService)
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         feed.pause()
         await reader.revoke()
 
     @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs["assigned"]  # faust sends the whole assignment
         feed.pause()
         await reader.revoke()
         raw = {tp for tp in assigned if tp.topic in raw_names}
@@ -183,7 +184,7 @@ def build_app(
         reader.assign(raw)
 
     @app.on_rebalance_complete.connect
-    async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+    async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await feed.resume()
         await reader.resume()
 
@@ -197,7 +198,7 @@ def build_app(
         async for _ in stream.events():
             _exit_without_commit(RuntimeError("faust delivered a raw record; the reader owns them"))
 
-    @app.timer(interval=2.0)
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def report_state() -> None:
         metrics.set_consent_subjects(len(table_dict()))
         for partition, lag in barrier.lag().items():
@@ -239,7 +240,7 @@ async def _guard(work: Awaitable[None]) -> None:
         await work
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _exit_without_commit(exc)
 
 
@@ -252,8 +253,7 @@ def _exit_without_commit(exc: BaseException) -> None:
     """
     frames = "".join(traceback.format_tb(exc.__traceback__))  # code locations only, no values
     log.critical(
-        "enforcement failed (%s); exiting without committing so the batch is redone on "
-        "restart\n%s",
+        "enforcement failed (%s); exiting without committing so the batch is redone on restart\n%s",
         type(exc).__name__,
         frames,
     )

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-
 log = logging.getLogger("gateway.barrier")
 
 
@@ -48,9 +47,7 @@ class ConsentBarrier:
 
     def lag(self) -> dict[int, int]:
         """Consent records known to exist but not yet applied, per partition."""
-        return {
-            p: max(0, end - self.applied_next.get(p, 0)) for p, end in self.last_end.items()
-        }
+        return {p: max(0, end - self.applied_next.get(p, 0)) for p, end in self.last_end.items()}
 
     async def wait(self, partitions: Iterable[int], *, timeout: float = 30.0) -> float:
         """Block until every named consent partition is applied up to its current end offset.
@@ -75,7 +72,8 @@ class ConsentBarrier:
                 # (fail closed) and say so; the consent-lag metric and alert show it too.
                 log.warning(
                     "revocation barrier: consent partitions %s still behind after %.0fs; waiting",
-                    behind, loop.time() - started,
+                    behind,
+                    loop.time() - started,
                 )
                 deadline = loop.time() + timeout
                 remaining = timeout

@@ -122,7 +122,8 @@ class ConsentFeed:
             self._client = AIOKafkaConsumer(**self._consumer_settings)
             await self._client.start()
             self._offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._consumer_settings["bootstrap_servers"], enable_auto_commit=False
+                bootstrap_servers=self._consumer_settings["bootstrap_servers"],
+                enable_auto_commit=False,
             )
             await self._offsets.start()
 
@@ -171,7 +172,9 @@ class ConsentFeed:
         partition, offset = message.partition, message.offset
         if isinstance(parsed, Invalid):
             self._metrics.consent_invalid()
-            dlq = self._engine.dlq_record(parsed, topic=self._topic, partition=partition, offset=offset)
+            dlq = self._engine.dlq_record(
+                parsed, topic=self._topic, partition=partition, offset=offset
+            )
             source = f"{self._topic}/{partition}/{offset}".encode()
             await self._send(
                 self._dlq, dlq, key=None,

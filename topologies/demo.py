@@ -68,7 +68,11 @@ def render(now: Sample, before: Sample | None, loadgen_line: str, logs: Path) ->
     for (sink, verdict, reason), value in sorted(rows.items()):
         if value == 0:
             continue
-        prev = before.total("gateway_decisions_total", sink=sink, verdict=verdict, reason=reason) if before else value
+        prev = (
+            before.total("gateway_decisions_total", sink=sink, verdict=verdict, reason=reason)
+            if before
+            else value
+        )
         style = "green" if verdict == "forward" else "yellow"
         table.add_row(sink, Text(verdict, style=style), reason, f"{value:,.0f}",
                       f"{(value - prev) / span:,.0f}")  # fmt: skip
@@ -109,7 +113,11 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with (logs / "gateway.log").open("wb") as out:
-            procs.append(subprocess.Popen([*cli, "run", "--demo"], stdout=out, stderr=subprocess.STDOUT, env=env))  # noqa: S603
+            procs.append(
+                subprocess.Popen(
+                    [*cli, "run", "--demo"], stdout=out, stderr=subprocess.STDOUT, env=env
+                )
+            )
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.monotonic() + 120
         while True:
@@ -118,13 +126,16 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
                 break
             except OSError:
                 if procs[0].poll() is not None or time.monotonic() > deadline:
-                    console.print(f"[red]the gateway did not start; see {logs / 'gateway.log'}[/red]")
+                    console.print(
+                        f"[red]the gateway did not start; see {logs / 'gateway.log'}[/red]"
+                    )
                     return 1
                 time.sleep(0.5)
         console.print(f"gateway up (demo keys), metrics at {url}; starting synthetic traffic")
         with (logs / "loadgen.log").open("wb") as out:
-            procs.append(subprocess.Popen(  # noqa: S603
-                [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects), "--invalid-share", "0.002"],
+            procs.append(subprocess.Popen(
+                [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects),
+                 "--invalid-share", "0.002"],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
             ))  # fmt: skip
         _watch(console, url, logs, duration)

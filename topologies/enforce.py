@@ -1,10 +1,10 @@
 """The hot path: a batch of raw records in, sink/audit/DLQ records out, every input accounted for.
 
-Knows nothing of faust: the faust agent (and the benchmarks) hand it plain `Record`s, a consent
-lookup and an `OutputWriter`. Per batch it parses, decides and adds every output to the writer
-with no await at all, then flushes once; the caller acks (and so lets the offsets be committed)
-only after `process` returns, that is after the broker acknowledged every output. Counters are summed per batch and applied
-once, so metrics cost little per event.
+Knows nothing of faust: the reader (and the benchmarks) hand it Kafka records, a consent lookup
+and an `OutputWriter`. Per batch it parses, decides and adds every output to the writer with no
+await at all, then flushes once; the caller commits the input offsets only after `process`
+returns, that is after the broker acknowledged every output. Counters are summed per batch and
+applied once, so metrics cost little per event.
 """
 
 from __future__ import annotations
@@ -110,7 +110,11 @@ class Enforcer:
                 decisions[(decision.sink, decision.verdict, decision.reason.value)] += 1
                 if decision.verdict is Verdict.FORWARD:
                     dedup = pseudonymize(dedup_keys[decision.sink], "event:" + parsed.event_id)
-                    headers: Headers = [config_header, consent_header, (HEADER_DEDUP_ID, dedup.encode())]
+                    headers: Headers = [
+                        config_header,
+                        consent_header,
+                        (HEADER_DEDUP_ID, dedup.encode()),
+                    ]
                     if decision.key_id is not None:
                         headers.append((HEADER_KEY_ID, decision.key_id.encode()))
                     out.add(decision.topic, source, decision.key, decision.value, headers)
@@ -167,7 +171,7 @@ class Enforcer:
             metrics.event_consumed(topic, n)
         sink_writes: Counter[str] = Counter()
         for (sink, verdict, reason), n in decisions.items():
-            metrics.decision(sink, verdict, reason, n)
+            metrics.decision(sink, "forward" if verdict is Verdict.FORWARD else "drop", reason, n)
             if verdict is Verdict.FORWARD:
                 sink_writes[sink] += n
         for sink, n in sink_writes.items():

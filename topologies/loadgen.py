@@ -14,7 +14,9 @@ from topologies.synthetic import PURPOSES, Traffic, consent_record, subject_id
 
 
 def rfc3339(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
     try:
         if plan.publish_consent:
             totals["consent"] = await publish_all_consent(producer, plan, traffic)
-            _say(plan, f"published {totals['consent']} consent records for {plan.subjects} subjects")
+            _say(
+                plan, f"published {totals['consent']} consent records for {plan.subjects} subjects"
+            )
         topics = {"usage": plan.usage_topic, "device": plan.device_topic}
         started = time.monotonic()
         last_report = started
@@ -95,8 +99,11 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
             now = time.monotonic()
             if now - last_report >= 1.0:
                 last_report = now
-                _say(plan, f"sent {sent} events ({totals['usage']} usage, {totals['device']} "
-                           f"device), {totals['consent']} consent; {sent / max(elapsed, 1e-9):.0f}/s")
+                _say(
+                    plan,
+                    f"sent {sent} events ({totals['usage']} usage, {totals['device']} "
+                    f"device), {totals['consent']} consent; {sent / max(elapsed, 1e-9):.0f}/s",
+                )
             await asyncio.sleep(tick)
         await producer.flush()
     finally:

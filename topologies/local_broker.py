@@ -268,7 +268,7 @@ def metadata_ok(bootstrap: str, *, timeout: float = 5.0) -> bool:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.describe_cluster(), timeout)
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not answering yet"
+        except Exception:
             return False
         finally:
             with contextlib.suppress(Exception):
@@ -305,7 +305,7 @@ def up(*, wait_seconds: float = 90.0, log: bool = True) -> tuple[BrokerState, bo
     if fmt.returncode != 0:
         raise BrokerError(f"formatting the broker storage failed:\n{fmt.stdout}{fmt.stderr}")
     out = (root / "stdout.log").open("ab")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+    proc = subprocess.Popen(
         [*jvm, "-cp", classpath, "kafka.Kafka", str(props)],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip

@@ -32,13 +32,15 @@ from topologies.enforce import Enforcer
 log = logging.getLogger("gateway.raw")
 
 
-class RawTopicsPausedConsumer(FaustAiokafkaConsumer):  # type: ignore[misc]
+class RawTopicsPausedConsumer(FaustAiokafkaConsumer):
     """Faust's consumer, minus fetching the raw topics: they stay assigned, never active."""
 
     never_fetch: frozenset[str] = frozenset()
 
     def _set_active_tps(self, tps: set[TP]) -> set[TP]:
-        active: set[TP] = super()._set_active_tps({tp for tp in tps if tp.topic not in self.never_fetch})
+        active: set[TP] = super()._set_active_tps(
+            {tp for tp in tps if tp.topic not in self.never_fetch}
+        )
         return active
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
@@ -99,7 +101,9 @@ class RawReader:
             pass
 
     def assign(self, tps: Iterable[TP]) -> None:
-        self._wanted = {TopicPartition(tp.topic, tp.partition) for tp in tps if tp.topic in self._topics}
+        self._wanted = {
+            TopicPartition(tp.topic, tp.partition) for tp in tps if tp.topic in self._topics
+        }
 
     async def resume(self) -> None:
         await self.start()
@@ -136,7 +140,7 @@ class RawReader:
                         await self._one_batch()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - exit without committing the batch in hand
+        except Exception as exc:
             self._on_failure(exc)
 
     async def _one_batch(self) -> None:

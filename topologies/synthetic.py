@@ -75,6 +75,7 @@ class Traffic:
         if situation == "unknown":
             return None
         rng = random.Random(index)
+        purposes: dict[str, bool | None]
         if situation == "withdrawn":
             purposes = dict.fromkeys(PURPOSES, False)
         elif situation == "partial":

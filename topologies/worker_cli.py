@@ -15,7 +15,9 @@ PURPOSE_HELP = "analytics, personalization, advertising, social, third_party_sha
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the enforcement worker")
     run.add_argument("--config", type=Path, help="config folder (default ./config)")
-    run.add_argument("--demo", action="store_true", help="ephemeral random keys (never in production)")
+    run.add_argument(
+        "--demo", action="store_true", help="ephemeral random keys (never in production)"
+    )
     run.add_argument("--metrics-port", type=int, help="port of /metrics (default 9108)")
     run.set_defaults(handler=_run)
 
@@ -25,9 +27,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     load.add_argument("--count", type=int, help="stop after this many events")
     load.add_argument("--duration", type=float, help="stop after this many seconds")
     load.add_argument("--seed", type=int, default=7)
-    load.add_argument("--consent-changes", type=float, default=2.0, help="consent changes per second")
-    load.add_argument("--no-initial-consent", action="store_true", help="skip the initial consent records")
-    load.add_argument("--invalid-share", type=float, default=0.0, help="share of invalid records (DLQ)")
+    load.add_argument(
+        "--consent-changes", type=float, default=2.0, help="consent changes per second"
+    )
+    load.add_argument(
+        "--no-initial-consent", action="store_true", help="skip the initial consent records"
+    )
+    load.add_argument(
+        "--invalid-share", type=float, default=0.0, help="share of invalid records (DLQ)"
+    )
     load.add_argument("--config", type=Path, help="config folder, for topic names")
     load.set_defaults(handler=_loadgen)
 
@@ -107,9 +115,13 @@ def _consent(args: argparse.Namespace) -> int:
         denied = {p for p in args.deny.split(",") if p}
         unknown = (granted | denied) - set(PURPOSES)
         if unknown:
-            print(f"unknown purposes: {', '.join(sorted(unknown))}; use {PURPOSE_HELP}", file=sys.stderr)
+            print(
+                f"unknown purposes: {', '.join(sorted(unknown))}; use {PURPOSE_HELP}",
+                file=sys.stderr,
+            )
             return 2
-        purposes: dict[str, bool | None] = {p: True for p in granted} | {p: False for p in denied}
+        purposes: dict[str, bool | None] = dict.fromkeys(granted, True)
+        purposes |= dict.fromkeys(denied, False)
         under = {"true": True, "false": False, "unknown": None}[args.under_13]
         value = consent_record(
             args.subject, rfc3339(time.time()), purposes,
@@ -120,7 +132,10 @@ def _consent(args: argparse.Namespace) -> int:
         publish_consent(bootstrap, config.settings.topics.consent, args.subject, value)
     )
     what = "tombstone" if value is None else "consent record"
-    print(f"published {what} to {config.settings.topics.consent} partition {partition} offset {offset}")
+    print(
+        f"published {what} to {config.settings.topics.consent} "
+        f"partition {partition} offset {offset}"
+    )
     return 0
 
 

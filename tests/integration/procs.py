@@ -18,7 +18,7 @@ class Proc:
     def __init__(self, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> None:
         self.log = log
         self._out = log.open("wb")
-        self.popen = subprocess.Popen(  # noqa: S603
+        self.popen = subprocess.Popen(
             list(argv), stdout=self._out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env={**os.environ, **env},
         )  # fmt: skip
@@ -32,7 +32,9 @@ class Proc:
             if needle in self.text():
                 return
             if self.popen.poll() is not None:
-                raise AssertionError(f"process exited ({self.popen.returncode}):\n{self.text()[-3000:]}")
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}):\n{self.text()[-3000:]}"
+                )
             await asyncio.sleep(0.2)
         raise AssertionError(f"{needle!r} not in log after {timeout}s:\n{self.text()[-3000:]}")
 

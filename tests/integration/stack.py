@@ -65,7 +65,9 @@ class Stack:
     def write_config(self) -> None:
         shutil.copytree(REPO / "config" / "sinks", self.config_dir / "sinks", dirs_exist_ok=True)
         settings = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text())
-        settings["topics"] = {k: self.topics[k] for k in ("usage_raw", "device_raw", "consent", "dlq", "audit")}
+        settings["topics"] = {
+            k: self.topics[k] for k in ("usage_raw", "device_raw", "consent", "dlq", "audit")
+        }
         (self.config_dir / "gateway.yaml").write_text(yaml.safe_dump(settings))
         for sink in SINKS:
             path = self.config_dir / "sinks" / f"{sink}.yaml"
@@ -120,7 +122,9 @@ class Stack:
 
     async def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=2)
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2
+            )
             await self._producer.start()
         return self._producer
 
@@ -151,7 +155,7 @@ class Stack:
     def metrics(self) -> dict[str, float]:
         """Every sample of the worker's /metrics as `name{labels}` -> value."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
         samples: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
@@ -180,7 +184,9 @@ class Stack:
             if seen >= count:
                 return
             await asyncio.sleep(0.2)
-        raise AssertionError(f"the worker consumed {seen} of {count} records\n{self.log_text()[-3000:]}")
+        raise AssertionError(
+            f"the worker consumed {seen} of {count} records\n{self.log_text()[-3000:]}"
+        )
 
     async def read(self, name: str, *, idle: float = 1.5) -> list[ConsumerRecord[bytes, bytes]]:
         """Every record of one of the stack's topics, read from the start until idle."""

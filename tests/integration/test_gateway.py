@@ -26,8 +26,14 @@ CANARIES = {
 NOW = "2026-11-26T12:34:56.789Z"
 
 
-def consent(subject: str, grants: dict[str, bool | None], *, updated_at: str = NOW,
-            under_13: bool | None = False, parental: bool | None = False) -> dict[str, Any]:  # fmt: skip
+def consent(
+    subject: str,
+    grants: dict[str, bool | None],
+    *,
+    updated_at: str = NOW,
+    under_13: bool | None = False,
+    parental: bool | None = False,
+) -> dict[str, Any]:
     return {
         "subject_id": subject, "updated_at": updated_at, "purposes": grants,
         "age": {"under_13": under_13, "parental_consent": parental}, "source": "test",
@@ -52,7 +58,8 @@ def usage(subject: str, event_id: str, **extra: Any) -> dict[str, Any]:
 
 def device(subject: str, event_id: str) -> dict[str, Any]:
     return {
-        "event_id": event_id, "subject_id": subject, "occurred_at": NOW, "event_type": "device_seen",
+        "event_id": event_id, "subject_id": subject, "occurred_at": NOW,
+        "event_type": "device_seen",
         "ip": CANARIES["ip6"], "device_id": CANARIES["device_id"],
         "advertising_id": CANARIES["advertising_id"], "app_version": "5.2.1", "os": "Android",
     }  # fmt: skip
@@ -63,7 +70,9 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     gateway = Stack(kafka_bootstrap, root, uuid.uuid4().hex[:8])
     await gateway.start()
@@ -92,15 +101,17 @@ def forwarded_ids(stack: Stack, records: list[Any], sink: str, event_ids: list[s
 async def test_when_the_default_rules_run_then_each_sink_gets_exactly_what_the_policy_allows(
     stack: Stack,
 ) -> None:
-    subjects = {name: unique(f"subj-{name}") for name in
-                ("adult", "analytics_only", "withdrawn", "unknown", "child", "child_parent")}  # fmt: skip
+    names = ("adult", "analytics_only", "withdrawn", "unknown", "child", "child_parent")
+    subjects = {name: unique(f"subj-{name}") for name in names}
     await stack.consent(subjects["adult"], consent(subjects["adult"], everything(True)))
     await stack.consent(
         subjects["analytics_only"],
         consent(subjects["analytics_only"], everything(False) | {"analytics": True}),
     )
     await stack.consent(subjects["withdrawn"], consent(subjects["withdrawn"], everything(False)))
-    await stack.consent(subjects["child"], consent(subjects["child"], everything(True), under_13=True))
+    await stack.consent(
+        subjects["child"], consent(subjects["child"], everything(True), under_13=True)
+    )
     await stack.consent(
         subjects["child_parent"],
         consent(subjects["child_parent"], everything(True), under_13=True, parental=True),
@@ -109,7 +120,10 @@ async def test_when_the_default_rules_run_then_each_sink_gets_exactly_what_the_p
     ids: dict[str, list[str]] = {}
     for name, subject in subjects.items():
         ids[name] = [unique(f"ev-{name}-u"), unique(f"ev-{name}-d")]
-        events += [("usage", usage(subject, ids[name][0])), ("device", device(subject, ids[name][1]))]
+        events += [
+            ("usage", usage(subject, ids[name][0])),
+            ("device", device(subject, ids[name][1])),
+        ]
     gpc_id = unique("ev-adult-gpc")
     events.append(("usage", usage(subjects["adult"], gpc_id, gpc=True)))
     await sent_and_decided(stack, events)
@@ -118,7 +132,11 @@ async def test_when_the_default_rules_run_then_each_sink_gets_exactly_what_the_p
     every = [e for _, body in events for e in [body["event_id"]]]
     got = {sink: forwarded_ids(stack, out[sink], sink, every) for sink in SINKS}
     assert got["analytics"] == {
-        *ids["adult"], gpc_id, *ids["analytics_only"], *ids["child"], *ids["child_parent"]
+        *ids["adult"],
+        gpc_id,
+        *ids["analytics_only"],
+        *ids["child"],
+        *ids["child_parent"],
     }
     assert got["ads"] == {ids["adult"][0]}  # usage page views only; GPC withdraws advertising
     assert got["social"] == {ids["adult"][0]}  # needs social and third-party sharing; GPC withdraws
@@ -130,7 +148,8 @@ async def test_when_the_default_rules_run_then_each_sink_gets_exactly_what_the_p
             assert (header(record, "gateway-consent-version") or "").isdigit()
     adult_key = pseudonymize(stack.keys["analytics"], subjects["adult"]).encode()
     analytics_by_id = {
-        forwarded_ids(stack, [r], "analytics", every).pop(): r for r in out["analytics"]
+        forwarded_ids(stack, [r], "analytics", every).pop(): r
+        for r in out["analytics"]
         if forwarded_ids(stack, [r], "analytics", every)
     }
     adult_page = analytics_by_id[ids["adult"][0]]
@@ -157,20 +176,30 @@ async def test_when_the_default_rules_run_then_each_sink_gets_exactly_what_the_p
     assert len({(a["event_id"], a["sink"]) for a in ours}) == len(ours)
 
 
-async def test_when_consent_is_withdrawn_mid_stream_then_later_events_reach_no_sink(stack: Stack) -> None:
+async def test_when_consent_is_withdrawn_mid_stream_then_later_events_reach_no_sink(
+    stack: Stack,
+) -> None:
     subject = unique("subj-withdraw")
-    await stack.consent(subject, consent(subject, everything(True), updated_at="2026-11-26T10:00:00Z"))
+    await stack.consent(
+        subject, consent(subject, everything(True), updated_at="2026-11-26T10:00:00Z")
+    )
     before = [unique("ev-before") for _ in range(5)]
     await sent_and_decided(stack, [("usage", usage(subject, e)) for e in before])
-    await stack.consent(subject, consent(subject, everything(False), updated_at="2026-11-26T11:00:00Z"))
+    await stack.consent(
+        subject, consent(subject, everything(False), updated_at="2026-11-26T11:00:00Z")
+    )
     after = [unique("ev-after") for _ in range(5)]
     await sent_and_decided(stack, [("usage", usage(subject, e)) for e in after])
     # An older record arriving late changes nothing.
-    await stack.consent(subject, consent(subject, everything(True), updated_at="2026-11-26T09:00:00Z"))
+    await stack.consent(
+        subject, consent(subject, everything(True), updated_at="2026-11-26T09:00:00Z")
+    )
     late = [unique("ev-late") for _ in range(5)]
     await sent_and_decided(stack, [("usage", usage(subject, e)) for e in late])
 
-    analytics = forwarded_ids(stack, await stack.read("analytics"), "analytics", before + after + late)
+    analytics = forwarded_ids(
+        stack, await stack.read("analytics"), "analytics", before + after + late
+    )
     assert analytics == set(before)
     for sink in ("ads", "social"):
         assert not forwarded_ids(stack, await stack.read(sink), sink, after + late)
@@ -185,7 +214,9 @@ async def test_when_a_subject_is_tombstoned_then_their_consent_is_unknown(stack:
     erased = unique("ev-erased")
     await sent_and_decided(stack, [("usage", usage(subject, erased))])
 
-    assert forwarded_ids(stack, await stack.read("analytics"), "analytics", [kept, erased]) == {kept}
+    assert forwarded_ids(stack, await stack.read("analytics"), "analytics", [kept, erased]) == {
+        kept
+    }
     audit = [a for a in values(await stack.read("audit")) if a["event_id"] == erased]
     assert {(a["sink"], a["reason"]) for a in audit} >= {("analytics", "consent_unknown")}
     assert stack.metric_sum("gateway_consent_records_total{outcome=tombstone}") >= 1
@@ -200,9 +231,13 @@ async def test_when_consent_is_withdrawn_with_acks_all_then_no_event_produced_af
     after: list[str] = []
     for i in range(repetitions):
         subject = unique(f"subj-barrier-{i}")
-        await stack.consent(subject, consent(subject, everything(True), updated_at="2026-11-26T10:00:00Z"))
+        await stack.consent(
+            subject, consent(subject, everything(True), updated_at="2026-11-26T10:00:00Z")
+        )
         await stack.event("usage", usage(subject, unique("ev-granted")))
-        await stack.consent(subject, consent(subject, everything(False), updated_at="2026-11-26T10:00:01Z"))
+        await stack.consent(
+            subject, consent(subject, everything(False), updated_at="2026-11-26T10:00:01Z")
+        )
         for _ in range(3):  # produced only after the withdrawal was acknowledged
             event_id = unique(f"ev-after-{i}")
             after.append(event_id)
@@ -221,13 +256,16 @@ async def test_when_consent_is_withdrawn_with_acks_all_then_no_event_produced_af
 
 
 INVALID: dict[str, tuple[bytes | None, bytes | None]] = {
-    "invalid_json": (b"subj-x", b'{"ip": "192.0.2.77", "device_id": "canary-device-7f3a9c11", oops'),
+    "invalid_json": (b"subj-x", b'{"ip": "192.0.2.77", "device_id": "canary-device-7f3a9c11", x'),
     "not_object": (b"subj-x", b'["canary-device-7f3a9c11", "192.0.2.77"]'),
-    "missing_field": (b"subj-x", orjson.dumps({"event_id": "e", "subject_id": "subj-x", "ip": "192.0.2.77"})),
+    "missing_field": (b"subj-x", orjson.dumps({"event_id": "e", "subject_id": "subj-x",
+                                               "ip": "192.0.2.77"})),
     "wrong_type": (b"subj-x", orjson.dumps(usage("subj-x", "e-wt") | {"event_type": 5})),
-    "duplicate_key": (b"subj-x", b'{"event_id":"e","subject_id":"subj-x","occurred_at":"2026-11-26T12:00:00Z",'
+    "duplicate_key": (b"subj-x", b'{"event_id":"e","subject_id":"subj-x",'
+                                 b'"occurred_at":"2026-11-26T12:00:00Z",'
                                  b'"event_type":"page_view","ip":"192.0.2.77","ip":"192.0.2.78"}'),
-    "too_large": (b"subj-x", orjson.dumps(usage("subj-x", "e-big") | {"feature": "canary-device-7f3a9c11" * 3000})),
+    "too_large": (b"subj-x", orjson.dumps(usage("subj-x", "e-big")
+                                          | {"feature": "canary-device-7f3a9c11" * 3000})),
     "too_deep": (b"subj-x", b'{"event_id":"e","subject_id":"subj-x","ip":"192.0.2.77","properties":'
                             + b"[" * 1025 + b"]" * 1025 + b"}"),
     "invalid_utf8": (b"subj-x", b'{"event_id":"e\xff","subject_id":"subj-x","ip":"192.0.2.77"}'),
@@ -236,7 +274,7 @@ INVALID: dict[str, tuple[bytes | None, bytes | None]] = {
 }  # fmt: skip
 
 
-async def test_when_records_are_invalid_then_each_lands_in_the_dlq_once_with_its_reason_and_redacted(
+async def test_when_records_are_invalid_then_each_lands_in_the_dlq_once_redacted_with_its_reason(
     stack: Stack,
 ) -> None:
     before = stack.metric_sum("gateway_events_consumed_total{")
@@ -270,4 +308,3 @@ async def test_when_everything_has_run_then_no_raw_identifier_is_in_any_output_o
     subjects = [s for s in stack.log_text().split() if s.startswith("subj-")]
     assert not subjects, "subject ids must never be logged"
     assert b"subj-adult" not in b"\n".join(blobs)
-

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from topologies import local_broker
-
 
 def gateway(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -29,14 +27,19 @@ def test_when_up_then_down_then_no_process_is_left_and_a_second_up_downloads_not
     assert bootstrap.startswith("127.0.0.1:")
     status = gateway("local", "status", env=env)
     assert status.returncode == 0 and f"bootstrap: {bootstrap}" in status.stdout
-    pid = int(next(line for line in status.stdout.splitlines() if line.startswith("pid:")).split()[1])
+    pid = int(
+        next(line for line in status.stdout.splitlines() if line.startswith("pid:")).split()[1]
+    )
 
     again = gateway("local", "up", env=env)
     assert again.returncode == 0 and "reused the running broker" in again.stderr
 
     down = gateway("local", "down", env=env)
     assert down.returncode == 0, down.stderr
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    assert (
+        not Path(f"/proc/{pid}").exists()
+        or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    )
     assert gateway("local", "status", env=env).returncode == 3
 
     # Without Maven on PATH a download is impossible: a cached second start must not need it.
