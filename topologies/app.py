@@ -148,6 +148,8 @@ def build_app(
         barrier=barrier,
         make_enforcer=make_enforcer,
         on_batch=on_batch,
+        on_lag=metrics.set_consumer_lag,
+        on_forget=metrics.forget_consumer_partition,
         batch_max=tuning.batch_max,
         barrier_timeout=tuning.barrier_timeout,
         on_failure=_exit_without_commit,

@@ -72,6 +72,7 @@ class Enforcer:
         dedup_keys: Mapping[str, bytes],
     ) -> None:
         self._engine = engine
+        self._sinks = tuple(dedup_keys)
         # Sinks get a per-sink keyed id of the event for de-duplication, never the raw event id:
         # the same raw id at two partners would let them join their records.
         self._dedup_keys = dict(dedup_keys)
@@ -178,6 +179,8 @@ class Enforcer:
             metrics.sink_write(sink, n)
         for (topic, reason), n in invalid.items():
             metrics.invalid_record(topic, reason, n)
+            for sink in self._sinks:  # accounted for once per sink: a drop, with its reason
+                metrics.decision(sink, "drop", reason, n)
         if invalid:
             metrics.dlq_write(sum(invalid.values()))
         if audits:

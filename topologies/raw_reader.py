@@ -57,6 +57,8 @@ class RawReader:
         barrier: ConsentBarrier,
         make_enforcer: Callable[[], Awaitable[Enforcer]],
         on_batch: Callable[[int, float, float], None],
+        on_lag: Callable[[str, int, int], None],
+        on_forget: Callable[[str, int], None],
         batch_max: int,
         barrier_timeout: float,
         on_failure: Callable[[BaseException], None],
@@ -70,6 +72,8 @@ class RawReader:
         self._barrier = barrier
         self._make_enforcer = make_enforcer
         self._on_batch = on_batch
+        self._on_lag = on_lag
+        self._on_forget = on_forget
         self._batch_max = batch_max
         self._barrier_timeout = barrier_timeout
         self._on_failure = on_failure
@@ -109,6 +113,8 @@ class RawReader:
         await self.start()
         async with self._lock:
             consumer = self._consumer
+            for gone in consumer.assignment() - self._wanted:
+                self._on_forget(gone.topic, gone.partition)
             consumer.assign(sorted(self._wanted))
             for tp in self._wanted:
                 committed = await consumer.committed(tp)
@@ -155,5 +161,10 @@ class RawReader:
         )
         assert self._enforcer is not None
         await self._enforcer.process(records)
-        await consumer.commit({tp: messages[-1].offset + 1 for tp, messages in fetched.items()})
+        positions = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        await consumer.commit(positions)
         self._on_batch(len(records), waited, time.perf_counter() - started)
+        for tp, position in positions.items():
+            end = consumer.highwater(tp)  # known from the fetch response: no extra request
+            if end is not None:
+                self._on_lag(tp.topic, tp.partition, max(0, end - position))

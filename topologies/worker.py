@@ -124,7 +124,7 @@ def build_metrics(config: GatewayConfig, registry: CollectorRegistry) -> Gateway
     metrics = GatewayMetrics(
         registry,
         sinks=[rule.name for rule in config.sinks],
-        topics=[topics.usage_raw, topics.device_raw, topics.consent],
+        topics=[topics.usage_raw, topics.device_raw],
         build_info=BuildInfo(
             version=__version__,
             python_version=platform.python_version(),
