@@ -1,11 +1,16 @@
 """User-Agent generalisation with ua-parser 1.0 (regex/rs resolver), behind a bounded cache.
 
-Building the resolver loads the builtin regexes (~0.3 s), so `default_user_agent_parser` builds
-one lazily and returns the same immutable parser afterwards.
+Only bounded values leave: a browser or OS family from the allowlists of `gateway.ua_families`
+(else "Other"), and a major version of at most four digits for an allowlisted browser (else
+None), so text copied from a crafted User-Agent by a generic rule never reaches a sink.
+
+Building the resolver and the allowlists reads the builtin regexes (~0.5 s), so
+`default_user_agent_parser` builds one lazily and returns the same parser afterwards.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from ua_parser import CachingResolver, Domain, load_builtins
@@ -13,18 +18,20 @@ from ua_parser.caching import Lru
 from ua_parser.regex import Resolver
 
 from gateway.operators.base import UserAgentParser
+from gateway.ua_families import builtin_families
 
 UA_CACHE_SIZE = 4096
-
-
-def _major(version: str | None) -> str | None:
-    return version if version else None
+OTHER = "Other"
+_MAJOR = re.compile(r"[0-9]{1,4}\Z")
 
 
 def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
     """A function UA -> (browser family, major version, OS family), cached per UA string."""
-    resolver = CachingResolver(Resolver(load_builtins()), Lru(cache_size))
+    matchers = load_builtins()
+    resolver = CachingResolver(Resolver(matchers), Lru(cache_size))
     domains = Domain.USER_AGENT | Domain.OS
+    browsers = builtin_families(matchers[0], strip=False)  # ua-parser strips only OS families
+    systems = builtin_families(matchers[1], strip=True)
 
     seen: dict[str, tuple[str | None, str | None, str | None]] = {}
 
@@ -34,10 +41,12 @@ def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
             return found
         result = resolver(user_agent, domains)
         agent, os_ = result.user_agent, result.os
+        browser = (agent.family if agent.family in browsers else OTHER) if agent else None
+        major = agent.major if agent and browser != OTHER else None
         found = (
-            agent.family if agent else None,
-            _major(agent.major) if agent else None,
-            os_.family if os_ else None,
+            browser,
+            major if major and _MAJOR.match(major) else None,
+            (os_.family if os_.family in systems else OTHER) if os_ else None,
         )
         if len(seen) >= cache_size:
             seen.clear()
