@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, start_http_server
-
-from gateway.metrics import BuildInfo, GatewayMetrics
 
 
 def _binary(name: str, env: str) -> str:
@@ -42,35 +40,27 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture
-def metrics_endpoint() -> Iterator[str]:
-    """`host:port` of a live /metrics endpoint that exposes GatewayMetrics.
+async def metrics_endpoint(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[str]:
+    """`host:port` of the /metrics endpoint of a running `gateway run` worker on the real broker.
 
-    Today: prometheus_client's own HTTP server on a free loopback port, with some traffic
-    counted. To be switched to a running `gateway run` worker; tests that use this fixture assert
-    only on series names and label sets, never on how the endpoint was made.
+    Some traffic has gone through it first: a grant, valid events of both kinds, and an invalid
+    record, so counters, histograms and gauges all have samples.
     """
-    registry = CollectorRegistry()
-    metrics = GatewayMetrics(
-        registry,
-        sinks=("analytics", "ads", "social"),
-        topics=("events.usage.raw", "events.device.raw"),
-        build_info=BuildInfo("0.1.0", "3.11.0", "0.11.3", "0.14.0"),
-    )
-    metrics.config_loaded("test-config")
-    metrics.event_consumed("events.usage.raw", 10)
-    metrics.decision("analytics", "forward", "consented", 7)
-    metrics.decision("ads", "drop", "consent_denied", 3)
-    metrics.sink_write("analytics", 7)
-    metrics.audit_write(3)
-    metrics.observe_latency("analytics", 0.02)
-    metrics.batch_processed(size=10, seconds=0.004, now=1_700_000_000.0)
-    metrics.consent_applied(updated_at=1_700_000_000.0, now=1_700_000_001.0)
-    metrics.set_consumer_lag("events.usage.raw", 0, 0)
-    metrics.set_consent_lag(0, 0)
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    from tests.integration.stack import Stack
+    from tests.integration.test_gateway import consent, device, everything, unique, usage
+
+    stack = Stack(kafka_bootstrap, tmp_path, uuid.uuid4().hex[:8])
+    await stack.start()
     try:
-        yield f"127.0.0.1:{server.server_port}"
+        subject = unique("subj-ops")
+        await stack.consent(subject, consent(subject, everything(True)))
+        await stack.event("usage", usage(subject, unique("ev-ops")))
+        await stack.event("device", device(subject, unique("ev-ops")))
+        await stack.send_raw("usage_raw", subject.encode(), b"{not json")
+        await stack.flush()
+        await stack.wait_consumed(3)
+        await stack.wait_metric("gateway_consent_subjects", 1)
+        yield f"127.0.0.1:{stack.metrics_port}"
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        await stack.close()
+        stack.stop()
