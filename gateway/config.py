@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.config_models import (
     ALLOWLISTABLE_FIELDS,
+    CONTRACT_EVENT_TYPES,
+    OTHER_EVENT_TYPE,
     FieldRule,
     Settings,
     SinkRule,
@@ -151,6 +153,7 @@ def _sink_rule(
     *,
     model: SinkRuleModel,
     allowlists: tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]],
+    known_event_types: frozenset[str],
     file: str,
     doc: LoadedYaml,
     out: _Collector,
@@ -158,6 +161,13 @@ def _sink_rule(
     if model.unknown_consent == "grant" and model.audience != "internal":
         message = "unknown consent may be granted only for internal sinks (fail closed)"
         out.add(file, doc, ("unknown_consent",), message)
+    for index, event_type in enumerate(model.event_types or ()):
+        if event_type not in known_event_types and event_type != OTHER_EVENT_TYPE:
+            message = (
+                f"event type '{event_type}' is not in known_event_types of {SETTINGS_FILE}"
+                f" (sinks see other types as '{OTHER_EVENT_TYPE}')"
+            )
+            out.add(file, doc, ("event_types", index), message)
     return SinkRule(
         name=name,
         topic=model.topic,
@@ -228,6 +238,9 @@ def load_config(directory: Path) -> GatewayConfig:
         settings = out.validate(Settings, doc.value, settings_label, doc)
         if settings is not None and len(set(dict(settings.topics).values())) != 5:
             out.add(settings_label, doc, ("topics",), "the five gateway topics must be distinct")
+    known_event_types = frozenset(
+        settings.known_event_types if settings is not None else CONTRACT_EVENT_TYPES
+    )
     sink_files = sorted((directory / SINKS_DIR).glob("*.yaml"))
     if not sink_files:
         out.problems.append(Problem(str(directory / SINKS_DIR), 1, ".", "no sink rules (*.yaml)"))
@@ -248,7 +261,13 @@ def load_config(directory: Path) -> GatewayConfig:
         if model is not None:
             rules.append(
                 _sink_rule(
-                    path.stem, model=model, allowlists=allowlists, file=label, doc=sink_doc, out=out
+                    path.stem,
+                    model=model,
+                    allowlists=allowlists,
+                    known_event_types=known_event_types,
+                    file=label,
+                    doc=sink_doc,
+                    out=out,
                 )
             )
     _check_topics(_reserved_topics(settings, doc), topics, out)

@@ -10,15 +10,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.events import IDENTIFIER_FIELDS, KNOWN_FIELDS, URL_FIELDS, EventKind
+from gateway.events import (
+    EVENT_TYPE_PATTERN,
+    IDENTIFIER_FIELDS,
+    KNOWN_FIELDS,
+    URL_FIELDS,
+    EventKind,
+)
 from gateway.operators.base import IDENTIFIER, IP, PLAIN, TIMESTAMP, URL, USER_AGENT, OperatorConfig
 
 Purpose = Literal["analytics", "personalization", "advertising", "social", "third_party_sharing"]
 Audience = Literal["internal", "advertising", "social", "third_party"]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
-EventTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+EventTypeName = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
 # The event types of the contract; settings may list more (see Settings.known_event_types).
 CONTRACT_EVENT_TYPES = ("page_view", "screen_view", "feature_use", "app_open", "device_seen")
+OTHER_EVENT_TYPE = "other"  # what every event type outside the allowlist is reported as
 FieldSpec = Any  # checked by gateway.config against the operator registry
 # Audiences a child never reaches; the first set applies without parental consent.
 BARRED_WITHOUT_PARENTAL_CONSENT = frozenset({"advertising", "social", "third_party"})

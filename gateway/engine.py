@@ -12,6 +12,7 @@ from typing import NamedTuple
 import orjson
 
 from gateway.config import GatewayConfig
+from gateway.config_models import OTHER_EVENT_TYPE
 from gateway.consent_state import POLICY_MASK, consent_updated_at_us
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
 from gateway.events import Event, EventKind, Invalid
@@ -24,7 +25,6 @@ from gateway.useragent import default_user_agent_parser
 
 __all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine", "consent_version"]
 
-OTHER_EVENT_TYPE = "other"
 # Routes seen: (policy bits, kind, event type label). Few in practice; cleared when full.
 ROUTE_CACHE_SIZE = 65536
 

@@ -6,6 +6,7 @@ types only, so it is safe for the DLQ.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -48,6 +49,10 @@ _STRING_FIELDS = [
 FIELD_TYPES: dict[str, type] = dict.fromkeys(_STRING_FIELDS, str)
 FIELD_TYPES.update(gpc=bool, dnt=bool, properties=dict)
 KNOWN_FIELDS = frozenset(FIELD_TYPES)
+# The shape of an event type that may be shown (repr) or allowlisted (settings); the contract
+# lets event_type be any string, and a free-form one could carry personal data.
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_EVENT_TYPE_SHAPE = re.compile(EVENT_TYPE_PATTERN)
 MAX_EVENT_ID_CHARS = 128
 MAX_SUBJECT_ID_CHARS = 256
 _JSON_TYPE_NAMES = {
@@ -117,8 +122,9 @@ class Event(NamedTuple):
     kind: EventKind
     fields: dict[str, Any]
 
-    def __repr__(self) -> str:  # never show identifiers or payloads
-        return f"Event(kind={self.kind.value!r}, event_type={self.event_type!r})"
+    def __repr__(self) -> str:  # never show identifiers, payloads or a free-form event type
+        shown = self.event_type if _EVENT_TYPE_SHAPE.match(self.event_type) else "other"
+        return f"Event(kind={self.kind.value!r}, event_type={shown!r})"
 
 
 _new_tuple = tuple.__new__
