@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.events import Event, EventKind, Invalid, parse_event
+from gateway import events as events_module
+from gateway.events import FIELD_TYPES, REQUIRED_FIELDS, Event, EventKind, Invalid, parse_event
 from gateway.reasons import Reason
 from tests.unit.helpers import event_dict
 
@@ -109,3 +115,50 @@ def test_when_event_is_repr_then_no_identifier_is_shown() -> None:
 def test_when_backslashes_are_present_then_exact_check_accepts_distinct_keys() -> None:
     value = _dumps(page='https://www.example.com/a"b\\c')
     assert isinstance(parse_event(value, KEY, EventKind.USAGE, max_bytes=65536), Event)
+
+
+def test_when_event_has_an_unknown_field_of_any_type_then_it_is_still_valid() -> None:
+    value = _dumps(extra_field=[1, {"a": None}])
+    event = parse_event(value, KEY, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(event, Event)
+
+
+def test_when_many_key_orders_are_seen_then_the_shape_cache_stays_bounded() -> None:
+    optional = ["page", "referrer", "user_agent", "ip", "device_id", "cookie_id", "device_type"]
+    for order in itertools.islice(itertools.permutations(optional), 1100):
+        data = {name: GOOD[name] for name in (*REQUIRED_FIELDS, *order)}
+        assert isinstance(
+            parse_event(orjson.dumps(data), KEY, EventKind.USAGE, max_bytes=65536), Event
+        )
+    assert 0 < len(events_module._shapes) <= events_module._SHAPE_CACHE_SIZE
+
+
+JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3), st.just({}), st.just([])
+)
+
+
+def _reference_problem(obj: dict[str, Any]) -> Reason | None:
+    if any(name not in obj for name in REQUIRED_FIELDS):
+        return Reason.MISSING_FIELD
+    if any(name in FIELD_TYPES and type(v) is not FIELD_TYPES[name] for name, v in obj.items()):
+        return Reason.WRONG_TYPE
+    return None
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*FIELD_TYPES, "extra", "other"]), JSON_VALUES, min_size=3, max_size=10
+    )
+)
+def test_when_fields_have_any_types_then_check_matches_the_plain_reference(
+    obj: dict[str, Any],
+) -> None:
+    for _ in range(2):  # the second time through the remembered key order
+        problem = events_module._field_problem(obj)
+        expected = _reference_problem(obj)
+        if expected is not None:
+            assert problem is not None
+            assert problem[0] is expected
+        else:
+            assert problem is None or problem[0] is Reason.INVALID_FIELD
