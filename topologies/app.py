@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 import traceback
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -34,6 +36,7 @@ from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
 from topologies.enforce import Enforcer
 from topologies.raw_reader import RawReader, RawTopicsPausedConsumer
+from topologies.reload import ConfigReloader
 from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.app")
@@ -59,6 +62,7 @@ def build_app(
     partitions: int,
     output_partitions: Mapping[str, int],
     tuning: Tuning,
+    config_dir: Path | None = None,
     replication: int = 1,
 ) -> faust.App:
     topics = config.settings.topics
@@ -155,11 +159,18 @@ def build_app(
         on_failure=_exit_without_commit,
     )
 
+    reloader = ConfigReloader(
+        config_dir or Path("config"), config, keyring, metrics,
+        swap=lambda new, new_engine: reader.swap(new_engine, new.version),
+    )  # fmt: skip
+
     class FastPathService(mode.Service):
         async def on_start(self) -> None:
             await output.start()
             await feed.start()
             await reader.start()
+            if config_dir is not None:  # `kill -HUP` reloads the sink rules between two batches
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
             self.add_future(_guard(feed.run()))
             self.add_future(reader.run())
 

@@ -86,6 +86,11 @@ class Enforcer:
         self._metrics = metrics
         self._clock = clock
 
+    def swap(self, engine: Engine, config_version: str) -> None:
+        """New rules for the next batch (a config reload); the batch in hand keeps its own."""
+        self._engine = engine
+        self._config_header = (HEADER_CONFIG, config_version.encode())
+
     async def process(self, records: Sequence[Record]) -> BatchResult:
         """Decide every record, write every output, return once the broker acknowledged them."""
         engine, out, consent_of = self._engine, self._writer, self._consent

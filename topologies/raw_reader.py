@@ -96,6 +96,10 @@ class RawReader:
             await self._client.start()
             self._enforcer = await self._make_enforcer()
 
+    def swap(self, engine: Any, config_version: str) -> None:
+        if self._enforcer is not None:
+            self._enforcer.swap(engine, config_version)
+
     # Rebalance hooks, called from faust's signals.
 
     async def revoke(self) -> None:

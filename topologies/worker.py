@@ -185,6 +185,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         partitions=partitions,
         output_partitions=output_partitions,
         tuning=Tuning(),
+        config_dir=settings.config_dir,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
     try:

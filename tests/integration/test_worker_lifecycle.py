@@ -187,3 +187,41 @@ def test_when_the_config_is_invalid_then_the_worker_refuses_to_start_listing_eve
     assert len(problems) >= 2, result.stderr
     assert any("shred" in line or "operator" in line for line in problems)
     assert any("colour" in line for line in problems)
+
+
+async def test_when_the_config_changes_and_sighup_arrives_then_new_rules_apply_without_a_restart(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    subject = unique("subj-reload")
+    try:
+        await stack.start()
+        await stack.consent(subject, consent(subject, everything(True)))
+        first = unique("ev-before-reload")
+        await stack.event("usage", usage(subject, first))
+        await stack.flush()
+        await stack.wait_consumed(1)
+        social = stack.config_dir / "sinks" / "social.yaml"
+        rule = yaml.safe_load(social.read_text())
+        rule["event_types"] = ["feature_use"]  # page views no longer go to the social partner
+        social.write_text(yaml.safe_dump(rule))
+        assert stack.proc is not None
+        stack.proc.popen.send_signal(signal.SIGHUP)
+        assert await stack.wait_metric("gateway_config_reloads_total{result=success}", 1) == 1
+        second = unique("ev-after-reload")
+        await stack.event("usage", usage(subject, second))
+        await stack.flush()
+        await stack.wait_consumed(2)
+        seen = await accounted(stack, [first, second])
+        forwarded = {
+            e for r in await stack.read("social")
+            for e in (first, second)
+            if header(r, "gateway-dedup-id") == pseudonymize(stack.keys["social"], "event:" + e)
+        }  # fmt: skip
+        assert forwarded == {first}
+        assert second in seen["social"]  # dropped, with its reason in the audit topic
+        assert stack.proc.popen.poll() is None, "a reload is not a restart"
+    finally:
+        await stack.close()
+        if stack.proc is not None:
+            stack.stop()
