@@ -1,0 +1,191 @@
+"""The processes under test: child processes, their /metrics, and their CPU and memory in /proc.
+
+Both the gateway worker and the passthrough baseline are separate processes with a Prometheus
+endpoint on loopback, so one measuring loop serves both: poll a counter of consumed records and
+read utime+stime of the processes from /proc/<pid>/stat at the same instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """A phase could not complete; the message says which and why."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state) of proc(5)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmHWM (peak RSS) and VmRSS of a process, in KiB, from /proc/<pid>/status."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmHWM", "VmRSS"):
+            found[name] = int(rest.split()[0])
+    return found
+
+
+class Child:
+    """A child process whose stdout+stderr go to a log file."""
+
+    def __init__(
+        self, argv: Sequence[str], *, log: Path, env: Mapping[str, str], cwd: Path, name: str
+    ) -> None:
+        self.name = name
+        self.log = log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(
+            list(argv), stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **env}, cwd=cwd,
+        )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, chars: int = 2500) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            raise BenchError(
+                f"{self.name} exited with {self.popen.returncode}; log {self.log}:\n{self.tail()}"
+            )
+
+    async def wait_for_log(self, needle: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if needle in self.log.read_text(errors="replace"):
+                return
+            self.check_alive()
+            await asyncio.sleep(0.1)
+        raise BenchError(f"{self.name}: {needle!r} not logged within {within:.0f}s:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, wait, SIGKILL only if it hangs; returns the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._out.close()
+        return self.popen.returncode
+
+
+def scrape(port: int) -> str:
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # loopback only
+        text: str = response.read().decode()
+    return text
+
+
+def metric_sum(text: str, name: str) -> float:
+    """The sum of every sample of one metric (all label sets) in Prometheus text format."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@dataclass
+class Monitored:
+    """A child with a metrics port and the counter that says how many records it has consumed."""
+
+    child: Child
+    port: int
+    counter: str
+
+    def consumed(self) -> float:
+        return metric_sum(scrape(self.port), self.counter)
+
+    def gauge(self, name: str) -> float:
+        return metric_sum(scrape(self.port), name)
+
+    async def wait_metrics(self, within: float = 60.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                scrape(self.port)
+                return
+            except OSError:
+                self.child.check_alive()
+                await asyncio.sleep(0.1)
+        raise BenchError(f"{self.child.name}: /metrics never answered:\n{self.child.tail()}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The processing window: from the first consumed record seen to the last."""
+
+    events: float
+    seconds: float
+    cpu_seconds: float
+    per_process: tuple[float, ...]  # records consumed by each process over the whole run
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6 if self.events else 0.0
+
+
+async def measure_window(
+    procs: Sequence[Monitored], total: int, *, within: float, poll: float = 0.1
+) -> Window:
+    """Poll the consumed counters until they reach `total`.
+
+    The window opens at the first poll at which every process has consumed a record (start-up,
+    group join and the consent load before the first batch are outside; with several workers,
+    so is the rebalance when the later one joins) and closes at the poll that sees `total`.
+    Records and CPU are counted between those two polls only.
+    """
+    deadline = time.monotonic() + within
+    first: tuple[float, float, float] | None = None
+    counts: list[float] = [0.0] * len(procs)
+    while True:
+        counts = [p.consumed() for p in procs]
+        now = time.monotonic()
+        cpu = sum(cpu_seconds(p.child.pid) for p in procs)
+        n = sum(counts)
+        if first is None and all(c > 0 for c in counts):
+            first = (now, n, cpu)
+        if n >= total and first is None:
+            raise BenchError(
+                f"all {total} records were consumed before every process had started "
+                f"(per process: {counts}); use more --events"
+            )
+        if n >= total and first is not None:
+            t0, n0, c0 = first
+            return Window(n - n0, now - t0, cpu - c0, tuple(counts))
+        if now > deadline:
+            raise BenchError(
+                f"only {n:.0f} of {total} records consumed within {within:.0f}s; "
+                f"last log:\n{procs[0].child.tail()}"
+            )
+        for p in procs:
+            p.child.check_alive()
+        await asyncio.sleep(poll)
