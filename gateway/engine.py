@@ -29,6 +29,13 @@ __all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine", "consent_version"]
 ROUTE_CACHE_SIZE = 65536
 
 
+class _Labels(dict[str, str]):
+    """Allowlisted event type -> itself; any other -> "other" (a C-level lookup when known)."""
+
+    def __missing__(self, key: str) -> str:
+        return OTHER_EVENT_TYPE
+
+
 class _Forward(NamedTuple):
     """A sink that forwards, and why; the output is built per event."""
 
@@ -57,7 +64,7 @@ class Engine:
         self.config = config
         self.version = config.version
         self._dnt = settings.honour_dnt
-        self._event_type_labels = {name: name for name in settings.known_event_types}
+        self._event_type_labels = _Labels({name: name for name in settings.known_event_types})
         plans = []
         for rule in config.sinks:
             key = keyring.current(rule.name)
@@ -66,7 +73,9 @@ class Engine:
             policy = PolicyRule.from_rule(
                 rule, unknown_age=settings.unknown_age, honour_dnt=settings.honour_dnt
             )
-            plans.append(SinkPlan(rule, policy, tools, event_type_label=self.event_type_label))
+            plans.append(
+                SinkPlan(rule, policy, tools, event_type_label=self._event_type_labels.__getitem__)
+            )
         self.plans = tuple(plans)
         self._routes: dict[tuple[int, EventKind, str], _Route] = {}
 
@@ -79,7 +88,7 @@ class Engine:
         Producers may send any string as event_type; outside the configured allowlist it could
         carry personal data, so sink outputs, sink filters and audit records see only this.
         """
-        return self._event_type_labels.get(event_type, OTHER_EVENT_TYPE)
+        return self._event_type_labels[event_type]
 
     def decide(self, event: Event, consent: int | None) -> tuple[SinkDecision, ...]:
         """One decision per sink, in config order. `consent` None means an unknown subject."""
@@ -90,11 +99,7 @@ class Engine:
         if self._dnt and fields.get("dnt") is True:
             index |= DNT_BIT
         kind, event_type = event.kind, event.event_type
-        key = (
-            index,
-            kind,
-            event_type if event_type in self._event_type_labels else OTHER_EVENT_TYPE,
-        )
+        key = (index, kind, self._event_type_labels[event_type])
         route = self._routes.get(key) or self._route(key)
         if route.all_dropped is not None:
             return route.all_dropped
