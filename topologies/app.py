@@ -28,6 +28,7 @@ import mode
 from aiokafka import AIOKafkaProducer
 
 from gateway.config import GatewayConfig
+from gateway.consent import consent_updated_at_us
 from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import Keyring
@@ -198,6 +199,10 @@ def build_app(
 
     @app.on_rebalance_complete.connect
     async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        restored = table_dict()
+        if restored:  # freshness survives a restart: the newest record in the restored table
+            newest = max(consent_updated_at_us(int(v)) for v in restored.values())
+            metrics.restore_consent_newest(newest / 1e6)
         await feed.resume()
         await reader.resume()
 

@@ -61,6 +61,8 @@ async def test_when_the_worker_restarts_then_the_consent_table_is_restored_from_
         await stack.flush()
         await stack.wait_consumed(2)
         assert await stack.wait_metric("gateway_consent_subjects", 2) >= 2
+        newest = stack.metric_sum("gateway_consent_newest_applied_timestamp_seconds")
+        assert newest > 1.7e9, "consent freshness is restored with the table"
         seen = await accounted(stack, [first, second])
         analytics = {
             e for r in await stack.read("analytics")
