@@ -108,6 +108,25 @@ def _second_start(text: str) -> int | None:
 
 def parse_rfc3339_us(text: str) -> int | None:
     """Epoch microseconds of an RFC 3339 timestamp (fraction truncated to µs), or None."""
+    seconds = _second_starts.get(text[:19])
+    if seconds is not None:  # a prefix already seen valid: only a UTC tail needs checking
+        tail = text[19:]
+        if tail == "Z":
+            return seconds * 1_000_000
+        digits = tail[1:-1]  # ".<1-9 ASCII digits>Z"
+        fraction = tail[:1] == "." and tail[-1:] == "Z" and 0 < len(digits) <= 9
+        if fraction and digits.isascii() and digits.isdecimal():
+            return seconds * 1_000_000 + _micros(digits)
+    return _parse_rfc3339_us(text)
+
+
+def _micros(digits: str) -> int:
+    if len(digits) >= 6:
+        return int(digits[:6])
+    return int(digits) * _FRACTION_SCALE[len(digits)]
+
+
+def _parse_rfc3339_us(text: str) -> int | None:
     if _RFC3339.match(text) is None:
         return None
     seconds = _second_start(text[:19])
@@ -123,10 +142,7 @@ def parse_rfc3339_us(text: str) -> int | None:
         seconds += -offset if text[zone] == "+" else offset
     if zone == 19:  # no fraction
         return seconds * 1_000_000
-    fraction = text[20:zone]
-    if len(fraction) >= 6:
-        return seconds * 1_000_000 + int(fraction[:6])
-    return seconds * 1_000_000 + int(fraction) * _FRACTION_SCALE[len(fraction)]
+    return seconds * 1_000_000 + _micros(text[20:zone])
 
 
 def format_rfc3339_us(epoch_us: int) -> str:

@@ -46,11 +46,6 @@ def plainly_without_at(text: str) -> bool:
     )
 
 
-def _strip(url: str) -> str:
-    """Without any at-sign there is no userinfo either: cutting query and fragment suffices."""
-    return url.partition("#")[0].partition("?")[0]
-
-
 class UrlCleanConfig(OperatorConfig):
     """`keep_query`: names of query parameters to keep (default none)."""
 
@@ -72,12 +67,12 @@ class UrlClean(Operator):
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        if plainly_without_at(value):  # no email anywhere: cut only
-            if not self._keep:
-                return _strip(value)
+        if plainly_without_at(value):  # no email, so no userinfo either: cutting suffices
             rest, _, query = value.partition("#")[0].partition("?")
             keep = self._keep
-            kept = [p for p in query.split("&") if p.partition("=")[0] in keep] if query else []
+            if not query or not keep:
+                return rest
+            kept = [p for p in query.split("&") if p.partition("=")[0] in keep]
             return rest + "?" + "&".join(kept) if kept else rest
         rest, _, query = value.partition("#")[0].partition("?")
         scheme, sep, after = rest.partition("://")

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +105,23 @@ def test_when_a_key_repeats_in_any_spelling_then_it_is_rejected(key: str, other:
 
 def test_when_input_has_escapes_and_distinct_keys_then_exact_check_accepts_it() -> None:
     assert loads_strict(b'{"a": "\\/x", "b\\u0061": 1}') == ({"a": "/x", "ba": 1}, None, "")
+
+
+TAILS = ["Z", "z", ".1Z", ".123Z", ".123456789Z", ".1234567890Z", ".Z", ".12aZ", ".１２Z", "", ".5"]
+TAILS += ["+01:00", ".25-02:30", "Z ", "ZZ", ".123", "+24:00"]
+
+
+@pytest.mark.parametrize("tail", TAILS)
+def test_when_a_known_prefix_has_any_tail_then_result_matches_the_reference(tail: str) -> None:
+    prefix = "2026-11-26T12:34:56"
+    assert parse_rfc3339_us(prefix + "Z") is not None  # the prefix is now remembered
+    assert parse_rfc3339_us(prefix + tail) == _reference_us(prefix + tail)
+
+
+@given(st.text(max_size=12))
+def test_when_a_known_prefix_has_arbitrary_text_after_it_then_result_matches_reference(
+    tail: str,
+) -> None:
+    prefix = "2026-11-26T12:34:57"
+    assert parse_rfc3339_us(prefix + ".5Z") is not None
+    assert parse_rfc3339_us(prefix + tail) == _reference_us(prefix + tail)
