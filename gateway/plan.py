@@ -5,7 +5,9 @@ caches its outcomes per route), and its field operations compiled to
 `(name, apply)` pairs in config order: `drop` fields are left out, `keep` fields are copied
 without a call (apply is None), every other operator is its bound `apply`. There are two such
 lists, with and without the linkable fields, so a decision without identifiers never runs an
-identifier operator at all.
+identifier operator at all. Each list is also compiled into a small generated function that
+runs it unrolled (`full_source`/`safe_source` show it): the per-field loop was a fifth of the
+cost of a forward.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gateway.reasons import FORWARD_REASONS, Reason
 
 Apply = Callable[[Any], Any]
 Ops = tuple[tuple[str, Apply | None], ...]
+Getter = Callable[[str], Any]
 KEY_ID_FIELD = "pseudonym_key_id"
 _CONSENTED = Reason.CONSENTED  # module constants: enum attribute lookups are slow
 _FORWARD = Verdict.FORWARD
@@ -62,6 +65,31 @@ def _compile(rules: tuple[FieldRule, ...], tools: OperatorTools, *, linkable: bo
             continue
         ops.append((rule.name, None if isinstance(op, Keep) else op.apply))
     return tuple(ops)
+
+
+def _builder(ops: Ops, label: str) -> tuple[Callable[[Getter], dict[str, Any]], str]:
+    """A function get -> output dict running `ops` unrolled, and its source (for debugging).
+
+    The same as looping over `ops`, without the per-field loop, unpacking and branch on the
+    operator kind. Field names are reprs of known field names; operators are bound by name.
+    """
+    lines = ["def build(get):", "    output = {}"]
+    env: dict[str, Any] = {"DROP": DROP}
+    for index, (name, apply) in enumerate(ops):
+        lines += [f"    value = get({name!r})", "    if value is not None:"]
+        if apply is None:
+            lines.append(f"        output[{name!r}] = value")
+        else:
+            env[f"op_{index}"] = apply
+            lines += [
+                f"        result = op_{index}(value)",
+                "        if result is not DROP:",
+                f"            output[{name!r}] = result",
+            ]
+    lines.append("    return output")
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<fields of {label}>", "exec"), env)  # noqa: S102 - source is ours
+    return env["build"], source
 
 
 def _apply_properties(ops: Ops, values: Mapping[str, Any], output: dict[str, Any]) -> None:
@@ -110,6 +138,8 @@ class SinkPlan:
         safe = _compile(rule.fields, tools, linkable=False)
         self.full_ops = _label_event_type(full, event_type_label)
         self.safe_ops = _label_event_type(safe, event_type_label)
+        self.build_full, self.full_source = _builder(self.full_ops, f"sink {rule.name}")
+        self.build_safe, self.safe_source = _builder(self.safe_ops, f"sink {rule.name}, safe")
         self.props = _compile(rule.properties, tools, linkable=True)
         self.linkable = any(
             OPERATORS[f.config.op].linkable for f in (*rule.fields, *rule.properties)
@@ -129,18 +159,9 @@ class SinkPlan:
     def forward(self, event: Event, reason: Reason) -> SinkDecision:
         """The forward decision: the allowlisted, transformed fields, serialized."""
         fields = event.fields
-        output: dict[str, Any] = {}
         full = reason is _CONSENTED
-        get = fields.get
-        for name, apply in self.full_ops if full else self.safe_ops:
-            value = get(name)  # a validated event holds no null field
-            if value is not None:
-                if apply is None:
-                    output[name] = value
-                else:
-                    result = apply(value)
-                    if result is not DROP:
-                        output[name] = result
+        # a validated event holds no null field, so get() returning None means absent
+        output = (self.build_full if full else self.build_safe)(fields.get)
         key = key_id = None
         if full:
             properties = fields.get("properties")

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway import engine as engine_module
 from gateway.config import load_config
 from gateway.decision import Verdict
 from gateway.engine import KEY_ID_FIELD, Engine
+from gateway.events import REQUIRED_FIELDS
 from gateway.keys import Keyring, load_keyring
+from gateway.operators import DROP
+from gateway.plan import Ops
 from gateway.reasons import Reason
 from tests.unit.conftest import CONFIG_DIR, key_env
-from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
+from tests.unit.helpers import ALL_GRANTED, consent_state, event_dict, make_event
 
 UNLINKED_SINK = """\
 topic: sink.counts
@@ -127,3 +133,27 @@ def test_when_subject_is_not_pseudonymized_in_output_then_record_key_still_is(
     assert keyed.output == {"event_type": "page_view", "subject_id": "[s]"}
     assert keyed.key == plan.pseudonymize("subj-canary-1a2b3c").encode()
     assert keyed.key_id is not None
+
+
+def _loop_reference(ops: Ops, fields: dict[str, Any]) -> dict[str, Any]:
+    output = {}
+    for name, apply in ops:
+        if name in fields:
+            result = fields[name] if apply is None else apply(fields[name])
+            if result is not DROP:
+                output[name] = result
+    return output
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sets(st.sampled_from(sorted(event_dict())), max_size=8))
+def test_when_fields_are_missing_then_generated_builder_equals_the_plain_loop(
+    engine: Engine, missing: set[str]
+) -> None:
+    overrides: dict[str, Any] = dict.fromkeys(missing - {*REQUIRED_FIELDS, "ip"})
+    overrides["ip"] = "not-an-address" if "ip" in missing else "192.0.2.1"  # a dropped value
+    fields = make_event(**overrides).fields
+    for plan in engine.plans:
+        assert plan.build_full(fields.get) == _loop_reference(plan.full_ops, fields)
+        assert plan.build_safe(fields.get) == _loop_reference(plan.safe_ops, fields)
+        assert "def build(get):" in plan.full_source
