@@ -29,6 +29,7 @@ from gateway.events import Invalid
 from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import HEADER_REASON, HEADER_SOURCE
+from topologies.follower import FollowingConsumer
 
 log = logging.getLogger("gateway.consent")
 
@@ -60,14 +61,12 @@ class ConsentFeed:
         self._flush = flush
         self._dlq = dlq_topic
         self._commit_interval = commit_interval
-        self._consumer_settings: dict[str, Any] = {
-            "bootstrap_servers": bootstrap, "group_id": group_id, "enable_auto_commit": False,
-            "auto_offset_reset": "earliest", "max_poll_records": 2000,
-        }  # fmt: skip
-        self._client: AIOKafkaConsumer | None = None
+        self._follower = FollowingConsumer(
+            "consent feed", bootstrap_servers=bootstrap, group_id=group_id, max_poll_records=2000
+        )
         # End offsets go over a connection of their own: Kafka answers one connection's requests
         # in order, so on the feed's connection they would queue behind its fetch long-poll.
-        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets = FollowingConsumer("consent end-offset client", bootstrap_servers=bootstrap)
         self._wanted: set[int] = set()
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
@@ -84,57 +83,37 @@ class ConsentFeed:
     async def resume(self) -> None:
         """Faust finished restoring the table: take the wanted partitions and go on."""
         await self.start()
-        tps = [TopicPartition(self._topic, p) for p in sorted(self._wanted)]
         await self._commit()
-        current = {tp.partition for tp in self._consumer.assignment()}
-        for gone in current - self._wanted:
+        for gone in {tp.partition for tp in self._follower.assignment()} - self._wanted:
             self._barrier.forget(gone)
             self._metrics.forget_consent_partition(gone)
-        self._consumer.assign(tps)
-        for tp in tps:
-            committed = await self._consumer.committed(tp)
-            if committed is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, committed)
+        tps = [TopicPartition(self._topic, p) for p in self._wanted]
+        for tp, committed in (await self._follower.take(tps)).items():
             self._barrier.seed(tp.partition, committed)
         self._ready.set()
 
     async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         tps = [TopicPartition(self._topic, p) for p in partitions]
-        if self._offsets is None:
-            raise RuntimeError("the consent feed is not started")
-        ends = await self._offsets.end_offsets(tps)
+        ends = await self._offsets.client.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
 
     # Life cycle.
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
-        if self._client is None:
-            raise RuntimeError("the consent feed is not started")
-        return self._client
+        return self._follower.client
 
     async def start(self) -> None:
-        """Idempotent: faust may report recovery complete before it starts extra services."""
-        # aiokafka clients bind to the running loop, so the consumer is made here, not in __init__.
-        if self._client is None:
-            self._client = AIOKafkaConsumer(**self._consumer_settings)
-            await self._client.start()
-            self._offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._consumer_settings["bootstrap_servers"],
-                enable_auto_commit=False,
-            )
-            await self._offsets.start()
+        await self._follower.start()
+        await self._offsets.start()
 
     async def stop(self) -> None:
         self._stopping = True
         self._ready.set()
         with contextlib.suppress(Exception):
             await self._commit()
-        await self._consumer.stop()
-        if self._offsets is not None:
-            await self._offsets.stop()
+        await self._follower.stop()
+        await self._offsets.stop()
 
     async def run(self) -> None:
         last_commit = time.monotonic()

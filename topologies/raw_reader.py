@@ -16,7 +16,6 @@ means those records are decided again (at least once); nothing is committed unpr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,6 +27,7 @@ from faust.types import TP
 
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
+from topologies.follower import FollowingConsumer
 
 log = logging.getLogger("gateway.raw")
 
@@ -64,11 +64,11 @@ class RawReader:
         on_failure: Callable[[BaseException], None],
     ) -> None:
         self._topics = frozenset(topics)
-        self._settings: dict[str, Any] = {
-            "bootstrap_servers": bootstrap, "group_id": group_id, "enable_auto_commit": False,
-            "auto_offset_reset": "earliest", "max_poll_records": batch_max,
-            "fetch_max_bytes": 16 * 1024 * 1024, "max_partition_fetch_bytes": 4 * 1024 * 1024,
-        }  # fmt: skip
+        self._follower = FollowingConsumer(
+            "raw reader", bootstrap_servers=bootstrap, group_id=group_id,
+            max_poll_records=batch_max, fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )  # fmt: skip
         self._barrier = barrier
         self._make_enforcer = make_enforcer
         self._on_batch = on_batch
@@ -77,7 +77,6 @@ class RawReader:
         self._batch_max = batch_max
         self._barrier_timeout = barrier_timeout
         self._on_failure = on_failure
-        self._client: AIOKafkaConsumer | None = None
         self._enforcer: Enforcer | None = None
         self._wanted: set[TopicPartition] = set()
         self._ready = asyncio.Event()
@@ -86,14 +85,11 @@ class RawReader:
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
-        if self._client is None:
-            raise RuntimeError("the raw reader is not started")
-        return self._client
+        return self._follower.client
 
     async def start(self) -> None:
-        if self._client is None:  # made on the running loop, as aiokafka requires
-            self._client = AIOKafkaConsumer(**self._settings)
-            await self._client.start()
+        await self._follower.start()
+        if self._enforcer is None:
             self._enforcer = await self._make_enforcer()
 
     def swap(self, engine: Any, config_version: str) -> None:
@@ -116,25 +112,16 @@ class RawReader:
     async def resume(self) -> None:
         await self.start()
         async with self._lock:
-            consumer = self._consumer
-            for gone in consumer.assignment() - self._wanted:
+            for gone in self._follower.assignment() - self._wanted:
                 self._on_forget(gone.topic, gone.partition)
-            consumer.assign(sorted(self._wanted))
-            for tp in self._wanted:
-                committed = await consumer.committed(tp)
-                if committed is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, committed)
+            await self._follower.take(self._wanted)
         self._ready.set()
 
     async def stop(self) -> None:
         self._stopping = True
         self._ready.set()
         async with self._lock:
-            if self._client is not None:
-                with contextlib.suppress(Exception):
-                    await self._client.stop()
+            await self._follower.stop()
 
     async def run(self) -> None:
         try:

@@ -91,6 +91,13 @@ class Stack:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "topologies.cli", *args]
 
+    async def create_topics(self) -> None:
+        """The topics `gateway run` would create, for loading data before the worker starts."""
+        from gateway.config import load_config
+        from topologies.worker import prepare_topics
+
+        await prepare_topics(self.bootstrap, load_config(self.config_dir), self.partitions)
+
     async def start(self, *, wait: bool = True) -> Proc:
         self.metrics_port = free_port()
         log = self.root / f"worker-{len(self.logs)}.log"

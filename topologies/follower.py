@@ -1,0 +1,56 @@
+"""An aiokafka consumer that follows faust's assignment instead of joining a group itself.
+
+The consent feed and the raw reader each own one. It is made on the running loop (aiokafka
+requires it), takes by hand the partitions faust assigned to this worker, resumes each from the
+offset committed in its own group (or the beginning), and commits without group membership.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+class FollowingConsumer:
+    def __init__(self, name: str, **settings: Any) -> None:
+        self._name = name
+        self._settings = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **settings}
+        self._client: AIOKafkaConsumer | None = None
+
+    @property
+    def client(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise RuntimeError(f"the {self._name} is not started")
+        return self._client
+
+    async def start(self) -> None:
+        """Idempotent: faust may report recovery complete before it starts extra services."""
+        if self._client is None:
+            self._client = AIOKafkaConsumer(**self._settings)
+            await self._client.start()
+
+    async def take(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """Assign exactly `tps`, each at its committed offset; return those offsets."""
+        consumer = self.client
+        wanted = sorted(set(tps))
+        consumer.assign(wanted)
+        committed: dict[TopicPartition, int | None] = {}
+        for tp in wanted:
+            committed[tp] = await consumer.committed(tp)
+            offset = committed[tp]
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        return committed
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.client.assignment()) if self._client is not None else set()
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.stop()
