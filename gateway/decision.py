@@ -1,8 +1,9 @@
 """Policy decisions as data: one verdict and one reason per sink, read from the packed consent.
 
 `policy_reason` is the whole consent/children/signal policy for one sink. It depends only on the
-low 14 bits of the packed state plus the GPC and DNT bits of the event, so the engine tabulates
-it per sink (65,536 entries at most, filled lazily) and the hot path is one list lookup.
+low 14 bits of the packed state plus the GPC and DNT bits of the event (TABLE_SIZE values), so
+the engine computes it once per route (those bits, the event kind and type label) and the hot
+path is one dict lookup.
 """
 
 from __future__ import annotations
