@@ -96,9 +96,9 @@ async def test_when_the_worker_is_stopped_mid_stream_then_a_restart_loses_nothin
         await stack.start(wait=False)
         while not await _consumed_at_least(stack, 300):
             await asyncio.sleep(0.02)
+        at_signal = stack.metric_sum("gateway_events_consumed_total{")
         assert stack.proc is not None
         stack.proc.popen.send_signal(stop_signal)
-        at_signal = stack.metric_sum("gateway_events_consumed_total{")
         assert at_signal < len(event_ids), "the signal must arrive while work is in flight"
         code = stack.stop()
         if stop_signal == signal.SIGTERM:
