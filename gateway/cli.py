@@ -16,7 +16,7 @@ from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring, KeyringError, env_name, load_keyring
 
-SECRET_FILE_ENV = "GATEWAY_SECRET_FILE"  # noqa: S105 - an env var name, not a secret
+SECRET_FILE_ENV = "GATEWAY_KEYS_FILE"  # noqa: S105 - an env var name, not a secret
 CONFIG_DIR_ENV = "GATEWAY_CONFIG_DIR"
 
 
