@@ -102,13 +102,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     return settings, args
 
 
-def bootstrap_address(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    if os.environ.get("KAFKA_BOOTSTRAP"):
-        return os.environ["KAFKA_BOOTSTRAP"]
-    state, _ = local_broker.up(log=False)
-    return state.bootstrap
+def bootstrap_address(explicit: str | None) -> tuple[str, int | None]:
+    """The broker to use, and the pid of the local broker when that is the one."""
+    address = explicit or os.environ.get("KAFKA_BOOTSTRAP")
+    if not address:
+        state = local_broker.up(log=False)[0]  # starts the local broker, or reuses it
+        return state.bootstrap, state.pid
+    known = local_broker.read_state()
+    local = known is not None and known.bootstrap == address and Path(f"/proc/{known.pid}").exists()
+    return address, known.pid if local and known is not None else None
 
 
 def machine() -> dict[str, Any]:
@@ -130,7 +132,7 @@ def machine() -> dict[str, Any]:
         result = subprocess.run(
             ["git", *argv], cwd=REPO, capture_output=True, text=True, check=False
         )
-        return result.stdout.strip()
+        return result.stdout
 
     dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line]
     return {
@@ -140,7 +142,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "kafka": local_broker.KAFKA_VERSION,
-        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_commit": git("rev-parse", "--short", "HEAD").strip(),
         "git_modified": [p for p in dirty if not p.startswith(("benchmarks/", "docs/benchmarks"))],
     }
 
@@ -179,29 +181,38 @@ def window_dict(w: Window) -> dict[str, Any]:
     return {
         "events": w.events, "seconds": round(w.seconds, 3), "cpu_seconds": round(w.cpu_seconds, 3),
         "events_per_s": round(w.rate, 1), "cpu_us_per_event": round(w.cpu_us_per_event, 2),
-        "per_process": list(w.per_process),
+        "per_process": list(w.per_process), "broker_cores": round(w.broker_cores, 2),
+        "foreign_cores": round(w.foreign_cores, 2),
     }  # fmt: skip
 
 
 def window_line(who: str, rep: int, w: Window) -> str:
-    return f"  {who:<10} rep {rep}: {w.rate:8.0f} ev/s  {w.cpu_us_per_event:6.1f} µs/ev"
+    return (
+        f"  {who:<10} rep {rep}: {w.rate:8.0f} ev/s  {w.cpu_us_per_event:6.1f} µs/ev  "
+        f"(broker {w.broker_cores:.2f} cores, other load {w.foreign_cores:.2f} cores)"
+    )
 
 
 def latency_line(who: str, rep: int, lat: phases.LatencyResult) -> str:
     return (
         f"  {who:<10} rep {rep}: p50 {lat.p50_ms:7.1f} ms  p99 {lat.p99_ms:7.1f} ms  "
         f"({lat.measured}/{lat.events} events, sent at {lat.sent_rate:.0f}/s, drained "
-        f"{lat.drain_seconds:.1f}s after the last send)"
+        f"{lat.drain_seconds:.1f}s after the last send; other load "
+        f"{lat.load['foreign_cores']:.2f} cores)"
     )
 
 
-async def run(s: Settings, args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+async def run(
+    s: Settings, args: argparse.Namespace, bootstrap: str, broker_pid: int | None
+) -> dict[str, Any]:
     started_wall = time.time()
     started = time.monotonic()
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime(started_wall)) + secrets.token_hex(2)
     workdir = args.out / f"work-{run_id}"
     workdir.mkdir(parents=True, exist_ok=True)
-    bench = Bench(bootstrap, run_id, workdir, s.partitions, s.min_rate, log=say)
+    bench = Bench(
+        bootstrap, run_id, workdir, s.partitions, s.min_rate, broker_pid=broker_pid, log=say
+    )
     say(f"[bold]e2e benchmark[/] run {run_id} on {bootstrap}: {s}")
     results: dict[str, Any] = {
         "run_id": run_id, "started_at": workload.rfc3339_ms(int(started_wall * 1000)),
@@ -322,6 +333,14 @@ def figures(results: dict[str, Any], s: Settings) -> tuple[dict[str, Any], list[
     f["throughput_ratio"] = f["gateway_events_per_s"] / f["baseline_events_per_s"]
     f["cpu_overhead_us_per_event"] = f["gateway_cpu_us_per_event"] - f["baseline_cpu_us_per_event"]
     f["two_workers_scaling"] = f["two_workers_events_per_s"] / f["live_one_worker_events_per_s"]
+    foreign = [
+        w["foreign_cores"]
+        for phase in ("baseline_throughput", "gateway_throughput", "gateway_live_1_worker",
+                      "gateway_live_2_worker")
+        for w in reps.get(phase, [])
+    ] + [r["load"]["foreign_cores"] for p in ("baseline_latency", "gateway_latency")
+         for r in reps.get(p, [])]  # fmt: skip
+    f["other_load_cores"] = median(foreign)
     mem = (reps.get("memory") or [{}])[0]
     f["consent_subjects"] = mem.get("subjects", 0)
     f["peak_rss_mb"] = mem.get("vmhwm_mb", float("nan"))
@@ -405,6 +424,18 @@ def print_tables(results: dict[str, Any]) -> None:
     for row, t in zip(target_rows, results["targets"], strict=True):
         targets.add_row(*row[:3], f"[{colours[t['status']]}]{row[3]}[/]")
     out.print(targets)
+    other = results["figures"]["other_load_cores"]
+    out.print(noise_note(other, results["machine"]["nproc"]))
+
+
+def noise_note(other: float, nproc: int) -> str:
+    note = (
+        f"Other load on the machine during the measured windows (median): {other:.2f} of "
+        f"{nproc} cores"
+    )
+    if other > 0.25:
+        note += " - the machine was busy; these figures are noisy, compare with a quiet run"
+    return note
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -416,14 +447,16 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in figure_rows]
     lines += ["", "| target | value | goal | status |", "| --- | ---: | --- | --- |"]
     lines += ["| " + " | ".join(r) + " |" for r in target_rows]
+    other = results["figures"]["other_load_cores"]
+    lines += ["", noise_note(other, results["machine"]["nproc"]) + "."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_args(argv)
     try:
-        bootstrap = bootstrap_address(args.bootstrap)  # starts its own event loop
-        results = asyncio.run(run(settings, args, bootstrap))
+        bootstrap, broker_pid = bootstrap_address(args.bootstrap)  # runs its own event loop
+        results = asyncio.run(run(settings, args, bootstrap, broker_pid))
     except BenchError as exc:
         console.print(f"[red]benchmark failed:[/] {exc}")
         return 1

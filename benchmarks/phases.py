@@ -25,7 +25,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks import workload
 from benchmarks.passthrough import ASSIGNED, COUNTER
-from benchmarks.procs import BenchError, Child, Monitored, Window, measure_window, memory_kib
+from benchmarks.procs import (
+    BenchError,
+    Child,
+    LoadMeter,
+    Monitored,
+    Window,
+    measure_window,
+    memory_kib,
+)
 from topologies.admin import describe_partitions
 from topologies.local_broker import free_port
 from topologies.synthetic import PURPOSES, consent_record
@@ -57,6 +65,7 @@ class Bench:
     partitions: int
     min_rate: float  # events/s below which a phase is declared stuck (scales the time budget)
     sinks: list[str] = field(default_factory=list)
+    broker_pid: int | None = None  # the local broker's, for its CPU share (None: not local)
     children: list[Child] = field(default_factory=list)
     log: Any = print
 
@@ -180,7 +189,9 @@ async def gateway_throughput(
 ) -> Window:
     group = await start_gateway(bench, raw, label, workers)
     try:
-        return await measure_window(group.workers, total, within=bench.budget(total))
+        return await measure_window(
+            group.workers, total, within=bench.budget(total), broker_pid=bench.broker_pid
+        )
     finally:
         bench.stop([w.child for w in group.workers])
 
@@ -213,8 +224,9 @@ async def gateway_live_throughput(
         )
         loading = asyncio.create_task(workload.produce_all(bench.bootstrap, records))
         window = await measure_window(
-            group.workers, len(templates), within=bench.budget(len(templates))
-        )
+            group.workers, len(templates), within=bench.budget(len(templates)),
+            broker_pid=bench.broker_pid,
+        )  # fmt: skip
         await loading
         return window
     finally:
@@ -250,7 +262,9 @@ async def start_passthrough(
 async def baseline_throughput(bench: Bench, raw: RawTopics, total: int, label: str) -> Window:
     proc, _ = await start_passthrough(bench, raw, label)
     try:
-        return await measure_window([proc], total, within=bench.budget(total))
+        return await measure_window(
+            [proc], total, within=bench.budget(total), broker_pid=bench.broker_pid
+        )
     finally:
         bench.stop([proc.child])
 
@@ -268,6 +282,7 @@ class LatencyResult:
     p99_ms: float
     max_ms: float
     drain_seconds: float  # from the last send to the last record consumed
+    load: dict[str, float]  # cores used while the load was offered (procs.LoadMeter)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -383,13 +398,13 @@ def latency_of(sent_at: dict[bytes, float], records: Sequence[Any]) -> list[floa
 
 def summarise(
     sent_at: dict[bytes, float], records: Sequence[Any], rate: float, sent_rate: float,
-    drain: float,
+    drain: float, load: dict[str, float],
 ) -> LatencyResult:  # fmt: skip
     lat = latency_of(sent_at, records)
     return LatencyResult(
         offered_rate=rate, sent_rate=sent_rate, events=len(sent_at), measured=len(lat),
         p50_ms=percentile(lat, 50), p99_ms=percentile(lat, 99), max_ms=max(lat, default=0.0),
-        drain_seconds=drain,
+        drain_seconds=drain, load=load,
     )  # fmt: skip
 
 
@@ -406,14 +421,16 @@ async def baseline_latency(
                 raise BenchError("the passthrough was never assigned its partitions")
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
+        meter = LoadMeter([proc.child.pid], bench.broker_pid)
         sent_at, sent_rate, total = await offered_load(
             bench, raw, templates, rate, seconds, label.encode()
         )
+        load = meter.cores()
         drain = await wait_consumed([proc], total, bench.budget(len(sent_at)))
     finally:
         bench.stop([proc.child])
     records = await read_all(bench.bootstrap, outputs)
-    return summarise(sent_at, records, rate, sent_rate, drain)
+    return summarise(sent_at, records, rate, sent_rate, drain, load)
 
 
 async def gateway_latency(
@@ -427,15 +444,17 @@ async def gateway_latency(
     try:
         await wait_consent_loaded(group, consent_subjects, bench.budget(consent_subjects / 10))
         await asyncio.sleep(0.5)
+        meter = LoadMeter(group.pids, bench.broker_pid)
         sent_at, sent_rate, total = await offered_load(
             bench, raw, templates, rate, seconds, label.encode()
         )
+        load = meter.cores()
         drain = await wait_consumed(group.workers, total, bench.budget(len(sent_at)))
         propagation = await consent_probes(bench, raw, observed, label, probes)
     finally:
         bench.stop([w.child for w in group.workers])
     records = await read_all(bench.bootstrap, observed)
-    return summarise(sent_at, records, rate, sent_rate, drain), propagation
+    return summarise(sent_at, records, rate, sent_rate, drain, load), propagation
 
 
 # Consent propagation.

@@ -31,6 +31,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores), from the first line of /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmHWM (peak RSS) and VmRSS of a process, in KiB, from /proc/<pid>/status."""
     found: dict[str, int] = {}
@@ -135,6 +147,28 @@ class Monitored:
         raise BenchError(f"{self.child.name}: /metrics never answered:\n{self.child.tail()}")
 
 
+class LoadMeter:
+    """CPU used between start and stop by the processes under test, the broker, and the rest."""
+
+    def __init__(self, pids: Sequence[int], broker_pid: int | None) -> None:
+        self._pids = list(pids)
+        self._broker = broker_pid
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        procs = sum(cpu_seconds(p) for p in self._pids)
+        broker = cpu_seconds(self._broker) if self._broker else 0.0
+        others = machine_busy_seconds() - procs - broker - own_cpu_seconds()
+        return time.monotonic(), procs, broker, others
+
+    def cores(self) -> dict[str, float]:
+        """Cores used since the start: by the processes, the broker, everything else."""
+        end = self._sample()
+        secs = max(end[0] - self._start[0], 1e-9)
+        names = ("process_cores", "broker_cores", "foreign_cores")
+        return {n: round((end[i] - self._start[i]) / secs, 2) for i, n in enumerate(names, 1)}
+
+
 @dataclass(frozen=True)
 class Window:
     """The processing window: from the first consumed record seen to the last."""
@@ -143,6 +177,10 @@ class Window:
     seconds: float
     cpu_seconds: float
     per_process: tuple[float, ...]  # records consumed by each process over the whole run
+    # CPU (in cores) used during the window by everything except the processes under test,
+    # the broker and the benchmark itself: other work on the machine, i.e. noise.
+    foreign_cores: float = 0.0
+    broker_cores: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -154,8 +192,9 @@ class Window:
 
 
 async def measure_window(
-    procs: Sequence[Monitored], total: int, *, within: float, poll: float = 0.1
-) -> Window:
+    procs: Sequence[Monitored], total: int, *, within: float, poll: float = 0.1,
+    broker_pid: int | None = None,
+) -> Window:  # fmt: skip
     """Poll the consumed counters until they reach `total`.
 
     The window opens at the first poll at which every process has consumed a record (start-up,
@@ -164,23 +203,30 @@ async def measure_window(
     Records and CPU are counted between those two polls only.
     """
     deadline = time.monotonic() + within
-    first: tuple[float, float, float] | None = None
+    first: tuple[float, float, float, float, float] | None = None
     counts: list[float] = [0.0] * len(procs)
     while True:
         counts = [p.consumed() for p in procs]
         now = time.monotonic()
         cpu = sum(cpu_seconds(p.child.pid) for p in procs)
+        broker = cpu_seconds(broker_pid) if broker_pid else 0.0
+        others = machine_busy_seconds() - cpu - broker - own_cpu_seconds()
         n = sum(counts)
         if first is None and all(c > 0 for c in counts):
-            first = (now, n, cpu)
+            first = (now, n, cpu, broker, others)
         if n >= total and first is None:
             raise BenchError(
                 f"all {total} records were consumed before every process had started "
                 f"(per process: {counts}); use more --events"
             )
         if n >= total and first is not None:
-            t0, n0, c0 = first
-            return Window(n - n0, now - t0, cpu - c0, tuple(counts))
+            t0, n0, c0, b0, o0 = first
+            secs = now - t0
+            return Window(
+                n - n0, secs, cpu - c0, tuple(counts),
+                foreign_cores=(others - o0) / secs if secs > 0 else 0.0,
+                broker_cores=(broker - b0) / secs if secs > 0 else 0.0,
+            )  # fmt: skip
         if now > deadline:
             raise BenchError(
                 f"only {n:.0f} of {total} records consumed within {within:.0f}s; "
