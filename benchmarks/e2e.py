@@ -234,7 +234,7 @@ async def run(
                 say(window_line("baseline", r, base))
                 if "throughput" in s.skip:
                     continue
-                gw = await phases.gateway_throughput(bench, raw, total, f"gw{r}")
+                gw = await phases.gateway_throughput(bench, raw, total, consents, f"gw{r}")
                 reps.setdefault("gateway_throughput", []).append(window_dict(gw))
                 say(window_line("gateway", r, gw))
         results["phase_seconds"]["throughput"] = round(time.monotonic() - mark, 1)

@@ -185,13 +185,15 @@ async def wait_consent_loaded(group: GatewayGroup, subjects: int, within: float)
 
 
 async def gateway_throughput(
-    bench: Bench, raw: RawTopics, total: int, label: str, workers: int = 1
+    bench: Bench, raw: RawTopics, total: int, consents: int, label: str, workers: int = 1
 ) -> Window:
+    """On the pre-loaded topics; the window opens once the whole consent topic has been read."""
     group = await start_gateway(bench, raw, label, workers)
     try:
         return await measure_window(
-            group.workers, total, within=bench.budget(total), broker_pid=bench.broker_pid
-        )
+            group.workers, total, within=bench.budget(total), broker_pid=bench.broker_pid,
+            gate=("gateway_consent_records_total", consents),
+        )  # fmt: skip
     finally:
         bench.stop([w.child for w in group.workers])
 

@@ -193,7 +193,7 @@ class Window:
 
 async def measure_window(
     procs: Sequence[Monitored], total: int, *, within: float, poll: float = 0.1,
-    broker_pid: int | None = None,
+    broker_pid: int | None = None, gate: tuple[str, float] | None = None,
 ) -> Window:  # fmt: skip
     """Poll the consumed counters until they reach `total`.
 
@@ -201,23 +201,30 @@ async def measure_window(
     group join and the consent load before the first batch are outside; with several workers,
     so is the rebalance when the later one joins) and closes at the poll that sees `total`.
     Records and CPU are counted between those two polls only.
+
+    `gate` (metric, value): the window opens only once that metric, summed over the processes,
+    has reached the value too; e.g. the gateway's consent records read, so that loading the
+    consent table (start-up work) is not counted as processing.
     """
     deadline = time.monotonic() + within
     first: tuple[float, float, float, float, float] | None = None
     counts: list[float] = [0.0] * len(procs)
     while True:
-        counts = [p.consumed() for p in procs]
+        texts = [scrape(p.port) for p in procs]
+        counts = [metric_sum(t, p.counter) for t, p in zip(texts, procs, strict=True)]
+        opened = gate is None or sum(metric_sum(t, gate[0]) for t in texts) >= gate[1]
         now = time.monotonic()
         cpu = sum(cpu_seconds(p.child.pid) for p in procs)
         broker = cpu_seconds(broker_pid) if broker_pid else 0.0
         others = machine_busy_seconds() - cpu - broker - own_cpu_seconds()
         n = sum(counts)
-        if first is None and all(c > 0 for c in counts):
+        if first is None and opened and all(c > 0 for c in counts):
             first = (now, n, cpu, broker, others)
         if n >= total and first is None:
             raise BenchError(
-                f"all {total} records were consumed before every process had started "
-                f"(per process: {counts}); use more --events"
+                f"all {total} records were consumed before the window opened (every process "
+                f"consuming{', ' + gate[0] + ' reached' if gate else ''}; per process: "
+                f"{counts}); use more --events"
             )
         if n >= total and first is not None:
             t0, n0, c0, b0, o0 = first
