@@ -361,7 +361,7 @@ def figures(results: dict[str, Any], s: Settings) -> tuple[dict[str, Any], list[
         target("CPU overhead per event", f["cpu_overhead_us_per_event"], "<= 10 µs above baseline",
                f["cpu_overhead_us_per_event"] <= 10),
         target("p99 latency at 50% load", f["gateway_latency_p99_ms"],
-               f"<= baseline p99 + 5 ms ({f['baseline_latency_p99_ms'] + 5:.1f} ms)",
+               f"<= baseline p99 + 5 ms ({fmt(f['baseline_latency_p99_ms'] + 5, 1)} ms)",
                f["gateway_latency_p99_ms"] <= f["baseline_latency_p99_ms"] + 5),
         target("consent propagation p99", f["consent_propagation_p99_ms"], "<= 100 ms",
                f["consent_propagation_p99_ms"] <= 100),
@@ -430,7 +430,7 @@ def print_tables(results: dict[str, Any]) -> None:
 
 def noise_note(other: float, nproc: int) -> str:
     note = (
-        f"Other load on the machine during the measured windows (median): {other:.2f} of "
+        f"Other load on the machine during the measured windows (median): {max(other, 0):.2f} of "
         f"{nproc} cores"
     )
     if other > 0.25:
