@@ -216,7 +216,8 @@ async def run(
     say(f"[bold]e2e benchmark[/] run {run_id} on {bootstrap}: {s}")
     results: dict[str, Any] = {
         "run_id": run_id, "started_at": workload.rfc3339_ms(int(started_wall * 1000)),
-        "settings": asdict(s), "machine": machine(), "bootstrap": bootstrap, "reps": {},
+        "settings": asdict(s), "passthrough_args": phases.passthrough_tuning(),
+        "machine": machine(), "bootstrap": bootstrap, "reps": {},
         "phase_seconds": {},
     }  # fmt: skip
     reps: dict[str, list[Any]] = results["reps"]

@@ -35,6 +35,7 @@ from benchmarks.procs import (
     memory_kib,
 )
 from topologies.admin import describe_partitions
+from topologies.app import Tuning
 from topologies.local_broker import free_port
 from topologies.synthetic import PURPOSES, consent_record
 
@@ -238,6 +239,15 @@ async def gateway_live_throughput(
 # The baseline.
 
 
+def passthrough_tuning() -> list[str]:
+    """The gateway's own batch, linger, batch-size and commit settings, for the baseline."""
+    t = Tuning()
+    return [
+        "--max-records", str(t.batch_max), "--linger-ms", str(t.linger_ms),
+        "--max-batch-bytes", str(t.max_batch_bytes), "--commit-interval", str(t.commit_interval),
+    ]  # fmt: skip
+
+
 async def start_passthrough(
     bench: Bench, raw: RawTopics, label: str
 ) -> tuple[Monitored, list[str]]:
@@ -251,6 +261,7 @@ async def start_passthrough(
             sys.executable, "-m", "benchmarks.passthrough", "--bootstrap", bench.bootstrap,
             "--inputs", raw.usage, raw.device, "--outputs", *outputs,
             "--group", f"bench-{bench.run_id}-{label}", "--metrics-port", str(port),
+            *passthrough_tuning(),
         ],
         log=root / "passthrough.log", cwd=REPO, name=f"passthrough {label}",
         env={"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
