@@ -50,6 +50,21 @@ class Tuning:
     linger_ms: int = 5
     max_batch_bytes: int = 1024 * 1024
     commit_interval: float = 1.0
+    max_inflight: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Tuning:
+        """`GATEWAY_BATCH_MAX`, `GATEWAY_LINGER_MS`, `GATEWAY_MAX_BATCH_BYTES`,
+        `GATEWAY_COMMIT_INTERVAL`, `GATEWAY_MAX_INFLIGHT`; defaults where unset."""
+        default = cls()
+        return cls(
+            batch_max=int(env.get("GATEWAY_BATCH_MAX", default.batch_max)),
+            barrier_timeout=default.barrier_timeout,
+            linger_ms=int(env.get("GATEWAY_LINGER_MS", default.linger_ms)),
+            max_batch_bytes=int(env.get("GATEWAY_MAX_BATCH_BYTES", default.max_batch_bytes)),
+            commit_interval=float(env.get("GATEWAY_COMMIT_INTERVAL", default.commit_interval)),
+            max_inflight=int(env.get("GATEWAY_MAX_INFLIGHT", default.max_inflight)),
+        )
 
 
 def build_app(
@@ -157,6 +172,8 @@ def build_app(
         on_forget=metrics.forget_consumer_partition,
         batch_max=tuning.batch_max,
         barrier_timeout=tuning.barrier_timeout,
+        max_inflight=tuning.max_inflight,
+        commit_interval=tuning.commit_interval,
         on_failure=_exit_without_commit,
     )
 

@@ -9,6 +9,7 @@ applied once, so metrics cost little per event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -92,7 +93,15 @@ class Enforcer:
         self._config_header = (HEADER_CONFIG, config_version.encode())
 
     async def process(self, records: Sequence[Record]) -> BatchResult:
-        """Decide every record, write every output, return once the broker acknowledged them."""
+        """Decide and write every record; return once the broker acknowledged every output."""
+        return await (await self.submit(records))
+
+    async def submit(self, records: Sequence[Record]) -> asyncio.Future[BatchResult]:
+        """Decide every record and hand every output over; await the result for the acks.
+
+        The returned task completes (with the batch's counts, and its metrics recorded) once
+        the broker acknowledged every output, and fails if any output failed.
+        """
         engine, out, consent_of = self._engine, self._writer, self._consent
         dedup_keys = self._dedup_keys
         kinds, max_bytes, config_header = self._kinds, self._max_bytes, self._config_header
@@ -136,15 +145,21 @@ class Enforcer:
                          (HEADER_REASON, decision.reason.value.encode())],
                     )  # fmt: skip
                     audits += 1
-        await out.flush()
-        self._record_metrics(consumed, decisions, invalid, forwarded, audits)
+        acked = await out.send()
         n_forwarded = sum(n for (_, v, _), n in decisions.items() if v is Verdict.FORWARD)
-        return BatchResult(
+        result = BatchResult(
             consumed=len(records),
             invalid=sum(invalid.values()),
             forwarded=n_forwarded,
             dropped=sum(decisions.values()) - n_forwarded,
         )
+
+        async def once_acked() -> BatchResult:
+            await acked
+            self._record_metrics(consumed, decisions, invalid, forwarded, audits)
+            return result
+
+        return asyncio.ensure_future(once_acked())
 
     def _dead_letter(self, record: Record, invalid: Invalid) -> None:
         value = self._engine.dlq_record(

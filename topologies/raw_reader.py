@@ -8,17 +8,23 @@ with the consent table, the changelog-backed table and its recovery, the worker'
 and is told never to fetch the raw topics (`RawTopicsPausedConsumer`); this reader follows
 faust's assignment instead and hands whole batches to the `Enforcer`.
 
-Offsets: the reader commits to its own consumer group (`<app id>-raw`), only after the batch's
-outputs were acknowledged, and before a partition is given up in a rebalance. A crash in between
-means those records are decided again (at least once); nothing is committed unprocessed.
+Pipelining: a batch's outputs are handed to the producer and the next batch is fetched and
+decided while the acknowledgements travel (at most `max_inflight` batches in flight); batches
+are settled in order. Offsets go to the reader's own consumer group (`<app id>-raw`) only for
+settled batches, every `commit_interval`, when idle, and before a partition is given up in a
+rebalance. A crash in between means those records are decided again (at least once); nothing
+is committed before its outputs were acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,6 +67,8 @@ class RawReader:
         on_forget: Callable[[str, int], None],
         batch_max: int,
         barrier_timeout: float,
+        max_inflight: int,
+        commit_interval: float,
         on_failure: Callable[[BaseException], None],
     ) -> None:
         self._topics = frozenset(topics)
@@ -78,6 +86,11 @@ class RawReader:
         self._barrier_timeout = barrier_timeout
         self._on_failure = on_failure
         self._enforcer: Enforcer | None = None
+        self._inflight: deque[_InFlight] = deque()
+        self._committable: dict[TopicPartition, int] = {}
+        self._max_inflight = max_inflight
+        self._commit_interval = commit_interval
+        self._last_commit = time.monotonic()
         self._wanted: set[TopicPartition] = set()
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
@@ -99,10 +112,11 @@ class RawReader:
     # Rebalance hooks, called from faust's signals.
 
     async def revoke(self) -> None:
-        """Before partitions move: finish the batch in hand; its offsets are then committed."""
+        """Before partitions move: every batch in flight is acknowledged, then committed."""
         self._ready.clear()
         async with self._lock:
-            pass
+            await self._settle(everything=True)
+            await self._commit()
 
     def assign(self, tps: Iterable[TP]) -> None:
         self._wanted = {
@@ -121,6 +135,9 @@ class RawReader:
         self._stopping = True
         self._ready.set()
         async with self._lock:
+            with contextlib.suppress(Exception):  # a failed batch is redone by the next worker
+                await self._settle(everything=True)
+                await self._commit()
             await self._follower.stop()
 
     async def run(self) -> None:
@@ -141,21 +158,55 @@ class RawReader:
             self._on_failure(exc)
 
     async def _one_batch(self) -> None:
+        """Fetch, pass the barrier, decide and send; acks are settled while the next is fetched."""
         consumer = self._consumer
         fetched = await consumer.getmany(timeout_ms=100, max_records=self._batch_max)
-        if not fetched:
+        if fetched:
+            started = time.perf_counter()
+            records = [m for messages in fetched.values() for m in messages]
+            waited = await self._barrier.wait(
+                {tp.partition for tp in fetched}, timeout=self._barrier_timeout
+            )
+            assert self._enforcer is not None
+            acked = await self._enforcer.submit(records)
+            positions = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+            self._inflight.append(_InFlight(acked, positions, started, waited, len(records)))
+        # Idle, or too many batches in flight: wait for the oldest; otherwise only collect.
+        await self._settle(everything=not fetched, at_most=self._max_inflight)
+        if not fetched or time.monotonic() - self._last_commit >= self._commit_interval:
+            await self._commit()
+
+    async def _settle(self, *, everything: bool = False, at_most: int | None = None) -> None:
+        """Collect acknowledged batches in order; their offsets become committable."""
+        inflight = self._inflight
+        while inflight and (
+            everything
+            or inflight[0].acked.done()
+            or (at_most is not None and len(inflight) > at_most)
+        ):
+            batch = inflight.popleft()
+            await batch.acked  # raises if an output failed: run() exits without committing
+            self._committable.update(batch.positions)
+            self._on_batch(batch.size, batch.waited, time.perf_counter() - batch.started)
+
+    async def _commit(self) -> None:
+        self._last_commit = time.monotonic()
+        if not self._committable:
             return
-        started = time.perf_counter()
-        records = [m for messages in fetched.values() for m in messages]
-        waited = await self._barrier.wait(
-            {tp.partition for tp in fetched}, timeout=self._barrier_timeout
-        )
-        assert self._enforcer is not None
-        await self._enforcer.process(records)
-        positions = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
-        await consumer.commit(positions)
-        self._on_batch(len(records), waited, time.perf_counter() - started)
+        positions, self._committable = self._committable, {}
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        await consumer.commit({tp: o for tp, o in positions.items() if tp in assigned})
         for tp, position in positions.items():
             end = consumer.highwater(tp)  # known from the fetch response: no extra request
             if end is not None:
                 self._on_lag(tp.topic, tp.partition, max(0, end - position))
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    acked: asyncio.Future[Any]
+    positions: dict[TopicPartition, int]
+    started: float
+    waited: float
+    size: int

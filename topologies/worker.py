@@ -184,7 +184,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         metrics=metrics,
         partitions=partitions,
         output_partitions=output_partitions,
-        tuning=Tuning(),
+        tuning=Tuning.from_env(os.environ),
         config_dir=settings.config_dir,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)

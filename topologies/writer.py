@@ -29,8 +29,8 @@ class OutputWriter(Protocol):
         headers: Headers,
     ) -> None: ...  # fmt: skip
 
-    async def flush(self) -> int:
-        """Send everything added since the last flush; return the number of records acked."""
+    async def send(self) -> asyncio.Future[Any]:
+        """Hand over everything added since the last send; the future resolves on the acks."""
         ...
 
 
@@ -40,7 +40,6 @@ class BatchWriter:
         self._partitions = dict(partitions)
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[str, int, Any]] = []
-        self._count = 0
 
     def add(
         self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
@@ -56,16 +55,17 @@ class BatchWriter:
             builder = self._open[slot] = self._producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a record for {topic} is larger than the producer's batch size")
-        self._count += 1
 
-    async def flush(self) -> int:
+    async def send(self) -> asyncio.Future[Any]:
+        """Hand every batch to the producer; the returned future resolves once all are acked.
+
+        Nothing is awaited for the acknowledgements here, so the caller can fetch and decide
+        the next batch meanwhile (and must not commit this batch's offsets before the future).
+        """
         ready = self._full + [(t, p, b) for (t, p), b in self._open.items()]
         self._full, self._open = [], {}
-        count, self._count = self._count, 0
         futures = []
         for topic, partition, builder in ready:
             builder.close()
             futures.append(await self._producer.send_batch(builder, topic, partition=partition))
-        if futures:
-            await asyncio.gather(*futures)
-        return count
+        return asyncio.gather(*futures)
