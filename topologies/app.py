@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -222,6 +223,9 @@ def build_app(
             metrics.restore_consent_newest(newest / 1e6)
         await feed.resume()
         await reader.resume()
+        # Objects alive now (faust, the restored table, caches) stay alive: keep them out of the
+        # cyclic collector's full passes, whose pauses otherwise show up as p99 latency.
+        gc.freeze()
 
     @app.agent(raw_topics, name="raw-topics")
     async def raw_topics_agent(stream: faust.StreamT[bytes]) -> None:
@@ -261,6 +265,8 @@ class OutputProducer:
             if self._writer is None:
                 self._producer = AIOKafkaProducer(**self._settings)
                 await self._producer.start()
+                for topic in self._partitions:  # metadata now, not on the first batch's clock
+                    await self._producer.partitions_for(topic)
                 self._writer = BatchWriter(self._producer, self._partitions)
             return self._writer
 
