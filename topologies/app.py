@@ -19,7 +19,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,40 @@ def build_app(
 
     app.service(FastPathService)
 
+    _follow_rebalances(
+        app, feed=feed, reader=reader, raw_names=raw_names, table_dict=table_dict, metrics=metrics
+    )
+
+    @app.agent(raw_topics, name="raw-topics")
+    async def raw_topics_agent(stream: faust.StreamT[bytes]) -> None:
+        """Subscribes the raw topics, so faust assigns them co-partitioned with the table.
+
+        Faust never fetches them (`RawTopicsPausedConsumer`); the `RawReader` does. A record
+        arriving here would be a bug: leave without acking, so nothing is committed unread.
+        """
+        async for _ in stream.events():
+            _exit_without_commit(RuntimeError("faust delivered a raw record; the reader owns them"))
+
+    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
+    async def report_state() -> None:
+        metrics.set_consent_subjects(len(table_dict()))
+        for partition, lag in barrier.lag().items():
+            metrics.set_consent_lag(partition, lag)
+
+    return app
+
+
+def _follow_rebalances(
+    app: faust.App,
+    *,
+    feed: ConsentFeed,
+    reader: RawReader,
+    raw_names: frozenset[str],
+    table_dict: Callable[[], Mapping[bytes, bytes]],
+    metrics: GatewayMetrics,
+) -> None:
+    """Faust's rebalance signals drive the consent feed and the raw reader."""
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         feed.pause()
@@ -226,24 +260,6 @@ def build_app(
         # Objects alive now (faust, the restored table, caches) stay alive: keep them out of the
         # cyclic collector's full passes, whose pauses otherwise show up as p99 latency.
         gc.freeze()
-
-    @app.agent(raw_topics, name="raw-topics")
-    async def raw_topics_agent(stream: faust.StreamT[bytes]) -> None:
-        """Subscribes the raw topics, so faust assigns them co-partitioned with the table.
-
-        Faust never fetches them (`RawTopicsPausedConsumer`); the `RawReader` does. A record
-        arriving here would be a bug: leave without acking, so nothing is committed unread.
-        """
-        async for _ in stream.events():
-            _exit_without_commit(RuntimeError("faust delivered a raw record; the reader owns them"))
-
-    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
-    async def report_state() -> None:
-        metrics.set_consent_subjects(len(table_dict()))
-        for partition, lag in barrier.lag().items():
-            metrics.set_consent_lag(partition, lag)
-
-    return app
 
 
 class OutputProducer:

@@ -79,6 +79,11 @@ logger.server.level = INFO
 """
 
 
+# Brokers this process started, kept so their Popen objects are not collected while Kafka runs
+# (a ResourceWarning) and so `down` can reap them.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class BrokerError(RuntimeError):
     """The local broker could not be assembled, started, or reached."""
 
@@ -310,11 +315,13 @@ def up(*, wait_seconds: float = 90.0, log: bool = True) -> tuple[BrokerState, bo
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     out.close()
+    _CHILDREN[proc.pid] = proc
     state = BrokerState(proc.pid, port, controller_port, KAFKA_VERSION, str(root))
     (root / "state.json").write_text(json.dumps(asdict(state)))
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            _CHILDREN.pop(proc.pid, None)
             tail = (root / "stdout.log").read_text(errors="replace")[-2000:]
             (root / "state.json").unlink(missing_ok=True)
             raise BrokerError(f"the broker exited with code {proc.returncode}:\n{tail}")
@@ -338,6 +345,9 @@ def _stop_pid(pid: int, *, grace: float = 30.0) -> None:
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
 
 
 def down() -> BrokerState | None:
