@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from gateway.keys import pseudonymize
+from tests.integration.procs import Proc
 from tests.integration.stack import SINKS, Stack, header
 from tests.integration.test_gateway import consent, everything, unique, usage
 from topologies.admin import TopicSpec, ensure_topics
+from topologies.local_broker import free_port
 
 
 def new_stack(bootstrap: str, root: Path) -> Stack:
@@ -215,5 +217,46 @@ async def test_when_the_config_changes_and_sighup_arrives_then_new_rules_apply_w
         assert stack.proc.popen.poll() is None, "a reload is not a restart"
     finally:
         await stack.close()
+        if stack.proc is not None:
+            stack.stop()
+
+
+async def test_when_two_workers_share_the_partitions_then_each_subject_is_decided_with_its_consent(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Faust's co-partitioned assignment: a worker holds the consent of the events it decides."""
+    stack = new_stack(kafka_bootstrap, tmp_path)
+    stack.partitions = 6
+    second: Proc | None = None
+    granted = [unique(f"subj-two-yes-{i}") for i in range(40)]
+    denied = [unique(f"subj-two-no-{i}") for i in range(40)]
+    try:
+        await stack.start()
+        env = stack.env() | {"GATEWAY_METRICS_PORT": str(free_port())}
+        second = Proc(stack.argv("run"), tmp_path / "worker-second.log", env)
+        await second.wait_for_log("Worker ready", timeout=120)
+        await asyncio.sleep(3)  # the first worker's rebalance settles too
+        for subject in granted:
+            await stack.consent(subject, consent(subject, everything(True)))
+        for subject in denied:
+            await stack.consent(subject, consent(subject, everything(False)))
+        events = {unique("ev-two"): s for s in granted + denied for _ in range(3)}
+        for event_id, subject in events.items():
+            await stack.event("usage", usage(subject, event_id))
+        await stack.flush()
+        seen = await _settle(stack, list(events))
+        forwarded = {
+            events[e] for r in await stack.read("analytics") for e in events
+            if header(r, "gateway-dedup-id") == pseudonymize(stack.keys["analytics"], "event:" + e)
+        }  # fmt: skip
+        assert forwarded == set(granted)
+        for sink in SINKS:
+            assert seen[sink] == set(events), sink
+        first_share = stack.metric_sum("gateway_events_consumed_total{")
+        assert 0 < first_share < len(events), "both workers decided a share of the events"
+    finally:
+        await stack.close()
+        if second is not None:
+            assert second.stop() == 0, second.text()[-2000:]
         if stack.proc is not None:
             stack.stop()
