@@ -292,14 +292,14 @@ class GatewayMetrics:
 
     # Consent feed
 
-    def consent_applied(self, updated_at: float, now: float) -> None:
-        """A consent record changed the table: `updated_at` is the record's, `now` is wall time."""
-        self.consent_records.labels("applied").inc()
+    def consent_applied(self, updated_at: float, now: float, n: int = 1) -> None:
+        """`n` consent records changed the table; `updated_at` is the newest, `now` wall time."""
+        self.consent_records.labels("applied").inc(n)
         self.restore_consent_newest(updated_at)
         self.consent_last_applied.set(now)
 
-    def consent_tombstone(self, now: float) -> None:
-        self.consent_records.labels("tombstone").inc()
+    def consent_tombstone(self, now: float, n: int = 1) -> None:
+        self.consent_records.labels("tombstone").inc(n)
         self.consent_last_applied.set(now)
 
     def consent_stale(self, n: int = 1) -> None:

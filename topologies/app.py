@@ -126,6 +126,7 @@ def build_app(
         return await app.producer.send(topic, key, value, None, None, headers)
 
     output = OutputProducer(bootstrap, tuning, output_partitions)
+    changelog = table.changelog_topic.get_topic_name()
     barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))  # noqa: PLW0108 - late bound
     feed = ConsentFeed(
         bootstrap=bootstrap,
@@ -137,6 +138,8 @@ def build_app(
         metrics=metrics,
         send=send,
         flush=app.producer.flush,
+        changelog_writer=lambda: output.writer({changelog: partitions}),
+        changelog_topic=changelog,
         dlq_topic=topics.dlq,
         commit_interval=tuning.commit_interval,
     )
@@ -285,6 +288,12 @@ class OutputProducer:
                     await self._producer.partitions_for(topic)
                 self._writer = BatchWriter(self._producer, self._partitions)
             return self._writer
+
+    async def writer(self, partitions: Mapping[str, int]) -> BatchWriter:
+        """Another writer on the same producer, with its own batches and acknowledgements."""
+        await self.start()
+        assert self._producer is not None
+        return BatchWriter(self._producer, partitions)
 
     async def stop(self) -> None:
         if self._producer is not None:

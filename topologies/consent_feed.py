@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +31,7 @@ from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import HEADER_REASON, HEADER_SOURCE
 from topologies.follower import FollowingConsumer
+from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.consent")
 
@@ -49,6 +51,8 @@ class ConsentFeed:
         metrics: GatewayMetrics,
         send: SendFn,
         flush: Callable[[], Awaitable[None]],
+        changelog_writer: Callable[[], Awaitable[BatchWriter]],
+        changelog_topic: str,
         dlq_topic: str,
         commit_interval: float = 1.0,
     ) -> None:
@@ -59,6 +63,10 @@ class ConsentFeed:
         self._metrics = metrics
         self._send = send
         self._flush = flush
+        self._changelog_writer = changelog_writer
+        self._changelog = changelog_topic
+        self._unacked: list[asyncio.Future[Any]] = []
+        self._writer: BatchWriter | None = None
         self._dlq = dlq_topic
         self._commit_interval = commit_interval
         self._follower = FollowingConsumer(
@@ -127,11 +135,8 @@ class ConsentFeed:
             batch = await self._consumer.getmany(timeout_ms=100)
             if not self._ready.is_set():
                 continue  # a rebalance began while fetching: recovery will restore the table
-            for tp, messages in batch.items():
-                for message in messages:
-                    await self._apply(message)
-                if messages:
-                    self._pending[tp] = messages[-1].offset + 1
+            if batch:
+                await self._apply_batch(batch)
             if time.monotonic() - last_commit >= self._commit_interval:
                 await self._commit()
                 last_commit = time.monotonic()
@@ -140,51 +145,72 @@ class ConsentFeed:
         if not self._pending:
             return
         offsets, self._pending = self._pending, {}
-        await self._flush()  # the changelog writes are acknowledged before the offsets move
+        # The changelog writes (and DLQ records) are acknowledged before the offsets move.
+        unacked, self._unacked = self._unacked, []
+        await asyncio.gather(*unacked)
+        await self._flush()
         assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:
             await self._consumer.commit(offsets)
 
-    async def _apply(self, message: Any) -> None:
-        parsed = parse_consent(message.value, message.key)
-        partition, offset = message.partition, message.offset
-        if isinstance(parsed, Invalid):
-            self._metrics.consent_invalid()
-            dlq = self._engine.dlq_record(
-                parsed, topic=self._topic, partition=partition, offset=offset
-            )
-            source = f"{self._topic}/{partition}/{offset}".encode()
-            await self._send(
-                self._dlq, dlq, key=None,
-                headers=[(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)],
-            )  # fmt: skip
-            self._metrics.dlq_write()
-            log.warning(
-                "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
-                self._topic, partition, offset, parsed.reason.value,
-            )  # fmt: skip
-        else:
-            key = parsed.subject_id.encode()
-            store: MutableMapping[bytes, bytes] = self._table.data
-            packed = store.get(key)
-            current = None if packed is None else int(packed)
-            new, outcome = apply_consent(current, parsed)
-            now = time.time()
-            if outcome is ConsentOutcome.APPLIED and new is not None:
-                value = b"%d" % new
-                store[key] = value
-                _remember_partition(store, key, partition)
-                self._table.send_changelog(partition, key, value)
-                self._metrics.consent_applied(consent_updated_at_us(new) / 1e6, now)
-            elif outcome is ConsentOutcome.TOMBSTONE:
-                if current is not None:
-                    store.pop(key, None)
-                    self._table.send_changelog(partition, key, None)
-                self._metrics.consent_tombstone(now)
-            else:
-                self._metrics.consent_stale()
-        self._barrier.applied(partition, offset)
+    async def _apply_batch(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        """Apply a fetch: table and changelog per record, metrics and the send once per fetch."""
+        if self._writer is None:
+            self._writer = await self._changelog_writer()
+        writer = self._writer
+        store: MutableMapping[bytes, bytes] = self._table.data
+        changelog, barrier = self._changelog, self._barrier
+        counts: Counter[ConsentOutcome] = Counter()
+        newest = 0
+        for tp, messages in batch.items():
+            partition = tp.partition
+            for message in messages:
+                parsed = parse_consent(message.value, message.key)
+                if isinstance(parsed, Invalid):
+                    counts[ConsentOutcome.INVALID] += 1
+                    await self._dead_letter(parsed, partition, message.offset)
+                else:
+                    key = parsed.subject_id.encode()
+                    packed = store.get(key)
+                    current = None if packed is None else int(packed)
+                    new, outcome = apply_consent(current, parsed)
+                    counts[outcome] += 1
+                    if outcome is ConsentOutcome.APPLIED and new is not None:
+                        value = b"%d" % new
+                        store[key] = value
+                        _remember_partition(store, key, partition)
+                        writer.add(changelog, partition, key, value, [])
+                        newest = max(newest, consent_updated_at_us(new))
+                    elif outcome is ConsentOutcome.TOMBSTONE and current is not None:
+                        store.pop(key, None)
+                        writer.add(changelog, partition, key, None, [])
+                barrier.applied(partition, message.offset)
+            if messages:
+                self._pending[tp] = messages[-1].offset + 1
+        self._unacked.append(await writer.send())
+        now, metrics = time.time(), self._metrics
+        if counts[ConsentOutcome.APPLIED]:
+            metrics.consent_applied(newest / 1e6, now, counts[ConsentOutcome.APPLIED])
+        if counts[ConsentOutcome.TOMBSTONE]:
+            metrics.consent_tombstone(now, counts[ConsentOutcome.TOMBSTONE])
+        if counts[ConsentOutcome.STALE]:
+            metrics.consent_stale(counts[ConsentOutcome.STALE])
+        if counts[ConsentOutcome.INVALID]:
+            metrics.consent_invalid(counts[ConsentOutcome.INVALID])
+
+    async def _dead_letter(self, parsed: Invalid, partition: int, offset: int) -> None:
+        dlq = self._engine.dlq_record(parsed, topic=self._topic, partition=partition, offset=offset)
+        source = f"{self._topic}/{partition}/{offset}".encode()
+        await self._send(
+            self._dlq, dlq, key=None,
+            headers=[(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)],
+        )  # fmt: skip
+        self._metrics.dlq_write()
+        log.warning(
+            "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
+            self._topic, partition, offset, parsed.reason.value,
+        )  # fmt: skip
 
 
 def _remember_partition(store: Any, key: bytes, partition: int) -> None:
