@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.consent import consent_updated_at_us
 from gateway.decision import Verdict
@@ -37,15 +38,19 @@ HEADER_SINK = "gateway-sink"
 HEADER_SOURCE = "gateway-source"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed raw record, as any Kafka client hands it over."""
+class Record(Protocol):
+    """One consumed raw record: the part of aiokafka's `ConsumerRecord` the enforcer reads."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)

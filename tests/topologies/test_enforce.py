@@ -1,0 +1,119 @@
+"""The enforcer's accounting, with the real core and a writer that records instead of sending."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from gateway.config import load_config
+from gateway.consent import apply_consent, parse_consent
+from gateway.engine import Engine
+from gateway.events import EventKind
+from gateway.keys import load_keyring
+from topologies.enforce import HEADER_DEDUP_ID, Enforcer
+from topologies.worker import build_metrics
+
+REPO = Path(__file__).resolve().parents[2]
+USAGE, DEVICE = "events.usage.raw", "events.device.raw"
+CANARY_IP, CANARY_DEVICE = "192.0.2.77", "canary-device-7f3a9c11"
+
+
+@dataclass(frozen=True)
+class Raw:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class RecordingWriter:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        self._open: list[Any] = []
+
+    def add(self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
+            headers: Any) -> None:  # fmt: skip
+        self._open.append((topic, source_partition, key, value, list(headers)))
+
+    async def send(self) -> asyncio.Future[Any]:
+        self.sent.extend(self._open)
+        self._open = []
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def event(subject: str, event_id: str, **extra: Any) -> bytes:
+    body = {
+        "event_id": event_id, "subject_id": subject, "occurred_at": "2026-11-26T12:00:00Z",
+        "event_type": "page_view", "ip": CANARY_IP, "device_id": CANARY_DEVICE,
+        "page": "https://www.example.com/?email=someone@example.com",
+    } | extra  # fmt: skip
+    return orjson.dumps(body)
+
+
+def granted(subject: str) -> int:
+    record = orjson.dumps({
+        "subject_id": subject, "updated_at": "2026-11-26T10:00:00Z",
+        "purposes": dict.fromkeys(
+            ("analytics", "personalization", "advertising", "social", "third_party_sharing"), True
+        ),
+        "age": {"under_13": False, "parental_consent": False},
+    })  # fmt: skip
+    update = parse_consent(record, subject.encode())
+    state, _ = apply_consent(None, update)  # type: ignore[arg-type]
+    assert state is not None
+    return state
+
+
+async def test_when_a_batch_mixes_valid_and_invalid_records_then_each_is_accounted_once_per_sink() -> (
+    None
+):
+    config = load_config(REPO / "config")
+    sinks = [rule.name for rule in config.sinks]
+    keyring = load_keyring({}, sinks, demo=True, random_bytes=os.urandom)
+    registry = CollectorRegistry()
+    writer = RecordingWriter()
+    consent = {"subj-a": granted("subj-a")}
+    enforcer = Enforcer(
+        Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
+        dlq_topic="gateway.dlq", audit_topic="gateway.audit", config_version=config.version,
+        max_event_bytes=65536, consent=consent.get, writer=writer,
+        metrics=build_metrics(config, registry), clock=time.time,
+        dedup_keys={s: keyring.current(s).secret for s in sinks},
+    )  # fmt: skip
+    records = [
+        Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1")),
+        Raw(USAGE, 0, 1, b"subj-b", event("subj-b", "e-2")),  # no consent: dropped everywhere
+        Raw(DEVICE, 1, 0, b"subj-a", event("subj-a", "e-3", event_type="device_seen")),
+        Raw(USAGE, 0, 2, b"subj-a", b'{"event_id": "e-4", "ip": "192.0.2.77"'),  # not JSON
+    ]
+    result = await enforcer.process(records)
+
+    assert result.consumed == 4 and result.invalid == 1
+    assert result.forwarded + result.dropped == 3 * len(sinks)
+    decided: Counter[str] = Counter()
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "gateway_decisions_total":
+                decided[sample.labels["sink"]] += int(sample.value)
+    assert decided == dict.fromkeys(sinks, len(records)), "every record once per sink"
+    topics = Counter(topic for topic, *_ in writer.sent)
+    assert topics["gateway.dlq"] == 1
+    assert topics["gateway.audit"] == result.dropped
+    assert sum(topics[rule.topic] for rule in config.sinks) == result.forwarded
+    dedup = [dict(h)[HEADER_DEDUP_ID] for t, _, _, _, h in writer.sent if t.startswith("sink.")]
+    assert len(dedup) == len(set(dedup)), "a dedup id differs per sink and per event"
+    for topic, _, key, value, headers in writer.sent:
+        blob = (key or b"") + (value or b"") + b"".join(v for _, v in headers)
+        for canary in (CANARY_IP, CANARY_DEVICE, "subj-a", "subj-b", "someone@example.com"):
+            assert canary.encode() not in blob, (topic, canary)
