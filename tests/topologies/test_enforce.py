@@ -75,7 +75,7 @@ def granted(subject: str) -> int:
     return state
 
 
-async def test_when_a_batch_mixes_valid_and_invalid_records_then_each_is_accounted_once_per_sink() -> (
+async def test_when_valid_and_invalid_records_mix_then_each_counts_once_per_sink() -> None:
     None
 ):
     config = load_config(REPO / "config")
