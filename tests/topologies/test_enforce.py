@@ -76,8 +76,6 @@ def granted(subject: str) -> int:
 
 
 async def test_when_valid_and_invalid_records_mix_then_each_counts_once_per_sink() -> None:
-    None
-):
     config = load_config(REPO / "config")
     sinks = [rule.name for rule in config.sinks]
     keyring = load_keyring({}, sinks, demo=True, random_bytes=os.urandom)
