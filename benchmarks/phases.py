@@ -42,7 +42,6 @@ from topologies.synthetic import PURPOSES, consent_record
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_COUNTER = "gateway_events_consumed_total"
 HEADER_CONSENT = "gateway-consent-version"  # topologies.enforce.HEADER_CONSENT
-HEADER_EVENT_ID = "gateway-event-id"  # topologies.enforce.HEADER_EVENT_ID
 LATENCY_SINK = "analytics"  # keeps event_id; its drops reach the audit topic with the event id
 
 
@@ -396,12 +395,8 @@ def latency_of(sent_at: dict[bytes, float], records: Sequence[Any]) -> list[floa
     """Per event: the broker append time of its last observed output minus its send time (ms)."""
     last: dict[bytes, int] = {}
     for record in records:
-        event_id: bytes | None = None
-        for name, value in record.headers or ():
-            if name == HEADER_EVENT_ID:
-                event_id = value
-                break
-        if event_id is None and record.value is not None:
+        event_id: bytes | None = None  # in the body: analytics keeps it, audit records carry it
+        if record.value is not None:
             found = orjson.loads(record.value).get("event_id")
             event_id = found.encode() if isinstance(found, str) else None
         if event_id is not None and event_id in sent_at:

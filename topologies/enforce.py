@@ -31,7 +31,6 @@ Headers = list[tuple[str, bytes]]
 HEADER_CONFIG = "gateway-config-version"
 HEADER_KEY_ID = "gateway-key-id"
 HEADER_CONSENT = "gateway-consent-version"
-HEADER_EVENT_ID = "gateway-event-id"
 HEADER_DEDUP_ID = "gateway-dedup-id"
 HEADER_REASON = "gateway-reason"
 HEADER_SINK = "gateway-sink"
