@@ -20,7 +20,7 @@ from gateway.consent import consent_updated_at_us
 from gateway.decision import Verdict
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
-from gateway.keys import pseudonymize
+from gateway.keys import keyed_pseudonymizer
 from gateway.metrics import GatewayMetrics
 from topologies.writer import OutputWriter
 
@@ -80,7 +80,7 @@ class Enforcer:
         self._sinks = tuple(dedup_keys)
         # Sinks get a per-sink keyed id of the event for de-duplication, never the raw event id:
         # the same raw id at two partners would let them join their records.
-        self._dedup_keys = dict(dedup_keys)
+        self._dedup = {sink: keyed_pseudonymizer(key) for sink, key in dedup_keys.items()}
         self._kinds = dict(kinds)
         self._dlq = dlq_topic
         self._audit = audit_topic
@@ -107,7 +107,7 @@ class Enforcer:
         the broker acknowledged every output, and fails if any output failed.
         """
         engine, out, consent_of = self._engine, self._writer, self._consent
-        dedup_keys = self._dedup_keys
+        dedup_of = self._dedup
         kinds, max_bytes, config_header = self._kinds, self._max_bytes, self._config_header
         decisions: Counter[tuple[str, Verdict, str]] = Counter()
         invalid: Counter[tuple[str, str]] = Counter()
@@ -128,7 +128,7 @@ class Enforcer:
             for decision in engine.decide(parsed, state):
                 decisions[(decision.sink, decision.verdict, decision.reason.value)] += 1
                 if decision.verdict is Verdict.FORWARD:
-                    dedup = pseudonymize(dedup_keys[decision.sink], "event:" + parsed.event_id)
+                    dedup = dedup_of[decision.sink]("event:" + parsed.event_id)
                     headers: Headers = [
                         config_header,
                         consent_header,
