@@ -122,9 +122,6 @@ def build_app(
         packed = table_dict().get(subject.encode())
         return None if packed is None else int(packed)
 
-    async def send(topic: str, value: bytes | None, *, key: bytes | None, headers: Any) -> Any:
-        return await app.producer.send(topic, key, value, None, None, headers)
-
     output = OutputProducer(bootstrap, tuning, output_partitions)
     changelog = table.changelog_topic.get_topic_name()
     barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))  # noqa: PLW0108 - late bound
@@ -136,9 +133,9 @@ def build_app(
         barrier=barrier,
         engine=engine,
         metrics=metrics,
-        send=send,
-        flush=app.producer.flush,
-        changelog_writer=lambda: output.writer({changelog: partitions}),
+        writer=lambda: output.writer(
+            {changelog: partitions, topics.dlq: output_partitions[topics.dlq]}
+        ),
         changelog_topic=changelog,
         dlq_topic=topics.dlq,
         commit_interval=tuning.commit_interval,

@@ -9,7 +9,7 @@ for the raw topics (co-partitioning), and it never waits on enforcement.
 The table stays faust's: values go into its store and its changelog (the record's own partition),
 faust restores it on start and rebalance. The feed pauses from a revocation until faust reports
 recovery complete, then resumes from the offsets it committed; it commits only after the
-changelog writes are flushed. Re-applying a record is harmless: equal timestamps are stale.
+changelog writes are acknowledged. Re-applying a record is harmless: equal timestamps are stale.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.consent")
 
-SendFn = Callable[..., Awaitable[Any]]
-
 
 class ConsentFeed:
     def __init__(
@@ -49,9 +47,7 @@ class ConsentFeed:
         barrier: ConsentBarrier,
         engine: Engine,
         metrics: GatewayMetrics,
-        send: SendFn,
-        flush: Callable[[], Awaitable[None]],
-        changelog_writer: Callable[[], Awaitable[BatchWriter]],
+        writer: Callable[[], Awaitable[BatchWriter]],
         changelog_topic: str,
         dlq_topic: str,
         commit_interval: float = 1.0,
@@ -61,9 +57,7 @@ class ConsentFeed:
         self._barrier = barrier
         self._engine = engine
         self._metrics = metrics
-        self._send = send
-        self._flush = flush
-        self._changelog_writer = changelog_writer
+        self._make_writer = writer  # for the changelog and the DLQ
         self._changelog = changelog_topic
         self._unacked: list[asyncio.Future[Any]] = []
         self._writer: BatchWriter | None = None
@@ -148,7 +142,6 @@ class ConsentFeed:
         # The changelog writes (and DLQ records) are acknowledged before the offsets move.
         unacked, self._unacked = self._unacked, []
         await asyncio.gather(*unacked)
-        await self._flush()
         assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:
@@ -157,7 +150,7 @@ class ConsentFeed:
     async def _apply_batch(self, batch: Mapping[TopicPartition, Sequence[Any]]) -> None:
         """Apply a fetch: table and changelog per record, metrics and the send once per fetch."""
         if self._writer is None:
-            self._writer = await self._changelog_writer()
+            self._writer = await self._make_writer()
         writer = self._writer
         store: MutableMapping[bytes, bytes] = self._table.data
         changelog, barrier = self._changelog, self._barrier
@@ -169,7 +162,7 @@ class ConsentFeed:
                 parsed = parse_consent(message.value, message.key)
                 if isinstance(parsed, Invalid):
                     counts[ConsentOutcome.INVALID] += 1
-                    await self._dead_letter(parsed, partition, message.offset)
+                    self._dead_letter(writer, parsed, partition, message.offset)
                 else:
                     key = parsed.subject_id.encode()
                     packed = store.get(key)
@@ -199,13 +192,13 @@ class ConsentFeed:
         if counts[ConsentOutcome.INVALID]:
             metrics.consent_invalid(counts[ConsentOutcome.INVALID])
 
-    async def _dead_letter(self, parsed: Invalid, partition: int, offset: int) -> None:
+    def _dead_letter(
+        self, writer: BatchWriter, parsed: Invalid, partition: int, offset: int
+    ) -> None:
         dlq = self._engine.dlq_record(parsed, topic=self._topic, partition=partition, offset=offset)
         source = f"{self._topic}/{partition}/{offset}".encode()
-        await self._send(
-            self._dlq, dlq, key=None,
-            headers=[(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)],
-        )  # fmt: skip
+        headers = [(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)]
+        writer.add(self._dlq, partition, None, dlq, headers)
         self._metrics.dlq_write()
         log.warning(
             "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",

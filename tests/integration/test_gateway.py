@@ -292,6 +292,25 @@ async def test_when_records_are_invalid_then_each_lands_in_the_dlq_once_redacted
             assert canary.encode() not in blob
 
 
+async def test_when_a_consent_record_is_invalid_then_it_lands_in_the_dlq_redacted(
+    stack: Stack,
+) -> None:
+    subject = unique("subj-badconsent")
+    producer = await stack.producer()
+    bad = b'{"subject_id": "%s", "purposes": {"analytics": "yes"}, "ip": "192.0.2.77"' % (
+        subject.encode()
+    )
+    await producer.send_and_wait(stack.topics["consent"], bad, key=subject.encode())
+    assert await stack.wait_metric("gateway_consent_records_total{outcome=invalid}", 1) >= 1
+    from_consent = [
+        r for r in await stack.read("dlq")
+        if (header(r, "gateway-source") or "").startswith(stack.topics["consent"] + "/")
+    ]  # fmt: skip
+    assert [header(r, "gateway-reason") for r in from_consent] == ["invalid_json"]
+    blob = b"".join((r.value or b"") + b"".join(v for _, v in r.headers) for r in from_consent)
+    assert subject.encode() not in blob and b"192.0.2.77" not in blob
+
+
 async def test_when_everything_has_run_then_no_raw_identifier_is_in_any_output_or_the_log(
     stack: Stack,
 ) -> None:
