@@ -42,6 +42,7 @@ from benchmarks import phases, workload
 from benchmarks.phases import Bench, RawTopics, median
 from benchmarks.procs import BenchError, Window
 from topologies import local_broker
+from topologies.processes import ChildError
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("throughput", "two-workers", "latency", "memory")
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bootstrap, broker_pid = bootstrap_address(args.bootstrap)  # runs its own event loop
         results = asyncio.run(run(settings, args, bootstrap, broker_pid))
-    except BenchError as exc:
+    except (BenchError, ChildError) as exc:
         console.print(f"[red]benchmark failed:[/] {exc}")
         return 1
     args.out.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from topologies import processes
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -53,56 +53,7 @@ def memory_kib(pid: int) -> dict[str, int]:
     return found
 
 
-class Child:
-    """A child process whose stdout+stderr go to a log file."""
-
-    def __init__(
-        self, argv: Sequence[str], *, log: Path, env: Mapping[str, str], cwd: Path, name: str
-    ) -> None:
-        self.name = name
-        self.log = log
-        self._out = log.open("wb")
-        self.popen = subprocess.Popen(
-            list(argv), stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **env}, cwd=cwd,
-        )  # fmt: skip
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, chars: int = 2500) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            raise BenchError(
-                f"{self.name} exited with {self.popen.returncode}; log {self.log}:\n{self.tail()}"
-            )
-
-    async def wait_for_log(self, needle: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if needle in self.log.read_text(errors="replace"):
-                return
-            self.check_alive()
-            await asyncio.sleep(0.1)
-        raise BenchError(f"{self.name}: {needle!r} not logged within {within:.0f}s:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, wait, SIGKILL only if it hangs; returns the exit code."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._out.close()
-        return self.popen.returncode
+Child = processes.Child  # the project's child process: log file, SIGTERM stop
 
 
 def scrape(port: int) -> str:

@@ -8,8 +8,6 @@ so it shows exactly the counters Prometheus scrapes. Ctrl-C stops everything it 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -24,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from topologies import local_broker
+from topologies.processes import Child
 
 
 @dataclass
@@ -107,17 +106,12 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
     logs = local_broker.cache_root() / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     port = local_broker.free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap, "GATEWAY_METRICS_PORT": str(port),
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {"KAFKA_BOOTSTRAP": bootstrap, "GATEWAY_METRICS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "topologies.cli"]
-    procs: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     try:
-        with (logs / "gateway.log").open("wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [*cli, "run", "--demo"], stdout=out, stderr=subprocess.STDOUT, env=env
-                )
-            )
+        gateway = Child([*cli, "run", "--demo"], logs / "gateway.log", env, name="gateway")
+        children.append(gateway)
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.monotonic() + 120
         while True:
@@ -125,32 +119,21 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
                 scrape(url)
                 break
             except OSError:
-                if procs[0].poll() is not None or time.monotonic() > deadline:
-                    console.print(
-                        f"[red]the gateway did not start; see {logs / 'gateway.log'}[/red]"
-                    )
+                if not gateway.alive() or time.monotonic() > deadline:
+                    console.print(f"[red]the gateway did not start; see {gateway.log}[/red]")
                     return 1
                 time.sleep(0.5)
         console.print(f"gateway up (demo keys), metrics at {url}; starting synthetic traffic")
-        with (logs / "loadgen.log").open("wb") as out:
-            procs.append(subprocess.Popen(
-                [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects),
-                 "--invalid-share", "0.002"],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-            ))  # fmt: skip
+        loadgen_argv = [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects),
+                        "--invalid-share", "0.002"]  # fmt: skip
+        children.append(Child(loadgen_argv, logs / "loadgen.log", env, name="loadgen"))
         _watch(console, url, logs, duration)
     except KeyboardInterrupt:
         pass
     finally:
         console.print("stopping the load generator and the gateway...")
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for child in reversed(children):  # traffic first, then the gateway finishes its batches
+            child.stop()
         if started_broker:
             local_broker.down()
             console.print("stopped the local broker")
