@@ -7,7 +7,12 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from topologies.worker import WorkerSettings
 
 PURPOSE_HELP = "analytics, personalization, advertising, social, third_party_sharing"
 
@@ -57,35 +62,50 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.set_defaults(handler=_demo)
 
 
-def _config_dir(args: argparse.Namespace) -> Path:
-    if getattr(args, "config", None):
-        return Path(args.config)
-    return Path(os.environ.get("GATEWAY_CONFIG_DIR", "config"))
-
-
-def _run(args: argparse.Namespace) -> int:
-    from topologies.worker import StartError, WorkerSettings, run
+def _settings(args: argparse.Namespace) -> WorkerSettings:
+    """The environment's settings, with the command line's --config and --metrics-port on top."""
+    from topologies.worker import WorkerSettings
 
     env = dict(os.environ)
-    if args.config:
+    if getattr(args, "config", None):
         env["GATEWAY_CONFIG_DIR"] = str(args.config)
-    if args.metrics_port is not None:
+    if getattr(args, "metrics_port", None) is not None:
         env["GATEWAY_METRICS_PORT"] = str(args.metrics_port)
-    try:
-        return run(WorkerSettings.from_env(env), demo=args.demo)
-    except StartError as exc:
-        print(f"gateway: refusing to start: {exc}", file=sys.stderr)
-        return 2
+    return WorkerSettings.from_env(env)
 
 
+def _refusing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """An invalid config or missing keys end the command with the problems listed, exit 2."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from topologies.worker import StartError
+
+        try:
+            return handler(args)
+        except StartError as exc:
+            print(f"gateway: refusing to start: {exc}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+@_refusing
+def _run(args: argparse.Namespace) -> int:
+    from topologies.worker import run
+
+    return run(_settings(args), demo=args.demo)
+
+
+@_refusing
 def _loadgen(args: argparse.Namespace) -> int:
     from topologies.loadgen import LoadPlan, run_load
-    from topologies.worker import default_bootstrap, load_checked_config, prepare_topics
+    from topologies.worker import load_checked_config, prepare_topics
 
-    config = load_checked_config(_config_dir(args))
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or default_bootstrap()
+    settings = _settings(args)
+    config = load_checked_config(settings.config_dir)
+    bootstrap = settings.bootstrap
     topics = config.settings.topics
-    asyncio.run(prepare_topics(bootstrap, config, int(os.environ.get("GATEWAY_PARTITIONS", "6"))))
+    asyncio.run(prepare_topics(bootstrap, config, settings.partitions))
     plan = LoadPlan(
         bootstrap=bootstrap, usage_topic=topics.usage_raw, device_topic=topics.device_raw,
         consent_topic=topics.consent, rate=args.rate, subjects=args.subjects, count=args.count,
@@ -96,14 +116,16 @@ def _loadgen(args: argparse.Namespace) -> int:
     return 0
 
 
+@_refusing
 def _consent(args: argparse.Namespace) -> int:
     import orjson
 
     from topologies.loadgen import publish_consent, rfc3339
     from topologies.synthetic import PURPOSES, consent_record
-    from topologies.worker import default_bootstrap, load_checked_config
+    from topologies.worker import load_checked_config
 
-    config = load_checked_config(_config_dir(args))
+    settings = _settings(args)
+    config = load_checked_config(settings.config_dir)
     value: bytes | None
     if args.tombstone:
         value = None
@@ -127,7 +149,7 @@ def _consent(args: argparse.Namespace) -> int:
             args.subject, rfc3339(time.time()), purposes,
             under_13=under, parental_consent=args.parental_consent, source="cli",
         )  # fmt: skip
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or default_bootstrap()
+    bootstrap = settings.bootstrap
     partition, offset = asyncio.run(
         publish_consent(bootstrap, config.settings.topics.consent, args.subject, value)
     )
