@@ -217,6 +217,15 @@ def _java() -> str:
     return found
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id; like Kafka's own, never starting with "-", which the storage
+    tool's argument parser would take for an option (1 in 64 base64 ids would)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -301,7 +310,7 @@ def up(*, wait_seconds: float = 90.0, log: bool = True) -> tuple[BrokerState, bo
     classpath = f"{lib}/*"
     java = _java()
     jvm = [java, HEAP, "-Xms256m", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}"]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     fmt = subprocess.run(
         [*jvm, "-cp", classpath, "kafka.tools.StorageTool", "format",
          "-t", cluster_id, "-c", str(props)],
