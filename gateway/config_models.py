@@ -73,6 +73,12 @@ class Settings(_Strict):
     max_event_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
     pseudonym_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
     audit_forwards: bool = False
+    # The value guard (gateway.guard): identifier values at least this long are found anywhere
+    # inside a string; shorter ones only as a whole token (they would match by chance).
+    identifier_min_length: int = Field(default=6, ge=1, le=64)
+    # Consent ordering (gateway.consent): a record dated more than this after its own Kafka
+    # record timestamp is ordered at that timestamp instead (a skewed clock never outranks).
+    consent_clock_tolerance_seconds: int = Field(default=300, ge=0, le=86_400)
     # Event types that may leave the gateway as they are; any other is "other" in sink outputs,
     # sink filters and audit records (a free-form event_type could carry personal data).
     known_event_types: list[EventTypeName] = Field(

@@ -38,6 +38,8 @@ class Reason(StrEnum):
     INVALID_FIELD = "invalid_field"
     BAD_TIMESTAMP = "bad_timestamp"
     KEY_MISMATCH = "key_mismatch"
+    NUMBER_OUT_OF_RANGE = "number_out_of_range"  # valid JSON the JSON layer cannot carry exactly
+    INTERNAL_ERROR = "internal_error"  # deciding this one record failed; the batch goes on
 
 
 FORWARD_REASONS = frozenset(
