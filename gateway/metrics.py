@@ -32,6 +32,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "PROCESSING_BUCKETS",
     "RELOAD_RESULTS",
+    "SCRUBBED_IDENTIFIERS",
     "VERDICTS",
     "BuildInfo",
     "ConsentOutcome",
@@ -51,6 +52,10 @@ Snapshot = dict[str, dict[tuple[str, ...], float]]
 VERDICTS: Final = ("forward", "drop")
 CONSENT_OUTCOMES: Final = ("applied", "stale", "tombstone", "invalid")
 RELOAD_RESULTS: Final = ("success", "failure")
+# What the value guard (gateway.guard) found and replaced in an output record.
+SCRUBBED_IDENTIFIERS: Final = (
+    "subject_id", "device_id", "cookie_id", "pixel_id", "advertising_id", "ip", "email",
+)  # fmt: skip
 # Reason codes come from the core; invalid records also count as a drop for every sink.
 DEFAULT_FORWARD_REASONS: Final = tuple(sorted(str(r) for r in FORWARD_REASONS))
 DEFAULT_INVALID_REASONS: Final = tuple(sorted(str(r) for r in INVALID_REASONS))
@@ -166,6 +171,12 @@ class GatewayMetrics:
         self.audit_writes = counter(
             "gateway_audit_writes_total", "Decision records written to the audit topic."
         )
+        self.identifier_scrubs = counter(
+            "gateway_identifier_scrubs_total",
+            "Raw identifier values (or email addresses) found in an output and replaced, per sink"
+            " and kind of identifier.",
+            ("sink", "identifier"),
+        )
         self.sink_writes = counter(
             "gateway_sink_writes_total", "Records acknowledged by a sink topic.", ("sink",)
         )
@@ -188,6 +199,11 @@ class GatewayMetrics:
         )
         self.consent_records = counter(
             "gateway_consent_records_total", "Consent records read, by outcome.", ("outcome",)
+        )
+        self.future_dated_consent = counter(
+            "gateway_consent_future_dated_total",
+            "Consent records dated beyond the clock tolerance after their Kafka timestamp, ordered"
+            " at that timestamp instead.",
         )
         self.consent_subjects = gauge(
             "gateway_consent_subjects", "Subjects in the consent table of this worker."
@@ -238,6 +254,8 @@ class GatewayMetrics:
         for sink in sorted(self.sinks):
             self.sink_writes.labels(sink)
             self.latency.labels(sink)
+            for identifier in SCRUBBED_IDENTIFIERS:
+                self.identifier_scrubs.labels(sink, identifier)
             for verdict, reasons in self.reasons.items():
                 for reason in sorted(reasons):
                     self.decisions.labels(sink, verdict, reason)
@@ -273,6 +291,13 @@ class GatewayMetrics:
     def audit_write(self, n: int = 1) -> None:
         self.audit_writes.inc(n)
 
+    def identifier_scrubbed(self, sink: str, identifier: str, n: int = 1) -> None:
+        """`n` occurrences of an identifier (or an email address) replaced in `sink`'s outputs."""
+        _check("sink", sink, self.sinks)
+        self.identifier_scrubs.labels(
+            sink, _check("identifier", identifier, SCRUBBED_IDENTIFIERS)
+        ).inc(n)
+
     def sink_write(self, sink: str, n: int = 1) -> None:
         self.sink_writes.labels(_check("sink", sink, self.sinks)).inc(n)
 
@@ -305,6 +330,10 @@ class GatewayMetrics:
     def consent_stale(self, n: int = 1) -> None:
         """Records older than the subject's current one: read, changed nothing."""
         self.consent_records.labels("stale").inc(n)
+
+    def consent_future_dated(self, n: int = 1) -> None:
+        """Records ordered at their Kafka timestamp because their `updated_at` was too far ahead."""
+        self.future_dated_consent.inc(n)
 
     def consent_invalid(self, n: int = 1) -> None:
         self.consent_records.labels("invalid").inc(n)

@@ -28,11 +28,13 @@ EXPECTED_FAMILIES = {
     "gateway_dlq_writes": ("counter", set()),
     "gateway_audit_writes": ("counter", set()),
     "gateway_sink_writes": ("counter", {"sink"}),
+    "gateway_identifier_scrubs": ("counter", {"sink", "identifier"}),
     "gateway_end_to_end_latency_seconds": ("histogram", {"sink"}),
     "gateway_processing_seconds": ("histogram", set()),
     "gateway_batch_size": ("histogram", set()),
     "gateway_barrier_wait_seconds": ("histogram", set()),
     "gateway_consent_records": ("counter", {"outcome"}),
+    "gateway_consent_future_dated": ("counter", set()),
     "gateway_consent_subjects": ("gauge", set()),
     "gateway_consent_newest_applied_timestamp_seconds": ("gauge", set()),
     "gateway_consent_last_applied_time_seconds": ("gauge", set()),
@@ -333,3 +335,21 @@ def test_when_the_module_is_imported_then_no_kafka_or_http_server_code_is_loaded
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == ""
+
+
+def test_when_an_identifier_is_scrubbed_then_it_counts_per_sink_and_kind(
+    metrics: GatewayMetrics, registry: CollectorRegistry
+) -> None:
+    metrics.identifier_scrubbed("analytics", "subject_id", 2)
+    metrics.identifier_scrubbed("analytics", "email")
+    samples = metrics.snapshot()["gateway_identifier_scrubs_total"]
+    assert samples[("analytics", "subject_id")] == 2
+    assert samples[("analytics", "email")] == 1
+    assert samples[("analytics", "ip")] == 0  # pre-initialised
+    with pytest.raises(UnknownLabelValueError):
+        metrics.identifier_scrubbed("analytics", "user-7f3a9c11")
+
+
+def test_when_consent_is_future_dated_then_it_is_counted(metrics: GatewayMetrics) -> None:
+    metrics.consent_future_dated(3)
+    assert metrics.snapshot()["gateway_consent_future_dated_total"][()] == 3
