@@ -1,10 +1,24 @@
 """Consent records: parsing from the consent topic and applying them to the packed state.
 
-Ordering rule: a record applies only if its `updated_at` is strictly newer than the current
-state's. A record with an equal timestamp is STALE and changes nothing, so replaying the topic
-is idempotent. A tombstone (null value) erases the subject: its state becomes None (unknown).
+Ordering rule: a record applies only if its ordering time is strictly newer than the current
+state's. A record with an equal time is STALE and changes nothing, so replaying the topic is
+idempotent. A tombstone (null value) erases the subject: its state becomes None (unknown).
 A tombstone keeps no timestamp, so a record older than the erased one that arrives after the
 tombstone applies again; the compacted topic makes that a replay-only corner.
+
+The ordering time, so that a sender's skewed clock never blocks a withdrawal:
+
+- a record with a Kafka record timestamp T (ms; CreateTime, or LogAppendTime if the topic says
+  so) whose `updated_at` is at most `clock_tolerance_seconds` after T is ordered at `updated_at`,
+  as sent (exactly T + tolerance still counts as within);
+- a record whose `updated_at` is more than the tolerance after T is *future-dated*: it is ordered
+  at T instead (clamped; `ConsentUpdate.future_dated` is true), so a later record with an honest
+  clock, e.g. a withdrawal, outranks it, and it cannot outrank an earlier-produced honest one;
+- a record without a timestamp (None or negative, or a caller that passes none, such as
+  `gateway explain`) is ordered at `updated_at` alone.
+
+The ordering time is what the packed state stores (bits 16+), so it is also the consent version
+the outputs name. Nothing here reads a clock: the timestamp comes with the record.
 """
 
 from __future__ import annotations
@@ -23,10 +37,12 @@ __all__ = [
     "Tombstone",
     "apply_consent",
     "consent_updated_at_us",
+    "ordering_time_us",
     "parse_consent",
 ]
 CONSENT_KIND = "consent"
 MAX_CONSENT_BYTES = 65536
+DEFAULT_CLOCK_TOLERANCE_SECONDS = 300  # the default of Settings.consent_clock_tolerance_seconds
 
 
 class ConsentOutcome(StrEnum):
@@ -39,17 +55,20 @@ class ConsentOutcome(StrEnum):
 
 
 class ConsentUpdate(NamedTuple):
-    """A valid consent record, packed."""
+    """A valid consent record, packed; `future_dated`: ordered at its Kafka timestamp instead."""
 
     subject_id: str
     state: int
+    future_dated: bool = False
 
     @property
     def updated_at_us(self) -> int:
         return consent_updated_at_us(self.state)
 
     def __repr__(self) -> str:
-        return f"ConsentUpdate(updated_at_us={self.updated_at_us})"
+        return (
+            f"ConsentUpdate(updated_at_us={self.updated_at_us}, future_dated={self.future_dated})"
+        )
 
 
 class Tombstone(NamedTuple):
@@ -81,8 +100,36 @@ def _invalid(reason: Reason, detail: str, size: int, parsed: object = None) -> I
     return Invalid(reason, detail, kind=CONSENT_KIND, size=size, parsed=parsed)
 
 
-def parse_consent(value: bytes | None, key: bytes | None) -> ConsentUpdate | Tombstone | Invalid:
-    """Decode one consent-topic record; the subject is the record key."""
+def ordering_time_us(
+    updated_at_us: int, record_timestamp_ms: int | None, clock_tolerance_seconds: float
+) -> tuple[int, bool]:
+    """(the time a record is ordered at, in epoch µs; whether it was future-dated and clamped).
+
+    `record_timestamp_ms` is the Kafka record timestamp in epoch ms (None or negative: absent,
+    no clamping); `clock_tolerance_seconds` (>= 0) how far `updated_at` may lead it.
+    """
+    if record_timestamp_ms is None or record_timestamp_ms < 0:
+        return updated_at_us, False
+    record_us = record_timestamp_ms * 1000
+    if updated_at_us - record_us > int(clock_tolerance_seconds * 1_000_000):
+        return record_us, True
+    return updated_at_us, False
+
+
+def parse_consent(
+    value: bytes | None,
+    key: bytes | None,
+    *,
+    record_timestamp_ms: int | None = None,
+    clock_tolerance_seconds: float = DEFAULT_CLOCK_TOLERANCE_SECONDS,
+) -> ConsentUpdate | Tombstone | Invalid:
+    """Decode one consent-topic record; the subject is the record key.
+
+    `record_timestamp_ms` (the Kafka record timestamp, epoch ms; None or negative: absent) and
+    `clock_tolerance_seconds` set the ordering time (module docstring): the state packs it as
+    its `updated_at`, and `future_dated` says it was clamped. Invalid input is returned as an
+    `Invalid` with its reason, never raised.
+    """
     if key is None:
         return _invalid(Reason.MISSING_KEY, "record has no key", 0)
     try:
@@ -124,13 +171,20 @@ def parse_consent(value: bytes | None, key: bytes | None) -> ConsentUpdate | Tom
     first = next((p for p in problems if p is not None), None)
     if first is not None:
         return _invalid(Reason.WRONG_TYPE, first, size, obj)
-    return ConsentUpdate(subject_id, pack_consent(updated_at_us, purposes, under_13, parental))
+    ordered_at_us, future_dated = ordering_time_us(
+        updated_at_us, record_timestamp_ms, clock_tolerance_seconds
+    )
+    state = pack_consent(ordered_at_us, purposes, under_13, parental)
+    return ConsentUpdate(subject_id, state, future_dated)
 
 
 def apply_consent(
     current: int | None, update: ConsentUpdate | Tombstone
 ) -> tuple[int | None, ConsentOutcome]:
-    """The new state of a subject after one record; stale records (not newer) change nothing."""
+    """The new state of a subject after one record; stale records (not newer) change nothing.
+
+    `current` and the result are packed states (gateway.consent_state); None is unknown.
+    """
     if isinstance(update, Tombstone):
         return None, ConsentOutcome.TOMBSTONE
     if current is not None and update.state >> 16 <= current >> 16:

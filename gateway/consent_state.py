@@ -7,7 +7,12 @@ Layout (low bits first), 2 bits per tri-state field
     bits  2-3  personalization      bits 10-11 age.under_13
     bits  4-5  advertising          bits 12-13 age.parental_consent
     bits  6-7  social               bits 14-15 reserved (0)
-    bits 16-   updated_at, microseconds since the Unix epoch
+    bits 16-   updated_at, microseconds since the Unix epoch (the ordering time, see
+               gateway.consent: a future-dated record's Kafka timestamp instead)
+
+Times before 1970 (down to year 0001) are negative: Python ints behave as unbounded two's
+complement, so the flag bits still read right, `>> 16` gives the time back, and the changelog's
+ASCII form (`b"%d" % state`, read back with `int`) round-trips.
 
 An int of this size costs ~36 bytes, so a million subjects fit well under the memory budget.
 The decision code reads these bits directly.

@@ -10,6 +10,12 @@ The table stays faust's: values go into its store and its changelog (the record'
 faust restores it on start and rebalance. The feed pauses from a revocation until faust reports
 recovery complete, then resumes from the offsets it committed; it commits only after the
 changelog writes are acknowledged. Re-applying a record is harmless: equal timestamps are stale.
+
+Each record is ordered by `gateway.consent`'s rule, with its Kafka record timestamp and the
+configured clock tolerance: a future-dated record is ordered at its Kafka timestamp (counted in
+`gateway_consent_future_dated_total`). A record that cannot be parsed or applied (whatever it
+raises) goes to the DLQ with reason `internal_error` (the exception's type, never its message),
+counts as invalid, and the barrier still moves past it: one bad record never stops the feed.
 """
 
 from __future__ import annotations
@@ -24,10 +30,19 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from gateway.consent import ConsentOutcome, apply_consent, consent_updated_at_us, parse_consent
+from gateway.consent import (
+    CONSENT_KIND,
+    ConsentOutcome,
+    ConsentUpdate,
+    Tombstone,
+    apply_consent,
+    consent_updated_at_us,
+    parse_consent,
+)
 from gateway.engine import Engine
 from gateway.events import Invalid
 from gateway.metrics import GatewayMetrics
+from gateway.reasons import Reason
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import HEADER_REASON, HEADER_SOURCE
 from topologies.follower import FollowingConsumer
@@ -153,31 +168,30 @@ class ConsentFeed:
             self._writer = await self._make_writer()
         writer = self._writer
         store: MutableMapping[bytes, bytes] = self._table.data
-        changelog, barrier = self._changelog, self._barrier
+        barrier = self._barrier
         counts: Counter[ConsentOutcome] = Counter()
-        newest = 0
+        tolerance = self._engine.config.settings.consent_clock_tolerance_seconds
+        newest = future_dated = 0
         for tp, messages in batch.items():
             partition = tp.partition
             for message in messages:
-                parsed = parse_consent(message.value, message.key)
-                if isinstance(parsed, Invalid):
-                    counts[ConsentOutcome.INVALID] += 1
-                    self._dead_letter(writer, parsed, partition, message.offset)
-                else:
-                    key = parsed.subject_id.encode()
-                    packed = store.get(key)
-                    current = None if packed is None else int(packed)
-                    new, outcome = apply_consent(current, parsed)
-                    counts[outcome] += 1
-                    if outcome is ConsentOutcome.APPLIED and new is not None:
-                        value = b"%d" % new
-                        store[key] = value
-                        _remember_partition(store, key, partition)
-                        writer.add(changelog, partition, key, value, [])
-                        newest = max(newest, consent_updated_at_us(new))
-                    elif outcome is ConsentOutcome.TOMBSTONE and current is not None:
-                        store.pop(key, None)
-                        writer.add(changelog, partition, key, None, [])
+                try:
+                    parsed = parse_consent(
+                        message.value, message.key, record_timestamp_ms=message.timestamp,
+                        clock_tolerance_seconds=tolerance,
+                    )  # fmt: skip
+                    if isinstance(parsed, Invalid):
+                        self._dead_letter(writer, parsed, partition, message.offset)
+                        outcome = ConsentOutcome.INVALID
+                    else:
+                        if isinstance(parsed, ConsentUpdate) and parsed.future_dated:
+                            future_dated += 1
+                        outcome, applied_at = self._apply(store, writer, parsed, partition)
+                        newest = max(newest, applied_at)
+                except Exception as exc:  # a poison pill costs itself only
+                    outcome = ConsentOutcome.INVALID
+                    self._internal_error(writer, exc, message, partition)
+                counts[outcome] += 1
                 barrier.applied(partition, message.offset)
             if messages:
                 self._pending[tp] = messages[-1].offset + 1
@@ -191,6 +205,36 @@ class ConsentFeed:
             metrics.consent_stale(counts[ConsentOutcome.STALE])
         if counts[ConsentOutcome.INVALID]:
             metrics.consent_invalid(counts[ConsentOutcome.INVALID])
+        if future_dated:
+            metrics.consent_future_dated(future_dated)
+
+    def _apply(
+        self,
+        store: MutableMapping[bytes, bytes],
+        writer: BatchWriter,
+        update: ConsentUpdate | Tombstone,
+        partition: int,
+    ) -> tuple[ConsentOutcome, int]:
+        """Apply one record to the table and its changelog.
+
+        Returns (the outcome, the applied state's time in epoch µs, else 0). The changelog
+        record is added before the table changes, so a record that raises (a corrupt table value,
+        a writer refusing the record) leaves the table as it was.
+        """
+        key = update.subject_id.encode()
+        packed = store.get(key)
+        current = None if packed is None else int(packed)
+        new, outcome = apply_consent(current, update)
+        if outcome is ConsentOutcome.APPLIED and new is not None:
+            value = b"%d" % new
+            writer.add(self._changelog, partition, key, value, [])
+            store[key] = value
+            _remember_partition(store, key, partition)
+            return outcome, consent_updated_at_us(new)
+        if outcome is ConsentOutcome.TOMBSTONE and current is not None:
+            writer.add(self._changelog, partition, key, None, [])
+            store.pop(key, None)
+        return outcome, 0
 
     def _dead_letter(
         self, writer: BatchWriter, parsed: Invalid, partition: int, offset: int
@@ -204,6 +248,29 @@ class ConsentFeed:
             "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
             self._topic, partition, offset, parsed.reason.value,
         )  # fmt: skip
+
+    def _internal_error(
+        self, writer: BatchWriter, exc: Exception, message: Any, partition: int
+    ) -> None:
+        """Send a consent record that raised to the DLQ as `internal_error`.
+
+        Logged by position and exception type, never its message (it may quote the record).
+        """
+        value = message.value
+        size = len(value) if isinstance(value, bytes) else 0
+        log.error(
+            "consent record could not be applied: topic=%s partition=%d offset=%d reason=%s"
+            " error=%s",
+            self._topic, partition, message.offset, Reason.INTERNAL_ERROR.value,
+            type(exc).__name__,
+        )  # fmt: skip
+        self._dead_letter(writer, _internal_error_record(exc, size), partition, message.offset)
+
+
+def _internal_error_record(exc: Exception, size: int) -> Invalid:
+    """The DLQ description of a consent record that raised: the exception's type only."""
+    detail = f"{type(exc).__name__} raised while applying the consent record"
+    return Invalid(Reason.INTERNAL_ERROR, detail, kind=CONSENT_KIND, size=size)
 
 
 def _remember_partition(store: Any, key: bytes, partition: int) -> None:

@@ -5,6 +5,12 @@ and an `OutputWriter`. Per batch it parses, decides and adds every output to the
 await at all, then flushes once; the caller commits the input offsets only after `process`
 returns, that is after the broker acknowledged every output. Counters are summed per batch and
 applied once, so metrics cost little per event.
+
+A poison pill costs itself only: whatever raises while one record is parsed, decided or its
+outputs built (or added to the writer) sends that record to the DLQ with reason
+`internal_error` (the detail names the exception's type, never its message), counts it as an
+invalid record (and a drop per sink), and the batch goes on. A record's outputs are built first
+and added only once all are built, so a failure never leaves a record in some sinks and the DLQ.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import keyed_pseudonymizer
 from gateway.metrics import GatewayMetrics
+from gateway.reasons import Reason
 from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
 
 Headers = list[tuple[str, bytes]]
+Output = tuple[str, bytes | None, bytes | None, Headers]  # topic, key, value, headers
 
 HEADER_CONFIG = "gateway-config-version"
 HEADER_KEY_ID = "gateway-key-id"
@@ -104,11 +112,10 @@ class Enforcer:
         """Decide every record and hand every output over; await the result for the acks.
 
         The returned task completes (with the batch's counts, and its metrics recorded) once
-        the broker acknowledged every output, and fails if any output failed.
+        the broker acknowledged every output, and fails if any output failed. A record that
+        raises costs itself only (module docstring); the DLQ writer failing fails the batch.
         """
-        engine, out, consent_of = self._engine, self._writer, self._consent
-        dedup_of = self._dedup
-        kinds, max_bytes, config_header = self._kinds, self._max_bytes, self._config_header
+        engine, out, config_header = self._engine, self._writer, self._config_header
         decisions: Counter[tuple[str, Verdict, str]] = Counter()
         invalid: Counter[tuple[str, str]] = Counter()
         consumed: Counter[str] = Counter()
@@ -116,39 +123,23 @@ class Enforcer:
         audits = 0
         for record in records:
             consumed[record.topic] += 1
-            parsed = parse_event(record.value, record.key, kinds[record.topic], max_bytes=max_bytes)
-            if isinstance(parsed, Invalid):
-                invalid[(record.topic, parsed.reason.value)] += 1
-                self._dead_letter(record, parsed)
+            try:
+                outputs, marks, sent, reason = self._outputs(record, engine, config_header)
+                if len(outputs) > 1:
+                    _largest_first(outputs)
+                source = record.partition
+                for topic, key, value, headers in outputs:
+                    out.add(topic, source, key, value, headers)
+            except Exception as exc:  # a poison pill costs itself only
+                invalid[(record.topic, Reason.INTERNAL_ERROR.value)] += 1
+                self._internal_error(record, exc)
                 continue
-            state = consent_of(parsed.subject_id)
-            version = None if state is None else consent_updated_at_us(state)
-            consent_header = (HEADER_CONSENT, b"none" if version is None else b"%d" % version)
-            source = record.partition
-            for decision in engine.decide(parsed, state):
-                decisions[(decision.sink, decision.verdict, decision.reason.value)] += 1
-                if decision.verdict is Verdict.FORWARD:
-                    dedup = dedup_of[decision.sink]("event:" + parsed.event_id)
-                    headers: Headers = [
-                        config_header,
-                        consent_header,
-                        (HEADER_DEDUP_ID, dedup.encode()),
-                    ]
-                    if decision.key_id is not None:
-                        headers.append((HEADER_KEY_ID, decision.key_id.encode()))
-                    out.add(decision.topic, source, decision.key, decision.value, headers)
-                    forwarded.append((decision.sink, parsed.occurred_at_us))
-                else:
-                    audit = engine.audit_record(
-                        parsed, decision, topic=record.topic, partition=record.partition,
-                        offset=record.offset, consent_version=version,
-                    )  # fmt: skip
-                    out.add(
-                        self._audit, source, None, audit,
-                        [config_header, consent_header, (HEADER_SINK, decision.sink.encode()),
-                         (HEADER_REASON, decision.reason.value.encode())],
-                    )  # fmt: skip
-                    audits += 1
+            if reason is not None:
+                invalid[(record.topic, reason)] += 1
+            else:
+                decisions.update(marks)
+                forwarded += sent
+                audits += len(marks) - len(sent)
         acked = await out.send()
         n_forwarded = sum(n for (_, v, _), n in decisions.items() if v is Verdict.FORWARD)
         result = BatchResult(
@@ -165,7 +156,52 @@ class Enforcer:
 
         return asyncio.ensure_future(once_acked())
 
-    def _dead_letter(self, record: Record, invalid: Invalid) -> None:
+    def _outputs(
+        self, record: Record, engine: Engine, config_header: tuple[str, bytes]
+    ) -> tuple[list[Output], list[tuple[str, Verdict, str]], list[tuple[str, int]], str | None]:
+        """Every output of one record, built but not yet added: (outputs, one (sink, verdict,
+        reason) per sink, one (sink, occurred_at µs) per forward, the invalid reason or None).
+
+        Raises whatever the core raises for a record it cannot handle (the caller's concern).
+        """
+        parsed = parse_event(
+            record.value, record.key, self._kinds[record.topic], max_bytes=self._max_bytes
+        )
+        if isinstance(parsed, Invalid):
+            return [self._dead_letter(record, parsed)], [], [], parsed.reason.value
+        outputs: list[Output] = []
+        marks: list[tuple[str, Verdict, str]] = []
+        sent: list[tuple[str, int]] = []
+        state = self._consent(parsed.subject_id)
+        version = None if state is None else consent_updated_at_us(state)
+        consent_header = (HEADER_CONSENT, b"none" if version is None else b"%d" % version)
+        for decision in engine.decide(parsed, state):
+            marks.append((decision.sink, decision.verdict, decision.reason.value))
+            if decision.verdict is Verdict.FORWARD:
+                dedup = self._dedup[decision.sink]("event:" + parsed.event_id)
+                headers: Headers = [
+                    config_header,
+                    consent_header,
+                    (HEADER_DEDUP_ID, dedup.encode()),
+                ]
+                if decision.key_id is not None:
+                    headers.append((HEADER_KEY_ID, decision.key_id.encode()))
+                outputs.append((decision.topic, decision.key, decision.value, headers))
+                sent.append((decision.sink, parsed.occurred_at_us))
+            else:
+                audit = engine.audit_record(
+                    parsed, decision, topic=record.topic, partition=record.partition,
+                    offset=record.offset, consent_version=version,
+                )  # fmt: skip
+                outputs.append((
+                    self._audit, None, audit,
+                    [config_header, consent_header, (HEADER_SINK, decision.sink.encode()),
+                     (HEADER_REASON, decision.reason.value.encode())],
+                ))  # fmt: skip
+        return outputs, marks, sent, None
+
+    def _dead_letter(self, record: Record, invalid: Invalid) -> Output:
+        """The DLQ output of an invalid record (redacted: reason and field names/types only)."""
         value = self._engine.dlq_record(
             invalid, topic=record.topic, partition=record.partition, offset=record.offset
         )
@@ -179,6 +215,38 @@ class Enforcer:
             "invalid record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
             record.topic, record.partition, record.offset, invalid.reason.value,
         )  # fmt: skip
+        return (self._dlq, None, value, headers)
+
+    def _internal_error(self, record: Record, exc: Exception) -> None:
+        """Send a record that raised to the DLQ as `internal_error`, naming the exception's type.
+
+        Neither the exception's message nor its traceback is logged or written: either may
+        quote the record. Raises only if the DLQ record itself cannot be added (then the batch
+        fails, as it would for a broken writer).
+        """
+        kind = self._kinds.get(record.topic)
+        size = len(record.value) if isinstance(record.value, bytes) else 0
+        error = type(exc).__name__
+        invalid = Invalid(
+            Reason.INTERNAL_ERROR,
+            f"{error} raised while deciding the record",
+            kind=None if kind is None else kind.value,
+            size=size,
+        )
+        log.error(
+            "record could not be decided, to the DLQ: topic=%s partition=%d offset=%d reason=%s"
+            " error=%s",
+            record.topic, record.partition, record.offset, Reason.INTERNAL_ERROR.value, error,
+        )  # fmt: skip
+        value = self._engine.dlq_record(
+            invalid, topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        headers = [
+            self._config_header,
+            (HEADER_REASON, Reason.INTERNAL_ERROR.value.encode()),
+            (HEADER_SOURCE, source),
+        ]
         self._writer.add(self._dlq, record.partition, None, value, headers)
 
     def _record_metrics(
@@ -213,3 +281,15 @@ class Enforcer:
         children = {sink: metrics.latency.labels(sink) for sink in sink_writes}
         for sink, occurred_at_us in forwarded:
             children[sink].observe(max(0.0, (now_us - occurred_at_us) / 1_000_000))
+
+
+def _largest_first(outputs: list[Output]) -> None:
+    """Move the output with the largest value to the front, in place.
+
+    A writer refuses only a record that does not fit an empty batch (aiokafka takes any record
+    as a batch's first), so if the largest output is accepted the others are too: a record whose
+    output is too large fails before any of its outputs is in the writer.
+    """
+    largest = max(range(len(outputs)), key=lambda i: len(outputs[i][2] or b""))
+    if largest:
+        outputs[0], outputs[largest] = outputs[largest], outputs[0]

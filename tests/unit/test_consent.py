@@ -126,3 +126,124 @@ def test_when_updated_at_is_before_1970_then_ordering_still_holds() -> None:
     assert unpack_consent(old.state).purposes["social"] is Tri.YES
     assert apply_consent(old.state, new)[1] is ConsentOutcome.APPLIED
     assert apply_consent(new.state, old)[1] is ConsentOutcome.STALE
+
+
+def test_when_updated_at_is_year_0001_then_state_packs_and_round_trips_the_changelog() -> None:
+    update = _update(
+        _record(
+            updated_at="0001-01-01T00:00:00Z",
+            purposes={"analytics": True, "third_party_sharing": False},
+            age={"under_13": True, "parental_consent": None},
+        )
+    )
+    assert update.updated_at_us == -62135596800000000
+    restored = int(b"%d" % update.state)  # the changelog's ASCII value, read back
+    assert restored == update.state
+    view = unpack_consent(restored)
+    assert view.updated_at_us == -62135596800000000
+    assert view.purposes["analytics"] is Tri.YES
+    assert view.purposes["third_party_sharing"] is Tri.NO
+    assert (view.under_13, view.parental_consent) == (Tri.YES, Tri.UNKNOWN)
+    later = _update(_record(updated_at="0001-01-01T00:00:00.000001Z"))
+    assert apply_consent(update.state, later)[1] is ConsentOutcome.APPLIED
+    assert apply_consent(later.state, update)[1] is ConsentOutcome.STALE
+
+
+# The field case: a sender's clock ten years ahead.
+SKEWED_GRANT_AT = "2036-11-26T12:00:00Z"
+GRANT_PRODUCED_MS = 1795694400000  # 2026-11-26T12:00:00Z, the grant's Kafka record timestamp
+WITHDRAWAL_AT = "2026-11-27T09:00:00Z"
+WITHDRAWAL_PRODUCED_MS = 1795770000000 + 5  # 2026-11-27T09:00:00.005Z
+TOLERANCE_S = 300
+EVERY_PURPOSE = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
+
+
+def _timed(value: bytes, timestamp_ms: int | None, tolerance: float = TOLERANCE_S) -> ConsentUpdate:
+    update = parse_consent(
+        value, b"u-1", record_timestamp_ms=timestamp_ms, clock_tolerance_seconds=tolerance
+    )
+    assert isinstance(update, ConsentUpdate)
+    return update
+
+
+def _grant(at: str = SKEWED_GRANT_AT) -> bytes:
+    return _record(updated_at=at, purposes=dict.fromkeys(EVERY_PURPOSE, True))
+
+
+def _withdrawal(at: str = WITHDRAWAL_AT) -> bytes:
+    return _record(updated_at=at, purposes=dict.fromkeys(EVERY_PURPOSE, False))
+
+
+def test_when_a_skewed_grant_is_followed_by_an_honest_withdrawal_then_the_withdrawal_applies() -> (
+    None
+):
+    grant = _timed(_grant(), GRANT_PRODUCED_MS)
+    assert grant.future_dated
+    assert grant.updated_at_us == GRANT_PRODUCED_MS * 1000  # ordered at its Kafka timestamp
+    state, outcome = apply_consent(None, grant)
+    assert outcome is ConsentOutcome.APPLIED
+    withdrawal = _timed(_withdrawal(), WITHDRAWAL_PRODUCED_MS)
+    assert not withdrawal.future_dated
+    state, outcome = apply_consent(state, withdrawal)
+    assert outcome is ConsentOutcome.APPLIED, "a skewed clock never blocks a withdrawal"
+    assert state is not None
+    assert unpack_consent(state).purposes["advertising"] is Tri.NO
+
+
+def test_when_the_withdrawal_arrives_before_a_skewed_grant_then_the_grant_does_not_outrank_it() -> (
+    None
+):
+    withdrawal = _timed(_withdrawal(), WITHDRAWAL_PRODUCED_MS)
+    state, _ = apply_consent(None, withdrawal)
+    grant = _timed(_grant(), GRANT_PRODUCED_MS)
+    assert apply_consent(state, grant) == (state, ConsentOutcome.STALE)
+
+
+def test_when_the_same_records_are_applied_again_then_each_is_stale() -> None:
+    records = [
+        _timed(_grant(), GRANT_PRODUCED_MS),
+        _timed(_withdrawal(), WITHDRAWAL_PRODUCED_MS),
+    ]
+    state: int | None = None
+    for update in records:
+        state, _ = apply_consent(state, update)
+    replayed = [_timed(_grant(), GRANT_PRODUCED_MS), _timed(_withdrawal(), WITHDRAWAL_PRODUCED_MS)]
+    assert replayed == records, "parsing is deterministic: same record, same ordering time"
+    for update in replayed:
+        assert apply_consent(state, update) == (state, ConsentOutcome.STALE)
+
+
+def test_when_a_withdrawal_is_future_dated_then_it_still_applies_at_its_kafka_timestamp() -> None:
+    grant = _timed(_grant("2026-11-26T12:00:00Z"), GRANT_PRODUCED_MS)
+    state, _ = apply_consent(None, grant)
+    withdrawal = _timed(_withdrawal("2036-11-27T09:00:00Z"), WITHDRAWAL_PRODUCED_MS)
+    assert withdrawal.future_dated
+    new, outcome = apply_consent(state, withdrawal)
+    assert outcome is ConsentOutcome.APPLIED
+    assert new is not None and unpack_consent(new).purposes["analytics"] is Tri.NO
+
+
+def test_when_updated_at_is_exactly_at_the_tolerance_then_it_is_used_as_sent() -> None:
+    at_boundary = "2026-11-26T12:05:00Z"  # the Kafka timestamp + 300 s
+    update = _timed(_record(updated_at=at_boundary), GRANT_PRODUCED_MS)
+    assert not update.future_dated
+    assert update.updated_at_us == (GRANT_PRODUCED_MS + 300_000) * 1000
+    beyond = _timed(_record(updated_at="2026-11-26T12:05:00.000001Z"), GRANT_PRODUCED_MS)
+    assert beyond.future_dated
+    assert beyond.updated_at_us == GRANT_PRODUCED_MS * 1000
+
+
+@pytest.mark.parametrize("timestamp_ms", [None, -1])
+def test_when_the_record_has_no_timestamp_then_updated_at_alone_orders_it(
+    timestamp_ms: int | None,
+) -> None:
+    update = _timed(_grant(), timestamp_ms)
+    assert not update.future_dated
+    assert update == parse_consent(_grant(), b"u-1"), "callers passing neither get no clamping"
+    assert update.updated_at_us == 2111313600000000  # 2036-11-26T12:00:00Z as sent
+
+
+def test_when_updated_at_is_in_the_past_then_the_kafka_timestamp_changes_nothing() -> None:
+    late = _timed(_withdrawal("2026-11-20T00:00:00Z"), WITHDRAWAL_PRODUCED_MS, tolerance=0)
+    assert not late.future_dated
+    assert late.updated_at_us == 1795132800000000
