@@ -15,9 +15,14 @@ from gateway.consent import ConsentUpdate, parse_consent
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring, KeyringError, env_name, load_keyring
+from gateway.strictjson import loads_strict
 
 SECRET_FILE_ENV = "GATEWAY_KEYS_FILE"  # noqa: S105 - an env var name, not a secret
 CONFIG_DIR_ENV = "GATEWAY_CONFIG_DIR"
+SCRUB_WHY = (
+    "the event's own identifier value (or an email address) was found by value and replaced by"
+    " a token; no raw identifier leaves, wherever it sits (contract, Decisions)"
+)
 
 
 def _default_config_dir() -> Path:
@@ -79,23 +84,32 @@ def explain(args: argparse.Namespace) -> int:
             return 2
         state = update.state
     engine = Engine(config, keyring)
-    result: dict[str, Any] = {
-        decision.sink: {
+    result: dict[str, Any] = {}
+    for decision in engine.decide(event, state):
+        shown: dict[str, Any] = {
             "verdict": decision.verdict.value,
             "reason": decision.reason.value,
             "output": decision.output,
         }
-        for decision in engine.decide(event, state)
-    }
+        if decision.scrubbed:
+            shown["scrubbed"] = [
+                {
+                    "field": s.field,
+                    "identifier": s.identifier,
+                    "count": s.occurrences,
+                    "why": SCRUB_WHY,
+                }
+                for s in decision.scrubbed
+            ]
+        result[decision.sink] = shown
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
 def _subject_key(raw: bytes) -> bytes | None:
     """explain has no Kafka record: the key is taken to be the event's own subject_id."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    data, reason, _ = loads_strict(raw)
+    if reason is not None:
         return None
     subject = data.get("subject_id") if isinstance(data, dict) else None
     return subject.encode() if isinstance(subject, str) else None

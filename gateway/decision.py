@@ -27,6 +27,7 @@ from gateway.consent_state import (
     Tri,
     field,
 )
+from gateway.guard import Scrub
 from gateway.reasons import FORWARD_REASONS, Reason
 
 GPC_BIT = 1 << 14
@@ -40,7 +41,8 @@ class Verdict(StrEnum):
 
 
 class SinkDecision(NamedTuple):
-    """The decision for one event and one sink. `value`/`key` are set only when forwarded.
+    """The decision for one event and one sink. `value`/`key` are set only when forwarded;
+    `scrubbed` lists what the value guard (gateway.guard) replaced in a forwarded record.
 
     A NamedTuple, not a frozen dataclass: it is built on the hot path, and a tuple is built
     several times faster than a frozen dataclass sets its eight fields.
@@ -54,6 +56,7 @@ class SinkDecision(NamedTuple):
     value: bytes | None
     key: bytes | None
     key_id: str | None
+    scrubbed: tuple[Scrub, ...] = ()
 
     def __repr__(self) -> str:  # never show the output or the key
         verdict, reason = self.verdict.value, self.reason.value

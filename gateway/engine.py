@@ -16,6 +16,7 @@ from gateway.config_models import OTHER_EVENT_TYPE
 from gateway.consent_state import POLICY_MASK, consent_updated_at_us
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
 from gateway.events import Event, EventKind, Invalid
+from gateway.guard import ValueGuard
 from gateway.keys import Keyring
 from gateway.operators import OperatorTools
 from gateway.operators.base import UserAgentParser
@@ -59,7 +60,14 @@ class Engine:
         keyring: Keyring,
         *,
         user_agent_parser: Callable[[], UserAgentParser] = default_user_agent_parser,
+        value_guard: bool = True,
     ) -> None:
+        """Compile `config` with the sinks' current keys from `keyring`.
+
+        `value_guard=False` turns the value guard off; only the benchmark does that, to show
+        the guard's cost beside the figure without it. Raises `KeyringError` (gateway.keys)
+        when a sink has no key.
+        """
         settings = config.settings
         self.config = config
         self.version = config.version
@@ -78,6 +86,7 @@ class Engine:
             )
         self.plans = tuple(plans)
         self._routes: dict[tuple[int, EventKind, str], _Route] = {}
+        self.guard = ValueGuard(settings.identifier_min_length) if value_guard else None
 
     def __repr__(self) -> str:
         return f"Engine(version={self.version!r}, sinks={[p.name for p in self.plans]})"
@@ -103,8 +112,12 @@ class Engine:
         route = self._routes.get(key) or self._route(key)
         if route.all_dropped is not None:
             return route.all_dropped
+        guarded = None if self.guard is None else self.guard.prepare(fields)
         return tuple(
-            [s.plan.forward(event, s.reason) if isinstance(s, _Forward) else s for s in route.steps]
+            [
+                s.plan.forward(event, s.reason, guarded) if isinstance(s, _Forward) else s
+                for s in route.steps
+            ]
         )
 
     def _route(self, key: tuple[int, EventKind, str]) -> _Route:
@@ -136,14 +149,20 @@ class Engine:
         offset: int,
         consent_version: int | None,
     ) -> bytes:
-        """A decision record for the audit topic: no subject id, no identifiers, no pseudonyms."""
+        """A decision record for the audit topic: no subject id, no identifiers, no pseudonyms.
+
+        The event id is the producer's free text: the value guard scrubs it too.
+        """
+        event_id = event.event_id
+        if self.guard is not None:
+            event_id = self.guard.scrub_text(event_id, self.guard.needles(event.fields))[0]
         return orjson.dumps(
             {
                 "sink": decision.sink,
                 "sink_topic": decision.topic,
                 "verdict": decision.verdict.value,
                 "reason": decision.reason.value,
-                "event_id": event.event_id,
+                "event_id": event_id,
                 "event_type": self.event_type_label(event.event_type),
                 "kind": event.kind.value,
                 "source": {"topic": topic, "partition": partition, "offset": offset},

@@ -20,6 +20,7 @@ import orjson
 from gateway.config_models import FieldRule, SinkRule
 from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event
+from gateway.guard import EMAIL, GuardedInput, Scrub, ValueGuard
 from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorTools
 from gateway.operators.drop import Drop
@@ -146,7 +147,7 @@ class SinkPlan:
         )
         self.drops = {
             reason: SinkDecision(
-                self.name, self.topic, Verdict.DROP, reason, None, None, None, None
+                self.name, self.topic, Verdict.DROP, reason, None, None, None, None, ()
             )
             for reason in Reason
         }
@@ -156,9 +157,14 @@ class SinkPlan:
         reason = policy_reason(self.policy, index)
         return reason if reason in FORWARD_REASONS else self.drops[reason]
 
-    def forward(self, event: Event, reason: Reason) -> SinkDecision:
-        """The forward decision: the allowlisted, transformed fields, serialized."""
-        fields = event.fields
+    def forward(self, event: Event, reason: Reason, guarded: GuardedInput | None) -> SinkDecision:
+        """The forward decision: the allowlisted, transformed fields, serialized.
+
+        `guarded` is the event as the value guard prepared it (gateway.guard): its free text
+        scrubbed, and the needles the output is checked against; None runs no guard (only the
+        benchmark's guard-off figure does that).
+        """
+        fields = event.fields if guarded is None else guarded.fields
         full = reason is _CONSENTED
         # a validated event holds no null field, so get() returning None means absent
         output = (self.build_full if full else self.build_safe)(fields.get)
@@ -176,8 +182,24 @@ class SinkPlan:
                 pseudonym = output["subject_id"] if self.subject_pseudonym_out else None
                 key = (pseudonym or self.pseudonymize(event.subject_id)).encode()
                 key_id = self.key_id
+        value = orjson.dumps(output)
+        scrubbed: tuple[Scrub, ...] = ()
+        if guarded is not None:
+            needles = guarded.needles
+            if guarded.hits:
+                scrubbed = guarded.received(output)
+            if not ValueGuard.output_clean(value, needles):
+                output, found = ValueGuard.scrub_output(output, needles)
+                value = orjson.dumps(output)
+                scrubbed += found
+            if key is not None and not ValueGuard.output_clean(key, needles):
+                raw_key = key
+                found_in_key = [n for n in needles if not ValueGuard.output_clean(raw_key, (n,))]
+                identifier = found_in_key[0].identifier if found_in_key else EMAIL
+                key = None  # a pseudonym that holds a value by chance: the record goes unkeyed
+                scrubbed += (Scrub("key", identifier, 1),)
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of the cost, hot path)
         return _new_tuple(
             SinkDecision,
-            (self.name, self.topic, _FORWARD, reason, output, orjson.dumps(output), key, key_id),
+            (self.name, self.topic, _FORWARD, reason, output, value, key, key_id, scrubbed),
         )

@@ -1,0 +1,478 @@
+"""The value guard: no raw identifier value, nor an email address, leaves in an output record.
+
+Source: the contract (CONTRACT.md, "Decisions"): no raw identifier value (ip, device_id,
+cookie_id, pixel_id, advertising_id, subject_id, the record key, nor an email address) ever
+appears in a sink topic or the audit topic, wherever it sat in the event. The rule holds by
+value, not by field name; the operators protect identifiers by field name, this module by value,
+once, for every sink and operator:
+
+1. **Before the operators run**, the event's free text (every field except the identifier fields
+   themselves, which the operators turn into pseudonyms or network prefixes) is scrubbed. So an
+   operator that cuts or rewrites text (url_clean cuts at `?` and `#` and templates path
+   segments) can never split an identifier into pieces that survive.
+2. **After the operators ran**, each output record (its value and key) is checked again, so an
+   operator configured to pass a value through (an IP "truncated" to /32) cannot leak it either.
+
+An occurrence is replaced by a fixed token naming what was there (`[subject_id]`, `[ip]`,
+`[email]`, ...), never by a pseudonym: the token is safe for every sink, a child's included.
+
+Matching (`Needle`):
+- an identifier value of at least `min_length` characters is found anywhere inside a string,
+  also percent-encoded, as an HTML character reference or in full-width characters (the text is
+  decoded, then the token that holds it is replaced);
+- a shorter value would match by chance ("u1" inside "menu1"), so it is found only as a whole
+  token: not preceded or followed by an ASCII letter or digit;
+- numbers are compared by their decimal text; an IPv6 address that embeds an IPv4 address
+  (mapped, compatible, NAT64, 6to4) is also searched as that IPv4 address;
+- an email address is `local@domain.tld` after the same decoding (an `@` in any spelling).
+Keys of the top-level object and of `properties` are field and property names chosen by the
+config (the allowlist), so they are never rewritten; every other key and every value is.
+
+Cost: the check is a handful of byte searches over JSON the gateway already has (the input's
+canonical encoding, the serialized output). Only a record with a possible hit walks its
+structure (`scrub_fields`, `scrub_output`).
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, NamedTuple
+from urllib.parse import quote, unquote
+
+import orjson
+
+from gateway.events import IDENTIFIER_FIELDS
+
+__all__ = [
+    "EMAIL",
+    "EMAIL_TOKEN",
+    "GUARDED_IDENTIFIERS",
+    "GuardedInput",
+    "Needle",
+    "Scrub",
+    "ValueGuard",
+]
+
+# The identifiers the guard looks for, in the order they are searched (the record key equals
+# subject_id: parse_event refuses a record whose key differs).
+GUARDED_IDENTIFIERS: Final = (
+    "subject_id", "device_id", "cookie_id", "pixel_id", "advertising_id", "ip",
+)  # fmt: skip
+EMAIL: Final = "email"
+EMAIL_TOKEN: Final = "[email]"  # noqa: S105 - a marker, not a password
+PROPERTIES: Final = "properties"
+_NEEDLE_CACHE_SIZE = 65536
+# Characters that never need percent-encoding (RFC 3986 section 2.3): such a value has no
+# percent-encoded spelling that a producer would write by accident.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*\Z")
+# An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
+# path segment or a query value is matched, not the whole URL around it.
+_EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
+# character reference, a full-width or small commercial at (UTF-8 EF BC A0, EF B9 AB).
+_AT_SPELLINGS: Final = (b"@", b"%40", b"%2540", b"&#", b"&commat", b"\xef\xbc\xa0", b"\xef\xb9\xab")
+# Spellings that decoding may turn into an identifier: percent-encoding, numeric character
+# references, full-width forms (U+FF01..FF5E: UTF-8 EF BC xx, EF BD xx) and mathematical
+# alphanumerics (U+1D400.., F0 9D xx xx), which NFKC folds to ASCII.
+_ENCODING_MARKS: Final = (b"%", b"&#", b"\xef\xbc", b"\xef\xbd", b"\xf0\x9d")
+# A token for the whole-token fallback: text between URL and text delimiters.
+_DELIMITED = re.compile(r"([/?#&=;,|\s]+)")
+
+
+class Needle(NamedTuple):
+    """One identifier value to look for, with its precomputed spellings.
+
+    `identifier` is the class reported (`subject_id`, `ip`, ...); `encoded` are the byte
+    spellings searched in serialized JSON (the JSON form, and the percent-encoded form when it
+    differs); `whole_token` is true for values shorter than the minimum length.
+    """
+
+    identifier: str
+    text: str
+    encoded: tuple[bytes, ...]
+    whole_token: bool
+    token: str
+    pattern: re.Pattern[str]
+    embedded: bool  # an IPv4 address found inside the event's IPv6 address, not a field value
+
+    def __repr__(self) -> str:  # never show the value
+        return f"Needle(identifier={self.identifier!r}, whole_token={self.whole_token})"
+
+
+class GuardedInput(NamedTuple):
+    """One event as the guard hands it to the sinks' operators.
+
+    `fields` are the event's fields with the free text scrubbed (the event's own dict when
+    nothing was found), `needles` what outputs are checked against, `hits` the occurrences
+    replaced per field (`page`, `properties.<name>`) and identifier.
+    """
+
+    fields: Mapping[str, Any]
+    needles: tuple[Needle, ...]
+    hits: Mapping[str, Counter[str]]
+
+    def received(self, output: Mapping[str, Any]) -> tuple[Scrub, ...]:
+        """The input occurrences replaced in the fields that this output holds."""
+        scrubs = []
+        properties = output.get(PROPERTIES)
+        for field, counts in self.hits.items():
+            _, dot, prop = field.partition(".")
+            held = prop in properties if dot and type(properties) is dict else field in output
+            if held:
+                scrubs += [Scrub(field, identifier, n) for identifier, n in counts.items()]
+        return tuple(scrubs)
+
+    def __repr__(self) -> str:
+        return f"GuardedInput(needles={len(self.needles)}, fields_hit={len(self.hits)})"
+
+
+class Scrub(NamedTuple):
+    """What the guard replaced in one record: where (field, or `properties.<name>`), what, how
+    many times."""
+
+    field: str
+    identifier: str
+    occurrences: int
+
+
+def _json_text(text: str) -> bytes:
+    """`text` as it appears inside a JSON string written by orjson (without the quotes)."""
+    return orjson.dumps(text)[1:-1]
+
+
+def _token_for(identifier: str, text: str) -> str:
+    """The replacement token: names the identifier, unless the value itself is inside it."""
+    for token in (f"[{identifier}]", "[id]", "[]"):
+        if text not in token:
+            return token
+    return ""
+
+
+def _make_needle(identifier: str, text: str, min_length: int, *, embedded: bool) -> Needle:
+    whole_token = len(text) < min_length
+    spellings = [_json_text(text)]
+    if not _UNRESERVED.match(text):
+        encoded = quote(text, safe="").encode()
+        if encoded not in spellings:
+            spellings.append(encoded)
+    escaped = re.escape(text)
+    if whole_token:
+        escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+    return Needle(
+        identifier, text, tuple(spellings), whole_token, _token_for(identifier, text),
+        re.compile(escaped), embedded,
+    )  # fmt: skip
+
+
+def _embedded_ipv4(text: str) -> str | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), or None."""
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        return str(address.sixtofour)
+    packed = address.packed
+    if packed[:12] == bytes(12) or packed[:12] == b"\x00d\xff\x9b" + bytes(8):
+        low = ipaddress.IPv4Address(packed[12:])
+        return str(low) if int(low) > 1 else None  # not :: or ::1
+    return None
+
+
+def _decoded(text: str) -> str:
+    """`text` with percent-encoding (up to three rounds), HTML character references and
+    compatibility characters (full-width letters, digits and `@`) undone (NFKC)."""
+    for _ in range(3):
+        if "%" not in text:
+            break
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return text
+
+
+def _may_be_encoded(text: str) -> bool:
+    return "%" in text or "&" in text or not text.isascii()
+
+
+class _Hits:
+    """Occurrences found while scrubbing one record, per (field, identifier)."""
+
+    __slots__ = ("counts", "field")
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.field = ""
+
+    def add(self, identifier: str, n: int = 1) -> None:
+        self.counts[(self.field, identifier)] += n
+
+    def scrubs(self) -> tuple[Scrub, ...]:
+        return tuple(Scrub(f, i, n) for (f, i), n in sorted(self.counts.items()))
+
+
+def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
+    for needle in needles:
+        if needle.text in text and (not needle.whole_token or needle.pattern.search(text)):
+            return needle
+    return None
+
+
+def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
+    """`text` with every occurrence of a needle and every email address replaced by a token."""
+    text = _scrub_plain(text, needles, hits)
+    if _may_be_encoded(text):
+        decoded = _decoded(text)
+        if decoded != text and _holds_any(decoded, needles):
+            # Replace the tokens that hold it, keeping the rest of the spelling; if the value
+            # spans delimiters of its own encoding (`&#45;`), the decoded text is kept instead.
+            tokens = _Hits()
+            tokenwise = _scrub_tokens(text, needles, tokens)
+            if _holds_any(_decoded(tokenwise), needles):
+                return _scrub_plain(decoded, needles, hits)
+            hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
+            text = tokenwise
+    return text
+
+
+def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
+    return _first_match(text, needles) is not None or _EMAIL.search(text) is not None
+
+
+def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
+    """Replace the needles as spelled, then email addresses, without decoding anything."""
+    for needle in needles:  # longest first: a value that holds another is replaced whole
+        if needle.text in text:
+            if needle.whole_token:
+                text, n = needle.pattern.subn(needle.token, text)
+            else:
+                n = text.count(needle.text)
+                text = text.replace(needle.text, needle.token)
+            if n:
+                hits.add(needle.identifier, n)
+    if "@" in text:
+        text, n = _EMAIL.subn(EMAIL_TOKEN, text)
+        if n:
+            hits.add(EMAIL, n)
+    return text
+
+
+def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
+    """Replace each delimited token whose decoded form holds a needle or an email address."""
+    parts = _DELIMITED.split(text)
+    for index in range(0, len(parts), 2):  # even indices are tokens, odd ones delimiters
+        decoded = _decoded(parts[index])
+        needle = _first_match(decoded, needles)
+        if needle is not None:
+            parts[index] = needle.token
+            hits.add(needle.identifier)
+        elif _EMAIL.search(decoded):
+            parts[index] = EMAIL_TOKEN
+            hits.add(EMAIL)
+    return "".join(parts)
+
+
+def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) -> Any:
+    text = str(value)
+    needle = _first_match(text, needles)
+    if needle is None:
+        return value
+    hits.add(needle.identifier)
+    return needle.token
+
+
+def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: bool) -> Any:
+    """A copy of a decoded JSON value with every occurrence replaced. `names` False keeps the
+    object's own keys (field or property names chosen by the config) as they are."""
+    kind = type(value)
+    if kind is str:
+        return scrub_text(value, needles, hits)
+    if kind is dict:
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key
+            if names:
+                name = scrub_text(key, needles, hits)
+                while name in result:  # two keys that became equal: keep both
+                    name += "_"
+            result[name] = scrub_value(item, needles, hits, names=True)
+        return result
+    if kind is list:
+        return [scrub_value(item, needles, hits, names=True) for item in value]
+    if kind is int or kind is float:
+        return _scrub_number(value, needles, hits)
+    return value  # bool, None
+
+
+def _has_at_sign(data: bytes) -> bool:
+    return any(spelling in data for spelling in _AT_SPELLINGS)
+
+
+class ValueGuard:
+    """Finds and replaces the event's own identifier values (and email addresses) by value.
+
+    Built once per engine; `needles` is per event (values are remembered in a bounded cache, so
+    a subject seen again costs a dict lookup). `min_length` (characters, >= 1) is the shortest
+    value matched inside other text; shorter values match as whole tokens only.
+    """
+
+    def __init__(self, min_length: int) -> None:
+        if min_length < 1:
+            raise ValueError(f"min_length: must be at least 1; got {min_length}")
+        self.min_length = min_length
+        self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"ValueGuard(min_length={self.min_length})"
+
+    def _needles_of(self, identifier: str, text: str) -> tuple[Needle, ...]:
+        key = (identifier, text)
+        needles = self._cache.get(key)
+        if needles is None:
+            found = [_make_needle(identifier, text, self.min_length, embedded=False)]
+            if identifier == "ip" and ":" in text:
+                ipv4 = _embedded_ipv4(text)
+                if ipv4 is not None:
+                    found.append(_make_needle(identifier, ipv4, self.min_length, embedded=True))
+            needles = tuple(found)
+            if len(self._cache) >= _NEEDLE_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = needles
+        return needles
+
+    def needles(self, fields: Mapping[str, Any]) -> tuple[Needle, ...]:
+        """The needles of one event's identifier fields, longest value first, no repeats."""
+        found: list[Needle] = []
+        for identifier in GUARDED_IDENTIFIERS:
+            text = fields.get(identifier)
+            if type(text) is str and text:
+                found += self._needles_of(identifier, text)
+        if len(found) > 1:
+            unique = {needle.text: needle for needle in reversed(found)}  # first class wins
+            found = sorted(unique.values(), key=lambda n: -len(n.text))
+        return tuple(found)
+
+    def prepare(self, fields: Mapping[str, Any], canonical: bytes | None = None) -> GuardedInput:
+        """The event ready for the operators: free text scrubbed where needed.
+
+        `canonical` is the event's JSON as orjson writes it (computed here when not given).
+        """
+        needles = self.needles(fields)
+        if canonical is None:
+            canonical = orjson.dumps(fields)
+        if self.input_clean(canonical, fields, needles):
+            return GuardedInput(fields, needles, {})
+        scrubbed, hits = self.scrub_fields(fields, needles)
+        return GuardedInput(scrubbed, needles, hits)
+
+    @staticmethod
+    def input_clean(canonical: bytes, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
+        """True when the event's free text surely holds no needle and no email address.
+
+        `canonical` is the event's JSON as orjson writes it. A needle found only as often as the
+        identifier fields themselves hold it sits nowhere else; text that decoding could change
+        (percent-encoding, character references, full-width forms) is always looked at.
+        """
+        if _has_at_sign(canonical) or any(mark in canonical for mark in _ENCODING_MARKS):
+            return False
+        for needle in needles:
+            for spelling in needle.encoded:
+                count = canonical.count(spelling)
+                if not count or (
+                    count == 1 and spelling is needle.encoded[0] and not needle.embedded
+                ):
+                    continue  # absent, or only in its own field (which holds it at least once)
+                if count != _own_count(fields, spelling):
+                    return False
+        return True
+
+    @staticmethod
+    def scrub_fields(
+        fields: Mapping[str, Any], needles: tuple[Needle, ...]
+    ) -> tuple[dict[str, Any], dict[str, Counter[str]]]:
+        """A copy of the event's fields with the free text scrubbed, and the hits per field.
+
+        Identifier fields stay as they are: the sink's operators decide what leaves of them and
+        the output check catches what would leave raw.
+        """
+        hits = _Hits()
+        result: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in IDENTIFIER_FIELDS:
+                result[name] = value
+                continue
+            if name == PROPERTIES and type(value) is dict:
+                result[name] = _scrub_properties(value, needles, hits)
+            else:
+                hits.field = name
+                result[name] = scrub_value(value, needles, hits, names=True)
+        per_field: dict[str, Counter[str]] = {}
+        for (field, identifier), n in hits.counts.items():
+            per_field.setdefault(field, Counter())[identifier] += n
+        return result, per_field
+
+    @staticmethod
+    def output_clean(data: bytes, needles: Iterable[Needle]) -> bool:
+        """True when a serialized output (value or key) surely holds no needle and no email.
+
+        Encoded spellings were already replaced in the input (`prepare`), and no operator
+        encodes text, so the plain spellings are what an output can still hold.
+        """
+        if _has_at_sign(data):
+            return False
+        return not any(spelling in data for needle in needles for spelling in needle.encoded)
+
+    @staticmethod
+    def scrub_output(
+        output: dict[str, Any], needles: tuple[Needle, ...]
+    ) -> tuple[dict[str, Any], tuple[Scrub, ...]]:
+        """A copy of a sink output with every occurrence replaced, and what was replaced."""
+        hits = _Hits()
+        result: dict[str, Any] = {}
+        for name, value in output.items():
+            if name == PROPERTIES and type(value) is dict:
+                result[name] = _scrub_properties(value, needles, hits)
+            else:
+                hits.field = name
+                result[name] = scrub_value(value, needles, hits, names=True)
+        return result, hits.scrubs()
+
+    @staticmethod
+    def scrub_text(text: str, needles: tuple[Needle, ...]) -> tuple[str, int]:
+        """One string (an event id in an audit record) scrubbed, and the occurrences replaced."""
+        hits = _Hits()
+        result = scrub_text(text, needles, hits)
+        return result, sum(hits.counts.values())
+
+
+def _own_count(fields: Mapping[str, Any], spelling: bytes) -> int:
+    """How often `spelling` occurs inside the identifier fields' own JSON strings."""
+    total = 0
+    for name in GUARDED_IDENTIFIERS:
+        value = fields.get(name)
+        if type(value) is str:
+            total += _json_text(value).count(spelling)
+    return total
+
+
+def _scrub_properties(
+    properties: Mapping[str, Any], needles: tuple[Needle, ...], hits: _Hits
+) -> dict[str, Any]:
+    """`properties` scrubbed; property names (the allowlist's vocabulary) are kept."""
+    result: dict[str, Any] = {}
+    for name, value in properties.items():
+        hits.field = f"{PROPERTIES}.{name}"
+        result[name] = scrub_value(value, needles, hits, names=True)
+    return result

@@ -1,0 +1,255 @@
+"""The value guard: no raw identifier value (nor an email address) in any forwarded record.
+
+The field cases of ../shared/cases are rebuilt here as literals, with the right values asserted,
+plus siblings: short values, encoded spellings, numbers, IPv4 inside IPv6, the audit record, and
+a rule that slipped past `rules check` (built programmatically, as a bad deploy would).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.config import GatewayConfig
+from gateway.config_models import FieldRule
+from gateway.decision import SinkDecision, Verdict
+from gateway.engine import Engine
+from gateway.events import Event, EventKind, parse_event
+from gateway.guard import Scrub, ValueGuard
+from gateway.keys import Keyring
+from gateway.operators.base import OperatorConfig
+from gateway.operators.ip_truncate import IpTruncateConfig
+from tests.unit.helpers import ALL_GRANTED, consent_state
+
+SID, DEV = "user-7f3a9c11", "dev-8c2b7a61"
+ADULT = consent_state(ALL_GRANTED, under_13=False, parental=False)
+CHILD_NO_PARENT = consent_state(ALL_GRANTED, under_13=True, parental=False)
+CHILD_WITH_PARENT = consent_state(
+    {"analytics": True, "third_party_sharing": True}, under_13=True, parental=True
+)
+
+
+def _event(data: dict[str, Any], kind: EventKind = EventKind.USAGE) -> Event:
+    base = {"event_id": "evt-1", "subject_id": SID, "occurred_at": "2026-11-26T12:34:56Z"}
+    base.setdefault("event_type", "page_view")
+    merged = {**base, "event_type": "page_view", **data}
+    parsed = parse_event(orjson.dumps(merged), merged["subject_id"].encode(), kind, max_bytes=65536)
+    assert isinstance(parsed, Event), parsed
+    return parsed
+
+
+def _forwards(decisions: tuple[SinkDecision, ...]) -> dict[str, SinkDecision]:
+    return {d.sink: d for d in decisions if d.verdict is Verdict.FORWARD}
+
+
+def _assert_absent(decisions: tuple[SinkDecision, ...], *values: str) -> None:
+    for decision in _forwards(decisions).values():
+        assert decision.value is not None
+        for value in values:
+            assert value.encode() not in decision.value, (decision.sink, value)
+            assert decision.key is None or value.encode() not in decision.key
+
+
+def _with_rule(config: GatewayConfig, sink: str, **changes: Any) -> GatewayConfig:
+    rules = tuple(
+        dataclasses.replace(rule, **changes) if rule.name == sink else rule for rule in config.sinks
+    )
+    return dataclasses.replace(config, sinks=rules)
+
+
+# The field cases
+
+
+def test_when_the_subject_id_sits_in_a_url_path_then_no_sink_gets_it_raw(engine: Engine) -> None:
+    event = _event({"page": f"https://www.example.com/account/{SID}/settings"})
+    decisions = engine.decide(event, ADULT)
+    forwards = _forwards(decisions)
+    assert set(forwards) == {"ads", "analytics", "social"}
+    for decision in forwards.values():
+        assert decision.output is not None
+        assert decision.output["page"] == "https://www.example.com/account/[subject_id]/settings"
+        assert Scrub("page", "subject_id", 1) in decision.scrubbed
+    _assert_absent(decisions, SID)
+
+
+def test_when_a_childs_ids_sit_in_a_url_then_analytics_gets_neither(engine: Engine) -> None:
+    # the case child-ids-in-url.json
+    page = f"https://kids.example.com/play/{DEV}?utm_source=newsletter&utm_campaign={SID}"
+    event = _event({"device_id": DEV, "page": page})
+    decisions = engine.decide(event, CHILD_NO_PARENT)
+    forwards = _forwards(decisions)
+    assert set(forwards) == {"analytics"}
+    analytics = forwards["analytics"]
+    assert analytics.reason.value == "consented_child_no_identifiers"
+    assert analytics.output is not None
+    assert analytics.output["page"] == (
+        "https://kids.example.com/play/[device_id]?utm_source=newsletter&utm_campaign=[subject_id]"
+    )
+    assert analytics.key is None
+    _assert_absent(decisions, SID, DEV)
+
+
+def test_when_a_rule_keeps_identifier_properties_then_their_values_never_leave(
+    config: GatewayConfig, keyring: Keyring
+) -> None:
+    # A rule that `rules check` refuses, deployed anyway: the guard still holds at run time.
+    keep = OperatorConfig(op="keep")
+    props = tuple(FieldRule(name, keep) for name in ("ip", "email", "device_id"))
+    engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
+    event = _event(
+        {
+            "ip": "192.0.2.77",
+            "device_id": DEV,
+            "properties": {"ip": "192.0.2.77", "email": "pat@example.com", "device_id": DEV},
+        }
+    )
+    decisions = engine.decide(event, CHILD_WITH_PARENT)
+    analytics = _forwards(decisions)["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"] == {
+        "ip": "[ip]",
+        "email": "[email]",
+        "device_id": "[device_id]",
+    }
+    _assert_absent(decisions, "192.0.2.77", DEV, "pat@example.com")
+
+
+def test_when_an_ip_truncation_keeps_every_bit_then_the_address_is_replaced(
+    config: GatewayConfig, keyring: Keyring
+) -> None:
+    full = FieldRule("ip", IpTruncateConfig(op="ip_truncate", ipv4_prefix=32, ipv6_prefix=128))
+    rule = next(r for r in config.sinks if r.name == "analytics")
+    fields = tuple(full if f.name == "ip" else f for f in rule.fields)
+    engine = Engine(_with_rule(config, "analytics", fields=fields), keyring)
+    for address in ("192.0.2.77", "2001:db8::77", "::ffff:192.0.2.77"):
+        decisions = engine.decide(_event({"ip": address}), ADULT)
+        analytics = _forwards(decisions)["analytics"]
+        assert analytics.output is not None
+        assert analytics.output["ip"] == "[ip]", address
+        assert Scrub("ip", "ip", 1) in analytics.scrubbed
+        _assert_absent(decisions, address)
+
+
+# Siblings
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        # percent-encoded, HTML-escaped and full-width spellings of the subject id
+        (f"https://www.example.com/a/{SID.replace('-', '%2D')}/b", "/a/[subject_id]/b"),
+        (f"https://www.example.com/a/{SID.replace('-', '&#45;')}/b", "/a/[subject_id]/b"),
+        ("https://www.example.com/a/ｕｓｅｒ－７ｆ３ａ９ｃ１１/b", "/a/[subject_id]/b"),
+        # an email, raw and encoded, in a path segment
+        ("https://www.example.com/u/pat@example.com/x", "/u/[email]/x"),
+        ("https://www.example.com/u/pat%40example.com/x", "/u/[email]/x"),
+        # the id twice, and inside a longer segment
+        (f"https://www.example.com/{SID}/{SID}-v2", "/[subject_id]/[subject_id]-v2"),
+    ],
+)
+def test_when_an_identifier_is_spelled_differently_then_it_is_still_found(
+    engine: Engine, page: str, expected: str
+) -> None:
+    decisions = engine.decide(_event({"page": page}), ADULT)
+    for decision in _forwards(decisions).values():
+        assert decision.output is not None
+        assert decision.output["page"] == "https://www.example.com" + expected
+    _assert_absent(decisions, SID, "pat@example.com")
+
+
+def test_when_a_value_is_shorter_than_the_minimum_then_only_whole_tokens_match(
+    engine: Engine,
+) -> None:
+    assert engine.config.settings.identifier_min_length == 6
+    event = _event({"subject_id": "u1", "page": "https://www.example.com/menu1/u1/u12?x=1"})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    # "menu1" and "u12" hold "u1" by chance and stay; the whole segment "u1" is replaced
+    assert analytics.output["page"] == "https://www.example.com/menu1/[subject_id]/u12"
+
+
+def test_when_a_numeric_id_appears_as_a_number_then_it_is_replaced(
+    config: GatewayConfig, keyring: Keyring
+) -> None:
+    props = (FieldRule("order", OperatorConfig(op="keep")),)
+    engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
+    event = _event({"subject_id": "12345678", "properties": {"order": [12345678, 42, "x"]}})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"] == {"order": ["[subject_id]", 42, "x"]}
+
+
+def test_when_nested_keys_hold_an_id_then_they_are_replaced_but_names_are_kept(
+    config: GatewayConfig, keyring: Keyring
+) -> None:
+    props = (FieldRule("cart", OperatorConfig(op="keep")),)
+    engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
+    event = _event({"properties": {"cart": {SID: {"note": f"for {SID}"}, "n": 1}}})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"] == {
+        "cart": {"[subject_id]": {"note": "for [subject_id]"}, "n": 1}
+    }
+    assert Scrub("properties.cart", "subject_id", 2) in analytics.scrubbed
+
+
+def test_when_the_event_id_holds_the_subject_id_then_sinks_and_audit_get_a_token(
+    engine: Engine,
+) -> None:
+    event = _event({"event_id": f"{SID}-0001"})
+    decisions = engine.decide(event, consent_state({"analytics": True}))
+    analytics = _forwards(decisions)["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["event_id"] == "[subject_id]-0001"
+    drop = next(d for d in decisions if d.verdict is Verdict.DROP)
+    audit = orjson.loads(
+        engine.audit_record(
+            event, drop, topic="events.usage.raw", partition=0, offset=1, consent_version=None
+        )
+    )
+    assert audit["event_id"] == "[subject_id]-0001"
+
+
+def test_when_an_ipv6_address_embeds_an_ipv4_one_then_the_ipv4_is_searched_too(
+    engine: Engine,
+) -> None:
+    event = _event({"ip": "::ffff:192.0.2.77", "page": "https://www.example.com/from/192.0.2.77"})
+    decisions = engine.decide(event, ADULT)
+    for decision in _forwards(decisions).values():
+        assert decision.output is not None
+        assert decision.output["page"] == "https://www.example.com/from/[ip]"
+    _assert_absent(decisions, "192.0.2.77")
+
+
+def test_when_nothing_is_found_then_the_event_passes_untouched(engine: Engine) -> None:
+    event = _event({"page": "https://www.example.com/products?utm_source=mail"})
+    guarded = ValueGuard(6).prepare(event.fields)
+    assert guarded.fields is event.fields
+    assert not guarded.hits
+    for decision in _forwards(engine.decide(event, ADULT)).values():
+        assert decision.scrubbed == ()
+
+
+def test_when_the_guard_is_off_then_the_leak_is_visible(
+    config: GatewayConfig, keyring: Keyring
+) -> None:
+    # The benchmark's guard-off figure: proves the test above is not vacuous.
+    engine = Engine(config, keyring, value_guard=False)
+    event = _event({"page": f"https://www.example.com/account/{SID}/settings"})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.value is not None
+    assert SID.encode() in analytics.value
+
+
+def test_when_the_minimum_length_is_invalid_then_the_guard_refuses() -> None:
+    with pytest.raises(ValueError, match="min_length"):
+        ValueGuard(0)
+
+
+def test_when_needles_are_shown_then_no_value_appears() -> None:
+    needles = ValueGuard(6).needles({"subject_id": SID, "ip": "192.0.2.77"})
+    assert SID not in repr(needles)
+    assert "192.0.2.77" not in repr(needles)
