@@ -42,7 +42,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import orjson
 
@@ -67,9 +67,6 @@ EMAIL: Final = "email"
 EMAIL_TOKEN: Final = "[email]"  # noqa: S105 - a marker, not a password
 PROPERTIES: Final = "properties"
 _NEEDLE_CACHE_SIZE = 65536
-# Characters that never need percent-encoding (RFC 3986 section 2.3): such a value has no
-# percent-encoded spelling that a producer would write by accident.
-_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*\Z")
 # An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
 # path segment or a query value is matched, not the whole URL around it.
 _EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
@@ -97,7 +94,6 @@ class Needle(NamedTuple):
     encoded: tuple[bytes, ...]
     whole_token: bool
     token: str
-    pattern: re.Pattern[str]
     embedded: bool  # an IPv4 address found inside the event's IPv6 address, not a field value
 
     def __repr__(self) -> str:  # never show the value
@@ -108,13 +104,20 @@ class GuardedInput(NamedTuple):
     """One event as the guard hands it to the sinks' operators.
 
     `fields` are the event's fields with the free text scrubbed (the event's own dict when
-    nothing was found), `needles` what outputs are checked against, `hits` the occurrences
-    replaced per field (`page`, `properties.<name>`) and identifier.
+    nothing was found); `spellings` the identifier values as they appear in orjson's output,
+    which every output is checked for; `hits` the occurrences replaced per field (`page`,
+    `properties.<name>`) and identifier. `needles()` gives the full needles (slow path only).
     """
 
     fields: Mapping[str, Any]
-    needles: tuple[Needle, ...]
+    spellings: tuple[bytes, ...]
     hits: Mapping[str, Counter[str]]
+    source: Mapping[str, Any]
+    guard: ValueGuard
+
+    def needles(self) -> tuple[Needle, ...]:
+        """The event's needles, longest value first (built on demand: a slow path)."""
+        return self.guard.needles(self.source)
 
     def received(self, output: Mapping[str, Any]) -> tuple[Scrub, ...]:
         """The input occurrences replaced in the fields that this output holds."""
@@ -128,7 +131,7 @@ class GuardedInput(NamedTuple):
         return tuple(scrubs)
 
     def __repr__(self) -> str:
-        return f"GuardedInput(needles={len(self.needles)}, fields_hit={len(self.hits)})"
+        return f"GuardedInput(values={len(self.spellings)}, fields_hit={len(self.hits)})"
 
 
 class Scrub(NamedTuple):
@@ -140,9 +143,12 @@ class Scrub(NamedTuple):
     occurrences: int
 
 
+_dumps = orjson.dumps
+
+
 def _json_text(text: str) -> bytes:
     """`text` as it appears inside a JSON string written by orjson (without the quotes)."""
-    return orjson.dumps(text)[1:-1]
+    return _dumps(text)[1:-1]
 
 
 def _token_for(identifier: str, text: str) -> str:
@@ -155,18 +161,26 @@ def _token_for(identifier: str, text: str) -> str:
 
 def _make_needle(identifier: str, text: str, min_length: int, *, embedded: bool) -> Needle:
     whole_token = len(text) < min_length
+    # Only the JSON spelling: a percent-encoded one needs a `%`, which sends the whole record
+    # down the decoding path anyway.
     spellings = [_json_text(text)]
-    if not _UNRESERVED.match(text):
-        encoded = quote(text, safe="").encode()
-        if encoded not in spellings:
-            spellings.append(encoded)
-    escaped = re.escape(text)
-    if whole_token:
-        escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
-    return Needle(
-        identifier, text, tuple(spellings), whole_token, _token_for(identifier, text),
-        re.compile(escaped), embedded,
-    )  # fmt: skip
+    token = _token_for(identifier, text)
+    return Needle(identifier, text, tuple(spellings), whole_token, token, embedded)
+
+
+_patterns: dict[str, re.Pattern[str]] = {}
+
+
+def _whole_token(text: str) -> re.Pattern[str]:
+    """`text` not preceded or followed by an ASCII letter or digit; compiled when first needed
+    (on the slow path only), remembered in a bounded dict."""
+    pattern = _patterns.get(text)
+    if pattern is None:
+        if len(_patterns) >= _NEEDLE_CACHE_SIZE:
+            _patterns.clear()
+        escaped = re.escape(text)
+        pattern = _patterns[text] = re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])")
+    return pattern
 
 
 def _embedded_ipv4(text: str) -> str | None:
@@ -225,7 +239,9 @@ class _Hits:
 
 def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
     for needle in needles:
-        if needle.text in text and (not needle.whole_token or needle.pattern.search(text)):
+        if needle.text in text and (
+            not needle.whole_token or _whole_token(needle.text).search(text)
+        ):
             return needle
     return None
 
@@ -256,7 +272,7 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     for needle in needles:  # longest first: a value that holds another is replaced whole
         if needle.text in text:
             if needle.whole_token:
-                text, n = needle.pattern.subn(needle.token, text)
+                text, n = _whole_token(needle.text).subn(needle.token, text)
             else:
                 n = text.count(needle.text)
                 text = text.replace(needle.text, needle.token)
@@ -317,7 +333,23 @@ def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: 
 
 
 def _has_at_sign(data: bytes) -> bool:
-    return any(spelling in data for spelling in _AT_SPELLINGS)
+    if b"@" in data or b"%" in data or b"&" in data or b"\xef" in data:
+        for spelling in _AT_SPELLINGS:
+            if spelling in data:
+                return True
+    return False
+
+
+def _may_hide_spelling(data: bytes) -> bool:
+    """An at-sign in any spelling, or text that decoding could change (`_ENCODING_MARKS`)."""
+    return (
+        b"@" in data
+        or b"%" in data
+        or b"&#" in data
+        or b"&commat" in data
+        or b"\xef" in data
+        or b"\xf0" in data
+    )
 
 
 class ValueGuard:
@@ -368,14 +400,33 @@ class ValueGuard:
         """The event ready for the operators: free text scrubbed where needed.
 
         `canonical` is the event's JSON as orjson writes it (computed here when not given).
+        Fast path: when no at-sign or encoding mark occurs and each identifier value occurs
+        exactly once (in its own field), nothing else can hold one; otherwise the needles are
+        built and the event is looked at closely.
         """
-        needles = self.needles(fields)
+        get = fields.get
+        spellings = []
+        for name in GUARDED_IDENTIFIERS:
+            text = get(name)
+            if text:
+                spellings.append(_dumps(text)[1:-1])
         if canonical is None:
-            canonical = orjson.dumps(fields)
-        if self.input_clean(canonical, fields, needles):
-            return GuardedInput(fields, needles, {})
-        scrubbed, hits = self.scrub_fields(fields, needles)
-        return GuardedInput(scrubbed, needles, hits)
+            canonical = _dumps(fields)
+        ip = get("ip")
+        embeds = type(ip) is str and ":" in ip and _embedded_ipv4(ip) is not None
+        clean = not embeds and not _may_hide_spelling(canonical)
+        if clean:
+            for spelling in spellings:
+                if canonical.count(spelling) != 1:
+                    clean = False
+                    break
+        if not clean:
+            needles = self.needles(fields)
+            spellings = [spelling for needle in needles for spelling in needle.encoded]
+            if not self.input_clean(canonical, fields, needles):
+                scrubbed, hits = self.scrub_fields(fields, needles)
+                return GuardedInput(scrubbed, tuple(spellings), hits, fields, self)
+        return GuardedInput(fields, tuple(spellings), {}, fields, self)
 
     @staticmethod
     def input_clean(canonical: bytes, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
@@ -385,7 +436,7 @@ class ValueGuard:
         identifier fields themselves hold it sits nowhere else; text that decoding could change
         (percent-encoding, character references, full-width forms) is always looked at.
         """
-        if _has_at_sign(canonical) or any(mark in canonical for mark in _ENCODING_MARKS):
+        if _may_hide_spelling(canonical):
             return False
         for needle in needles:
             for spelling in needle.encoded:
@@ -424,15 +475,19 @@ class ValueGuard:
         return result, per_field
 
     @staticmethod
-    def output_clean(data: bytes, needles: Iterable[Needle]) -> bool:
-        """True when a serialized output (value or key) surely holds no needle and no email.
+    def output_clean(data: bytes, spellings: Iterable[bytes]) -> bool:
+        """True when a serialized output (value or key) surely holds no identifier value (given
+        as `GuardedInput.spellings`) and no email address.
 
         Encoded spellings were already replaced in the input (`prepare`), and no operator
         encodes text, so the plain spellings are what an output can still hold.
         """
         if _has_at_sign(data):
             return False
-        return not any(spelling in data for needle in needles for spelling in needle.encoded)
+        for spelling in spellings:  # noqa: SIM110 - a plain loop: no generator on the hot path
+            if spelling in data:
+                return False
+        return True
 
     @staticmethod
     def scrub_output(

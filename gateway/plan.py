@@ -185,16 +185,18 @@ class SinkPlan:
         value = orjson.dumps(output)
         scrubbed: tuple[Scrub, ...] = ()
         if guarded is not None:
-            needles = guarded.needles
+            spellings = guarded.spellings
             if guarded.hits:
                 scrubbed = guarded.received(output)
-            if not ValueGuard.output_clean(value, needles):
-                output, found = ValueGuard.scrub_output(output, needles)
+            if not ValueGuard.output_clean(value, spellings):
+                output, found = ValueGuard.scrub_output(output, guarded.needles())
                 value = orjson.dumps(output)
                 scrubbed += found
-            if key is not None and not ValueGuard.output_clean(key, needles):
+            if key is not None and not ValueGuard.output_clean(key, spellings):
                 raw_key = key
-                found_in_key = [n for n in needles if not ValueGuard.output_clean(raw_key, (n,))]
+                found_in_key = [
+                    n for n in guarded.needles() if not ValueGuard.output_clean(raw_key, n.encoded)
+                ]
                 identifier = found_in_key[0].identifier if found_in_key else EMAIL
                 key = None  # a pseudonym that holds a value by chance: the record goes unkeyed
                 scrubbed += (Scrub("key", identifier, 1),)
