@@ -120,11 +120,12 @@ class Enforcer:
         invalid: Counter[tuple[str, str]] = Counter()
         consumed: Counter[str] = Counter()
         forwarded: list[tuple[str, int]] = []  # (sink, occurred_at_us) for the latency histogram
+        scrubs: Counter[tuple[str, str]] = Counter()  # (sink, identifier) replaced by the guard
         audits = 0
         for record in records:
             consumed[record.topic] += 1
             try:
-                outputs, marks, sent, reason = self._outputs(record, engine, config_header)
+                outputs, marks, sent, reason = self._outputs(record, engine, config_header, scrubs)
                 if len(outputs) > 1:
                     _largest_first(outputs)
                 source = record.partition
@@ -151,16 +152,21 @@ class Enforcer:
 
         async def once_acked() -> BatchResult:
             await acked
-            self._record_metrics(consumed, decisions, invalid, forwarded, audits)
+            self._record_metrics(consumed, decisions, invalid, forwarded, audits, scrubs)
             return result
 
         return asyncio.ensure_future(once_acked())
 
     def _outputs(
-        self, record: Record, engine: Engine, config_header: tuple[str, bytes]
+        self,
+        record: Record,
+        engine: Engine,
+        config_header: tuple[str, bytes],
+        scrubs: Counter[tuple[str, str]],
     ) -> tuple[list[Output], list[tuple[str, Verdict, str]], list[tuple[str, int]], str | None]:
         """Every output of one record, built but not yet added: (outputs, one (sink, verdict,
         reason) per sink, one (sink, occurred_at µs) per forward, the invalid reason or None).
+        What the value guard replaced is added to `scrubs` per (sink, identifier).
 
         Raises whatever the core raises for a record it cannot handle (the caller's concern).
         """
@@ -188,6 +194,8 @@ class Enforcer:
                     headers.append((HEADER_KEY_ID, decision.key_id.encode()))
                 outputs.append((decision.topic, decision.key, decision.value, headers))
                 sent.append((decision.sink, parsed.occurred_at_us))
+                for _, identifier, n in decision.scrubbed:
+                    scrubs[(decision.sink, identifier)] += n
             else:
                 audit = engine.audit_record(
                     parsed, decision, topic=record.topic, partition=record.partition,
@@ -256,6 +264,7 @@ class Enforcer:
         invalid: Counter[tuple[str, str]],
         forwarded: list[tuple[str, int]],
         audits: int,
+        scrubs: Counter[tuple[str, str]],
     ) -> None:
         metrics = self._metrics
         if metrics is None:
@@ -277,6 +286,8 @@ class Enforcer:
             metrics.dlq_write(sum(invalid.values()))
         if audits:
             metrics.audit_write(audits)
+        for (sink, identifier), n in scrubs.items():
+            metrics.identifier_scrubbed(sink, identifier, n)
         now_us = self._clock() * 1_000_000
         children = {sink: metrics.latency.labels(sink) for sink in sink_writes}
         for sink, occurred_at_us in forwarded:

@@ -115,3 +115,46 @@ async def test_when_valid_and_invalid_records_mix_then_each_counts_once_per_sink
         blob = (key or b"") + (value or b"") + b"".join(v for _, v in headers)
         for canary in (CANARY_IP, CANARY_DEVICE, "subj-a", "subj-b", "someone@example.com"):
             assert canary.encode() not in blob, (topic, canary)
+
+
+async def test_when_identifiers_hide_in_free_text_then_no_output_holds_them_and_scrubs_count() -> (
+    None
+):
+    config = load_config(REPO / "config")
+    sinks = [rule.name for rule in config.sinks]
+    keyring = load_keyring({}, sinks, demo=True, random_bytes=os.urandom)
+    registry = CollectorRegistry()
+    writer = RecordingWriter()
+    subject = "subj-canary-9f8e7d"
+    consent = {subject: granted(subject)}
+    enforcer = Enforcer(
+        Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
+        dlq_topic="gateway.dlq", audit_topic="gateway.audit", config_version=config.version,
+        max_event_bytes=65536, consent=consent.get, writer=writer,
+        metrics=build_metrics(config, registry), clock=time.time,
+        dedup_keys={s: keyring.current(s).secret for s in sinks},
+    )  # fmt: skip
+    planted = event(
+        subject, f"{subject}-e1",
+        page=f"https://www.example.com/u/{subject}/{CANARY_DEVICE}?utm_campaign={CANARY_IP}",
+        referrer=f"https://www.example.com/ref/{CANARY_IP}#{subject}",
+        properties={"experiment": f"for {subject}", "variant": ["x", CANARY_DEVICE]},
+    )  # fmt: skip
+    device = event(subject, "e2", event_type="device_seen", app_version=CANARY_DEVICE)
+    await enforcer.process([Raw(USAGE, 0, 0, subject.encode(), planted),
+                            Raw(DEVICE, 0, 1, subject.encode(), device)])  # fmt: skip
+
+    assert any(t == "sink.analytics" for t, *_ in writer.sent)
+    for topic, _, key, value, headers in writer.sent:
+        blob = (key or b"") + (value or b"") + b"".join(v for _, v in headers)
+        for canary in (CANARY_IP, CANARY_DEVICE, subject):
+            assert canary.encode() not in blob, (topic, canary)
+    scrubbed: Counter[tuple[str, str]] = Counter()
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "gateway_identifier_scrubs_total":
+                scrubbed[(sample.labels["sink"], sample.labels["identifier"])] += int(sample.value)
+    # analytics keeps event_id, page (with utm_campaign), referrer and both properties
+    assert scrubbed[("analytics", "subject_id")] == 4
+    assert scrubbed[("analytics", "device_id")] == 3
+    assert scrubbed[("analytics", "ip")] == 2
