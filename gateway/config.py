@@ -24,10 +24,11 @@ from gateway.config_models import (
     SinkRuleModel,
     Topics,
     field_class,
+    property_class,
 )
 from gateway.events import EventKind
 from gateway.operators import OPERATORS
-from gateway.operators.base import PROPERTY
+from gateway.operators.base import INTERNAL, IP, PROPERTY
 from gateway.yamlnodes import LoadedYaml, PathKey, Problem, load_yaml, path_text
 
 __all__ = ["ConfigError", "GatewayConfig", "Problem", "load_config"]
@@ -87,34 +88,80 @@ class _Collector:
             return None
 
 
+@dataclass(slots=True)
+class _SinkFile:
+    """One sink file being checked: where problems go, its audience as written (a missing or
+    invalid one counts as a partner's), and the exceptions it may use and has used."""
+
+    file: str
+    doc: LoadedYaml
+    out: _Collector
+    audience: str
+    exceptions: frozenset[str]
+    used: set[str]
+
+    def add(self, path: PathKey, message: str) -> None:
+        self.out.add(self.file, self.doc, path, message)
+
+    def waives(self, key: str) -> bool:
+        """True (and noted) when the sink lists `key` under `exceptions` and may do so."""
+        if self.audience == INTERNAL and key in self.exceptions:
+            self.used.add(key)
+            return True
+        return False
+
+    def hint(self, key: str) -> str:
+        if self.audience == INTERNAL:
+            return f"; or allow it under `exceptions` as '{key}: <why>'"
+        return ""
+
+
 def _field_rule(
-    name: str, spec: Any, *, klass: str, path: PathKey, file: str, doc: LoadedYaml, out: _Collector
+    name: str, spec: Any, *, klass: str, path: PathKey, sink: _SinkFile
 ) -> FieldRule | None:
     if not isinstance(spec, str | dict):
-        out.add(file, doc, path, "must be an operator name or a mapping with 'op'")
+        sink.add(path, "must be an operator name or a mapping with 'op'")
         return None
     data = {"op": spec} if isinstance(spec, str) else dict(spec)
     op_path = path if isinstance(spec, str) else (*path, "op")
     op = data.get("op")
     if not isinstance(op, str):
-        out.add(file, doc, op_path, "required key 'op' is missing or not a string")
+        sink.add(op_path, "required key 'op' is missing or not a string")
         return None
     operator = OPERATORS.get(op)
     if operator is None:
         valid = ", ".join(sorted(OPERATORS))
-        out.add(file, doc, op_path, f"unknown operator '{op}'; valid operators: {valid}")
+        sink.add(op_path, f"unknown operator '{op}'; valid operators: {valid}")
         return None
-    if klass not in operator.field_classes:
-        allowed = sorted(n for n, cls in OPERATORS.items() if klass in cls.field_classes)
-        message = f"operator '{op}' is not allowed on {klass} field '{name}'; use one of: "
-        out.add(file, doc, op_path, message + ", ".join(allowed))
+    named = path[0] == "properties" and klass != PROPERTY  # a property named like an identifier
+    if klass not in operator.field_classes and not (
+        named and PROPERTY in operator.field_classes and sink.waives(path_text(path))
+    ):
+        allowed = ", ".join(sorted(n for n, cls in OPERATORS.items() if klass in cls.field_classes))
+        if named:
+            message = (
+                f"operator '{op}' is not allowed on property '{name}': its name denotes"
+                f" {'an IP address' if klass == IP else 'an identifier or contact data'}"
+                f" (config/README.md, Identifier names); use one of: {allowed}"
+            )
+            sink.add(op_path, message + sink.hint(path_text(path)))
+        else:
+            message = f"operator '{op}' is not allowed on {klass} field '{name}'; use one of: "
+            sink.add(op_path, message + allowed)
         return None
-    config = out.validate(operator.config_model, data, file, doc, path)
-    return FieldRule(name, config) if config is not None else None
+    config = sink.out.validate(operator.config_model, data, sink.file, sink.doc, path)
+    if config is None:
+        return None
+    config = operator.for_audience(config, sink.audience)
+    for refusal in operator.refusals(config, sink.audience):
+        key = f"{path_text(path)}.{refusal.exception}" if refusal.exception else ""
+        if not (key and sink.waives(key)):
+            sink.add((*path, *refusal.path), refusal.message + (sink.hint(key) if key else ""))
+    return FieldRule(name, config)
 
 
 def _field_rules(
-    raw: dict[Any, Any], file: str, doc: LoadedYaml, out: _Collector
+    raw: dict[Any, Any], sink: _SinkFile
 ) -> tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]]:
     """The `fields` and `properties` allowlists, checked even when other keys are wrong."""
     fields: list[FieldRule | None] = []
@@ -123,22 +170,14 @@ def _field_rules(
         path = ("fields", str(field_name))
         if field_name not in ALLOWLISTABLE_FIELDS:
             known = ", ".join(sorted(ALLOWLISTABLE_FIELDS))
-            out.add(file, doc, path, f"unknown event field; known fields: {known}")
+            sink.add(path, f"unknown event field; known fields: {known}")
             continue
         klass = field_class(field_name)
-        fields.append(
-            _field_rule(field_name, spec, klass=klass, path=path, file=file, doc=doc, out=out)
-        )
+        fields.append(_field_rule(field_name, spec, klass=klass, path=path, sink=sink))
     raw_props = raw.get("properties")
     properties = [
         _field_rule(
-            str(key),
-            spec,
-            klass=PROPERTY,
-            path=("properties", str(key)),
-            file=file,
-            doc=doc,
-            out=out,
+            str(key), spec, klass=property_class(str(key)), path=("properties", str(key)), sink=sink
         )
         for key, spec in (raw_props.items() if isinstance(raw_props, dict) else ())
     ]
@@ -146,6 +185,16 @@ def _field_rules(
         tuple(rule for rule in fields if rule is not None),
         tuple(rule for rule in properties if rule is not None),
     )
+
+
+def _check_exceptions(sink: _SinkFile) -> None:
+    """Exceptions are for internal sinks only, and each must waive something."""
+    for key in sorted(sink.exceptions - sink.used):
+        if sink.audience != INTERNAL:
+            message = f"only internal sinks may list exceptions (audience is '{sink.audience}')"
+        else:
+            message = "this exception waives nothing in this rule; remove it"
+        sink.add(("exceptions", key), message)
 
 
 def _sink_rule(
@@ -158,7 +207,7 @@ def _sink_rule(
     doc: LoadedYaml,
     out: _Collector,
 ) -> SinkRule:
-    if model.unknown_consent == "grant" and model.audience != "internal":
+    if model.unknown_consent == "grant" and model.audience != INTERNAL:
         message = "unknown consent may be granted only for internal sinks (fail closed)"
         out.add(file, doc, ("unknown_consent",), message)
     for index, event_type in enumerate(model.event_types or ()):
@@ -183,6 +232,7 @@ def _sink_rule(
         fields=allowlists[0],
         properties=allowlists[1],
         description=model.description,
+        exceptions=tuple(sorted(model.exceptions.items())),
     )
 
 
@@ -254,7 +304,19 @@ def load_config(directory: Path) -> GatewayConfig:
         if not _SINK_NAME.match(path.stem):
             out.add(label, sink_doc, (), "sink file name must match [a-z][a-z0-9_]{0,39}.yaml")
         raw = sink_doc.value if isinstance(sink_doc.value, dict) else {}
-        allowlists = _field_rules(raw, label, sink_doc, out)
+        exceptions = raw.get("exceptions")
+        sink = _SinkFile(
+            label,
+            sink_doc,
+            out,
+            audience=str(raw.get("audience", "")),
+            exceptions=frozenset(map(str, exceptions))
+            if isinstance(exceptions, dict)
+            else frozenset(),
+            used=set(),
+        )
+        allowlists = _field_rules(raw, sink)
+        _check_exceptions(sink)
         if isinstance(raw.get("topic"), str):
             topics.append((path.stem, raw["topic"], label, sink_doc))
         model = out.validate(SinkRuleModel, sink_doc.value, label, sink_doc)

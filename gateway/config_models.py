@@ -17,7 +17,17 @@ from gateway.events import (
     URL_FIELDS,
     EventKind,
 )
-from gateway.operators.base import IDENTIFIER, IP, PLAIN, TIMESTAMP, URL, USER_AGENT, OperatorConfig
+from gateway.identifier_names import denotes_identifier, denotes_ip
+from gateway.operators.base import (
+    IDENTIFIER,
+    IP,
+    PLAIN,
+    PROPERTY,
+    TIMESTAMP,
+    URL,
+    USER_AGENT,
+    OperatorConfig,
+)
 
 Purpose = Literal["analytics", "personalization", "advertising", "social", "third_party_sharing"]
 Audience = Literal["internal", "advertising", "social", "third_party"]
@@ -27,6 +37,8 @@ EventTypeName = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
 CONTRACT_EVENT_TYPES = ("page_view", "screen_view", "feature_use", "app_open", "device_seen")
 OTHER_EVENT_TYPE = "other"  # what every event type outside the allowlist is reported as
 FieldSpec = Any  # checked by gateway.config against the operator registry
+# `exceptions`: the path of a refusal an internal sink waives -> why (shown in reviews)
+ExceptionReason = Annotated[str, Field(min_length=10, max_length=500, pattern=r"\S")]
 # Audiences a child never reaches; the first set applies without parental consent.
 BARRED_WITHOUT_PARENTAL_CONSENT = frozenset({"advertising", "social", "third_party"})
 BARRED_WITH_PARENTAL_CONSENT = frozenset({"advertising", "social"})
@@ -45,6 +57,12 @@ def field_class(name: str) -> str:
     if name == "occurred_at":
         return TIMESTAMP
     return PLAIN
+
+
+def property_class(name: str) -> str:
+    """The operator class of a `properties` key follows its name (gateway.identifier_names):
+    IP or IDENTIFIER when the name denotes one (so `keep` is refused), else PROPERTY."""
+    return IP if denotes_ip(name) else IDENTIFIER if denotes_identifier(name) else PROPERTY
 
 
 ALLOWLISTABLE_FIELDS = KNOWN_FIELDS - {"properties"}
@@ -102,6 +120,7 @@ class SinkRuleModel(_Strict):
     event_types: list[str] | None = None
     fields: dict[str, FieldSpec] = Field(min_length=1)
     properties: dict[str, FieldSpec] = {}
+    exceptions: dict[str, ExceptionReason] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +149,4 @@ class SinkRule:
     fields: tuple[FieldRule, ...]
     properties: tuple[FieldRule, ...]
     description: str = ""
+    exceptions: tuple[tuple[str, str], ...] = ()  # waived refusals (path, why); internal only

@@ -7,7 +7,7 @@ the hot path. Returning `DROP` removes the field from the output.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -33,6 +33,8 @@ TIMESTAMP = "timestamp"
 PLAIN = "plain"
 PROPERTY = "property"
 ALL_CLASSES = frozenset({IDENTIFIER, IP, URL, USER_AGENT, TIMESTAMP, PLAIN, PROPERTY})
+# The one audience that is not a partner: stricter limits and defaults apply to all others.
+INTERNAL = "internal"
 
 
 class OperatorConfig(BaseModel):
@@ -40,6 +42,16 @@ class OperatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     op: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A config an operator refuses for a sink: where (a path below the field's), why, and the
+    name under which an internal sink may allow it in `exceptions` (None: never allowed)."""
+
+    path: tuple[str | int, ...]
+    message: str
+    exception: str | None = None
 
 
 UserAgentParser = Callable[[str], tuple[str | None, str | None, str | None]]
@@ -67,6 +79,17 @@ class Operator(ABC):
     def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
         self.config = config
         self.tools = tools
+
+    @classmethod
+    def for_audience(cls, config: OperatorConfig, audience: str) -> OperatorConfig:
+        """The config with its audience-dependent defaults filled in (the config loader calls
+        this: an operator never knows its sink)."""
+        return config
+
+    @classmethod
+    def refusals(cls, config: OperatorConfig, audience: str) -> Iterable[Refusal]:
+        """What in `config` a sink of `audience` may not use (it would barely transform)."""
+        return ()
 
     @abstractmethod
     def apply(self, value: Any) -> Any:

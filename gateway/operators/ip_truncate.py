@@ -1,29 +1,83 @@
 """ip_truncate: keep only the network prefix of an IP address (IPv4 /24, IPv6 /48 by default).
 
+An IPv6 address that carries an IPv4 address is truncated as that IPv4 address, with
+`ipv4_prefix`, and keeps its form: `::ffff:192.0.2.77` -> `::ffff:192.0.2.0` (its /48 would be
+`::`, and 6to4's /48 would hold the whole IPv4). The forms (`CARRIERS`), where the IPv4 sits:
+
+    IPv4-mapped       ::ffff:0:0/96     bits 96-127
+    IPv4-compatible   ::/96             bits 96-127 (deprecated, still seen)
+    IPv4-translated   ::ffff:0:0:0/96   bits 96-127
+    NAT64             64:ff9b::/96      bits 96-127
+    NAT64 local-use   64:ff9b:1::/48    bits 96-127, read as a /96 translation prefix; bits
+                                        48-95 are zeroed, so other prefix lengths lose it all
+    6to4              2002::/16         bits 16-47; subnet and interface id zeroed
+    Teredo            2001::/32         server IPv4 bits 32-63, client IPv4 bit-inverted in
+                                        96-127: both truncated (the client re-inverted), flags
+                                        and port zeroed
+
 Uses socket.inet_pton/inet_ntop (no `ipaddress` objects on the hot path). A value that is not a
 valid address is dropped, never passed through.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from pydantic import Field
 
-from gateway.operators.base import DROP, IP, Operator, OperatorConfig, OperatorTools
+from gateway.operators.base import (
+    DROP,
+    INTERNAL,
+    IP,
+    Operator,
+    OperatorConfig,
+    OperatorTools,
+    Refusal,
+)
+
+# (option, address bits, most bits any sink may keep, most bits a partner sink may keep): past
+# /30 an IPv4 prefix names at most 4 hosts; past /64 an IPv6 one is inside one subscriber's LAN.
+PREFIX_LIMITS: Final = (("ipv4_prefix", 32, 30, 24), ("ipv6_prefix", 128, 64, 48))
 
 
 class IpTruncateConfig(OperatorConfig):
-    """`ipv4_prefix` (0..32, default 24) and `ipv6_prefix` (0..128, default 48) bits are kept."""
+    """`ipv4_prefix` (0..32, default 24) and `ipv6_prefix` (0..128, default 48) bits are kept;
+    `rules check` then applies PREFIX_LIMITS."""
 
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
 
 
-def _truncator(family: int, size: int, prefix: int) -> Callable[[bytes], bytes]:
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """An IPv6 form carrying IPv4 addresses: its leading bytes (kept) and the byte offsets of
+    the IPv4 addresses in it; `inverted_at` is the one stored bit-inverted (Teredo's client)."""
+
+    lead: bytes
+    v4_at: tuple[int, ...]
+    inverted_at: int = -1
+
+
+CARRIERS: Final = (
+    Carrier(bytes(10) + b"\xff\xff", (12,)),  # IPv4-mapped
+    Carrier(bytes(12), (12,)),  # IPv4-compatible
+    Carrier(bytes(8) + b"\xff\xff\0\0", (12,)),  # IPv4-translated
+    Carrier(b"\0\x64\xff\x9b" + bytes(8), (12,)),  # NAT64
+    Carrier(b"\0\x64\xff\x9b\0\x01", (12,)),  # NAT64 local-use
+    Carrier(b"\x20\x02", (2,)),  # 6to4
+    Carrier(b"\x20\x01\0\0", (4, 12), inverted_at=12),  # Teredo
+)
+# by the first two bytes, so an ordinary IPv6 address costs one dict lookup
+_CARRIERS_BY_START: Final = {
+    start: tuple(c for c in CARRIERS if c.lead[:2] == start)
+    for start in {c.lead[:2] for c in CARRIERS}
+}
+
+
+def _truncator(size: int, prefix: int) -> Callable[[bytes], bytes]:
     """Packed address -> packed address with the host bits zeroed."""
     if prefix % 8 == 0:  # octet-aligned prefix: slicing is cheaper than integer masking
         keep, padding = prefix // 8, bytes(size - prefix // 8)
@@ -33,7 +87,7 @@ def _truncator(family: int, size: int, prefix: int) -> Callable[[bytes], bytes]:
 
 
 class IpTruncate(Operator):
-    """Zero the host bits of an address."""
+    """Zero the host bits of an address (of the IPv4 inside an IPv4-carrying IPv6 address)."""
 
     name: ClassVar[str] = "ip_truncate"
     config_model: ClassVar[type[OperatorConfig]] = IpTruncateConfig
@@ -42,15 +96,46 @@ class IpTruncate(Operator):
     def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
         super().__init__(config, tools)
         assert isinstance(config, IpTruncateConfig)
-        self._v4 = _truncator(socket.AF_INET, 4, config.ipv4_prefix)
-        self._v6 = _truncator(socket.AF_INET6, 16, config.ipv6_prefix)
+        self._v4 = _truncator(4, config.ipv4_prefix)
+        self._v6 = _truncator(16, config.ipv6_prefix)
+
+    @classmethod
+    def refusals(cls, config: OperatorConfig, audience: str) -> Iterator[Refusal]:
+        for option, bits, limit, partner_limit in PREFIX_LIMITS:
+            prefix = getattr(config, option)
+            if prefix > limit:
+                does = "keeps the whole address" if prefix == bits else "barely truncates"
+                message = (
+                    f"{option} {prefix} {does}; at most /{limit} on any sink"
+                    " (use pseudonym to link, or drop)"
+                )
+                yield Refusal((option,), message)
+            elif audience != INTERNAL and prefix > partner_limit:
+                message = f"a sink of audience '{audience}' may keep at most /{partner_limit}"
+                yield Refusal((option,), f"{message}; got /{prefix}")
 
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
         try:
-            if ":" in value:
-                return inet_ntop(AF_INET6, self._v6(inet_pton(AF_INET6, value)))
-            return inet_ntop(AF_INET, self._v4(inet_pton(AF_INET, value)))
+            if ":" not in value:
+                return inet_ntop(AF_INET, self._v4(inet_pton(AF_INET, value)))
+            packed = inet_pton(AF_INET6, value)
+            for carrier in _CARRIERS_BY_START.get(packed[:2], ()):
+                if packed.startswith(carrier.lead):
+                    return inet_ntop(AF_INET6, self._carried(carrier, packed))
+            return inet_ntop(AF_INET6, self._v6(packed))
         except (OSError, ValueError):
             return DROP
+
+    def _carried(self, carrier: Carrier, packed: bytes) -> bytes:
+        if carrier.v4_at == (12,):  # the IPv4 is the last 32 bits: the common forms
+            return carrier.lead + bytes(12 - len(carrier.lead)) + self._v4(packed[12:])
+        out = bytearray(carrier.lead + bytes(16 - len(carrier.lead)))
+        for at in carrier.v4_at:
+            if at == carrier.inverted_at:
+                inverted = bytes(b ^ 0xFF for b in packed[at : at + 4])
+                out[at : at + 4] = bytes(b ^ 0xFF for b in self._v4(inverted))
+            else:
+                out[at : at + 4] = self._v4(packed[at : at + 4])
+        return bytes(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.keys import pseudonymize
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
 from gateway.operators.base import Operator
-from gateway.operators.url_clean import may_hold_email, plainly_without_at
+from gateway.operators.url_clean import looks_like_id, may_hold_email, plainly_without_at
 from gateway.useragent import build_user_agent_parser, default_user_agent_parser
 from tests.unit.helpers import UA_CHROME
 
@@ -65,6 +66,80 @@ def test_when_ip_truncated_then_only_the_prefix_survives(
     options: dict[str, int], value: object, expected: object
 ) -> None:
     assert build("ip_truncate", **options).apply(value) == expected
+
+
+# Every IPv6 form that carries an IPv4 address: truncated as that IPv4 (192.0.2.77 -> /24),
+# keeping its form. Field case "IPv4-mapped truncated as IPv4" is the first.
+CARRIER_CASES = [
+    ("::ffff:192.0.2.77", "::ffff:192.0.2.0"),  # IPv4-mapped
+    ("::ffff:c000:24d", "::ffff:192.0.2.0"),  # the same, in hex
+    ("::192.0.2.77", "::192.0.2.0"),  # IPv4-compatible (deprecated)
+    ("::ffff:0:192.0.2.77", "::ffff:0:c000:200"),  # IPv4-translated
+    ("64:ff9b::192.0.2.77", "64:ff9b::c000:200"),  # NAT64 well-known prefix
+    ("64:ff9b:1:abcd:ef::192.0.2.77", "64:ff9b:1::c000:200"),  # NAT64 local-use, as a /96
+    ("2002:c000:24d:1234::1", "2002:c000:200::"),  # 6to4: its /48 would keep the whole IPv4
+    # Teredo: server 198.51.100.1 -> .0, client 192.0.2.77 (stored inverted) -> .0 (inverted)
+    ("2001:0:c633:6401:8000:f227:3fff:fdb2", "2001:0:c633:6400::3fff:fdff"),
+    ("::1", "::"),  # in ::/96, so read as 0.0.0.1
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), CARRIER_CASES)
+def test_when_ipv6_carries_an_ipv4_then_that_ipv4_is_truncated_in_its_form(
+    value: str, expected: str
+) -> None:
+    assert build("ip_truncate").apply(value) == expected
+
+
+def test_when_ipv4_prefix_is_not_octet_aligned_then_carried_ipv4s_use_it_too() -> None:
+    op = build("ip_truncate", ipv4_prefix=20, ipv6_prefix=32)
+    assert op.apply("::ffff:203.0.113.255") == "::ffff:203.0.112.0"
+    assert op.apply("2002:cb00:71ff::") == "2002:cb00:7000::"
+    assert op.apply("2001:db8:abcd::1") == "2001:db8::"  # an ordinary IPv6: ipv6_prefix
+
+
+def _carriers(v4: int, noise: int) -> dict[str, str]:
+    """Each IPv4-carrying form of `v4` (with `noise` in the bits the form leaves free): its
+    text and the IPv4 a reader finds in it."""
+    n = noise
+    forms = {
+        "mapped": (0xFFFF << 32) | v4,
+        "compatible": v4,
+        "translated": (0xFFFF << 48) | v4,
+        "nat64": (0x64FF9B << 96) | v4,
+        "nat64_local": (0x64FF9B0001 << 80) | ((n & (2**48 - 1)) << 32) | v4,
+        "6to4": (0x2002 << 112) | (v4 << 80) | (n & (2**80 - 1)),
+        "teredo": (0x20010000 << 96) | ((n & (2**64 - 1)) << 32) | (v4 ^ 0xFFFFFFFF),
+    }
+    return {name: str(ipaddress.IPv6Address(a)) for name, a in forms.items()}
+
+
+def _embedded(text: str, name: str) -> int:
+    address = ipaddress.IPv6Address(text)
+    if name == "teredo":
+        assert address.teredo is not None
+        return int(address.teredo[1])
+    if name == "6to4":
+        assert address.sixtofour is not None
+        return int(address.sixtofour)
+    if name == "mapped":
+        assert address.ipv4_mapped is not None
+        return int(address.ipv4_mapped)
+    return int(address) & 0xFFFFFFFF
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**80 - 1), st.integers(0, 30))
+def test_when_any_ipv4_is_carried_in_any_form_then_no_output_holds_its_host_bits(
+    v4: int, noise: int, prefix: int
+) -> None:
+    op = build("ip_truncate", ipv4_prefix=prefix)
+    mask = (2**32 - 1) ^ (2 ** (32 - prefix) - 1)
+    full = str(ipaddress.IPv4Address(v4))
+    for name, text in _carriers(v4, noise).items():
+        out = op.apply(text)
+        assert _embedded(out, name) == v4 & mask, (name, text, out)
+        if v4 & ~mask:  # host bits set: not even the dotted form leaks
+            assert full not in out
 
 
 def test_when_user_agent_then_browser_major_and_os_family_remain() -> None:
@@ -130,13 +205,70 @@ URL_CASES = [
     ({}, "https://pat%40example.invalid/", DROP),
     ({}, 42, DROP),
 ]
+ON = {"template_ids": True}
+TEMPLATE_CASES = [
+    (ON, "https://www.example.com/account/12345678/settings", "https://www.example.com/account/:id/settings"),
+    (ON, "https://www.example.com/u/user-7f3a9c11/x", "https://www.example.com/u/:id/x"),
+    (ON, "https://www.example.com/o/123e4567-e89b-12d3-a456-426614174000", "https://www.example.com/o/:id"),
+    (ON, "https://www.example.com/t/aZ3kL9qP2xW7", "https://www.example.com/t/:id"),
+    (ON, "https://www.example.com/i/invoice-20261126", "https://www.example.com/i/:id"),
+    (ON, "https://www.example.com/%31%32%33%34%35%36", "https://www.example.com/:id"),
+    (ON, "https://www.example.com/\uff11\uff12\uff13\uff14\uff15", "https://www.example.com/:id"),
+    (ON, "https://www.example.com/p;jsessionid=ABC123DEF456GH", "https://www.example.com/:id"),
+    (ON, "https://www.example.com/u/pat@example.invalid/x", "https://www.example.com/u/:email/x"),
+    (ON, "https://www.example.com/u/pat%2540example.invalid", "https://www.example.com/u/:email"),
+    (ON, "mailto:pat@example.invalid", ":email"),
+    # not identifiers: years and dates, short numbers, slugs, hex words without a digit
+    (ON, "https://www.example.com/blog/2026/11/26/post", "https://www.example.com/blog/2026/11/26/post"),
+    (ON, "https://www.example.com/page/2", "https://www.example.com/page/2"),
+    (ON, "https://www.example.com/p/iphone-15-pro-max", "https://www.example.com/p/iphone-15-pro-max"),
+    (ON, "https://www.example.com/deadbeef/facade", "https://www.example.com/deadbeef/facade"),
+    (ON, "https://www2.example.com:8080/a", "https://www2.example.com:8080/a"),
+    (
+        {"keep_query": ["utm_campaign", "q"], "template_ids": True},
+        "https://www.example.com/?utm_campaign=dev-8c2b7a61&q=shoes&x=123456",
+        "https://www.example.com/?utm_campaign=:id&q=shoes",
+    ),
+    (
+        {"keep_query": ["q"], "template_ids": True},
+        "https://user@www.example.com/u/998877665/?q=%39%39%38%38%37",
+        "https://www.example.com/u/:id/?q=:id",
+    ),
+    (
+        {"template_ids": False},
+        "https://www.example.com/account/12345678/settings",
+        "https://www.example.com/account/12345678/settings",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("options", "value", "expected"), TEMPLATE_CASES)
+def test_when_url_templates_ids_then_identifier_like_segments_and_values_are_placeholders(
+    options: dict[str, Any], value: str, expected: str
+) -> None:
+    assert build("url_clean", **options).apply(value) == expected
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_./?=&", max_size=60))
+def test_when_url_has_no_at_sign_then_fast_and_careful_templating_agree(path: str) -> None:
+    op = build("url_clean", keep_query=["q", "r"], template_ids=True)
+    fast = op.apply("https://www.example.com/" + path)
+    careful = op.apply("https://x@www.example.com/" + path)  # userinfo forces the careful path
+    assert fast == careful
+
+
+def test_when_text_has_no_digit_then_it_never_looks_like_an_id() -> None:
+    assert not looks_like_id("abcdef-abcd-abcd-abcd-abcdefabcdef")
+    assert looks_like_id("a1b2c3d4")
+    assert not looks_like_id("a1b2c3d")
 
 
 @pytest.mark.parametrize(("options", "value", "expected"), URL_CASES)
 def test_when_url_cleaned_then_no_query_fragment_userinfo_or_email_remains(
     options: dict[str, Any], value: object, expected: object
 ) -> None:
-    assert build("url_clean", **options).apply(value) == expected
+    # without templating (an internal sink's default); unset, the operator templates
+    assert build("url_clean", template_ids=False, **options).apply(value) == expected
 
 
 def test_when_text_has_no_at_sign_then_it_holds_no_email() -> None:
