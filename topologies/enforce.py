@@ -152,7 +152,7 @@ class Enforcer:
 
         async def once_acked() -> BatchResult:
             await acked
-            self._record_metrics(consumed, decisions, invalid, forwarded, audits, scrubs)
+            self._record_metrics(consumed, decisions, invalid, forwarded, audits, scrubs=scrubs)
             return result
 
         return asyncio.ensure_future(once_acked())
@@ -264,6 +264,7 @@ class Enforcer:
         invalid: Counter[tuple[str, str]],
         forwarded: list[tuple[str, int]],
         audits: int,
+        *,
         scrubs: Counter[tuple[str, str]],
     ) -> None:
         metrics = self._metrics
