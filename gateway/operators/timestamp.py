@@ -1,11 +1,17 @@
-"""timestamp: coarsen an RFC 3339 timestamp to the minute, hour or day (UTC, `Z` suffix)."""
+"""timestamp: coarsen an RFC 3339 timestamp to the minute, hour or day (UTC, `Z` suffix).
+
+Every accepted timestamp gives a valid RFC 3339 output at a unit boundary: a leap second
+(23:59:60) falls in its minute 23:59; an instant in year 0000 UTC (from "0001-01-01T00:30:00+01:00")
+is written with year 0000; an instant after year 9999 UTC (from "9999-12-31T23:59:59-01:00") is
+clamped to the last unit start of 9999-12-31 (e.g. "9999-12-31T23:00:00Z" for hours).
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
 from gateway.operators.base import DROP, TIMESTAMP, Operator, OperatorConfig, OperatorTools
-from gateway.strictjson import format_rfc3339_us, parse_rfc3339_us
+from gateway.strictjson import LAST_FORMATTED_US, format_rfc3339_us, parse_rfc3339_us
 
 _SLICE = {"minute": (16, ":00Z"), "hour": (13, ":00:00Z"), "day": (10, "T00:00:00Z")}
 _UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
@@ -28,6 +34,7 @@ class Timestamp(Operator):
         super().__init__(config, tools)
         assert isinstance(config, TimestampConfig)
         self._unit = _UNIT_US[config.unit]
+        self._last_start = LAST_FORMATTED_US - LAST_FORMATTED_US % self._unit
         self._keep, self._suffix = _SLICE[config.unit]
         self._valid_day = ""
         self._last: tuple[int, str] = (-1, "")
@@ -42,7 +49,7 @@ class Timestamp(Operator):
         if epoch_us is None:
             return DROP
         self._valid_day = value[:10]
-        start = epoch_us - epoch_us % self._unit
+        start = min(epoch_us - epoch_us % self._unit, self._last_start)
         last_start, last_text = self._last
         if start == last_start:  # events arrive roughly in order: reuse the formatted string
             return last_text

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from gateway import events as events_module
 from gateway.events import FIELD_TYPES, REQUIRED_FIELDS, Event, EventKind, Invalid, parse_event
 from gateway.reasons import Reason
+from gateway.strictjson import NUMBER_DETAIL
 from tests.unit.helpers import event_dict
 
 GOOD = event_dict()
@@ -162,3 +163,141 @@ def test_when_fields_have_any_types_then_check_matches_the_plain_reference(
             assert problem[0] is expected
         else:
             assert problem is None or problem[0] is Reason.INVALID_FIELD
+
+
+# Field cases (inputs rebuilt from reported problems), embedded so the repo stands alone.
+CASE_SUBJECT = b"user-7f3a9c11"
+
+
+def _case(occurred_at: str, event_id: str = "evt-h", extra: str = "") -> bytes:
+    return (
+        f'{{"event_id": "{event_id}", "subject_id": "user-7f3a9c11", '
+        f'"occurred_at": "{occurred_at}", "event_type": "page_view"{extra}}}'
+    ).encode()
+
+
+ACCEPTED_CASES = [
+    ("leap second", _case("2016-12-31T23:59:60Z", "evt-h9a"), 1483228799999999),
+    ("leap second, offset", _case("2017-01-01T05:29:60.25+05:30"), 1483228799999999),
+    (
+        "year 9999, negative offset",
+        _case("9999-12-31T23:59:59-01:00", "evt-h7a"),
+        253402304399000000,
+    ),
+    (
+        "year 0001, positive offset",
+        _case("0001-01-01T00:30:00+01:00", "evt-h7b"),
+        -62135598600000000,
+    ),
+    (
+        "utf-8 byte-order mark",
+        b"\xef\xbb\xbf"
+        b'{"event_id":"evt-h11","subject_id":"user-7f3a9c11",'
+        b'"occurred_at":"2026-11-26T12:34:56Z","event_type":"page_view"}',
+        1795696496000000,
+    ),
+    (
+        "nesting at the limit (254 levels with the event itself)",
+        _case("2026-11-26T12:34:56Z", extra=', "properties": {"x": ' + "[" * 252 + "]" * 252 + "}"),
+        1795696496000000,
+    ),
+    (
+        "exact numbers",
+        _case("2026-11-26T12:34:56Z", extra=', "n": [1E2, 1.50, -0.0, 18446744073709551615]'),
+        1795696496000000,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "occurred_at_us"),
+    [case[1:] for case in ACCEPTED_CASES],
+    ids=[case[0] for case in ACCEPTED_CASES],
+)
+def test_when_a_field_case_is_valid_then_it_is_accepted_with_its_exact_instant(
+    value: bytes, occurred_at_us: int
+) -> None:
+    event = parse_event(value, CASE_SUBJECT, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(event, Event), event
+    assert event.occurred_at_us == occurred_at_us
+    assert orjson.loads(orjson.dumps(event.fields)) == event.fields
+
+
+REFUSED_CASES = [
+    (
+        "nesting 300 deep in properties",
+        _case(
+            "2026-11-26T12:34:56Z",
+            extra=', "properties": {"experiment": ' + "[" * 298 + "]" * 298 + "}",
+        ),
+        Reason.TOO_DEEP,
+        "nesting deeper than 254 levels",
+    ),
+    (
+        "one level past the limit",
+        _case("2026-11-26T12:34:56Z", extra=', "properties": {"x": ' + "[" * 253 + "]" * 253 + "}"),
+        Reason.TOO_DEEP,
+        "nesting deeper than 254 levels",
+    ),
+    (
+        "integer beyond 64 bits",
+        _case("2026-11-26T12:34:56Z", extra=', "properties": {"n": 18446744073709551616}'),
+        Reason.NUMBER_OUT_OF_RANGE,
+        NUMBER_DETAIL,
+    ),
+    (
+        "decimal finer than a double",
+        _case("2026-11-26T12:34:56Z", extra=', "properties": {"n": 1.00000000000000000001}'),
+        Reason.NUMBER_OUT_OF_RANGE,
+        NUMBER_DETAIL,
+    ),
+    (
+        "decimal beyond a double",
+        _case("2026-11-26T12:34:56Z", extra=', "properties": {"n": 1e400}'),
+        Reason.NUMBER_OUT_OF_RANGE,
+        NUMBER_DETAIL,
+    ),
+    (
+        "second 60 not at 23:59 UTC",
+        _case("2016-12-31T23:59:60+01:00"),
+        Reason.BAD_TIMESTAMP,
+        "field 'occurred_at' is not an RFC 3339 timestamp",
+    ),
+    (
+        "byte-order mark twice",
+        b"\xef\xbb\xbf" + _case("2026-11-26T12:34:56Z").replace(b"{", b"\xef\xbb\xbf{", 1),
+        Reason.INVALID_JSON,
+        "a byte-order mark outside a string, allowed only as the first bytes"
+        " (RFC 8259 section 8.1; at char 1)",
+    ),
+    (
+        "utf-16 with its byte-order mark",
+        ("\ufeff" + _case("2026-11-26T12:34:56Z").decode()).encode("utf-16-le"),
+        Reason.INVALID_UTF8,
+        "input starts with a UTF-16 or UTF-32 byte-order mark; JSON must be UTF-8"
+        " (RFC 8259 section 8.1)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "detail"),
+    [case[1:] for case in REFUSED_CASES],
+    ids=[case[0] for case in REFUSED_CASES],
+)
+def test_when_a_field_case_cannot_be_carried_then_its_reason_and_detail_are_truthful(
+    value: bytes, reason: Reason, detail: str
+) -> None:
+    result = parse_event(value, CASE_SUBJECT, EventKind.USAGE, max_bytes=65536)
+    assert isinstance(result, Invalid)
+    assert (result.reason, result.detail) == (reason, detail)
+
+
+def test_when_a_bom_is_present_then_the_size_limit_still_counts_its_bytes() -> None:
+    value = b"\xef\xbb\xbf" + _case("2026-11-26T12:34:56Z")
+    assert isinstance(
+        parse_event(value, CASE_SUBJECT, EventKind.USAGE, max_bytes=len(value)), Event
+    )
+    result = parse_event(value, CASE_SUBJECT, EventKind.USAGE, max_bytes=len(value) - 1)
+    assert isinstance(result, Invalid)
+    assert result.reason is Reason.TOO_LARGE
