@@ -100,12 +100,17 @@ def _exact_int(text: str) -> int:
 
 
 def _exact_float(text: str) -> float:
-    """A JSON decimal literal as a float; `_InexactNumberError` unless the double's shortest
-    form has the same value ("1E2", "1.50", "0.1", "-0.0" pass; "1e400", "1e-400" and
-    "1.00000000000000000001" do not)."""
+    """A JSON decimal literal as a float; `_InexactNumberError` unless the literal is what a
+    writer of doubles emits for that double: its shortest form ("1E2", "1.50", "0.1", "-0.0")
+    or its 17-significant-digit form ("0.10000000000000001", C's `%.17g`, which IEEE 754-2008
+    section 5.12.2 makes enough for any double), or the double's exact binary value written out
+    in full ("0.1000000000000000055511151231257827021181583404541015625"). Any other literal says
+    more than a double
+    holds ("1.00000000000000000001", "9007199254740993.0", "1e-400", "1e400") and is refused."""
     value = float(text)
     try:
-        exact = Decimal(repr(value)) == Decimal(text)
+        literal = Decimal(text)
+        exact = literal in (Decimal(repr(value)), Decimal(f"{value:.17g}"), Decimal(value))
     except ArithmeticError:  # an exponent beyond Decimal's range: never a finite double
         exact = False
     if not exact:
