@@ -112,7 +112,9 @@ class Engine:
         route = self._routes.get(key) or self._route(key)
         if route.all_dropped is not None:
             return route.all_dropped
-        guarded = None if self.guard is None else self.guard.prepare(fields)
+        guarded = (
+            None if self.guard is None else self.guard.prepare(fields, event.canonical or None)
+        )
         return tuple(
             [
                 s.plan.forward(event, s.reason, guarded) if isinstance(s, _Forward) else s

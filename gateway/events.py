@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from gateway.reasons import Reason
-from gateway.strictjson import loads_strict, parse_rfc3339_us
+from gateway.strictjson import loads_canonical, parse_rfc3339_us
 
 
 class EventKind(StrEnum):
@@ -115,7 +115,8 @@ class Invalid:
 
 
 class Event(NamedTuple):
-    """A valid raw event. `fields` is the decoded JSON object (read-only by convention)."""
+    """A valid raw event. `fields` is the decoded JSON object (read-only by convention);
+    `canonical` its JSON as orjson writes it (what the value guard searches)."""
 
     event_id: str
     subject_id: str
@@ -123,6 +124,7 @@ class Event(NamedTuple):
     event_type: str
     kind: EventKind
     fields: dict[str, Any]
+    canonical: bytes = b""
 
     def __repr__(self) -> str:  # never show identifiers, payloads or a free-form event type
         shown = self.event_type if _EVENT_TYPE_SHAPE.match(self.event_type) else "other"
@@ -180,7 +182,7 @@ def parse_event(
     size = len(value)
     if size > max_bytes:
         return Invalid(Reason.TOO_LARGE, f"{size} bytes exceeds {max_bytes}", kind=kind, size=size)
-    obj, reason, detail = loads_strict(value)
+    obj, canonical, reason, detail = loads_canonical(value)
     if reason is not None:
         return Invalid(reason, detail, kind=kind, size=size)
     if type(obj) is not dict:
@@ -202,5 +204,6 @@ def parse_event(
         return Invalid(Reason.KEY_MISMATCH, detail, kind=kind, size=size, parsed=obj)
     # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of the cost, hot path)
     return _new_tuple(
-        Event, (obj["event_id"], subject_id, occurred_at_us, obj["event_type"], kind, obj)
+        Event,
+        (obj["event_id"], subject_id, occurred_at_us, obj["event_type"], kind, obj, canonical),
     )

@@ -41,6 +41,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote
 
@@ -56,6 +57,8 @@ __all__ = [
     "Needle",
     "Scrub",
     "ValueGuard",
+    "has_at_sign",
+    "output_clean",
 ]
 
 # The identifiers the guard looks for, in the order they are searched (the record key equals
@@ -71,12 +74,11 @@ _NEEDLE_CACHE_SIZE = 65536
 # path segment or a query value is matched, not the whole URL around it.
 _EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
-# character reference, a full-width or small commercial at (UTF-8 EF BC A0, EF B9 AB).
-_AT_SPELLINGS: Final = (b"@", b"%40", b"%2540", b"&#", b"&commat", b"\xef\xbc\xa0", b"\xef\xb9\xab")
+# character reference, a full-width or small commercial at (U+FF20, U+FE6B).
 # Spellings that decoding may turn into an identifier: percent-encoding, numeric character
-# references, full-width forms (U+FF01..FF5E: UTF-8 EF BC xx, EF BD xx) and mathematical
-# alphanumerics (U+1D400.., F0 9D xx xx), which NFKC folds to ASCII.
-_ENCODING_MARKS: Final = (b"%", b"&#", b"\xef\xbc", b"\xef\xbd", b"\xf0\x9d")
+# references, and characters that NFKC folds to ASCII (full-width forms U+FF01..FF5E, the small
+# commercial at U+FE6B, mathematical alphanumerics U+1D400..1D7FF).
+_FOLDED_TO_ASCII = re.compile("[\uff01-\uff5e\ufe6b\U0001d400-\U0001d7ff]")
 # A token for the whole-token fallback: text between URL and text delimiters.
 _DELIMITED = re.compile(r"([/?#&=;,|\s]+)")
 
@@ -91,7 +93,7 @@ class Needle(NamedTuple):
 
     identifier: str
     text: str
-    encoded: tuple[bytes, ...]
+    encoded: tuple[str, ...]
     whole_token: bool
     token: str
     embedded: bool  # an IPv4 address found inside the event's IPv6 address, not a field value
@@ -107,13 +109,16 @@ class GuardedInput(NamedTuple):
     nothing was found); `spellings` the identifier values as they appear in orjson's output,
     which every output is checked for; `hits` the occurrences replaced per field (`page`,
     `properties.<name>`) and identifier. `needles()` gives the full needles (slow path only).
+    When `marks_free`, an output can hold an at-sign only if the sink's own config text put it
+    there (`output_clean`'s `marks` argument).
     """
 
     fields: Mapping[str, Any]
-    spellings: tuple[bytes, ...]
+    spellings: tuple[str, ...]
     hits: Mapping[str, Counter[str]]
     source: Mapping[str, Any]
     guard: ValueGuard
+    marks_free: bool  # the input holds no at-sign in any spelling and no encoding mark
 
     def needles(self) -> tuple[Needle, ...]:
         """The event's needles, longest value first (built on demand: a slow path)."""
@@ -144,11 +149,13 @@ class Scrub(NamedTuple):
 
 
 _dumps = orjson.dumps
+_new_tuple = tuple.__new__
+_NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 
-def _json_text(text: str) -> bytes:
+def _json_text(text: str) -> str:
     """`text` as it appears inside a JSON string written by orjson (without the quotes)."""
-    return _dumps(text)[1:-1]
+    return _dumps(text)[1:-1].decode()
 
 
 def _token_for(identifier: str, text: str) -> str:
@@ -332,24 +339,46 @@ def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: 
     return value  # bool, None
 
 
-def _has_at_sign(data: bytes) -> bool:
-    if b"@" in data or b"%" in data or b"&" in data or b"\xef" in data:
-        for spelling in _AT_SPELLINGS:
-            if spelling in data:
-                return True
-    return False
+def has_at_sign(text: str) -> bool:
+    """An at-sign in any spelling: `@`, `%40` (also double-encoded), an HTML character
+    reference, a full-width or small commercial at. Single characters are tested first: on a
+    str they are the cheapest search there is."""
+    if "@" in text:
+        return True
+    if "%" in text and ("%40" in text or "%2540" in text):
+        return True
+    if "&" in text and ("&#" in text or "&commat" in text):
+        return True
+    return not text.isascii() and ("\uff20" in text or "\ufe6b" in text)
 
 
-def _may_hide_spelling(data: bytes) -> bool:
-    """An at-sign in any spelling, or text that decoding could change (`_ENCODING_MARKS`)."""
-    return (
-        b"@" in data
-        or b"%" in data
-        or b"&#" in data
-        or b"&commat" in data
-        or b"\xef" in data
-        or b"\xf0" in data
-    )
+def _may_hide_spelling(text: str) -> bool:
+    """An at-sign in any spelling, or text that decoding could change: percent-encoding, a
+    numeric character reference (`&#`), `&commat;`, or characters NFKC folds to ASCII."""
+    if "@" in text or "%" in text:
+        return True
+    if "#" in text and "&#" in text:
+        return True
+    if ";" in text and "&commat;" in text:
+        return True
+    return not text.isascii() and _FOLDED_TO_ASCII.search(text) is not None
+
+
+def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> bool:
+    """True when a serialized output (value or key, decoded) surely holds no identifier value
+    (`GuardedInput.spellings`) and no email address.
+
+    Encoded spellings were already replaced in the input (`ValueGuard.prepare`), and no operator
+    encodes text, so the plain spellings are what an output can still hold. `marks` False
+    skips the at-sign test: for an output built from a `marks_free` input by a sink whose config
+    text holds no at-sign spelling, so no email address can be in it.
+    """
+    if marks and has_at_sign(text):
+        return False
+    for spelling in spellings:  # noqa: SIM110 - a plain loop: no generator on the hot path
+        if spelling in text:
+            return False
+    return True
 
 
 class ValueGuard:
@@ -405,34 +434,42 @@ class ValueGuard:
         built and the event is looked at closely.
         """
         get = fields.get
+        encoded = _dumps(fields) if canonical is None else canonical
+        text = encoded.decode()  # str searches: a single character is a memchr, bytes' are not
+        # Without a backslash no string in the event has an escape, so a value's JSON spelling
+        # is the value itself (orjson writes non-ASCII as is).
+        plain = "\\" not in text
         spellings = []
         for name in GUARDED_IDENTIFIERS:
-            text = get(name)
-            if text:
-                spellings.append(_dumps(text)[1:-1])
-        if canonical is None:
-            canonical = _dumps(fields)
+            value = get(name)
+            if value:
+                spellings.append(value if plain else _json_text(value))
         ip = get("ip")
         embeds = type(ip) is str and ":" in ip and _embedded_ipv4(ip) is not None
-        clean = not embeds and not _may_hide_spelling(canonical)
+        marks_free = not _may_hide_spelling(text)
+        clean = marks_free and not embeds
         if clean:
             for spelling in spellings:
-                if canonical.count(spelling) != 1:
+                if text.count(spelling) != 1:
                     clean = False
                     break
         if not clean:
             needles = self.needles(fields)
             spellings = [spelling for needle in needles for spelling in needle.encoded]
-            if not self.input_clean(canonical, fields, needles):
+            if not self.input_clean(text, fields, needles):
                 scrubbed, hits = self.scrub_fields(fields, needles)
-                return GuardedInput(scrubbed, tuple(spellings), hits, fields, self)
-        return GuardedInput(fields, tuple(spellings), {}, fields, self)
+                found = (scrubbed, tuple(spellings), hits, fields, self, False)
+                return _new_tuple(GuardedInput, found)
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
+        guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free)
+        return _new_tuple(GuardedInput, guarded)
 
     @staticmethod
-    def input_clean(canonical: bytes, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
+    def input_clean(canonical: str, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
         """True when the event's free text surely holds no needle and no email address.
 
-        `canonical` is the event's JSON as orjson writes it. A needle found only as often as the
+        `canonical` is the event's JSON as orjson writes it, decoded. A needle found only as
+        often as the
         identifier fields themselves hold it sits nowhere else; text that decoding could change
         (percent-encoding, character references, full-width forms) is always looked at.
         """
@@ -475,21 +512,6 @@ class ValueGuard:
         return result, per_field
 
     @staticmethod
-    def output_clean(data: bytes, spellings: Iterable[bytes]) -> bool:
-        """True when a serialized output (value or key) surely holds no identifier value (given
-        as `GuardedInput.spellings`) and no email address.
-
-        Encoded spellings were already replaced in the input (`prepare`), and no operator
-        encodes text, so the plain spellings are what an output can still hold.
-        """
-        if _has_at_sign(data):
-            return False
-        for spelling in spellings:  # noqa: SIM110 - a plain loop: no generator on the hot path
-            if spelling in data:
-                return False
-        return True
-
-    @staticmethod
     def scrub_output(
         output: dict[str, Any], needles: tuple[Needle, ...]
     ) -> tuple[dict[str, Any], tuple[Scrub, ...]]:
@@ -512,7 +534,7 @@ class ValueGuard:
         return result, sum(hits.counts.values())
 
 
-def _own_count(fields: Mapping[str, Any], spelling: bytes) -> int:
+def _own_count(fields: Mapping[str, Any], spelling: str) -> int:
     """How often `spelling` occurs inside the identifier fields' own JSON strings."""
     total = 0
     for name in GUARDED_IDENTIFIERS:

@@ -20,7 +20,7 @@ import orjson
 from gateway.config_models import FieldRule, SinkRule
 from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event
-from gateway.guard import EMAIL, GuardedInput, Scrub, ValueGuard
+from gateway.guard import EMAIL, GuardedInput, Scrub, ValueGuard, has_at_sign, output_clean
 from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorTools
 from gateway.operators.drop import Drop
@@ -145,6 +145,12 @@ class SinkPlan:
         self.linkable = any(
             OPERATORS[f.config.op].linkable for f in (*rule.fields, *rule.properties)
         )
+        # Config text that reaches outputs (redact replacements): if it holds an at-sign in any
+        # spelling, every output of this sink is checked for email addresses, whatever the input.
+        self.emits_marks = any(
+            has_at_sign(str(getattr(f.config, "replacement", "")))
+            for f in (*rule.fields, *rule.properties)
+        )
         self.drops = {
             reason: SinkDecision(
                 self.name, self.topic, Verdict.DROP, reason, None, None, None, None, ()
@@ -188,14 +194,15 @@ class SinkPlan:
             spellings = guarded.spellings
             if guarded.hits:
                 scrubbed = guarded.received(output)
-            if not ValueGuard.output_clean(value, spellings):
+            marks = self.emits_marks or not guarded.marks_free
+            if not output_clean(value.decode(), spellings, marks=marks):
                 output, found = ValueGuard.scrub_output(output, guarded.needles())
                 value = orjson.dumps(output)
                 scrubbed += found
-            if key is not None and not ValueGuard.output_clean(key, spellings):
-                raw_key = key
+            if key is not None and not output_clean(key.decode(), spellings, marks=False):
+                raw_key = key.decode()
                 found_in_key = [
-                    n for n in guarded.needles() if not ValueGuard.output_clean(raw_key, n.encoded)
+                    n for n in guarded.needles() if not output_clean(raw_key, n.encoded)
                 ]
                 identifier = found_in_key[0].identifier if found_in_key else EMAIL
                 key = None  # a pseudonym that holds a value by chance: the record goes unkeyed

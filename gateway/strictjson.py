@@ -173,32 +173,45 @@ def _decode_problem(body: bytes, error: orjson.JSONDecodeError, shift: int) -> t
     return Reason.INVALID_JSON, f"not valid JSON{shown} (at char {at + shift})"
 
 
-def loads_strict(data: bytes, *, after_bom: bool = False) -> tuple[Any, Reason | None, str]:
+def loads_strict(data: bytes) -> tuple[Any, Reason | None, str]:
     """Decode `data` (UTF-8 JSON, one optional leading BOM); on failure (None, reason, detail).
 
     Reasons: INVALID_UTF8, INVALID_JSON, TOO_DEEP (over MAX_DEPTH), DUPLICATE_KEY,
-    NUMBER_OUT_OF_RANGE. The detail never quotes input. `after_bom` (internal): `data` is what
-    followed a stripped BOM, so no second one is stripped and positions count the first.
+    NUMBER_OUT_OF_RANGE. The detail never quotes input.
+    """
+    parsed, _, reason, detail = loads_canonical(data)
+    return parsed, reason, detail
+
+
+def loads_canonical(
+    data: bytes, *, after_bom: bool = False
+) -> tuple[Any, bytes, Reason | None, str]:
+    """`loads_strict`, plus the value's canonical encoding (orjson's, b"" on failure), which the
+    check computes anyway and the value guard (gateway.guard) searches.
+
+    `after_bom` (internal): `data` is what followed a stripped BOM, so no second one is
+    stripped and positions count the first.
     """
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError as error:  # a BOM costs only inputs that carry one
         if not after_bom and data.startswith(_UTF8_BOM):  # RFC 8259 section 8.1
-            return loads_strict(data[3:], after_bom=True)
-        return (None, *_decode_problem(data, error, 1 if after_bom else 0))
+            return loads_canonical(data[3:], after_bom=True)
+        return (None, b"", *_decode_problem(data, error, 1 if after_bom else 0))
     try:
         encoded = orjson.dumps(parsed)
     except orjson.JSONEncodeError:
         if _depth(parsed) > MAX_DEPTH:
-            return None, Reason.TOO_DEEP, DEPTH_DETAIL
+            return None, b"", Reason.TOO_DEEP, DEPTH_DETAIL
         raise  # pragma: no cover - decoded JSON holds nothing else orjson cannot write
     if encoded == data:
-        return parsed, None, ""
+        return parsed, encoded, None, ""
     if b"\\" not in data and data.translate(None, _ASCII_WHITESPACE) == encoded.translate(
         None, _ASCII_WHITESPACE
     ):
-        return parsed, None, ""
-    return _exact_loads(data.decode("utf-8"))
+        return parsed, encoded, None, ""
+    parsed, reason, detail = _exact_loads(data.decode("utf-8"))
+    return parsed, encoded if reason is None else b"", reason, detail
 
 
 # --- RFC 3339 timestamps ------------------------------------------------------------------
