@@ -1,5 +1,6 @@
-"""Whatever the validator accepts, the pipeline can carry: parse_event and parse_consent never
-raise on adversarial records, and an accepted event always re-encodes and coarsens."""
+"""Whatever the validator accepts, the pipeline can carry: parse_event, decide, parse_consent and
+apply_consent never raise on adversarial records, and an accepted event always re-encodes,
+coarsens and is decided for every sink."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.consent import ConsentUpdate, Tombstone, parse_consent
+from gateway.consent import (
+    ConsentOutcome,
+    ConsentUpdate,
+    Tombstone,
+    apply_consent,
+    parse_consent,
+)
+from gateway.decision import Verdict
+from gateway.engine import Engine
 from gateway.events import Event, EventKind, Invalid, parse_event
 from gateway.operators import OPERATORS
 from gateway.operators.base import DROP
 from gateway.reasons import INVALID_REASONS, Reason
 from gateway.strictjson import MAX_DEPTH
+from tests.unit.helpers import ALL_GRANTED, consent_state
 from tests.unit.test_timestamps import build
 
 SUBJECT = "user-7f3a9c11"
@@ -79,12 +89,16 @@ def _event(occurred_at: str, value: str, where: str) -> bytes:
     body = f'"event_id": "evt-1", "subject_id": "{SUBJECT}", "event_type": "page_view"'
     for name, text in fields.items():
         body += f', "{name}": {value if name == where else text}'
-    if where == "properties":
-        body += f', "properties": {{"p": {value}}}'
+    if where == "properties":  # "experiment" is kept by the shipped analytics sink
+        body += f', "properties": {{"p": {value}, "experiment": {value}}}'
     return ("{" + body + "}").encode("utf-8", "surrogatepass")
 
 
-def _check_event(value: bytes | None, key: bytes | None) -> None:
+ADULT = consent_state(ALL_GRANTED, under_13=False, parental=False)
+CHILD = consent_state(ALL_GRANTED, under_13=True, parental=False)
+
+
+def _check_event(value: bytes | None, key: bytes | None, engine: Engine) -> None:
     result = parse_event(value, key, EventKind.USAGE, max_bytes=MAX_BYTES)
     if isinstance(result, Invalid):
         assert result.reason in INVALID_REASONS
@@ -94,24 +108,33 @@ def _check_event(value: bytes | None, key: bytes | None) -> None:
     assert orjson.loads(orjson.dumps(result.fields)) == result.fields
     for unit in ("minute", "hour", "day"):
         assert build(unit).apply(result.fields["occurred_at"]) is not DROP
+    for state in (ADULT, CHILD, None):  # whatever is accepted is decided, for every sink
+        for decision in engine.decide(result, state):
+            assert decision.verdict is Verdict.DROP or decision.value is not None
+            engine.audit_record(
+                result, decision, topic="t", partition=0, offset=0, consent_version=None
+            )
 
 
 @settings(max_examples=150)
 @given(TIMESTAMPS, VALUES, st.sampled_from(["occurred_at", "ip", "page", "properties", None]))
 def test_when_an_event_holds_adversarial_values_then_parse_event_decides_without_raising(
-    occurred_at: str, value: str, where: str | None
+    engine: Engine, occurred_at: str, value: str, where: str | None
 ) -> None:
-    _check_event(_event(occurred_at, value, where or ""), KEY)
+    _check_event(_event(occurred_at, value, where or ""), KEY, engine)
 
 
 @settings(max_examples=150)
 @given(st.binary(max_size=300), st.one_of(st.none(), st.just(KEY), st.binary(max_size=8)))
 def test_when_a_record_is_arbitrary_bytes_then_both_parsers_decide_without_raising(
-    value: bytes, key: bytes | None
+    engine: Engine, value: bytes, key: bytes | None
 ) -> None:
-    _check_event(value, key)
-    _check_event(b"\xef\xbb\xbf" + value, key)
-    assert isinstance(parse_consent(value, key), ConsentUpdate | Tombstone | Invalid)
+    _check_event(value, key, engine)
+    _check_event(b"\xef\xbb\xbf" + value, key, engine)
+    result = parse_consent(value, key)
+    assert isinstance(result, ConsentUpdate | Tombstone | Invalid)
+    if not isinstance(result, Invalid):
+        apply_consent(ADULT, result)
 
 
 def _consent(updated_at: str, value: str, where: str) -> bytes:
@@ -126,10 +149,18 @@ def _consent(updated_at: str, value: str, where: str) -> bytes:
 def test_when_a_consent_record_holds_adversarial_values_then_parse_consent_never_raises(
     updated_at: str, value: str, where: str
 ) -> None:
-    result = parse_consent(_consent(updated_at, value, where), KEY)
-    assert isinstance(result, ConsentUpdate | Invalid)
-    if isinstance(result, Invalid):
-        assert result.reason in INVALID_REASONS
+    for timestamp_ms in (None, 1_795_000_000_000, 0, -1):  # with and without a Kafka timestamp
+        result = parse_consent(
+            _consent(updated_at, value, where), KEY, record_timestamp_ms=timestamp_ms
+        )
+        assert isinstance(result, ConsentUpdate | Invalid)
+        if isinstance(result, Invalid):
+            assert result.reason in INVALID_REASONS
+            continue
+        for current in (None, ADULT, CHILD):  # whatever is parsed is applied, either way
+            state, outcome = apply_consent(current, result)
+            assert state is not None
+            assert outcome in {ConsentOutcome.APPLIED, ConsentOutcome.STALE}
 
 
 def test_when_a_consent_record_is_nested_300_deep_then_it_is_refused_as_too_deep() -> None:
