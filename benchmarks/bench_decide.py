@@ -145,7 +145,8 @@ def main() -> None:
         f"gateway  parse+decide+serialize: {per_event:.2f} µs/event, {count / best:,.0f} events/s"
     )
     print(
-        f"same, value guard off:            {per_off:.2f} µs/event, {count / best_off:,.0f} events/s"
+        f"same, value guard off:            {per_off:.2f} µs/event,"
+        f" {count / best_off:,.0f} events/s"
         f" (the guard costs {per_event - per_off:+.2f} µs/event; target <= 1.5)"
     )
     base_rate = count / best_base
