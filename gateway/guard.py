@@ -36,18 +36,18 @@ structure (`scrub_fields`, `scrub_output`).
 from __future__ import annotations
 
 import html
-import ipaddress
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote
 
 import orjson
 
-from gateway.events import IDENTIFIER_FIELDS
+from gateway.ipforms import embedded_ipv4s
 
 __all__ = [
     "EMAIL",
@@ -64,21 +64,28 @@ __all__ = [
 # The identifiers the guard looks for, in the order they are searched (the record key equals
 # subject_id: parse_event refuses a record whose key differs).
 GUARDED_IDENTIFIERS: Final = (
-    "subject_id", "device_id", "cookie_id", "pixel_id", "advertising_id", "ip",
-)  # fmt: skip
+    "subject_id",
+    "device_id",
+    "cookie_id",
+    "pixel_id",
+    "advertising_id",
+    "ip",
+)  # fmt: skip (the identifier fields of gateway.events, in the order they are searched)
 EMAIL: Final = "email"
 EMAIL_TOKEN: Final = "[email]"  # noqa: S105 - a marker, not a password
 PROPERTIES: Final = "properties"
+# A validated RFC 3339 timestamp is not free text: an identifier that happens to spell part of a
+# date or a time ("2026-11-26", "123456" in a fraction) is not looked for in it.
+TIMESTAMP_FIELD: Final = "occurred_at"
+UNSCRUBBED_FIELDS: Final = (*GUARDED_IDENTIFIERS, TIMESTAMP_FIELD)
 _NEEDLE_CACHE_SIZE = 65536
 # An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
 # path segment or a query value is matched, not the whole URL around it.
 _EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
 # character reference, a full-width or small commercial at (U+FF20, U+FE6B).
-# Spellings that decoding may turn into an identifier: percent-encoding, numeric character
-# references, and characters that NFKC folds to ASCII (full-width forms U+FF01..FF5E, the small
-# commercial at U+FE6B, mathematical alphanumerics U+1D400..1D7FF).
-_FOLDED_TO_ASCII = re.compile("[\uff01-\uff5e\ufe6b\U0001d400-\U0001d7ff]")
+# An HTML named character reference (`&period;`), which html.unescape decodes.
+_NAMED_REF = re.compile(r"&[A-Za-z][A-Za-z0-9]{1,31};")
 # A token for the whole-token fallback: text between URL and text delimiters.
 _DELIMITED = re.compile(r"([/?#&=;,|\s]+)")
 
@@ -92,11 +99,11 @@ class Needle(NamedTuple):
     """
 
     identifier: str
-    text: str
-    encoded: tuple[str, ...]
+    text: str  # the value in lower case: matching ignores case
+    encoded: tuple[str, ...]  # its JSON spelling, in lower case
     whole_token: bool
     token: str
-    embedded: bool  # an IPv4 address found inside the event's IPv6 address, not a field value
+    derived: bool  # another spelling of the event's IP (or an IPv4 it carries), not a field value
 
     def __repr__(self) -> str:  # never show the value
         return f"Needle(identifier={self.identifier!r}, whole_token={self.whole_token})"
@@ -166,51 +173,74 @@ def _token_for(identifier: str, text: str) -> str:
     return ""
 
 
-def _make_needle(identifier: str, text: str, min_length: int, *, embedded: bool) -> Needle:
-    whole_token = len(text) < min_length
+def _make_needle(identifier: str, text: str, min_length: int, *, derived: bool) -> Needle:
+    low = text.lower()
     # Only the JSON spelling: a percent-encoded one needs a `%`, which sends the whole record
     # down the decoding path anyway.
-    spellings = [_json_text(text)]
-    token = _token_for(identifier, text)
-    return Needle(identifier, text, tuple(spellings), whole_token, token, embedded)
+    spelling = _json_text(low)
+    token = _token_for(identifier, low)
+    return Needle(identifier, low, (spelling,), len(text) < min_length, token, derived)
 
 
-_patterns: dict[str, re.Pattern[str]] = {}
+_patterns: dict[tuple[str, bool], re.Pattern[str]] = {}
 
 
-def _whole_token(text: str) -> re.Pattern[str]:
-    """`text` not preceded or followed by an ASCII letter or digit; compiled when first needed
-    (on the slow path only), remembered in a bounded dict."""
-    pattern = _patterns.get(text)
+def _pattern(text: str, *, whole_token: bool) -> re.Pattern[str]:
+    """`text` in any case; as a whole token, not preceded or followed by an ASCII letter or
+    digit. Compiled when first needed (on the slow path only), remembered in a bounded dict."""
+    pattern = _patterns.get((text, whole_token))
     if pattern is None:
         if len(_patterns) >= _NEEDLE_CACHE_SIZE:
             _patterns.clear()
         escaped = re.escape(text)
-        pattern = _patterns[text] = re.compile(rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])")
+        if whole_token:
+            escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+        pattern = _patterns[(text, whole_token)] = re.compile(escaped, re.IGNORECASE)
     return pattern
 
 
-def _embedded_ipv4(text: str) -> str | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), or None."""
+def _replace(text: str, needle: Needle) -> tuple[str, int]:
+    """`text` with every occurrence of the needle, in any case, replaced by its token."""
+    low = text.lower()
+    if needle.whole_token or len(low) != len(text):  # lower() changed a length: use a regex
+        return _pattern(needle.text, whole_token=needle.whole_token).subn(needle.token, text)
+    parts: list[str] = []
+    start, width = 0, len(needle.text)
+    at = low.find(needle.text)
+    while at >= 0:
+        parts += (text[start:at], needle.token)
+        start = at + width
+        at = low.find(needle.text, start)
+    return "".join(parts) + text[start:], len(parts) // 2
+
+
+def ip_spellings(address: str) -> tuple[str, ...]:
+    """Other spellings of an IP address, lower case: an IPv6 address compressed and written
+    out in full, and every IPv4 address it carries (gateway.ipforms); an IPv4 address as the
+    two hex groups of its IPv4-mapped form (`192.0.2.77` -> `c000:24d`). () for non-addresses."""
+    forms: list[str] = []
     try:
-        address = ipaddress.IPv6Address(text)
-    except ValueError:
-        return None
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    if address.sixtofour is not None:
-        return str(address.sixtofour)
-    packed = address.packed
-    if packed[:12] == bytes(12) or packed[:12] == b"\x00d\xff\x9b" + bytes(8):
-        low = ipaddress.IPv4Address(packed[12:])
-        return str(low) if int(low) > 1 else None  # not :: or ::1
-    return None
+        if ":" in address:
+            packed = inet_pton(AF_INET6, address)
+            forms += (inet_ntop(AF_INET6, packed), ":".join(
+                packed[i : i + 2].hex() for i in range(0, 16, 2)
+            ))  # fmt: skip
+            for ipv4 in embedded_ipv4s(address):
+                forms += (ipv4, *ip_spellings(ipv4))
+        else:
+            packed = inet_pton(AF_INET, address)
+            forms.append(f"{packed[0] << 8 | packed[1]:x}:{packed[2] << 8 | packed[3]:x}")
+    except (OSError, ValueError):
+        return ()
+    low = address.lower()
+    return tuple(dict.fromkeys(form for form in forms if form != low))
 
 
 def _decoded(text: str) -> str:
-    """`text` with percent-encoding (up to three rounds), HTML character references and
-    compatibility characters (full-width letters, digits and `@`) undone (NFKC)."""
-    for _ in range(3):
+    """`text` with percent-encoding (until nothing changes, at most 16 rounds), HTML character
+    references and compatibility characters (full-width letters, digits and `@`, small and
+    circled forms) undone (NFKC)."""
+    for _ in range(16):
         if "%" not in text:
             break
         decoded = unquote(text)
@@ -245,9 +275,10 @@ class _Hits:
 
 
 def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
+    low = text.lower()
     for needle in needles:
-        if needle.text in text and (
-            not needle.whole_token or _whole_token(needle.text).search(text)
+        if needle.text in low and (
+            not needle.whole_token or _pattern(needle.text, whole_token=True).search(text)
         ):
             return needle
     return None
@@ -277,12 +308,8 @@ def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
 def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """Replace the needles as spelled, then email addresses, without decoding anything."""
     for needle in needles:  # longest first: a value that holds another is replaced whole
-        if needle.text in text:
-            if needle.whole_token:
-                text, n = _whole_token(needle.text).subn(needle.token, text)
-            else:
-                n = text.count(needle.text)
-                text = text.replace(needle.text, needle.token)
+        if needle.text in text.lower():
+            text, n = _replace(text, needle)
             if n:
                 hits.add(needle.identifier, n)
     if "@" in text:
@@ -354,14 +381,15 @@ def has_at_sign(text: str) -> bool:
 
 def _may_hide_spelling(text: str) -> bool:
     """An at-sign in any spelling, or text that decoding could change: percent-encoding, a
-    numeric character reference (`&#`), `&commat;`, or characters NFKC folds to ASCII."""
+    character reference (`&#64;`, `&period;`), or characters NFKC changes (full-width, small,
+    circled, superscript forms)."""
     if "@" in text or "%" in text:
         return True
-    if "#" in text and "&#" in text:
+    if "&" in text and (
+        ("#" in text and "&#" in text) or (";" in text and _NAMED_REF.search(text) is not None)
+    ):
         return True
-    if ";" in text and "&commat;" in text:
-        return True
-    return not text.isascii() and _FOLDED_TO_ASCII.search(text) is not None
+    return not text.isascii() and not unicodedata.is_normalized("NFKC", text)
 
 
 def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> bool:
@@ -394,6 +422,7 @@ class ValueGuard:
             raise ValueError(f"min_length: must be at least 1; got {min_length}")
         self.min_length = min_length
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
+        self._ip_cache: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"ValueGuard(min_length={self.min_length})"
@@ -402,11 +431,12 @@ class ValueGuard:
         key = (identifier, text)
         needles = self._cache.get(key)
         if needles is None:
-            found = [_make_needle(identifier, text, self.min_length, embedded=False)]
-            if identifier == "ip" and ":" in text:
-                ipv4 = _embedded_ipv4(text)
-                if ipv4 is not None:
-                    found.append(_make_needle(identifier, ipv4, self.min_length, embedded=True))
+            found = [_make_needle(identifier, text, self.min_length, derived=False)]
+            if identifier == "ip":
+                found += [
+                    _make_needle(identifier, form, self.min_length, derived=True)
+                    for form in ip_spellings(text)
+                ]
             needles = tuple(found)
             if len(self._cache) >= _NEEDLE_CACHE_SIZE:
                 self._cache.clear()
@@ -435,7 +465,9 @@ class ValueGuard:
         """
         get = fields.get
         encoded = _dumps(fields) if canonical is None else canonical
-        text = encoded.decode()  # str searches: a single character is a memchr, bytes' are not
+        # str searches: a single character is a memchr there, not in bytes. Lower case: an
+        # identifier in another case is still the identifier.
+        text = encoded.decode().lower()
         # Without a backslash no string in the event has an escape, so a value's JSON spelling
         # is the value itself (orjson writes non-ASCII as is).
         plain = "\\" not in text
@@ -443,16 +475,22 @@ class ValueGuard:
         for name in GUARDED_IDENTIFIERS:
             value = get(name)
             if value:
-                spellings.append(value if plain else _json_text(value))
-        ip = get("ip")
-        embeds = type(ip) is str and ":" in ip and _embedded_ipv4(ip) is not None
+                spellings.append(value.lower() if plain else _json_text(value.lower()))
         marks_free = not _may_hide_spelling(text)
-        clean = marks_free and not embeds
+        clean = marks_free
         if clean:
-            for spelling in spellings:
+            for spelling in spellings:  # each value once: in its own field
                 if text.count(spelling) != 1:
                     clean = False
                     break
+            ip = get("ip")
+            if clean and ip:
+                forms = self._ip_forms(ip)
+                spellings += forms
+                for form in forms:  # other spellings of the IP: only where the IP's own has them
+                    if form in text and text.count(form) != ip.lower().count(form):
+                        clean = False
+                        break
         if not clean:
             needles = self.needles(fields)
             spellings = [spelling for needle in needles for spelling in needle.encoded]
@@ -463,6 +501,14 @@ class ValueGuard:
         # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
         guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free)
         return _new_tuple(GuardedInput, guarded)
+
+    def _ip_forms(self, address: str) -> tuple[str, ...]:
+        forms = self._ip_cache.get(address)
+        if forms is None:
+            if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
+                self._ip_cache.clear()
+            forms = self._ip_cache[address] = ip_spellings(address)
+        return forms
 
     @staticmethod
     def input_clean(canonical: str, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
@@ -479,7 +525,7 @@ class ValueGuard:
             for spelling in needle.encoded:
                 count = canonical.count(spelling)
                 if not count or (
-                    count == 1 and spelling is needle.encoded[0] and not needle.embedded
+                    count == 1 and spelling is needle.encoded[0] and not needle.derived
                 ):
                     continue  # absent, or only in its own field (which holds it at least once)
                 if count != _own_count(fields, spelling):
@@ -498,7 +544,7 @@ class ValueGuard:
         hits = _Hits()
         result: dict[str, Any] = {}
         for name, value in fields.items():
-            if name in IDENTIFIER_FIELDS:
+            if name in UNSCRUBBED_FIELDS:
                 result[name] = value
                 continue
             if name == PROPERTIES and type(value) is dict:
@@ -519,7 +565,9 @@ class ValueGuard:
         hits = _Hits()
         result: dict[str, Any] = {}
         for name, value in output.items():
-            if name == PROPERTIES and type(value) is dict:
+            if name == TIMESTAMP_FIELD:
+                result[name] = value
+            elif name == PROPERTIES and type(value) is dict:
                 result[name] = _scrub_properties(value, needles, hits)
             else:
                 hits.field = name
@@ -535,12 +583,13 @@ class ValueGuard:
 
 
 def _own_count(fields: Mapping[str, Any], spelling: str) -> int:
-    """How often `spelling` occurs inside the identifier fields' own JSON strings."""
+    """How often `spelling` occurs inside the JSON strings of the fields the guard leaves alone
+    (the identifiers themselves, and the validated timestamp), in lower case."""
     total = 0
-    for name in GUARDED_IDENTIFIERS:
+    for name in UNSCRUBBED_FIELDS:
         value = fields.get(name)
         if type(value) is str:
-            total += _json_text(value).count(spelling)
+            total += _json_text(value.lower()).count(spelling)
     return total
 
 

@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.guard import EMAIL, GUARDED_IDENTIFIERS
 from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
 
 __all__ = [
@@ -52,10 +53,8 @@ Snapshot = dict[str, dict[tuple[str, ...], float]]
 VERDICTS: Final = ("forward", "drop")
 CONSENT_OUTCOMES: Final = ("applied", "stale", "tombstone", "invalid")
 RELOAD_RESULTS: Final = ("success", "failure")
-# What the value guard (gateway.guard) found and replaced in an output record.
-SCRUBBED_IDENTIFIERS: Final = (
-    "subject_id", "device_id", "cookie_id", "pixel_id", "advertising_id", "ip", "email",
-)  # fmt: skip
+# What the value guard (gateway.guard) finds and replaces in an output record.
+SCRUBBED_IDENTIFIERS: Final = (*GUARDED_IDENTIFIERS, EMAIL)
 # Reason codes come from the core; invalid records also count as a drop for every sink.
 DEFAULT_FORWARD_REASONS: Final = tuple(sorted(str(r) for r in FORWARD_REASONS))
 DEFAULT_INVALID_REASONS: Final = tuple(sorted(str(r) for r in INVALID_REASONS))

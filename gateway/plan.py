@@ -195,12 +195,12 @@ class SinkPlan:
             if guarded.hits:
                 scrubbed = guarded.received(output)
             marks = self.emits_marks or not guarded.marks_free
-            if not output_clean(value.decode(), spellings, marks=marks):
+            if not output_clean(value.decode().lower(), spellings, marks=marks):
                 output, found = ValueGuard.scrub_output(output, guarded.needles())
                 value = orjson.dumps(output)
                 scrubbed += found
-            if key is not None and not output_clean(key.decode(), spellings, marks=False):
-                raw_key = key.decode()
+            if key is not None and not output_clean(key.decode().lower(), spellings, marks=False):
+                raw_key = key.decode().lower()
                 found_in_key = [
                     n for n in guarded.needles() if not output_clean(raw_key, n.encoded)
                 ]

@@ -2,7 +2,8 @@
 
 An IPv6 address that carries an IPv4 address is truncated as that IPv4 address, with
 `ipv4_prefix`, and keeps its form: `::ffff:192.0.2.77` -> `::ffff:192.0.2.0` (its /48 would be
-`::`, and 6to4's /48 would hold the whole IPv4). The forms (`CARRIERS`), where the IPv4 sits:
+`::`, and 6to4's /48 would hold the whole IPv4). The forms (`gateway.ipforms.CARRIERS`), where
+the IPv4 sits:
 
     IPv4-mapped       ::ffff:0:0/96     bits 96-127
     IPv4-compatible   ::/96             bits 96-127 (deprecated, still seen)
@@ -22,12 +23,13 @@ valid address is dropped, never passed through.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, ClassVar, Final
 
 from pydantic import Field
 
+from gateway.ipforms import CARRIERS_BY_START as _CARRIERS_BY_START
+from gateway.ipforms import Carrier
 from gateway.operators.base import (
     DROP,
     INTERNAL,
@@ -49,32 +51,6 @@ class IpTruncateConfig(OperatorConfig):
 
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
-
-
-@dataclass(frozen=True, slots=True)
-class Carrier:
-    """An IPv6 form carrying IPv4 addresses: its leading bytes (kept) and the byte offsets of
-    the IPv4 addresses in it; `inverted_at` is the one stored bit-inverted (Teredo's client)."""
-
-    lead: bytes
-    v4_at: tuple[int, ...]
-    inverted_at: int = -1
-
-
-CARRIERS: Final = (
-    Carrier(bytes(10) + b"\xff\xff", (12,)),  # IPv4-mapped
-    Carrier(bytes(12), (12,)),  # IPv4-compatible
-    Carrier(bytes(8) + b"\xff\xff\0\0", (12,)),  # IPv4-translated
-    Carrier(b"\0\x64\xff\x9b" + bytes(8), (12,)),  # NAT64
-    Carrier(b"\0\x64\xff\x9b\0\x01", (12,)),  # NAT64 local-use
-    Carrier(b"\x20\x02", (2,)),  # 6to4
-    Carrier(b"\x20\x01\0\0", (4, 12), inverted_at=12),  # Teredo
-)
-# by the first two bytes, so an ordinary IPv6 address costs one dict lookup
-_CARRIERS_BY_START: Final = {
-    start: tuple(c for c in CARRIERS if c.lead[:2] == start)
-    for start in {c.lead[:2] for c in CARRIERS}
-}
 
 
 def _truncator(size: int, prefix: int) -> Callable[[bytes], bytes]:

@@ -17,8 +17,8 @@ from gateway.config import GatewayConfig
 from gateway.config_models import FieldRule
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
-from gateway.events import Event, EventKind, parse_event
-from gateway.guard import Scrub, ValueGuard
+from gateway.events import IDENTIFIER_FIELDS, Event, EventKind, parse_event
+from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard
 from gateway.keys import Keyring
 from gateway.operators.base import OperatorConfig
 from gateway.operators.ip_truncate import IpTruncateConfig
@@ -253,3 +253,66 @@ def test_when_needles_are_shown_then_no_value_appears() -> None:
     needles = ValueGuard(6).needles({"subject_id": SID, "ip": "192.0.2.77"})
     assert SID not in repr(needles)
     assert "192.0.2.77" not in repr(needles)
+
+
+def test_when_guarded_identifiers_are_listed_then_they_are_the_contracts_identifier_fields() -> (
+    None
+):
+    assert frozenset(GUARDED_IDENTIFIERS) == IDENTIFIER_FIELDS
+
+
+# Found by a red-team pass: spellings the guard must still see.
+
+
+@pytest.mark.parametrize(
+    ("feature", "identifier"),
+    [
+        ("ip 192&period;0&period;2&period;77", "ip"),  # a named character reference
+        ("user\ufe637f3a9c11", "subject_id"),  # small hyphen-minus (NFKC: -)
+        ("user-\u2466f3a9c11", "subject_id"),  # circled digit seven
+        ("user-\u2077f3a9c11", "subject_id"),  # superscript seven
+        ("USER-7F3A9C11", "subject_id"),  # another case
+        (f"{SID.replace('-', '%252525252D')}", "subject_id"),  # percent-encoded four times
+        ("seen ::FFFF:C000:24D", "ip"),  # the IPv4-mapped hex form of the IP
+    ],
+)
+def test_when_an_identifier_hides_in_another_spelling_then_it_is_replaced(
+    engine: Engine, feature: str, identifier: str
+) -> None:
+    event = _event({"ip": "192.0.2.77", "feature": feature})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert f"[{identifier}]" in analytics.output["feature"], analytics.output["feature"]
+    assert "7f3a9c11" not in analytics.output["feature"].lower()
+    assert "192.0.2.77" not in analytics.output["feature"]
+
+
+@pytest.mark.parametrize(
+    ("ip", "carried"),
+    [
+        ("::ffff:0:192.0.2.77", ["192.0.2.77"]),  # IPv4-translated
+        ("64:ff9b:1::192.0.2.77", ["192.0.2.77"]),  # NAT64 local-use
+        ("2001:0:c633:6401:8000:f227:3fff:fdb2", ["198.51.100.1", "192.0.2.77"]),  # Teredo
+        ("fe80::5efe:192.0.2.77", ["192.0.2.77"]),  # ISATAP
+        ("2001:DB8:1234:5678::42", ["2001:0db8:1234:5678:0000:0000:0000:0042"]),  # written out
+    ],
+)
+def test_when_an_ipv6_address_is_written_another_way_then_each_spelling_is_found(
+    engine: Engine, ip: str, carried: list[str]
+) -> None:
+    event = _event({"ip": ip, "feature": " / ".join(["seen", *carried, ip.lower()])})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    feature = analytics.output["feature"]
+    assert feature.startswith("seen / [ip]"), feature
+    for text in (*carried, ip.lower()):
+        assert text not in feature.lower()
+
+
+def test_when_an_id_spells_part_of_the_timestamp_then_the_timestamp_is_kept(
+    engine: Engine,
+) -> None:
+    event = _event({"subject_id": "123456", "occurred_at": "2026-11-26T12:34:56.123456Z"})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["occurred_at"] == "2026-11-26T12:34:00Z"

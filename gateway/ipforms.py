@@ -1,0 +1,70 @@
+"""IPv6 forms that carry an IPv4 address: one definition for `ip_truncate` and the value guard.
+
+Sources: RFC 4291 section 2.5.5 (IPv4-compatible, IPv4-mapped), RFC 2765 (IPv4-translated),
+RFC 6052 and RFC 8215 (NAT64 64:ff9b::/96, 64:ff9b:1::/48), RFC 3056 (6to4 2002::/16),
+RFC 4380 (Teredo 2001::/32), RFC 5214 (ISATAP interface identifiers ::0:5efe:a.b.c.d and
+::200:5efe:a.b.c.d, which only the guard needs: any prefix of /64 or less drops them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import Final
+
+__all__ = ["CARRIERS", "CARRIERS_BY_START", "Carrier", "embedded_ipv4s"]
+
+
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """An IPv6 form carrying IPv4 addresses: its leading bytes (kept) and the byte offsets of
+    the IPv4 addresses in it; `inverted_at` is the one stored bit-inverted (Teredo's client)."""
+
+    lead: bytes
+    v4_at: tuple[int, ...]
+    inverted_at: int = -1
+
+
+CARRIERS: Final = (
+    Carrier(bytes(10) + b"\xff\xff", (12,)),  # IPv4-mapped
+    Carrier(bytes(12), (12,)),  # IPv4-compatible
+    Carrier(bytes(8) + b"\xff\xff\0\0", (12,)),  # IPv4-translated
+    Carrier(b"\0\x64\xff\x9b" + bytes(8), (12,)),  # NAT64
+    Carrier(b"\0\x64\xff\x9b\0\x01", (12,)),  # NAT64 local-use
+    Carrier(b"\x20\x02", (2,)),  # 6to4
+    Carrier(b"\x20\x01\0\0", (4, 12), inverted_at=12),  # Teredo
+)
+# by the first two bytes, so an ordinary IPv6 address costs one dict lookup
+CARRIERS_BY_START: Final = {
+    start: tuple(c for c in CARRIERS if c.lead[:2] == start)
+    for start in {c.lead[:2] for c in CARRIERS}
+}
+
+
+_ISATAP_IDS: Final = (b"\0\0\x5e\xfe", b"\x02\0\x5e\xfe")
+
+
+def embedded_ipv4s(address: str) -> tuple[str, ...]:
+    """The dotted IPv4 addresses an IPv6 address carries (Teredo: server and client), or ().
+
+    `address` is any text; one that is not an IPv6 address carries none. `::` and `::1` (the
+    unspecified and loopback addresses, inside the compatible range) carry none either.
+    """
+    try:
+        packed = inet_pton(AF_INET6, address)
+    except (OSError, ValueError):
+        return ()
+    found = []
+    for carrier in CARRIERS_BY_START.get(packed[:2], ()):
+        if packed.startswith(carrier.lead):
+            for at in carrier.v4_at:
+                v4 = packed[at : at + 4]
+                if at == carrier.inverted_at:
+                    v4 = bytes(b ^ 0xFF for b in v4)
+                found.append(v4)
+            break
+    if packed[8:12] in _ISATAP_IDS:
+        found.append(packed[12:])
+    return tuple(
+        inet_ntop(AF_INET, v4) for v4 in found if int.from_bytes(v4) > 1 or packed[:12] != bytes(12)
+    )
