@@ -22,9 +22,11 @@ IP_NAMES: Final = (
     "remote_addr", "remote_address", "source_ip", "src_ip", "user_ip", "peer_ip", "origin_ip",
     "x_forwarded_for", "forwarded_for", "x_real_ip", "true_client_ip", "cf_connecting_ip",
 )  # fmt: skip
-EMAIL_NAMES: Final = ("email", "e_mail", "mail", "email_address", "mail_address")
+EMAIL_NAMES: Final = (
+    "email", "e_mail", "mail", "email_address", "email_addr", "mail_address", "mailto",
+)  # fmt: skip
 PHONE_NAMES: Final = (
-    "phone", "phone_number", "mobile", "mobile_number", "mobile_phone", "msisdn", "tel",
+    "phone", "phone_number", "phone_no", "mobile", "mobile_number", "mobile_phone", "msisdn", "tel",
     "telephone", "cell", "cell_phone", "fax",
 )  # fmt: skip
 DEVICE_NAMES: Final = (
@@ -34,7 +36,7 @@ DEVICE_NAMES: Final = (
 USER_NAMES: Final = (
     "user_id", "uid", "userid", "customer_id", "account_id", "member_id", "visitor_id",
     "anonymous_id", "subject_id", "person_id", "profile_id", "subscriber_id", "login",
-    "username", "user_name",
+    "username", "user_name", "uuid", "guid",
 )  # fmt: skip
 # Query parameters that commonly carry an identifier besides the names above: ad click ids,
 # analytics and e-mail campaign cookies, sessions and credentials.
@@ -43,12 +45,16 @@ QUERY_NAMES: Final = (
     "li_fat_id", "igshid", "_ga", "_gl", "_hsenc", "_hsmi", "mc_eid", "mkt_tok", "ajs_uid",
     "ajs_aid", "client_id", "cid", "vid", "session", "session_id", "sessionid", "sid",
     "jsessionid", "phpsessid", "token", "access_token", "id_token", "refresh_token", "auth",
-    "code", "key", "api_key", "password", "pwd",
+    "code", "key", "api_key", "password", "pwd", "id", "visitor", "ga_cid", "fbp", "_fbp", "fbc",
+    "_fbc",
 )  # fmt: skip
 # Ordinary words at the end of a name (`is_mobile`, `promo_code`, `sort_key`): whole names only.
 _WHOLE_NAME_ONLY: Final = frozenset(
     {"mobile", "mail", "tel", "cell", "fax", "mac", "login", "code", "key", "auth", "cid", "vid"}
 )
+# A name that starts with one of these is a flag or a count about the data, not the data
+# (`has_email`, `is_mobile`, `num_emails`).
+_FLAG_WORDS: Final = frozenset({"has", "is", "was", "can", "should", "num", "count"})
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
 
 
@@ -66,7 +72,26 @@ _IDENTIFIER: Final = _table(EMAIL_NAMES, PHONE_NAMES, DEVICE_NAMES, USER_NAMES)
 _QUERY: Final = _table(QUERY_NAMES)
 
 
+def _forms(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The words, and the same without trailing numbers (`email1`, `ip4`) and with the last
+    word singular (`emails`, `user_ids`, `ip_addresses`)."""
+    while len(words) > 1 and words[-1].isdigit():
+        words = words[:-1]
+    forms = [words]
+    last = words[-1] if words else ""
+    for suffix in ("es", "s"):
+        if last.endswith(suffix) and len(last) > len(suffix) + 1:
+            forms.append((*words[:-1], last[: -len(suffix)]))
+    return tuple(forms)
+
+
 def _matches(words: tuple[str, ...], table: dict[str, str]) -> bool:
+    if not words or words[0] in _FLAG_WORDS:
+        return False
+    return any(_matches_form(form, table) for form in _forms(words))
+
+
+def _matches_form(words: tuple[str, ...], table: dict[str, str]) -> bool:
     if "".join(words) in table:
         return True
     for start in range(1, len(words)):

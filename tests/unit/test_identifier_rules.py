@@ -156,6 +156,20 @@ def test_when_internal_sink_keeps_a_28_or_a_64_then_it_loads(tmp_path: Path) -> 
         ("zip", "property"),
         ("tip", "property"),
         ("experiment", "property"),
+        # plurals, trailing digits, abbreviations and flags (found by a red-team pass)
+        ("emails", "identifier"),
+        ("email1", "identifier"),
+        ("email_addr", "identifier"),
+        ("phoneNo", "identifier"),
+        ("user_ids", "identifier"),
+        ("deviceIds", "identifier"),
+        ("ip_addresses", "ip"),
+        ("ips", "ip"),
+        ("ip4", "ip"),
+        ("uuid", "identifier"),
+        ("has_email", "property"),
+        ("num_emails", "property"),
+        ("status", "property"),
     ],
 )
 def test_when_property_name_is_spelled_any_way_then_its_class_follows_the_normalised_name(
@@ -192,6 +206,13 @@ def test_when_contract_identifier_fields_are_used_as_names_then_the_list_knows_e
         ("q", False),
         ("page", False),
         ("promo_code", False),
+        ("id", True),
+        ("guid", True),
+        ("emails", True),
+        ("user_ids", True),
+        ("visitor", True),
+        ("_fbp", True),
+        ("ga_cid", True),
     ],
 )
 def test_when_query_parameter_is_named_then_identifier_carriers_are_recognised(
