@@ -34,6 +34,7 @@ from benchmarks.procs import (
     measure_window,
     memory_kib,
 )
+from gateway.records import HEADER_CONSENT
 from topologies.admin import describe_partitions
 from topologies.app import Tuning
 from topologies.local_broker import free_port
@@ -41,7 +42,6 @@ from topologies.synthetic import PURPOSES, consent_record
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_COUNTER = "gateway_events_consumed_total"
-HEADER_CONSENT = "gateway-consent-version"  # topologies.enforce.HEADER_CONSENT
 LATENCY_SINK = "analytics"  # keeps event_id; its drops reach the audit topic with the event id
 
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import orjson
-
 from gateway.config import GatewayConfig
 from gateway.config_models import OTHER_EVENT_TYPE
 from gateway.consent_state import POLICY_MASK, consent_updated_at_us
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
-from gateway.events import Event, EventKind, Invalid
+from gateway.events import Event, EventKind
 from gateway.guard import ValueGuard
 from gateway.keys import Keyring
 from gateway.operators import OperatorTools
 from gateway.operators.base import UserAgentParser
 from gateway.plan import KEY_ID_FIELD, SinkPlan, make_pseudonymizer
 from gateway.reasons import Reason
+from gateway.records import OutputRecords
 from gateway.useragent import default_user_agent_parser
 
 __all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine", "consent_version"]
@@ -87,6 +86,16 @@ class Engine:
         self.plans = tuple(plans)
         self._routes: dict[tuple[int, EventKind, str], _Route] = {}
         self.guard = ValueGuard(settings.identifier_min_length) if value_guard else None
+        # Every record this config version writes (sink, audit, DLQ): swapped with the engine
+        # on a reload, so the config version follows everywhere.
+        self.records = OutputRecords(
+            config_version=config.version,
+            audit_topic=settings.topics.audit,
+            dlq_topic=settings.topics.dlq,
+            dedup_keys={rule.name: keyring.current(rule.name).secret for rule in config.sinks},
+            event_type_label=self.event_type_label,
+            guard=self.guard,
+        )
 
     def __repr__(self) -> str:
         return f"Engine(version={self.version!r}, sinks={[p.name for p in self.plans]})"
@@ -140,45 +149,6 @@ class Engine:
             self._routes.clear()
         self._routes[key] = route
         return route
-
-    def audit_record(
-        self,
-        event: Event,
-        decision: SinkDecision,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        consent_version: int | None,
-    ) -> bytes:
-        """A decision record for the audit topic: no subject id, no identifiers, no pseudonyms.
-
-        The event id is the producer's free text: the value guard scrubs it too.
-        """
-        event_id = event.event_id
-        if self.guard is not None:
-            event_id = self.guard.scrub_text(event_id, self.guard.needles(event.fields))[0]
-        return orjson.dumps(
-            {
-                "sink": decision.sink,
-                "sink_topic": decision.topic,
-                "verdict": decision.verdict.value,
-                "reason": decision.reason.value,
-                "event_id": event_id,
-                "event_type": self.event_type_label(event.event_type),
-                "kind": event.kind.value,
-                "source": {"topic": topic, "partition": partition, "offset": offset},
-                "config_version": self.version,
-                "consent_version": consent_version,
-            }
-        )
-
-    def dlq_record(self, invalid: Invalid, *, topic: str, partition: int, offset: int) -> bytes:
-        """The DLQ record of an invalid input: its redacted description and where it came from."""
-        record = invalid.redacted()
-        record["source"] = {"topic": topic, "partition": partition, "offset": offset}
-        record["config_version"] = self.version
-        return orjson.dumps(record)
 
 
 def consent_version(state: int | None) -> int | None:

@@ -137,25 +137,18 @@ def build_app(
             {changelog: partitions, topics.dlq: output_partitions[topics.dlq]}
         ),
         changelog_topic=changelog,
-        dlq_topic=topics.dlq,
         commit_interval=tuning.commit_interval,
     )
     kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
-    dedup_keys = {rule.name: keyring.current(rule.name).secret for rule in config.sinks}
 
     async def make_enforcer() -> Enforcer:
         return Enforcer(
             engine,
             kinds=kinds,
-            dlq_topic=topics.dlq,
-            audit_topic=topics.audit,
-            config_version=config.version,
-            max_event_bytes=config.settings.max_event_bytes,
             consent=consent_of,
             writer=await output.start(),
             metrics=metrics,
             clock=time.time,
-            dedup_keys=dedup_keys,
         )
 
     def on_batch(size: int, waited: float, seconds: float) -> None:
@@ -178,10 +171,12 @@ def build_app(
         on_failure=_exit_without_commit,
     )
 
-    reloader = ConfigReloader(
-        config_dir or Path("config"), config, keyring, metrics,
-        swap=lambda new, new_engine: reader.swap(new_engine, new.version),
-    )  # fmt: skip
+    def swap(new_engine: Engine) -> None:
+        """A reload reaches every writer: the reader's enforcer and the consent feed."""
+        reader.swap(new_engine)
+        feed.swap(new_engine)
+
+    reloader = ConfigReloader(config_dir or Path("config"), config, keyring, metrics, swap=swap)
 
     class FastPathService(mode.Service):
         async def on_start(self) -> None:

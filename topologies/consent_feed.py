@@ -43,8 +43,8 @@ from gateway.engine import Engine
 from gateway.events import Invalid
 from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
+from gateway.records import Source
 from topologies.barrier import ConsentBarrier
-from topologies.enforce import HEADER_REASON, HEADER_SOURCE
 from topologies.follower import FollowingConsumer
 from topologies.writer import BatchWriter
 
@@ -64,7 +64,6 @@ class ConsentFeed:
         metrics: GatewayMetrics,
         writer: Callable[[], Awaitable[BatchWriter]],
         changelog_topic: str,
-        dlq_topic: str,
         commit_interval: float = 1.0,
     ) -> None:
         self._topic = topic
@@ -76,7 +75,6 @@ class ConsentFeed:
         self._changelog = changelog_topic
         self._unacked: list[asyncio.Future[Any]] = []
         self._writer: BatchWriter | None = None
-        self._dlq = dlq_topic
         self._commit_interval = commit_interval
         self._follower = FollowingConsumer(
             "consent feed", bootstrap_servers=bootstrap, group_id=group_id, max_poll_records=2000
@@ -88,6 +86,11 @@ class ConsentFeed:
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
         self._stopping = False
+
+    def swap(self, engine: Engine) -> None:
+        """A config reload: DLQ records from the next fetch on carry the new config version,
+        and the new clock tolerance orders the consent records from then on."""
+        self._engine = engine
 
     # Rebalance hooks, called from faust's signals.
 
@@ -239,10 +242,10 @@ class ConsentFeed:
     def _dead_letter(
         self, writer: BatchWriter, parsed: Invalid, partition: int, offset: int
     ) -> None:
-        dlq = self._engine.dlq_record(parsed, topic=self._topic, partition=partition, offset=offset)
-        source = f"{self._topic}/{partition}/{offset}".encode()
-        headers = [(HEADER_REASON, parsed.reason.value.encode()), (HEADER_SOURCE, source)]
-        writer.add(self._dlq, partition, None, dlq, headers)
+        topic, key, value, headers = self._engine.records.dlq(
+            parsed, Source(self._topic, partition, offset)
+        )
+        writer.add(topic, partition, key, value, headers)
         self._metrics.dlq_write()
         log.warning(
             "invalid consent record to the DLQ: topic=%s partition=%d offset=%d reason=%s",

@@ -26,23 +26,12 @@ from gateway.consent import consent_updated_at_us
 from gateway.decision import Verdict
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
-from gateway.keys import keyed_pseudonymizer
 from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
+from gateway.records import Output, Source
 from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
-
-Headers = list[tuple[str, bytes]]
-Output = tuple[str, bytes | None, bytes | None, Headers]  # topic, key, value, headers
-
-HEADER_CONFIG = "gateway-config-version"
-HEADER_KEY_ID = "gateway-key-id"
-HEADER_CONSENT = "gateway-consent-version"
-HEADER_DEDUP_ID = "gateway-dedup-id"
-HEADER_REASON = "gateway-reason"
-HEADER_SINK = "gateway-sink"
-HEADER_SOURCE = "gateway-source"
 
 
 class Record(Protocol):
@@ -68,41 +57,75 @@ class BatchResult:
     dropped: int
 
 
+# What one record adds to its batch's tally: (topic, reason) if invalid, (sink, verdict, reason)
+# per sink, (sink, occurred_at µs) per forward, (sink, identifier, n) per scrub, audit records.
+_Count = tuple[
+    tuple[str, str] | None,
+    Sequence[tuple[str, Verdict, str]],
+    Sequence[tuple[str, int]],
+    Sequence[tuple[str, str, int]],
+    int,
+]
+
+
+class _Tally:
+    """What one batch did, summed per batch and recorded in the metrics once it is acked."""
+
+    __slots__ = ("audits", "consumed", "decisions", "forwarded", "invalid", "scrubs")
+
+    def __init__(self) -> None:
+        self.consumed: Counter[str] = Counter()  # per raw topic
+        self.decisions: Counter[tuple[str, Verdict, str]] = Counter()  # (sink, verdict, reason)
+        self.invalid: Counter[tuple[str, str]] = Counter()  # (topic, reason)
+        self.forwarded: list[tuple[str, int]] = []  # (sink, occurred_at µs): latency
+        self.scrubs: Counter[tuple[str, str]] = Counter()  # (sink, identifier) the guard replaced
+        self.audits = 0
+
+    def add(self, count: _Count) -> None:
+        """Count one record whose outputs are all in the writer."""
+        invalid, marks, sent, scrubs, audits = count
+        if invalid is not None:
+            self.invalid[invalid] += 1
+            return
+        self.decisions.update(marks)
+        self.forwarded += sent
+        self.audits += audits
+        for sink, identifier, n in scrubs:
+            self.scrubs[(sink, identifier)] += n
+
+
 class Enforcer:
+    """The hot path of one worker: a batch of raw records in; sink, audit and DLQ records out.
+
+    Owns the per-batch accounting, nothing else: what is written comes from the engine's
+    `OutputRecords` (gateway.records), so `swap` (a config reload) changes the rules and every
+    output's config version at once. Parameters: `engine` (the compiled config, its guard and
+    records), `kinds` (raw topic -> EventKind), `consent` (subject id -> packed consent, None
+    when unknown), `writer` (where outputs go), `metrics` (None: nothing recorded), `clock`
+    (wall time in seconds, for the end-to-end latency). `submit` raises only when the writer
+    does (a record that cannot be decided costs itself only: module docstring).
+    """
+
     def __init__(
         self,
         engine: Engine,
         *,
         kinds: Mapping[str, EventKind],
-        dlq_topic: str,
-        audit_topic: str,
-        config_version: str,
-        max_event_bytes: int,
         consent: Callable[[str], int | None],
         writer: OutputWriter,
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
-        dedup_keys: Mapping[str, bytes],
     ) -> None:
         self._engine = engine
-        self._sinks = tuple(dedup_keys)
-        # Sinks get a per-sink keyed id of the event for de-duplication, never the raw event id:
-        # the same raw id at two partners would let them join their records.
-        self._dedup = {sink: keyed_pseudonymizer(key) for sink, key in dedup_keys.items()}
         self._kinds = dict(kinds)
-        self._dlq = dlq_topic
-        self._audit = audit_topic
-        self._config_header = (HEADER_CONFIG, config_version.encode())
-        self._max_bytes = max_event_bytes
         self._consent = consent
         self._writer = writer
         self._metrics = metrics
         self._clock = clock
 
-    def swap(self, engine: Engine, config_version: str) -> None:
+    def swap(self, engine: Engine) -> None:
         """New rules for the next batch (a config reload); the batch in hand keeps its own."""
         self._engine = engine
-        self._config_header = (HEADER_CONFIG, config_version.encode())
 
     async def process(self, records: Sequence[Record]) -> BatchResult:
         """Decide and write every record; return once the broker acknowledged every output."""
@@ -115,117 +138,83 @@ class Enforcer:
         the broker acknowledged every output, and fails if any output failed. A record that
         raises costs itself only (module docstring); the DLQ writer failing fails the batch.
         """
-        engine, out, config_header = self._engine, self._writer, self._config_header
-        decisions: Counter[tuple[str, Verdict, str]] = Counter()
-        invalid: Counter[tuple[str, str]] = Counter()
-        consumed: Counter[str] = Counter()
-        forwarded: list[tuple[str, int]] = []  # (sink, occurred_at_us) for the latency histogram
-        scrubs: Counter[tuple[str, str]] = Counter()  # (sink, identifier) replaced by the guard
-        audits = 0
+        engine, out, tally = self._engine, self._writer, _Tally()
         for record in records:
-            consumed[record.topic] += 1
+            tally.consumed[record.topic] += 1
             try:
-                outputs, marks, sent, reason = self._outputs(record, engine, config_header, scrubs)
+                outputs, count = self._outputs(record, engine)
                 if len(outputs) > 1:
                     _largest_first(outputs)
                 source = record.partition
                 for topic, key, value, headers in outputs:
                     out.add(topic, source, key, value, headers)
             except Exception as exc:  # a poison pill costs itself only
-                invalid[(record.topic, Reason.INTERNAL_ERROR.value)] += 1
-                self._internal_error(record, exc)
-                continue
-            if reason is not None:
-                invalid[(record.topic, reason)] += 1
+                tally.invalid[(record.topic, Reason.INTERNAL_ERROR.value)] += 1
+                self._internal_error(record, exc, engine)
             else:
-                decisions.update(marks)
-                forwarded += sent
-                audits += len(marks) - len(sent)
+                tally.add(count)
         acked = await out.send()
+        decisions = tally.decisions
         n_forwarded = sum(n for (_, v, _), n in decisions.items() if v is Verdict.FORWARD)
         result = BatchResult(
             consumed=len(records),
-            invalid=sum(invalid.values()),
+            invalid=sum(tally.invalid.values()),
             forwarded=n_forwarded,
             dropped=sum(decisions.values()) - n_forwarded,
         )
 
         async def once_acked() -> BatchResult:
             await acked
-            self._record_metrics(consumed, decisions, invalid, forwarded, audits, scrubs=scrubs)
+            self._record_metrics(tally, engine)
             return result
 
         return asyncio.ensure_future(once_acked())
 
-    def _outputs(
-        self,
-        record: Record,
-        engine: Engine,
-        config_header: tuple[str, bytes],
-        scrubs: Counter[tuple[str, str]],
-    ) -> tuple[list[Output], list[tuple[str, Verdict, str]], list[tuple[str, int]], str | None]:
-        """Every output of one record, built but not yet added: (outputs, one (sink, verdict,
-        reason) per sink, one (sink, occurred_at µs) per forward, the invalid reason or None).
-        What the value guard replaced is added to `scrubs` per (sink, identifier).
+    def _outputs(self, record: Record, engine: Engine) -> tuple[list[Output], _Count]:
+        """Every output of one record, built but not yet added, and how to count them once
+        they are (so a record that raises is counted as its DLQ record only).
 
         Raises whatever the core raises for a record it cannot handle (the caller's concern).
         """
+        records = engine.records
+        max_bytes = engine.config.settings.max_event_bytes
         parsed = parse_event(
-            record.value, record.key, self._kinds[record.topic], max_bytes=self._max_bytes
+            record.value, record.key, self._kinds[record.topic], max_bytes=max_bytes
         )
         if isinstance(parsed, Invalid):
-            return [self._dead_letter(record, parsed)], [], [], parsed.reason.value
+            invalid = (record.topic, parsed.reason.value)
+            return [self._dead_letter(record, parsed, engine)], (invalid, (), (), (), 0)
+        state = self._consent(parsed.subject_id)
+        version = None if state is None else consent_updated_at_us(state)
+        consent = records.consent_header(version)
+        source = Source(record.topic, record.partition, record.offset)
+        audit_forwards = engine.config.settings.audit_forwards
         outputs: list[Output] = []
         marks: list[tuple[str, Verdict, str]] = []
         sent: list[tuple[str, int]] = []
-        state = self._consent(parsed.subject_id)
-        version = None if state is None else consent_updated_at_us(state)
-        consent_header = (HEADER_CONSENT, b"none" if version is None else b"%d" % version)
+        scrubs: list[tuple[str, str, int]] = []
+        audits = 0
         for decision in engine.decide(parsed, state):
             marks.append((decision.sink, decision.verdict, decision.reason.value))
             if decision.verdict is Verdict.FORWARD:
-                dedup = self._dedup[decision.sink]("event:" + parsed.event_id)
-                headers: Headers = [
-                    config_header,
-                    consent_header,
-                    (HEADER_DEDUP_ID, dedup.encode()),
-                ]
-                if decision.key_id is not None:
-                    headers.append((HEADER_KEY_ID, decision.key_id.encode()))
-                outputs.append((decision.topic, decision.key, decision.value, headers))
+                outputs.append(records.sink(decision, parsed, consent))
                 sent.append((decision.sink, parsed.occurred_at_us))
-                for _, identifier, n in decision.scrubbed:
-                    scrubs[(decision.sink, identifier)] += n
-            else:
-                audit = engine.audit_record(
-                    parsed, decision, topic=record.topic, partition=record.partition,
-                    offset=record.offset, consent_version=version,
-                )  # fmt: skip
-                outputs.append((
-                    self._audit, None, audit,
-                    [config_header, consent_header, (HEADER_SINK, decision.sink.encode()),
-                     (HEADER_REASON, decision.reason.value.encode())],
-                ))  # fmt: skip
-        return outputs, marks, sent, None
+                scrubs += [(decision.sink, i, n) for _, i, n in decision.scrubbed]
+                if not audit_forwards:
+                    continue
+            outputs.append(records.audit(parsed, decision, source, version, consent))
+            audits += 1
+        return outputs, (None, marks, sent, scrubs, audits)
 
-    def _dead_letter(self, record: Record, invalid: Invalid) -> Output:
+    def _dead_letter(self, record: Record, invalid: Invalid, engine: Engine) -> Output:
         """The DLQ output of an invalid record (redacted: reason and field names/types only)."""
-        value = self._engine.dlq_record(
-            invalid, topic=record.topic, partition=record.partition, offset=record.offset
-        )
-        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        headers = [
-            self._config_header,
-            (HEADER_REASON, invalid.reason.value.encode()),
-            (HEADER_SOURCE, source),
-        ]
         log.warning(
             "invalid record to the DLQ: topic=%s partition=%d offset=%d reason=%s",
             record.topic, record.partition, record.offset, invalid.reason.value,
         )  # fmt: skip
-        return (self._dlq, None, value, headers)
+        return engine.records.dlq(invalid, Source(record.topic, record.partition, record.offset))
 
-    def _internal_error(self, record: Record, exc: Exception) -> None:
+    def _internal_error(self, record: Record, exc: Exception, engine: Engine) -> None:
         """Send a record that raised to the DLQ as `internal_error`, naming the exception's type.
 
         Neither the exception's message nor its traceback is logged or written: either may
@@ -246,52 +235,36 @@ class Enforcer:
             " error=%s",
             record.topic, record.partition, record.offset, Reason.INTERNAL_ERROR.value, error,
         )  # fmt: skip
-        value = self._engine.dlq_record(
-            invalid, topic=record.topic, partition=record.partition, offset=record.offset
-        )
-        source = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        headers = [
-            self._config_header,
-            (HEADER_REASON, Reason.INTERNAL_ERROR.value.encode()),
-            (HEADER_SOURCE, source),
-        ]
-        self._writer.add(self._dlq, record.partition, None, value, headers)
+        source = Source(record.topic, record.partition, record.offset)
+        topic, key, value, headers = engine.records.dlq(invalid, source)
+        self._writer.add(topic, record.partition, key, value, headers)
 
-    def _record_metrics(
-        self,
-        consumed: Counter[str],
-        decisions: Counter[tuple[str, Verdict, str]],
-        invalid: Counter[tuple[str, str]],
-        forwarded: list[tuple[str, int]],
-        audits: int,
-        *,
-        scrubs: Counter[tuple[str, str]],
-    ) -> None:
+    def _record_metrics(self, tally: _Tally, engine: Engine) -> None:
         metrics = self._metrics
         if metrics is None:
             return
-        for topic, n in consumed.items():
+        for topic, n in tally.consumed.items():
             metrics.event_consumed(topic, n)
         sink_writes: Counter[str] = Counter()
-        for (sink, verdict, reason), n in decisions.items():
+        for (sink, verdict, reason), n in tally.decisions.items():
             metrics.decision(sink, "forward" if verdict is Verdict.FORWARD else "drop", reason, n)
             if verdict is Verdict.FORWARD:
                 sink_writes[sink] += n
         for sink, n in sink_writes.items():
             metrics.sink_write(sink, n)
-        for (topic, reason), n in invalid.items():
+        for (topic, reason), n in tally.invalid.items():
             metrics.invalid_record(topic, reason, n)
-            for sink in self._sinks:  # accounted for once per sink: a drop, with its reason
-                metrics.decision(sink, "drop", reason, n)
-        if invalid:
-            metrics.dlq_write(sum(invalid.values()))
-        if audits:
-            metrics.audit_write(audits)
-        for (sink, identifier), n in scrubs.items():
+            for plan in engine.plans:  # accounted for once per sink: a drop, with its reason
+                metrics.decision(plan.name, "drop", reason, n)
+        if tally.invalid:
+            metrics.dlq_write(sum(tally.invalid.values()))
+        if tally.audits:
+            metrics.audit_write(tally.audits)
+        for (sink, identifier), n in tally.scrubs.items():
             metrics.identifier_scrubbed(sink, identifier, n)
         now_us = self._clock() * 1_000_000
         children = {sink: metrics.latency.labels(sink) for sink in sink_writes}
-        for sink, occurred_at_us in forwarded:
+        for sink, occurred_at_us in tally.forwarded:
             children[sink].observe(max(0.0, (now_us - occurred_at_us) / 1_000_000))
 
 

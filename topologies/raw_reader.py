@@ -105,9 +105,10 @@ class RawReader:
         if self._enforcer is None:
             self._enforcer = await self._make_enforcer()
 
-    def swap(self, engine: Any, config_version: str) -> None:
+    def swap(self, engine: Any) -> None:
+        """A config reload: the next batch is decided and written by `engine`."""
         if self._enforcer is not None:
-            self._enforcer.swap(engine, config_version)
+            self._enforcer.swap(engine)
 
     # Rebalance hooks, called from faust's signals.
 

@@ -18,7 +18,7 @@ from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("gateway.reload")
 
-Swap = Callable[[GatewayConfig, Engine], None]
+Swap = Callable[[Engine], None]  # hands the new engine (its config, its records) to every writer
 
 
 def _shape(config: GatewayConfig) -> tuple[object, ...]:
@@ -67,7 +67,7 @@ class ConfigReloader:
             log.info("config reload: version %s unchanged", config.version)
             self._metrics.config_reload("success")
             return True
-        self._swap(config, Engine(config, self._keyring))
+        self._swap(Engine(config, self._keyring))
         log.info("config reloaded: version %s -> %s", self._running.version, config.version)
         self._running = config
         self._metrics.config_loaded(config.version)

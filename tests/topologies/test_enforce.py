@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -18,7 +19,8 @@ from gateway.consent import apply_consent, parse_consent
 from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import load_keyring
-from topologies.enforce import HEADER_DEDUP_ID, Enforcer
+from gateway.records import HEADER_DEDUP_ID
+from topologies.enforce import Enforcer
 from topologies.worker import build_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,10 +86,8 @@ async def test_when_valid_and_invalid_records_mix_then_each_counts_once_per_sink
     consent = {"subj-a": granted("subj-a")}
     enforcer = Enforcer(
         Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
-        dlq_topic="gateway.dlq", audit_topic="gateway.audit", config_version=config.version,
-        max_event_bytes=65536, consent=consent.get, writer=writer,
-        metrics=build_metrics(config, registry), clock=time.time,
-        dedup_keys={s: keyring.current(s).secret for s in sinks},
+        consent=consent.get, writer=writer, metrics=build_metrics(config, registry),
+        clock=time.time,
     )  # fmt: skip
     records = [
         Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1")),
@@ -129,10 +129,8 @@ async def test_when_identifiers_hide_in_free_text_then_no_output_holds_them_and_
     consent = {subject: granted(subject)}
     enforcer = Enforcer(
         Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
-        dlq_topic="gateway.dlq", audit_topic="gateway.audit", config_version=config.version,
-        max_event_bytes=65536, consent=consent.get, writer=writer,
-        metrics=build_metrics(config, registry), clock=time.time,
-        dedup_keys={s: keyring.current(s).secret for s in sinks},
+        consent=consent.get, writer=writer, metrics=build_metrics(config, registry),
+        clock=time.time,
     )  # fmt: skip
     planted = event(
         subject, f"{subject}-e1",
@@ -158,3 +156,24 @@ async def test_when_identifiers_hide_in_free_text_then_no_output_holds_them_and_
     assert scrubbed[("analytics", "subject_id")] == 4
     assert scrubbed[("analytics", "device_id")] == 3
     assert scrubbed[("analytics", "ip")] == 2
+
+
+async def test_when_audit_forwards_is_set_then_forwards_are_audited_too() -> None:
+    config = load_config(REPO / "config")
+    settings = config.settings.model_copy(update={"audit_forwards": True})
+    config = dataclasses.replace(config, settings=settings)
+    sinks = [rule.name for rule in config.sinks]
+    keyring = load_keyring({}, sinks, demo=True, random_bytes=os.urandom)
+    writer = RecordingWriter()
+    consent = {"subj-a": granted("subj-a")}
+    enforcer = Enforcer(
+        Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
+        consent=consent.get, writer=writer, metrics=None, clock=time.time,
+    )  # fmt: skip
+    result = await enforcer.process([Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1"))])
+
+    assert result.forwarded == len(sinks)
+    audits = [orjson.loads(v or b"") for t, _, _, v, _ in writer.sent if t == "gateway.audit"]
+    assert sorted((a["sink"], a["verdict"], a["reason"]) for a in audits) == [
+        (sink, "forward", "consented") for sink in sorted(sinks)
+    ]

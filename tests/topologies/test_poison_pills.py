@@ -27,11 +27,12 @@ from gateway.engine import Engine
 from gateway.events import Event, EventKind, Invalid
 from gateway.keys import Keyring, load_keyring, pseudonymize
 from gateway.metrics import GatewayMetrics
+from gateway.records import HEADER_DEDUP_ID, HEADER_REASON
 from tests.topologies.test_enforce import DEVICE, USAGE, Raw, RecordingWriter, event, granted
 from topologies import consent_feed
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
-from topologies.enforce import HEADER_DEDUP_ID, HEADER_REASON, Enforcer
+from topologies.enforce import Enforcer
 from topologies.worker import build_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,12 +52,18 @@ class PillEngine(Engine):
             raise RuntimeError(f"{SECRET} {event.subject_id}")
         return super().decide(event, consent)
 
-    def audit_record(self, event: Event, decision: SinkDecision, **where: Any) -> bytes:
-        if self.fail_in == "second_audit" and event.event_id == PILL_ID:
-            self.audits += 1
-            if self.audits == 2:  # one output of the record built already: it must not leak out
-                raise KeyError(SECRET)
-        return super().audit_record(event, decision, **where)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        real_audit = self.records.audit
+
+        def audit(event: Event, decision: SinkDecision, *where: Any) -> Any:
+            if self.fail_in == "second_audit" and event.event_id == PILL_ID:
+                self.audits += 1
+                if self.audits == 2:  # one output of the record built already: must not leak
+                    raise KeyError(SECRET)
+            return real_audit(event, decision, *where)
+
+        self.records.audit = audit  # type: ignore[method-assign]
 
 
 class LimitedWriter(RecordingWriter):
@@ -97,10 +104,8 @@ def enforcer(
 ) -> Enforcer:
     return Enforcer(
         engine, kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
-        dlq_topic=DLQ, audit_topic=AUDIT, config_version=s.config.version,
-        max_event_bytes=65536, consent=consent or {"subj-a": granted("subj-a")}.get,
+        consent=consent or {"subj-a": granted("subj-a")}.get,
         writer=writer, metrics=s.metrics, clock=time.time,
-        dedup_keys={sink: s.keyring.current(sink).secret for sink in s.sinks},
     )  # fmt: skip
 
 
@@ -267,7 +272,7 @@ def feed_for(
     return ConsentFeed(
         bootstrap="127.0.0.1:9", topic=CONSENT, group_id="test", table=table, barrier=barrier,
         engine=Engine(s.config, s.keyring), metrics=s.metrics, writer=make_writer,
-        changelog_topic="consent-changelog", dlq_topic=DLQ,
+        changelog_topic="consent-changelog",
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from gateway.config import GatewayConfig, load_config
+from gateway.config import load_config
 from gateway.engine import Engine
 from gateway.keys import load_keyring
 from topologies.reload import ConfigReloader
@@ -25,9 +25,9 @@ def setup(tmp_path: Path) -> tuple[ConfigReloader, list[str], CollectorRegistry]
     registry = CollectorRegistry()
     swapped: list[str] = []
 
-    def swap(new: GatewayConfig, engine: Engine) -> None:
+    def swap(engine: Engine) -> None:
         assert isinstance(engine, Engine)
-        swapped.append(new.version)
+        swapped.append(engine.config.version)
 
     reloader = ConfigReloader(
         tmp_path / "config", config, keyring, build_metrics(config, registry), swap

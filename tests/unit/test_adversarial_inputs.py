@@ -22,6 +22,7 @@ from gateway.events import Event, EventKind, Invalid, parse_event
 from gateway.operators import OPERATORS
 from gateway.operators.base import DROP
 from gateway.reasons import INVALID_REASONS, Reason
+from gateway.records import Source
 from gateway.strictjson import MAX_DEPTH
 from tests.unit.helpers import ALL_GRANTED, consent_state
 from tests.unit.test_timestamps import build
@@ -111,9 +112,7 @@ def _check_event(value: bytes | None, key: bytes | None, engine: Engine) -> None
     for state in (ADULT, CHILD, None):  # whatever is accepted is decided, for every sink
         for decision in engine.decide(result, state):
             assert decision.verdict is Verdict.DROP or decision.value is not None
-            engine.audit_record(
-                result, decision, topic="t", partition=0, offset=0, consent_version=None
-            )
+            assert engine.records.audit(result, decision, Source("t", 0, 0), None).value
 
 
 @settings(max_examples=150)

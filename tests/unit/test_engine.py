@@ -15,6 +15,7 @@ from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring
 from gateway.plan import make_pseudonymizer
 from gateway.reasons import Reason
+from gateway.records import Source
 from tests.unit.conftest import CONFIG_DIR, ROOT
 from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
 
@@ -86,14 +87,11 @@ def test_when_audit_record_is_written_then_it_holds_no_identifier(engine: Engine
     event = make_event()
     state = consent_state({"analytics": True})
     for decision in engine.decide(event, state):
-        record = engine.audit_record(
-            event,
-            decision,
-            topic="events.usage.raw",
-            partition=3,
-            offset=42,
-            consent_version=consent_version(state),
+        output = engine.records.audit(
+            event, decision, Source("events.usage.raw", 3, 42), consent_version(state)
         )
+        record = output.value
+        assert record is not None
         data = orjson.loads(record)
         assert data["reason"] == decision.reason.value
         assert data["source"] == {"topic": "events.usage.raw", "partition": 3, "offset": 42}
@@ -109,7 +107,8 @@ def test_when_audit_record_is_written_then_it_holds_no_identifier(engine: Engine
 def test_when_dlq_record_is_written_then_it_is_redacted(engine: Engine) -> None:
     invalid = parse_event(b'{"ip": "192.0.2.77", "ip": "x"}', b"k", EventKind.USAGE, max_bytes=99)
     assert isinstance(invalid, Invalid)
-    record = engine.dlq_record(invalid, topic="events.usage.raw", partition=0, offset=7)
+    record = engine.records.dlq(invalid, Source("events.usage.raw", 0, 7)).value
+    assert record is not None
     assert b"192.0.2.77" not in record
     assert orjson.loads(record)["reason"] == "duplicate_key"
     assert "192.0.2" not in repr(invalid)

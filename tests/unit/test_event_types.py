@@ -11,6 +11,7 @@ from gateway.config import ConfigError, load_config
 from gateway.engine import OTHER_EVENT_TYPE, Engine, consent_version
 from gateway.keys import load_keyring
 from gateway.reasons import Reason
+from gateway.records import Source
 from tests.unit.conftest import key_env
 from tests.unit.helpers import ALL_GRANTED, consent_state, make_event
 
@@ -41,14 +42,11 @@ def test_when_event_type_is_not_allowlisted_then_outputs_and_audit_say_other(
     assert analytics.value is not None
     assert event_type.encode() not in analytics.value
     for decision in decisions:
-        record = engine.audit_record(
-            event,
-            decision,
-            topic="events.usage.raw",
-            partition=0,
-            offset=1,
-            consent_version=consent_version(state),
+        output = engine.records.audit(
+            event, decision, Source("events.usage.raw", 0, 1), consent_version(state)
         )
+        record = output.value
+        assert record is not None
         assert orjson.loads(record)["event_type"] == OTHER_EVENT_TYPE
         assert event_type not in record.decode()
     assert event_type not in repr(event)

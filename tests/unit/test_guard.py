@@ -22,6 +22,7 @@ from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard
 from gateway.keys import Keyring
 from gateway.operators.base import OperatorConfig
 from gateway.operators.ip_truncate import IpTruncateConfig
+from gateway.records import Source
 from tests.unit.helpers import ALL_GRANTED, consent_state
 
 SID, DEV = "user-7f3a9c11", "dev-8c2b7a61"
@@ -206,9 +207,7 @@ def test_when_the_event_id_holds_the_subject_id_then_sinks_and_audit_get_a_token
     assert analytics.output["event_id"] == "[subject_id]-0001"
     drop = next(d for d in decisions if d.verdict is Verdict.DROP)
     audit = orjson.loads(
-        engine.audit_record(
-            event, drop, topic="events.usage.raw", partition=0, offset=1, consent_version=None
-        )
+        engine.records.audit(event, drop, Source("events.usage.raw", 0, 1), None).value
     )
     assert audit["event_id"] == "[subject_id]-0001"
 
