@@ -187,6 +187,8 @@ def apply_consent(
     """
     if isinstance(update, Tombstone):
         return None, ConsentOutcome.TOMBSTONE
-    if current is not None and update.state >> 16 <= current >> 16:
+    if current is not None and consent_updated_at_us(update.state) <= consent_updated_at_us(
+        current
+    ):
         return current, ConsentOutcome.STALE
     return update.state, ConsentOutcome.APPLIED

@@ -20,6 +20,8 @@ from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.consent import ConsentOutcome
+from gateway.decision import Verdict
 from gateway.guard import EMAIL, GUARDED_IDENTIFIERS
 from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
 
@@ -44,14 +46,13 @@ __all__ = [
     "Verdict",
 ]
 
-Verdict = Literal["forward", "drop"]
-ConsentOutcome = Literal["applied", "stale", "tombstone", "invalid"]
 ReloadResult = Literal["success", "failure"]
 # {sample name: {label values in label-name order: value}}
 Snapshot = dict[str, dict[tuple[str, ...], float]]
 
-VERDICTS: Final = ("forward", "drop")
-CONSENT_OUTCOMES: Final = ("applied", "stale", "tombstone", "invalid")
+# Label values defined once, by the core: decisions' verdicts, consent records' outcomes.
+VERDICTS: Final = tuple(verdict.value for verdict in Verdict)
+CONSENT_OUTCOMES: Final = tuple(outcome.value for outcome in ConsentOutcome)
 RELOAD_RESULTS: Final = ("success", "failure")
 # What the value guard (gateway.guard) finds and replaces in an output record.
 SCRUBBED_IDENTIFIERS: Final = (*GUARDED_IDENTIFIERS, EMAIL)
@@ -275,7 +276,8 @@ class GatewayMetrics:
     def event_consumed(self, topic: str, n: int = 1) -> None:
         self.events_consumed.labels(_check("topic", topic, self.topics)).inc(n)
 
-    def decision(self, sink: str, verdict: Verdict, reason: str, n: int = 1) -> None:
+    def decision(self, sink: str, verdict: str, reason: str, n: int = 1) -> None:
+        """`n` decisions for `sink`: `verdict` a `Verdict` value, `reason` a reason code."""
         _check("sink", sink, self.sinks)
         reasons = self.reasons[_check("verdict", verdict, VERDICTS)]
         self.decisions.labels(sink, verdict, _check("reason", reason, reasons)).inc(n)
