@@ -34,6 +34,7 @@ from benchmarks.procs import (
     measure_window,
     memory_kib,
 )
+from gateway.keys import env_name
 from gateway.records import HEADER_CONSENT
 from topologies.admin import describe_partitions
 from topologies.app import Tuning
@@ -147,7 +148,7 @@ async def start_gateway(bench: Bench, raw: RawTopics, label: str, workers: int =
         "PYTHONUNBUFFERED": "1",
     }
     for sink, key in keys.items():
-        env[f"GATEWAY_KEY_{sink.upper()}"] = f"bench-{sink}:{base64.b64encode(key).decode()}"
+        env[env_name(sink)] = f"bench-{sink}:{base64.b64encode(key).decode()}"
     group = GatewayGroup(app_id, {**topics, **sink_topics}, keys, [])
     for n in range(workers):
         port = free_port()

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.engine import Engine
-from gateway.keys import Keyring, load_keyring
+from gateway.keys import Keyring, env_name, load_keyring
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "config"
@@ -20,7 +20,7 @@ def key_env(names: list[str], prefix: str = "k1") -> dict[str, str]:
     env = {}
     for index, name in enumerate(names):
         secret = base64.b64encode(bytes([index + 1]) * 32).decode()
-        env[f"GATEWAY_KEY_{name.upper()}"] = f"{prefix}-{name}:{secret}"
+        env[env_name(name)] = f"{prefix}-{name}:{secret}"
     return env
 
 
