@@ -7,7 +7,13 @@
   does, in `getmany` batches, passes the revocation barrier once per batch, lets the `Enforcer`
   decide and write every output, and commits only after the broker acknowledged them.
 - Rebalances: faust's signals pause the feed and the reader (after the batch in hand), hand them
-  the new partitions, and resume them once faust has restored the table.
+  the new partitions, and resume them once faust has restored the table (`FastPathRebalance`).
+
+`build_app` only composes the named constructors below (the faust app and its table, the output
+producer, the consent feed and its barrier, the reader, the reload wiring, the service running
+them, the rebalance hooks); each can be built alone, and the broker-free harness in
+`tests/topologies/harness.py` builds them with fake aiokafka clients. Every faust internal the
+wiring relies on lives in `topologies.faust_adapter`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any
 
 import faust
 import mode
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.types import TP
 
 from gateway.config import GatewayConfig
 from gateway.consent import consent_updated_at_us
@@ -37,7 +44,14 @@ from gateway.metrics import GatewayMetrics
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
 from topologies.enforce import Enforcer
-from topologies.raw_reader import RawReader, RawTopicsPausedConsumer
+from topologies.faust_adapter import (
+    ConsentTableView,
+    connect_rebalance_hooks,
+    install_never_fetching_consumer,
+    pause_fetching,
+)
+from topologies.follower import ConsumerFactory
+from topologies.raw_reader import RawReader
 from topologies.reload import ConfigReloader
 from topologies.writer import BatchWriter
 
@@ -82,8 +96,51 @@ def build_app(
     config_dir: Path | None = None,
     replication: int = 1,
 ) -> faust.App:
+    """The worker's faust app, with the fast path wired into its life cycle and rebalances.
+
+    `partitions` is the raw and consent topics' shared count; `output_partitions` the count of
+    every topic written. Nothing connects to the broker before the app starts.
+    """
     topics = config.settings.topics
     raw_names = frozenset({topics.usage_raw, topics.device_raw})
+    app, table = make_faust_app(
+        app_id, bootstrap, tuning=tuning, partitions=partitions, replication=replication
+    )
+    consent = ConsentTableView(table)
+    output = OutputProducer(bootstrap, tuning, output_partitions)
+    feed, barrier = make_consent_feed(
+        bootstrap, app_id, config=config, engine=engine, metrics=metrics, table=consent,
+        output=output, partitions=partitions, output_partitions=output_partitions,
+        commit_interval=tuning.commit_interval,
+    )  # fmt: skip
+    reader = make_reader(
+        bootstrap, app_id, config=config, engine=engine, metrics=metrics, barrier=barrier,
+        consent=consent, output=output, tuning=tuning, on_failure=_exit_without_commit,
+    )  # fmt: skip
+    reloader = None
+    if config_dir is not None:
+        reloader = make_reloader(config_dir, config, keyring, metrics, feed=feed, reader=reader)
+    app.service(fast_path_service(output, feed, reader, reloader))
+    install_never_fetching_consumer(app, raw_names)
+    subscribe_raw_topics(app, raw_names)
+    connect_rebalance_hooks(
+        app,
+        FastPathRebalance(
+            feed=feed, reader=reader, raw_topics=raw_names, consent=consent, metrics=metrics,
+            pause_fetching=lambda tps: pause_fetching(app, tps),
+        ),
+    )  # fmt: skip
+    report_state(app, consent=consent, barrier=barrier, metrics=metrics)
+    return app
+
+
+def make_faust_app(
+    app_id: str, bootstrap: str, *, tuning: Tuning, partitions: int, replication: int
+) -> tuple[faust.App, Any]:
+    """The faust app (group, assignment, life cycle) and its changelog-backed consent table.
+
+    `tuning.commit_interval` is in seconds, `tuning.linger_ms` in milliseconds.
+    """
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -101,10 +158,6 @@ def build_app(
         processing_guarantee="at_least_once",
         table_standby_replicas=0,
     )
-    # The transport makes the app's consumer from this class when the app starts.
-    consumer_class = type("GatewayConsumer", (RawTopicsPausedConsumer,), {"never_fetch": raw_names})
-    setattr(app.transport, "Consumer", consumer_class)  # noqa: B010 - a ClassVar, set per app
-    raw_topics = app.topic(*sorted(raw_names), key_serializer="raw", value_serializer="raw")
     table = app.Table(
         "consent",
         partitions=partitions,
@@ -112,18 +165,30 @@ def build_app(
         value_type=bytes,
         help="current consent per subject: UTF-8 subject id -> packed consent int as ASCII",
     )
+    return app, table
 
-    def table_dict() -> Mapping[bytes, bytes]:
-        store = table.data
-        inner = getattr(store, "data", None)  # the memory store keeps a plain dict
-        return inner if isinstance(inner, dict) else store
 
-    def consent_of(subject: str) -> int | None:
-        packed = table_dict().get(subject.encode())
-        return None if packed is None else int(packed)
+def make_consent_feed(
+    bootstrap: str,
+    app_id: str,
+    *,
+    config: GatewayConfig,
+    engine: Engine,
+    metrics: GatewayMetrics,
+    table: ConsentTableView,
+    output: OutputProducer,
+    partitions: int,
+    output_partitions: Mapping[str, int],
+    commit_interval: float,
+    consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+) -> tuple[ConsentFeed, ConsentBarrier]:
+    """The consent feed (group `<app id>-consent-feed`) and the barrier it advances.
 
-    output = OutputProducer(bootstrap, tuning, output_partitions)
-    changelog = table.changelog_topic.get_topic_name()
+    The feed writes the table's changelog (`partitions` of them) and the DLQ on a writer of its
+    own on the shared producer; the barrier asks the feed for the consent end offsets.
+    """
+    topics = config.settings.topics
+    changelog = table.changelog_topic
     barrier = ConsentBarrier(lambda parts: feed.end_offsets(parts))  # noqa: PLW0108 - late bound
     feed = ConsentFeed(
         bootstrap=bootstrap,
@@ -137,27 +202,54 @@ def build_app(
             {changelog: partitions, topics.dlq: output_partitions[topics.dlq]}
         ),
         changelog_topic=changelog,
-        commit_interval=tuning.commit_interval,
+        commit_interval=commit_interval,
+        remember_partition=table.remember_partition,
+        consumer_factory=consumer_factory,
     )
+    return feed, barrier
+
+
+def make_reader(
+    bootstrap: str,
+    app_id: str,
+    *,
+    config: GatewayConfig,
+    engine: Engine,
+    metrics: GatewayMetrics,
+    barrier: ConsentBarrier,
+    consent: ConsentTableView,
+    output: OutputProducer,
+    tuning: Tuning,
+    on_failure: Callable[[BaseException], None],
+    consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+    clock: Callable[[], float] = time.time,
+) -> RawReader:
+    """The raw reader (group `<app id>-raw`) and its enforcer, writing on the shared producer.
+
+    The enforcer reads consent from the table's dict; `on_failure` is called with the exception
+    of a batch that could not be completed (the worker's: exit without committing).
+    """
+    topics = config.settings.topics
     kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
+    table = consent.data
+
+    def consent_of(subject: str) -> int | None:
+        packed = table.get(subject.encode())
+        return None if packed is None else int(packed)
 
     async def make_enforcer() -> Enforcer:
+        writer = await output.start()
         return Enforcer(
-            engine,
-            kinds=kinds,
-            consent=consent_of,
-            writer=await output.start(),
-            metrics=metrics,
-            clock=time.time,
+            engine, kinds=kinds, consent=consent_of, writer=writer, metrics=metrics, clock=clock
         )
 
     def on_batch(size: int, waited: float, seconds: float) -> None:
         metrics.barrier_waited(waited)
-        metrics.batch_processed(size, seconds, time.time())
+        metrics.batch_processed(size, seconds, clock())
 
-    reader = RawReader(
+    return RawReader(
         bootstrap=bootstrap,
-        topics=raw_names,
+        topics=frozenset(kinds),
         group_id=f"{app_id}-raw",
         barrier=barrier,
         make_enforcer=make_enforcer,
@@ -168,22 +260,47 @@ def build_app(
         barrier_timeout=tuning.barrier_timeout,
         max_inflight=tuning.max_inflight,
         commit_interval=tuning.commit_interval,
-        on_failure=_exit_without_commit,
+        on_failure=on_failure,
+        consumer_factory=consumer_factory,
     )
 
+
+def make_reloader(
+    config_dir: Path,
+    config: GatewayConfig,
+    keyring: Keyring,
+    metrics: GatewayMetrics,
+    *,
+    feed: ConsentFeed,
+    reader: RawReader,
+) -> ConfigReloader:
+    """The SIGHUP reload: a new engine reaches every writer, the reader's and the feed's."""
+
     def swap(new_engine: Engine) -> None:
-        """A reload reaches every writer: the reader's enforcer and the consent feed."""
         reader.swap(new_engine)
         feed.swap(new_engine)
 
-    reloader = ConfigReloader(config_dir or Path("config"), config, keyring, metrics, swap=swap)
+    return ConfigReloader(config_dir, config, keyring, metrics, swap=swap)
+
+
+def fast_path_service(
+    output: OutputProducer,
+    feed: ConsentFeed,
+    reader: RawReader,
+    reloader: ConfigReloader | None,
+) -> type[mode.Service]:
+    """A service started and stopped with the app: the producer, the feed, the reader.
+
+    With a `reloader`, `kill -HUP` reloads the sink rules between two batches. The feed's loop
+    must not die quietly (the barrier would hold every batch): its failure exits the worker.
+    """
 
     class FastPathService(mode.Service):
         async def on_start(self) -> None:
             await output.start()
             await feed.start()
             await reader.start()
-            if config_dir is not None:  # `kill -HUP` reloads the sink rules between two batches
+            if reloader is not None:
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
             self.add_future(_guard(feed.run()))
             self.add_future(reader.run())
@@ -193,80 +310,113 @@ def build_app(
             await feed.stop()
             await output.stop()
 
-    app.service(FastPathService)
+    return FastPathService
 
-    _follow_rebalances(
-        app, feed=feed, reader=reader, raw_names=raw_names, table_dict=table_dict, metrics=metrics
-    )
+
+def subscribe_raw_topics(app: faust.App, raw_names: frozenset[str]) -> None:
+    """Subscribe the raw topics through an agent, so faust assigns them with the table's."""
+    raw_topics = app.topic(*sorted(raw_names), key_serializer="raw", value_serializer="raw")
 
     @app.agent(raw_topics, name="raw-topics")
     async def raw_topics_agent(stream: faust.StreamT[bytes]) -> None:
-        """Subscribes the raw topics, so faust assigns them co-partitioned with the table.
+        """Faust never fetches the raw topics (`faust_adapter`); the `RawReader` does.
 
-        Faust never fetches them (`RawTopicsPausedConsumer`); the `RawReader` does. A record
-        arriving here would be a bug: leave without acking, so nothing is committed unread.
+        A record arriving here would be a bug: leave without acking, so nothing is committed
+        unread.
         """
         async for _ in stream.events():
             _exit_without_commit(RuntimeError("faust delivered a raw record; the reader owns them"))
 
+
+def report_state(
+    app: faust.App, *, consent: ConsentTableView, barrier: ConsentBarrier, metrics: GatewayMetrics
+) -> None:
+    """Every 2 seconds: the table's subject count and the consent lag per partition."""
+
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
-    async def report_state() -> None:
-        metrics.set_consent_subjects(len(table_dict()))
+    async def report() -> None:
+        metrics.set_consent_subjects(len(consent.data))
         for partition, lag in barrier.lag().items():
             metrics.set_consent_lag(partition, lag)
 
-    return app
 
+class FastPathRebalance:
+    """Owns what a rebalance does to the consent feed and the raw reader.
 
-def _follow_rebalances(
-    app: faust.App,
-    *,
-    feed: ConsentFeed,
-    reader: RawReader,
-    raw_names: frozenset[str],
-    table_dict: Callable[[], Mapping[bytes, bytes]],
-    metrics: GatewayMetrics,
-) -> None:
-    """Faust's rebalance signals drive the consent feed and the raw reader."""
+    Revoked: the feed pauses, the reader settles and commits its batches in flight. Assigned:
+    the same (faust may skip the revoke), then both are told the new raw partitions, which
+    faust's own consumer must not fetch (`pause_fetching`). Complete: the table is restored,
+    its newest state's time is reported, and both resume. Raises what the reader's settling
+    raises (an output failed): faust then crashes the worker before the offsets move.
+    """
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        feed.pause()
-        await reader.revoke()
+    def __init__(
+        self,
+        *,
+        feed: ConsentFeed,
+        reader: RawReader,
+        raw_topics: frozenset[str],
+        consent: ConsentTableView,
+        metrics: GatewayMetrics,
+        pause_fetching: Callable[[set[TP]], None],
+    ) -> None:
+        self._feed = feed
+        self._reader = reader
+        self._raw_topics = raw_topics
+        self._consent = consent
+        self._metrics = metrics
+        self._pause_fetching = pause_fetching
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        assigned = args[0] if args else kwargs["assigned"]  # faust sends the whole assignment
-        feed.pause()
-        await reader.revoke()
-        raw = {tp for tp in assigned if tp.topic in raw_names}
-        app.consumer.pause_partitions(raw)  # no prefetching by faust's own consumer
-        feed.assign({tp.partition for tp in raw})
-        reader.assign(raw)
+    async def revoked(self) -> None:
+        self._feed.pause()
+        await self._reader.revoke()
 
-    @app.on_rebalance_complete.connect
-    async def on_rebalance_complete(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        restored = table_dict()
+    async def assigned(self, assigned: set[TP]) -> None:
+        self._feed.pause()
+        await self._reader.revoke()
+        raw = {tp for tp in assigned if tp.topic in self._raw_topics}
+        self._pause_fetching(raw)
+        self._feed.assign({tp.partition for tp in raw})
+        self._reader.assign(raw)
+
+    async def complete(self) -> None:
+        restored = self._consent.data
         if restored:  # freshness survives a restart: the newest record in the restored table
             newest = max(consent_updated_at_us(int(v)) for v in restored.values())
-            metrics.restore_consent_newest(newest / 1e6)
-        await feed.resume()
-        await reader.resume()
+            self._metrics.restore_consent_newest(newest / 1e6)
+        await self._feed.resume()
+        await self._reader.resume()
         # Objects alive now (faust, the restored table, caches) stay alive: keep them out of the
         # cyclic collector's full passes, whose pauses otherwise show up as p99 latency.
         gc.freeze()
 
 
-class OutputProducer:
-    """The producer of sink, audit and DLQ records, made on the app's loop when first needed."""
+ProducerFactory = Callable[..., AIOKafkaProducer]  # called with aiokafka's keyword settings
 
-    def __init__(self, bootstrap: str, tuning: Tuning, partitions: Mapping[str, int]) -> None:
+
+class OutputProducer:
+    """Owns the producer of sink, audit, changelog and DLQ records (acks=all, idempotent).
+
+    Made on the app's loop when first needed, by `producer_factory` (a fake in broker-free
+    tests). `tuning.linger_ms` is in milliseconds, `tuning.max_batch_bytes` in bytes per
+    partition batch; `partitions` gives every output topic's partition count. `start` raises
+    what aiokafka raises when the broker cannot be reached.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        tuning: Tuning,
+        partitions: Mapping[str, int],
+        producer_factory: ProducerFactory = AIOKafkaProducer,
+    ) -> None:
         self._settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True,
             "linger_ms": tuning.linger_ms, "max_batch_size": tuning.max_batch_bytes,
             "max_request_size": 4 * tuning.max_batch_bytes,
         }  # fmt: skip
         self._partitions = dict(partitions)
+        self._factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._writer: BatchWriter | None = None
         self._lock = asyncio.Lock()
@@ -274,7 +424,7 @@ class OutputProducer:
     async def start(self) -> BatchWriter:
         async with self._lock:
             if self._writer is None:
-                self._producer = AIOKafkaProducer(**self._settings)
+                self._producer = self._factory(**self._settings)
                 await self._producer.start()
                 for topic in self._partitions:  # metadata now, not on the first batch's clock
                     await self._producer.partitions_for(topic)

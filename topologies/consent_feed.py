@@ -7,15 +7,29 @@ consumer, assigned by hand the consent partitions whose numbers faust assigned t
 for the raw topics (co-partitioning), and it never waits on enforcement.
 
 The table stays faust's: values go into its store and its changelog (the record's own partition),
-faust restores it on start and rebalance. The feed pauses from a revocation until faust reports
-recovery complete, then resumes from the offsets it committed; it commits only after the
-changelog writes are acknowledged. Re-applying a record is harmless: equal timestamps are stale.
+faust restores it on start and rebalance (the store's internals: `topologies.faust_adapter`).
+The feed pauses from a revocation until faust reports recovery complete, then resumes from the
+offsets it committed; it commits only after the changelog writes are acknowledged.
+Re-applying a record is harmless: equal timestamps are stale.
 
 Each record is ordered by `gateway.consent`'s rule, with its Kafka record timestamp and the
 configured clock tolerance: a future-dated record is ordered at its Kafka timestamp (counted in
 `gateway_consent_future_dated_total`). A record that cannot be parsed or applied (whatever it
 raises) goes to the DLQ with reason `internal_error` (the exception's type, never its message),
 counts as invalid, and the barrier still moves past it: one bad record never stops the feed.
+
+Why a changelog of its own, and not recovery from the compacted consent topic itself (Kafka
+Streams' "source-topic changelog" optimisation): that optimisation holds for a table that is the
+topic's last record per key. This table is not. It keeps, per subject, the state with the newest
+`updated_at` (ordered with the Kafka timestamp and the clock tolerance), so a late, older record
+is stale and leaves the table alone. Compaction keeps the *last-written* record per key, which
+may be exactly that stale one: a withdrawal followed by a delayed older grant would be restored
+as the grant. The changelog holds what was applied, so compaction keeps the right value.
+Restoring from the source would also mean: parsing JSON on restore (faust's recovery only hands
+raw bytes to the store's `apply_changelog_batch`, so a custom store, one more faust internal),
+sending poison pills to the DLQ again, and reading larger records than the changelog's ASCII
+ints, so it would not restore as fast. The barrier is unaffected either way: it is seeded from
+the feed's committed offsets, and the changelog writes are acknowledged before those move.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -45,29 +59,53 @@ from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
 from gateway.records import Source
 from topologies.barrier import ConsentBarrier
-from topologies.follower import FollowingConsumer
+from topologies.follower import ConsumerFactory, FollowingConsumer
 from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.consent")
 
 
+class ConsentTable(Protocol):
+    """The consent table as the feed writes it: UTF-8 subject id -> packed consent int as ASCII."""
+
+    @property
+    def data(self) -> MutableMapping[bytes, bytes]: ...
+
+
+def _no_partition_map(key: bytes, partition: int) -> None:
+    """For a table that keeps no partition per key."""
+
+
 class ConsentFeed:
+    """Owns the consent topic's consumer, the table's writes and changelog, its offsets.
+
+    `table.data` receives the applied states; `remember_partition(key, partition)` is told each
+    key written (faust's store drops a partition's keys when it moves away); `writer()` makes the
+    writer of changelog and DLQ records; `changelog_topic` is the table's changelog; the barrier
+    learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
+    seconds. `run` raises what the broker raises (the app exits without committing); a record
+    that raises goes to the DLQ instead.
+    """
+
     def __init__(
         self,
         *,
         bootstrap: str,
         topic: str,
         group_id: str,
-        table: Any,
+        table: ConsentTable,
         barrier: ConsentBarrier,
         engine: Engine,
         metrics: GatewayMetrics,
         writer: Callable[[], Awaitable[BatchWriter]],
         changelog_topic: str,
         commit_interval: float = 1.0,
+        remember_partition: Callable[[bytes, int], None] = _no_partition_map,
+        consumer_factory: ConsumerFactory = AIOKafkaConsumer,
     ) -> None:
         self._topic = topic
         self._table = table
+        self._remember_partition = remember_partition
         self._barrier = barrier
         self._engine = engine
         self._metrics = metrics
@@ -77,11 +115,14 @@ class ConsentFeed:
         self._writer: BatchWriter | None = None
         self._commit_interval = commit_interval
         self._follower = FollowingConsumer(
-            "consent feed", bootstrap_servers=bootstrap, group_id=group_id, max_poll_records=2000
-        )
+            "consent feed", consumer_factory, bootstrap_servers=bootstrap, group_id=group_id,
+            max_poll_records=2000,
+        )  # fmt: skip
         # End offsets go over a connection of their own: Kafka answers one connection's requests
         # in order, so on the feed's connection they would queue behind its fetch long-poll.
-        self._offsets = FollowingConsumer("consent end-offset client", bootstrap_servers=bootstrap)
+        self._offsets = FollowingConsumer(
+            "consent end-offset client", consumer_factory, bootstrap_servers=bootstrap
+        )
         self._wanted: set[int] = set()
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
@@ -232,7 +273,7 @@ class ConsentFeed:
             value = b"%d" % new
             writer.add(self._changelog, partition, key, value, [])
             store[key] = value
-            _remember_partition(store, key, partition)
+            self._remember_partition(key, partition)
             return outcome, consent_updated_at_us(new)
         if outcome is ConsentOutcome.TOMBSTONE and current is not None:
             writer.add(self._changelog, partition, key, None, [])
@@ -274,10 +315,3 @@ def _internal_error_record(exc: Exception, size: int) -> Invalid:
     """The DLQ description of a consent record that raised: the exception's type only."""
     detail = f"{type(exc).__name__} raised while applying the consent record"
     return Invalid(Reason.INTERNAL_ERROR, detail, kind=CONSENT_KIND, size=size)
-
-
-def _remember_partition(store: Any, key: bytes, partition: int) -> None:
-    """Faust's memory store drops keys of partitions that move away, using this map."""
-    key_partition = getattr(store, "_key_partition", None)
-    if isinstance(key_partition, dict):
-        key_partition[key] = partition

@@ -8,15 +8,26 @@ offset committed in its own group (or the beginning), and commits without group 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+ConsumerFactory = Callable[..., AIOKafkaConsumer]  # called with aiokafka's keyword settings
+
 
 class FollowingConsumer:
-    def __init__(self, name: str, **settings: Any) -> None:
+    """Owns one aiokafka consumer, made on `start` by `factory(**settings)`.
+
+    `name` says which one in errors; `settings` are aiokafka's (auto commit off and
+    `auto_offset_reset="earliest"` unless given). `client` raises `RuntimeError` before `start`.
+    """
+
+    def __init__(
+        self, name: str, factory: ConsumerFactory = AIOKafkaConsumer, **settings: Any
+    ) -> None:
         self._name = name
+        self._factory = factory
         self._settings = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **settings}
         self._client: AIOKafkaConsumer | None = None
 
@@ -29,7 +40,7 @@ class FollowingConsumer:
     async def start(self) -> None:
         """Idempotent: faust may report recovery complete before it starts extra services."""
         if self._client is None:
-            self._client = AIOKafkaConsumer(**self._settings)
+            self._client = self._factory(**self._settings)
             await self._client.start()
 
     async def take(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:

@@ -5,8 +5,8 @@ conductor, the stream's processors, a per-event ack) cost more than the whole po
 profiled at about 100 µs per event on the 2-core CI machine, holding the worker near 6k events/s.
 So faust keeps what it does well (group membership, co-partitioned assignment of the raw topics
 with the consent table, the changelog-backed table and its recovery, the worker's life cycle)
-and is told never to fetch the raw topics (`RawTopicsPausedConsumer`); this reader follows
-faust's assignment instead and hands whole batches to the `Enforcer`.
+and is told never to fetch the raw topics (`faust_adapter.RawTopicsPausedConsumer`); this
+reader follows faust's assignment instead and hands whole batches to the `Enforcer`.
 
 Pipelining: a batch's outputs are handed to the producer and the next batch is fetched and
 decided while the acknowledgements travel (at most `max_inflight` batches in flight); batches
@@ -28,32 +28,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP
 
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
-from topologies.follower import FollowingConsumer
+from topologies.follower import ConsumerFactory, FollowingConsumer
 
 log = logging.getLogger("gateway.raw")
 
 
-class RawTopicsPausedConsumer(FaustAiokafkaConsumer):
-    """Faust's consumer, minus fetching the raw topics: they stay assigned, never active."""
-
-    never_fetch: frozenset[str] = frozenset()
-
-    def _set_active_tps(self, tps: set[TP]) -> set[TP]:
-        active: set[TP] = super()._set_active_tps(
-            {tp for tp in tps if tp.topic not in self.never_fetch}
-        )
-        return active
-
-    def resume_partitions(self, tps: Iterable[TP]) -> None:
-        super().resume_partitions({tp for tp in tps if tp.topic not in self.never_fetch})
-
-
 class RawReader:
+    """Owns the raw topics' fetching, the batches in flight and the reader group's offsets.
+
+    Parameters: `batch_max` records per fetch; `barrier_timeout`, `commit_interval` in seconds
+    (the barrier logs and keeps waiting past its timeout); `max_inflight` batches whose
+    acknowledgements may be outstanding; `on_batch(size, waited s, took s)`,
+    `on_lag(topic, partition, records)`, `on_forget(topic, partition)` report to the metrics;
+    `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests).
+    Raises nothing from `run`: a batch that fails (an output refused, the enforcer raising) is
+    handed to `on_failure` before anything of it is committed, and the loop ends.
+    """
+
     def __init__(
         self,
         *,
@@ -70,10 +65,11 @@ class RawReader:
         max_inflight: int,
         commit_interval: float,
         on_failure: Callable[[BaseException], None],
+        consumer_factory: ConsumerFactory = AIOKafkaConsumer,
     ) -> None:
         self._topics = frozenset(topics)
         self._follower = FollowingConsumer(
-            "raw reader", bootstrap_servers=bootstrap, group_id=group_id,
+            "raw reader", consumer_factory, bootstrap_servers=bootstrap, group_id=group_id,
             max_poll_records=batch_max, fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )  # fmt: skip
