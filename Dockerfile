@@ -1,5 +1,7 @@
-# The gateway worker and load generator image. Keys are never baked in: they come from the
-# environment (GATEWAY_KEY_<SINK>) or a key file (GATEWAY_KEYS_FILE) at run time.
+# The gateway's image: the runtime only (gateway/, topologies/, config), so `gateway run`,
+# `consent`, `rules check` and `explain`; the dev tools (local broker, demo, loadgen) are not in
+# it (the load generator's image is devtools/loadgen.Dockerfile). Keys are never baked in: they
+# come from the environment (GATEWAY_KEY_<SINK>) or a key file (GATEWAY_KEYS_FILE) at run time.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

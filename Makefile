@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit integration bench bench-decide broker-up broker-down clean
+.PHONY: help install tools run test lint typecheck unit integration bench bench-decide broker-up broker-down clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -17,21 +17,24 @@ $(BIN)/gateway: pyproject.toml
 
 install: $(BIN)/gateway ## create .venv and install the gateway with its test tools
 
+tools: ## promtool and prometheus for the ops tests (Debian's package, only if missing)
+	scripts/ensure-prometheus.sh
+
 run: install ## the gateway on a real local Kafka broker, with demo keys and synthetic traffic
 	$(BIN)/gateway demo
 
-test: install lint typecheck ## every check: ruff, mypy, unit, integration (real broker), ops (promtool)
+test: install tools lint typecheck ## every check: ruff, mypy, unit, integration (real broker), ops (promtool)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install ## mypy --strict on gateway/ and topologies/
+typecheck: install ## mypy --strict on gateway/, topologies/ and devtools/
 	$(BIN)/mypy
 
-unit: install ## the pure unit tests only (no broker)
-	$(BIN)/pytest -q tests/unit
+unit: install ## the tests that need no broker (unit, topologies, devtools)
+	$(BIN)/pytest -q tests/unit tests/topologies tests/devtools
 
 integration: install ## the integration tests (starts or reuses the local broker)
 	$(BIN)/pytest -q -m integration

@@ -41,8 +41,8 @@ from rich.table import Table
 from benchmarks import phases, workload
 from benchmarks.phases import Bench, RawTopics, median
 from benchmarks.procs import BenchError, Window
-from topologies import local_broker
-from topologies.processes import ChildError
+from devtools import local_broker
+from devtools.processes import ChildError
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("throughput", "two-workers", "latency", "memory")

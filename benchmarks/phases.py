@@ -34,12 +34,12 @@ from benchmarks.procs import (
     measure_window,
     memory_kib,
 )
+from devtools.local_broker import free_port
+from devtools.synthetic import PURPOSES, consent_record
 from gateway.keys import env_name
 from gateway.records import HEADER_CONSENT
 from topologies.admin import describe_partitions
 from topologies.app import Tuning
-from topologies.local_broker import free_port
-from topologies.synthetic import PURPOSES, consent_record
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_COUNTER = "gateway_events_consumed_total"

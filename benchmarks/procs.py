@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from topologies import processes
+from devtools import processes
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

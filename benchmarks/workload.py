@@ -1,6 +1,6 @@
 """The workload: pre-generated event bytes, consent records, topics, and fast producing.
 
-Events come from `topologies.synthetic.Traffic` (both raw topics, ~500-600 bytes, GPC, children,
+Events come from `devtools.synthetic.Traffic` (both raw topics, ~500-600 bytes, GPC, children,
 mixed consent over N subjects), generated once per run as templates whose `occurred_at` and
 `event_id` are placeholders, so a latency run can stamp each event with its send time and a
 fresh id for the cost of two `bytes.replace`.
@@ -19,8 +19,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devtools.synthetic import PURPOSES, Traffic, consent_record
 from topologies.admin import TopicSpec, ensure_topics
-from topologies.synthetic import PURPOSES, Traffic, consent_record
 
 TS = b"@@TS@@"
 EID = b"@@EID@@"

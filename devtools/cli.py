@@ -1,14 +1,82 @@
-"""`gateway local up|status|down`: the project's own Kafka broker on loopback."""
+"""The dev commands of `gateway`: `local up|status|down`, `loadgen` and `demo`.
+
+`topologies.cli` registers them only when this package is installed (a checkout, not the image).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+from topologies.worker_cli import command_settings, refusing
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_local(sub)
+    _register_loadgen(sub)
+    demo = sub.add_parser("demo", help="local broker + gateway (--demo keys) + loadgen + live view")
+    demo.add_argument("--rate", type=float, default=2000.0, help="events per second")
+    demo.add_argument("--subjects", type=int, default=20_000)
+    demo.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    demo.add_argument(
+        "--detail", action="store_true", help="every drop reason per sink (a taller view)"
+    )
+    demo.set_defaults(handler=_demo)
+
+
+def _register_loadgen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    load = sub.add_parser("loadgen", help="produce synthetic usage, device and consent traffic")
+    load.add_argument("--rate", type=float, default=1000.0, help="events per second (0: no limit)")
+    load.add_argument("--subjects", type=int, default=10_000)
+    load.add_argument("--count", type=int, help="stop after this many events")
+    load.add_argument("--duration", type=float, help="stop after this many seconds")
+    load.add_argument("--seed", type=int, default=7)
+    load.add_argument(
+        "--consent-changes", type=float, default=2.0, help="consent changes per second"
+    )
+    load.add_argument(
+        "--no-initial-consent", action="store_true", help="skip the initial consent records"
+    )
+    load.add_argument(
+        "--invalid-share", type=float, default=0.0, help="share of invalid records (DLQ)"
+    )
+    load.add_argument("--config", type=Path, help="config folder, for topic names")
+    load.set_defaults(handler=_loadgen)
+
+
+@refusing
+def _loadgen(args: argparse.Namespace) -> int:
+    from devtools.loadgen import LoadPlan, run_load
+    from topologies.worker import load_checked_config, prepare_topics
+
+    settings = command_settings(args)
+    config = load_checked_config(settings.config_dir)
+    bootstrap = settings.bootstrap
+    topics = config.settings.topics
+    asyncio.run(prepare_topics(bootstrap, config, settings.partitions))
+    plan = LoadPlan(
+        bootstrap=bootstrap, usage_topic=topics.usage_raw, device_topic=topics.device_raw,
+        consent_topic=topics.consent, rate=args.rate, subjects=args.subjects, count=args.count,
+        duration=args.duration, seed=args.seed, consent_changes_per_second=args.consent_changes,
+        publish_consent=not args.no_initial_consent, invalid_share=args.invalid_share,
+    )  # fmt: skip
+    asyncio.run(run_load(plan))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from devtools.demo import run_demo
+
+    return run_demo(
+        rate=args.rate, subjects=args.subjects, duration=args.duration, detail=args.detail
+    )
+
+
+def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     local = sub.add_parser("local", help="run a real single-node Kafka broker on loopback")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, handler, text in (
@@ -21,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _up(_: argparse.Namespace) -> int:
-    from topologies import local_broker
+    from devtools import local_broker
 
     started = time.monotonic()
     try:
@@ -37,7 +105,7 @@ def _up(_: argparse.Namespace) -> int:
 
 
 def _status(_: argparse.Namespace) -> int:
-    from topologies import local_broker
+    from devtools import local_broker
 
     try:
         state = local_broker.running_state()
@@ -60,7 +128,7 @@ def _status(_: argparse.Namespace) -> int:
 
 
 def _down(_: argparse.Namespace) -> int:
-    from topologies import local_broker
+    from devtools import local_broker
 
     state = local_broker.down()
     if state is None:

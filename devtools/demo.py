@@ -2,7 +2,9 @@
 
 It starts (or reuses) the local Kafka broker, a gateway worker with ephemeral demo keys, and the
 load generator, then shows what goes where. The view reads the worker's own /metrics endpoint,
-so it shows exactly the counters Prometheus scrapes. Ctrl-C stops everything it started.
+so it shows exactly the counters Prometheus scrapes. It fits one terminal screen (40 rows): per
+sink the forward and drop counts and rates and the top drop reasons; `--detail` lists every
+reason instead. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from topologies import local_broker
-from topologies.processes import Child
+from devtools import local_broker
+from devtools.processes import Child
 
 
 @dataclass
@@ -37,17 +39,39 @@ class Sample:
         )  # fmt: skip
 
 
-def scrape(url: str) -> Sample:
-    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback only
-        text = response.read().decode()
-    sample = Sample(time.time())
+def parse_sample(text: str, at: float) -> Sample:
+    """A Prometheus text exposition as a `Sample` taken at `at` (seconds since the epoch)."""
+    sample = Sample(at)
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             sample.values.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
     return sample
 
 
-def render(now: Sample, before: Sample | None, loadgen_line: str, logs: Path) -> Group:
+def scrape(url: str) -> Sample:
+    with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback only
+        text = response.read().decode()
+    return parse_sample(text, time.time())
+
+
+TOP_REASONS = 3  # drop reasons shown per sink in the compact view
+
+
+def _decisions(sample: Sample | None) -> dict[tuple[str, str, str], float]:
+    """Decision counts by (sink, verdict, reason)."""
+    rows: dict[tuple[str, str, str], float] = defaultdict(float)
+    for labels, value in (
+        sample.values.get("gateway_decisions_total", {}) if sample else {}
+    ).items():
+        key = dict(labels)
+        rows[(key["sink"], key["verdict"], key["reason"])] += value
+    return rows
+
+
+def render(
+    now: Sample, before: Sample | None, loadgen_line: str, logs: Path, *, detail: bool = False
+) -> Group:
+    """The live view: a head line, one row per sink (or, with `detail`, per sink and reason)."""
     span = (now.at - before.at) if before else 1.0
     consumed = now.total("gateway_events_consumed_total")
     rate = (consumed - before.total("gateway_events_consumed_total")) / span if before else 0.0
@@ -57,24 +81,9 @@ def render(now: Sample, before: Sample | None, loadgen_line: str, logs: Path) ->
         f"invalid -> DLQ: {now.total('gateway_dlq_writes_total'):,.0f}   ",
         f"audit records: {now.total('gateway_audit_writes_total'):,.0f}",
     )  # fmt: skip
-    table = Table(title="decisions per sink (forward / drop by reason)", expand=True)
-    for column in ("sink", "verdict", "reason", "total", "per s"):
-        table.add_column(column, justify="right" if column in ("total", "per s") else "left")
-    rows: dict[tuple[str, str, str], float] = defaultdict(float)
-    for labels, value in now.values.get("gateway_decisions_total", {}).items():
-        key = dict(labels)
-        rows[(key["sink"], key["verdict"], key["reason"])] += value
-    for (sink, verdict, reason), value in sorted(rows.items()):
-        if value == 0:
-            continue
-        prev = (
-            before.total("gateway_decisions_total", sink=sink, verdict=verdict, reason=reason)
-            if before
-            else value
-        )
-        style = "green" if verdict == "forward" else "yellow"
-        table.add_row(sink, Text(verdict, style=style), reason, f"{value:,.0f}",
-                      f"{(value - prev) / span:,.0f}")  # fmt: skip
+    counts, previous = _decisions(now), _decisions(before)
+    per_second = {k: (v - previous.get(k, v)) / span if before else 0.0 for k, v in counts.items()}
+    table = _detail_table(counts, per_second) if detail else _sink_table(counts, per_second)
     latency = Text(
         f"batches: {now.total('gateway_batch_size_count'):,.0f}   "
         f"barrier waits: {now.total('gateway_barrier_wait_seconds_sum'):.3f}s total   "
@@ -83,8 +92,58 @@ def render(now: Sample, before: Sample | None, loadgen_line: str, logs: Path) ->
         f"{now.total('gateway_consent_records_total', outcome='stale'):,.0f}/"
         f"{now.total('gateway_consent_records_total', outcome='tombstone'):,.0f}"
     )
-    tail = Text(f"loadgen: {loadgen_line}\nlogs: {logs}   Ctrl-C stops everything", style="dim")
+    more = "" if detail else "   `gateway demo --detail`: every reason"
+    tail = Text(
+        f"loadgen: {loadgen_line}\nlogs: {logs}   Ctrl-C stops everything{more}", style="dim"
+    )
     return Group(head, table, latency, tail)
+
+
+def _sink_table(
+    counts: dict[tuple[str, str, str], float], per_second: dict[tuple[str, str, str], float]
+) -> Table:
+    """One row per sink: forwards and drops (totals and rates), the top drop reasons."""
+    table = Table(title="decisions per sink", expand=True)
+    for column in ("sink", "forwarded", "per s", "dropped", "per s", "top drop reasons"):
+        table.add_column(column, justify="left" if "sink" in column or "top" in column else "right")
+    for sink in sorted({sink for sink, _, _ in counts}):
+
+        def summed(verdict: str, of: dict[tuple[str, str, str], float], sink: str = sink) -> float:
+            return sum(v for (s, w, _), v in of.items() if s == sink and w == verdict)
+
+        dropped = summed("drop", counts)
+        reasons = sorted(
+            ((v, r) for (s, w, r), v in counts.items() if s == sink and w == "drop" and v > 0),
+            reverse=True,
+        )
+        shown = ", ".join(f"{r} {v / dropped:.0%}" for v, r in reasons[:TOP_REASONS])
+        if len(reasons) > TOP_REASONS:
+            shown += f", +{len(reasons) - TOP_REASONS} more"
+        table.add_row(
+            sink,
+            Text(f"{summed('forward', counts):,.0f}", style="green"),
+            f"{summed('forward', per_second):,.0f}",
+            Text(f"{dropped:,.0f}", style="yellow"),
+            f"{summed('drop', per_second):,.0f}",
+            shown,
+        )
+    return table
+
+
+def _detail_table(
+    counts: dict[tuple[str, str, str], float], per_second: dict[tuple[str, str, str], float]
+) -> Table:
+    """One row per sink, verdict and reason seen so far (taller than a screen with many sinks)."""
+    table = Table(title="decisions per sink (forward / drop by reason)", expand=True)
+    for column in ("sink", "verdict", "reason", "total", "per s"):
+        table.add_column(column, justify="right" if column in ("total", "per s") else "left")
+    for (sink, verdict, reason), value in sorted(counts.items()):
+        if value == 0:
+            continue
+        style = "green" if verdict == "forward" else "yellow"
+        rate = per_second[(sink, verdict, reason)]
+        table.add_row(sink, Text(verdict, style=style), reason, f"{value:,.0f}", f"{rate:,.0f}")
+    return table
 
 
 def _last_line(path: Path) -> str:
@@ -95,7 +154,7 @@ def _last_line(path: Path) -> str:
     return lines[-1].removeprefix("loadgen: ") if lines else ""
 
 
-def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
+def run_demo(*, rate: float, subjects: int, duration: float | None, detail: bool = False) -> int:
     console = Console(stderr=True)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
     started_broker = False
@@ -127,7 +186,7 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
         loadgen_argv = [*cli, "loadgen", "--rate", str(rate), "--subjects", str(subjects),
                         "--invalid-share", "0.002"]  # fmt: skip
         children.append(Child(loadgen_argv, logs / "loadgen.log", env, name="loadgen"))
-        _watch(console, url, logs, duration)
+        _watch(console, url, logs, duration, detail=detail)
     except KeyboardInterrupt:
         pass
     finally:
@@ -140,7 +199,7 @@ def run_demo(*, rate: float, subjects: int, duration: float | None) -> int:
     return 0
 
 
-def _watch(console: Console, url: str, logs: Path, duration: float | None) -> None:
+def _watch(console: Console, url: str, logs: Path, duration: float | None, *, detail: bool) -> None:
     end = time.monotonic() + duration if duration else None
     before: Sample | None = None
     interactive = console.is_terminal
@@ -152,7 +211,7 @@ def _watch(console: Console, url: str, logs: Path, duration: float | None) -> No
             except OSError:
                 console.print("[red]the gateway stopped answering; see its log[/red]")
                 return
-            view = render(now, before, _last_line(logs / "loadgen.log"), logs)
+            view = render(now, before, _last_line(logs / "loadgen.log"), logs, detail=detail)
             if interactive:
                 live.update(view, refresh=True)
             elif time.monotonic() - last_plain > 5:
@@ -161,4 +220,5 @@ def _watch(console: Console, url: str, logs: Path, duration: float | None) -> No
             before = now
             time.sleep(1.0)
         if before is not None:
-            live.update(render(before, None, _last_line(logs / "loadgen.log"), logs), refresh=True)
+            last = render(before, None, _last_line(logs / "loadgen.log"), logs, detail=detail)
+            live.update(last, refresh=True)

@@ -1,4 +1,4 @@
-"""`gateway loadgen` and `gateway consent`: synthetic traffic and single consent records."""
+"""`gateway loadgen`: synthetic usage, device and consent traffic at a given rate."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from topologies.synthetic import PURPOSES, Traffic, consent_record, subject_id
-
-
-def rfc3339(now: float) -> str:
-    return (
-        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+from devtools.synthetic import PURPOSES, Traffic, consent_record, subject_id
+from topologies.consent_cli import rfc3339
 
 
 @dataclass(frozen=True)
@@ -128,16 +122,3 @@ async def _consent_change(producer: AIOKafkaProducer, plan: LoadPlan, traffic: T
 def _say(plan: LoadPlan, line: str) -> None:
     if not plan.quiet:
         print(f"loadgen: {line}", file=sys.stderr, flush=True)
-
-
-async def publish_consent(
-    bootstrap: str, topic: str, subject: str, value: bytes | None
-) -> tuple[int, int]:
-    """Publish one consent record (or tombstone) with acks=all; return (partition, offset)."""
-    producer = _producer(bootstrap)
-    await producer.start()
-    try:
-        meta = await producer.send_and_wait(topic, value, key=subject.encode())
-    finally:
-        await producer.stop()
-    return meta.partition, meta.offset

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 import orjson
 
-PURPOSES = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
+from gateway.consent_state import PURPOSES
+from topologies.consent_cli import consent_record as make_consent_record
+
+__all__ = ["PURPOSES", "Mix", "Traffic", "consent_record", "subject_id"]
+
 PAGES = ("/", "/products/term-life", "/quote", "/help/faq", "/articles/retirement-basics",
          "/account/overview", "/contact")  # fmt: skip
 USER_AGENTS = (
@@ -151,14 +155,9 @@ def consent_record(
     *,
     under_13: bool | None = False,
     parental_consent: bool | None = False,
-    source: str = "loadgen",
 ) -> bytes:
-    return orjson.dumps(
-        {
-            "subject_id": subject,
-            "updated_at": updated_at,
-            "purposes": purposes,
-            "age": {"under_13": under_13, "parental_consent": parental_consent},
-            "source": source,
-        }
-    )
+    """A consent record from the load generator (`source: loadgen`)."""
+    return make_consent_record(
+        subject, updated_at, purposes,
+        under_13=under_13, parental_consent=parental_consent, source="loadgen",
+    )  # fmt: skip

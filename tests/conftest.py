@@ -24,7 +24,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from topologies import local_broker
+    from devtools import local_broker
 
     state, reused = local_broker.up(log=False)
     try:

@@ -53,32 +53,37 @@ from topologies.faust_adapter import (
 from topologies.follower import ConsumerFactory
 from topologies.raw_reader import RawReader
 from topologies.reload import ConfigReloader
+from topologies.settings import WorkerSettings
 from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.app")
 
 
+def _default(name: str) -> Any:
+    return WorkerSettings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class Tuning:
-    batch_max: int = 2000
-    barrier_timeout: float = 30.0
-    linger_ms: int = 5
-    max_batch_bytes: int = 1024 * 1024
-    commit_interval: float = 1.0
-    max_inflight: int = 4
+    """How the fast path batches, commits and pipelines; defaults are `WorkerSettings`'."""
+
+    batch_max: int = _default("batch_max")  # raw records per batch, at most
+    barrier_timeout: float = 30.0  # seconds a batch waits for the consent barrier
+    linger_ms: int = _default("linger_ms")  # milliseconds the output producer waits to fill
+    max_batch_bytes: int = _default("max_batch_bytes")  # bytes per output partition batch
+    commit_interval: float = _default("commit_interval")  # seconds between offset commits
+    max_inflight: int = _default("max_inflight")  # batches awaiting acknowledgement at once
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Tuning:
+    def from_settings(cls, settings: WorkerSettings) -> Tuning:
         """`GATEWAY_BATCH_MAX`, `GATEWAY_LINGER_MS`, `GATEWAY_MAX_BATCH_BYTES`,
-        `GATEWAY_COMMIT_INTERVAL`, `GATEWAY_MAX_INFLIGHT`; defaults where unset."""
-        default = cls()
+        `GATEWAY_COMMIT_INTERVAL` and `GATEWAY_MAX_INFLIGHT`, validated by the settings."""
         return cls(
-            batch_max=int(env.get("GATEWAY_BATCH_MAX", default.batch_max)),
-            barrier_timeout=default.barrier_timeout,
-            linger_ms=int(env.get("GATEWAY_LINGER_MS", default.linger_ms)),
-            max_batch_bytes=int(env.get("GATEWAY_MAX_BATCH_BYTES", default.max_batch_bytes)),
-            commit_interval=float(env.get("GATEWAY_COMMIT_INTERVAL", default.commit_interval)),
-            max_inflight=int(env.get("GATEWAY_MAX_INFLIGHT", default.max_inflight)),
+            batch_max=settings.batch_max,
+            linger_ms=settings.linger_ms,
+            max_batch_bytes=settings.max_batch_bytes,
+            commit_interval=settings.commit_interval,
+            max_inflight=settings.max_inflight,
         )
 
 

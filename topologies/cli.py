@@ -1,13 +1,15 @@
 """The `gateway` command: one entry point, subcommands registered by the module that owns them.
 
-Pure commands (`rules check`, `explain`) come from `gateway.cli` and need no broker; the rest
-(`local`, `run`, `loadgen`, `consent`) live here in `topologies`. Heavy imports (faust, aiokafka)
-happen inside the handlers, so `gateway rules check` starts fast.
+Pure commands (`rules check`, `explain`) come from `gateway.cli` and need no broker; `run` and
+`consent` live here in `topologies`. The dev commands (`local`, `demo`, `loadgen`) come from the
+`devtools` package, only where it is installed (a checkout; the image ships the runtime only).
+Heavy imports (faust, aiokafka) happen inside the handlers, so `gateway rules check` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,10 +18,16 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     from gateway.cli import register as register_pure
-    from topologies.local_cli import register as register_local
+    from topologies.consent_cli import register as register_consent
     from topologies.worker_cli import register as register_worker
 
-    return [register_pure, register_local, register_worker]
+    registrars = [register_pure, register_worker, register_consent]
+    if importlib.util.find_spec("devtools") is None:
+        return registrars  # the image: the runtime only
+    # The one place the runtime names the dev tools, to offer their commands where installed.
+    from devtools.cli import register as register_dev  # noqa: TID251
+
+    return [*registrars, register_dev]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """`gateway run`: load and check everything, prepare the topics, then run the faust worker.
 
-Start-up fails closed and says why: an invalid config lists every problem; missing keys are
-listed (only `--demo` makes ephemeral keys); raw and consent topics that are not co-partitioned
-stop the start. Missing topics are created (consent compacted) with the raw topics' partitions.
+Start-up fails closed and says why: invalid settings (environment) or an invalid config list
+every problem; missing keys are listed (only `--demo` makes ephemeral keys); raw and consent
+topics that are not co-partitioned stop the start. Missing topics are created (consent
+compacted) with the raw topics' partitions.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import os
 import platform
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +24,7 @@ from gateway.engine import Engine
 from gateway.keys import KeyringError, load_keyring
 from gateway.metrics import BuildInfo, GatewayMetrics
 from topologies.admin import TopicSpec, describe_partitions, ensure_topics
+from topologies.settings import SettingsError, WorkerSettings, load_settings
 
 log = logging.getLogger("gateway.worker")
 
@@ -31,38 +33,12 @@ class StartError(RuntimeError):
     """The worker refuses to start; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class WorkerSettings:
-    bootstrap: str
-    config_dir: Path
-    app_id: str
-    metrics_host: str
-    metrics_port: int
-    partitions: int
-    keys_file: Path | None
-    log_level: str
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
-        keys_file = env.get("GATEWAY_KEYS_FILE")
-        return cls(
-            bootstrap=env.get("KAFKA_BOOTSTRAP") or default_bootstrap(),
-            config_dir=Path(env.get("GATEWAY_CONFIG_DIR", "config")),
-            app_id=env.get("GATEWAY_APP_ID", "privacy-gateway"),
-            metrics_host=env.get("GATEWAY_METRICS_HOST", "127.0.0.1"),
-            metrics_port=int(env.get("GATEWAY_METRICS_PORT", "9108")),
-            partitions=int(env.get("GATEWAY_PARTITIONS", "6")),
-            keys_file=Path(keys_file) if keys_file else None,
-            log_level=env.get("GATEWAY_LOG_LEVEL", "info"),
-        )
-
-
-def default_bootstrap() -> str:
-    """The local broker's address when one runs, else Kafka's usual loopback port."""
-    from topologies import local_broker
-
-    state = local_broker.read_state()
-    return state.bootstrap if state is not None else "127.0.0.1:9092"
+def load_checked_settings(**overrides: Any) -> WorkerSettings:
+    """The environment's settings (`overrides` on top), or a `StartError` listing every problem."""
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        raise StartError("the environment is invalid:\n" + "\n".join(exc.problems)) from exc
 
 
 def load_checked_config(directory: Path) -> GatewayConfig:
@@ -184,7 +160,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         metrics=metrics,
         partitions=partitions,
         output_partitions=output_partitions,
-        tuning=Tuning.from_env(os.environ),
+        tuning=Tuning.from_settings(settings),
         config_dir=settings.config_dir,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from topologies.processes import Child as Proc
+from devtools.processes import Child as Proc
 
 __all__ = ["Proc", "python_argv"]
 

@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.local_broker import free_port
 from tests.integration.procs import Proc
-from topologies.local_broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SINKS = ("analytics", "ads", "social")

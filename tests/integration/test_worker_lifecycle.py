@@ -13,12 +13,12 @@ import orjson
 import pytest
 import yaml
 
+from devtools.local_broker import free_port
 from gateway.keys import pseudonymize
 from tests.integration.procs import Proc
 from tests.integration.stack import SINKS, Stack, header
 from tests.integration.test_gateway import consent, everything, unique, usage
 from topologies.admin import TopicSpec, ensure_topics
-from topologies.local_broker import free_port
 
 
 def new_stack(bootstrap: str, root: Path) -> Stack:

@@ -1,8 +1,8 @@
 """Fixtures for the ops tests: the real promtool and prometheus binaries, and a metrics endpoint.
 
 Binaries are found through $PROMTOOL / $PROMETHEUS (a path), else on $PATH. A missing binary
-fails the test; set GATEWAY_ALLOW_NO_PROMTOOL=1 to skip instead (for machines that cannot install
-the Debian `prometheus` package; CI installs it).
+fails the test; `make tools` (which `make test` runs first) installs them. Set
+GATEWAY_ALLOW_NO_PROMTOOL=1 to skip instead, on machines that cannot install Debian's package.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _binary(name: str, env: str) -> str:
         return path
     message = (
         f"{name} not found (set ${env} or put it on PATH; "
-        "apt-get install -y --no-install-recommends prometheus)"
+        "`make tools` installs Debian's prometheus package)"
     )
     if os.environ.get("GATEWAY_ALLOW_NO_PROMTOOL") == "1":
         pytest.skip(message)

@@ -53,9 +53,9 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[Path, str]]:
     return mounts
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     # Like Docker: comment lines go first (also inside a continued instruction), then `\` joins.
-    lines = DOCKERFILE.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     text = "\n".join(line for line in lines if not line.strip().startswith("#"))
     return [
         (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
@@ -78,7 +78,8 @@ def test_when_images_are_read_then_each_is_pinned_or_built_here() -> None:
     for name, service in services().items():
         image = service.get("image", "")
         if "build" in service:
-            assert service["build"]["dockerfile"] == "Dockerfile", name
+            wanted = "devtools/loadgen.Dockerfile" if name == "loadgen" else "Dockerfile"
+            assert service["build"]["dockerfile"] == wanted, name
             continue
         repository, _, tag = image.rpartition(":")
         assert repository, f"{name}: image {image!r} has no tag"
@@ -178,6 +179,60 @@ def test_when_the_dockerfile_is_read_then_it_installs_the_package_and_runs_the_g
     gateway_command = services()["gateway"]["command"]
     assert gateway_command[0] == "run"
     assert services()["loadgen"]["command"][0] == "loadgen"
+
+
+def _ignore_pattern(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\*\*|\*|\?)", pattern.strip().strip("/"))
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(part, re.escape(part)) for part in parts))
+
+
+def build_context(ignore_file: Path) -> list[str]:
+    """The repository files a build with `ignore_file` sends, by Docker's rules: the last
+    matching pattern wins, `!` includes again, a pattern matching a folder covers its files."""
+    rules = [
+        (line.startswith("!"), _ignore_pattern(line.removeprefix("!")))
+        for line in ignore_file.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    sent = []
+    for path in listed:
+        prefixes = ["/".join(path.split("/")[: n + 1]) for n in range(path.count("/") + 1)]
+        included = True
+        for include, pattern in rules:
+            if any(pattern.fullmatch(prefix) for prefix in prefixes):
+                included = include
+        if included and (REPO / path).exists():
+            sent.append(path)
+    return sent
+
+
+def test_when_the_image_is_built_then_its_context_is_the_runtime_only() -> None:
+    sent = build_context(REPO / ".dockerignore")
+    tops = {path.split("/")[0] for path in sent}
+    assert tops == {"gateway", "topologies", "config", "pyproject.toml", "README.md"}, tops
+    assert not [p for p in sent if p.startswith(("devtools/", "tests/", "benchmarks/"))]
+    assert "topologies/worker.py" in sent and "gateway/engine.py" in sent
+    assert "config/gateway.yaml" in sent and any(p.startswith("config/sinks/") for p in sent)
+    copied = [arg for op, arg in dockerfile_instructions() if op == "COPY"]
+    assert not [arg for arg in copied if re.search(r"devtools|tests|benchmarks", arg)]
+
+
+def test_when_the_loadgen_image_is_built_then_it_adds_the_dev_tools_and_nothing_else() -> None:
+    dockerfile = REPO / "devtools" / "loadgen.Dockerfile"
+    sent = build_context(dockerfile.with_name(dockerfile.name + ".dockerignore"))
+    assert "devtools/loadgen.py" in sent and "topologies/worker.py" in sent
+    assert not [p for p in sent if p.startswith(("tests/", "benchmarks/"))]
+    for op, arg in dockerfile_instructions(dockerfile):
+        if op == "COPY":
+            for source in shlex.split(arg)[:-1]:
+                assert any(p == source or p.startswith(f"{source}/") for p in sent), source
+    (entrypoint,) = [arg for op, arg in dockerfile_instructions(dockerfile) if op == "ENTRYPOINT"]
+    assert yaml.safe_load(entrypoint) == ["gateway"]
 
 
 def test_when_env_vars_are_referenced_then_each_has_a_default_or_is_set() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from topologies.local_broker import new_cluster_id
+from devtools.local_broker import new_cluster_id
 
 
 def test_when_many_cluster_ids_are_made_then_none_starts_with_a_dash_and_each_is_16_bytes() -> None:

@@ -1,0 +1,174 @@
+"""The worker's settings: every environment variable `gateway run` reads, in one model.
+
+Each field names its variable (`KAFKA_BOOTSTRAP`, `GATEWAY_*`), its type, its unit, its bounds
+and its default; `gateway run --help` and the README's environment table are made from it.
+`load_settings` reports every invalid variable at once (`NAME: what is wrong`, never the value)
+as a `SettingsError`, which the command turns into exit 2 like an invalid config.
+
+Per-sink pseudonym keys (`GATEWAY_KEY_<SINK>`, `GATEWAY_PREVIOUS_KEY_<SINK>`) are not here: their
+names depend on the config's sinks, and `gateway.keys` reads them.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class SettingsError(ValueError):
+    """Invalid environment variables; `problems` holds one `NAME: message` line for each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class WorkerSettings(BaseSettings):
+    """What one worker process is told by its environment (and `--config`, `--metrics-port`)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=True, validate_by_name=True
+    )
+
+    bootstrap: str = Field(
+        "127.0.0.1:9092",
+        validation_alias="KAFKA_BOOTSTRAP",
+        min_length=1,
+        description="Kafka bootstrap servers, `host:port[,host:port...]`",
+    )
+    config_dir: Path = Field(
+        Path("config"),
+        validation_alias="GATEWAY_CONFIG_DIR",
+        description="the config folder (`gateway.yaml` and `sinks/`)",
+    )
+    keys_file: Path | None = Field(
+        None,
+        validation_alias="GATEWAY_KEYS_FILE",
+        description="a YAML/JSON secret file `{sink: {id, key, previous: {id, key}}}` "
+        "instead of `GATEWAY_KEY_<SINK>` variables",
+    )
+    app_id: str = Field(
+        "privacy-gateway",
+        validation_alias="GATEWAY_APP_ID",
+        min_length=1,
+        description="the consumer group; workers with one id share the partitions",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        validation_alias="GATEWAY_METRICS_HOST",
+        min_length=1,
+        description="address the `/metrics` endpoint listens on",
+    )
+    metrics_port: int = Field(
+        9108,
+        validation_alias="GATEWAY_METRICS_PORT",
+        ge=1,
+        le=65535,
+        description="TCP port of the `/metrics` endpoint (1-65535)",
+    )
+    partitions: int = Field(
+        6,
+        validation_alias="GATEWAY_PARTITIONS",
+        ge=1,
+        le=10_000,
+        description="partitions of topics the worker creates (existing raw topics win), 1-10000",
+    )
+    log_level: LogLevel = Field(
+        "info",
+        validation_alias="GATEWAY_LOG_LEVEL",
+        description="worker log level: debug, info, warning, error or critical",
+    )
+    batch_max: int = Field(
+        2000,
+        validation_alias="GATEWAY_BATCH_MAX",
+        ge=1,
+        le=100_000,
+        description="raw records decided per batch, at most (1-100000)",
+    )
+    linger_ms: int = Field(
+        5,
+        validation_alias="GATEWAY_LINGER_MS",
+        ge=0,
+        le=10_000,
+        description="milliseconds the output producer waits to fill a request (0-10000)",
+    )
+    max_batch_bytes: int = Field(
+        1024 * 1024,
+        validation_alias="GATEWAY_MAX_BATCH_BYTES",
+        ge=16 * 1024,
+        le=64 * 1024 * 1024,
+        description="bytes per output partition batch of the producer (16 KiB-64 MiB); "
+        "a request may carry four",
+    )
+    commit_interval: float = Field(
+        1.0,
+        validation_alias="GATEWAY_COMMIT_INTERVAL",
+        gt=0,
+        le=60,
+        description="seconds between offset commits of acknowledged batches (over 0, up to 60)",
+    )
+    max_inflight: int = Field(
+        4,
+        validation_alias="GATEWAY_MAX_INFLIGHT",
+        ge=1,
+        le=64,
+        description="batches whose outputs may await acknowledgement at once (1-64)",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+def variable(name: str) -> str:
+    """The environment variable of a field."""
+    alias = WorkerSettings.model_fields[name].validation_alias
+    assert isinstance(alias, str)
+    return alias
+
+
+def load_settings(**overrides: Any) -> WorkerSettings:
+    """The settings from the environment, `overrides` (the command line's options) on top.
+
+    Raises `SettingsError` naming every invalid variable and what is wrong with it; the values
+    themselves are never repeated, as a variable may hold a secret by mistake.
+    """
+    try:
+        return WorkerSettings(**overrides)
+    except ValidationError as exc:
+        names = {variable(field): field for field in WorkerSettings.model_fields}
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = str(error["loc"][0]) if error["loc"] else "environment"
+            name = where if where in names else variable(where)
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError(problems) from None
+
+
+def _shown(default: Any) -> str:
+    return "none" if default is None else str(default)
+
+
+def environment_help() -> str:
+    """Every variable with its meaning and default, for `gateway run --help`."""
+    lines = ["environment (per-sink keys: GATEWAY_KEY_<SINK>, GATEWAY_PREVIOUS_KEY_<SINK>):"]
+    for name, field in WorkerSettings.model_fields.items():
+        text = f"{field.description} (default {_shown(field.default)})"
+        lines.append(f"  {variable(name)}")
+        lines.append(textwrap.fill(text, 90, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
+
+
+def environment_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) per field: the README's environment table."""
+    return [
+        (variable(name), _shown(field.default), field.description or "")
+        for name, field in WorkerSettings.model_fields.items()
+    ]
