@@ -162,7 +162,11 @@ def environment_help() -> str:
     for name, field in WorkerSettings.model_fields.items():
         text = f"{field.description} (default {_shown(field.default)})"
         lines.append(f"  {variable(name)}")
-        lines.append(textwrap.fill(text, 90, initial_indent=" " * 6, subsequent_indent=" " * 6))
+        lines.append(
+            textwrap.fill(
+                text, 90, initial_indent=" " * 6, subsequent_indent=" " * 6, break_on_hyphens=False
+            )
+        )
     return "\n".join(lines)
 
 
