@@ -90,6 +90,7 @@ class RawReader:
         self._wanted: set[TopicPartition] = set()
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
+        self._give_up = asyncio.Event()  # a rebalance or stop: leave the barrier undecided
         self._stopping = False
 
     @property
@@ -109,9 +110,16 @@ class RawReader:
     # Rebalance hooks, called from faust's signals.
 
     async def revoke(self) -> None:
-        """Before partitions move: every batch in flight is acknowledged, then committed."""
+        """Before partitions move: every batch in flight is acknowledged, then committed.
+
+        A batch still waiting at the barrier is given up undecided (the feed is paused, so it
+        would wait for ever): its offsets are not committed, and `resume` (or the partition's
+        next owner) fetches it again from the committed offset.
+        """
         self._ready.clear()
+        self._give_up.set()
         async with self._lock:
+            self._give_up.clear()
             await self._settle(everything=True)
             await self._commit()
 
@@ -131,6 +139,7 @@ class RawReader:
     async def stop(self) -> None:
         self._stopping = True
         self._ready.set()
+        self._give_up.set()
         async with self._lock:
             with contextlib.suppress(Exception):  # a failed batch is redone by the next worker
                 await self._settle(everything=True)
@@ -161,9 +170,9 @@ class RawReader:
         if fetched:
             started = time.perf_counter()
             records = [m for messages in fetched.values() for m in messages]
-            waited = await self._barrier.wait(
-                {tp.partition for tp in fetched}, timeout=self._barrier_timeout
-            )
+            waited = await self._pass_barrier({tp.partition for tp in fetched})
+            if waited is None:
+                return  # given up for a rebalance: fetched again from the committed offsets
             assert self._enforcer is not None
             acked = await self._enforcer.submit(records)
             positions = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
@@ -172,6 +181,21 @@ class RawReader:
         await self._settle(everything=not fetched, at_most=self._max_inflight)
         if not fetched or time.monotonic() - self._last_commit >= self._commit_interval:
             await self._commit()
+
+    async def _pass_barrier(self, partitions: set[int]) -> float | None:
+        """The seconds waited at the barrier, or None if a rebalance or stop came first."""
+        passing = asyncio.ensure_future(
+            self._barrier.wait(partitions, timeout=self._barrier_timeout)
+        )
+        giving_up = asyncio.ensure_future(self._give_up.wait())
+        await asyncio.wait({passing, giving_up}, return_when=asyncio.FIRST_COMPLETED)
+        giving_up.cancel()
+        if passing.done():
+            return passing.result()
+        passing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await passing
+        return None
 
     async def _settle(self, *, everything: bool = False, at_most: int | None = None) -> None:
         """Collect acknowledged batches in order; their offsets become committable."""
