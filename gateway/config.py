@@ -1,7 +1,12 @@
 """Loading and validating the config directory: gateway.yaml plus sinks/*.yaml.
 
-Every problem is gathered and reported at once as `FILE:LINE: PATH: MESSAGE`, with the line
-taken from the YAML node. `version` is a short stable hash of all config files' content.
+Each file is validated once by its model (gateway.config_models: `Settings`, `SinkRule`); then
+the checks that read more than one key run over the validated rule: which operators a field or
+a `properties` key may take (by its name, gateway.identifier_names), each operator's refusals
+for the sink's audience, exceptions (internal sinks only, each waiving something), unknown
+consent, event types, topics. Every problem is gathered and reported at once as
+`FILE:LINE: PATH: MESSAGE`, with the line taken from the YAML node. `version` is a short stable
+hash of all config files' content.
 """
 
 from __future__ import annotations
@@ -12,23 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gateway.config_models import (
     ALLOWLISTABLE_FIELDS,
     CONTRACT_EVENT_TYPES,
     OTHER_EVENT_TYPE,
-    FieldRule,
+    OperatorSpec,
     Settings,
     SinkRule,
-    SinkRuleModel,
     Topics,
     field_class,
     property_class,
 )
-from gateway.events import EventKind
 from gateway.operators import OPERATORS
-from gateway.operators.base import INTERNAL, IP, PROPERTY
+from gateway.operators.base import INTERNAL, IP, PROPERTY, OperatorConfig
 from gateway.yamlnodes import LoadedYaml, PathKey, Problem, load_yaml, path_text
 
 __all__ = ["ConfigError", "GatewayConfig", "Problem", "load_config"]
@@ -54,14 +57,46 @@ class GatewayConfig:
     version: str
 
 
-def _valid_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+_ALLOWLISTS = ("fields", "properties")
+_SPEC: TypeAdapter[OperatorConfig] = TypeAdapter(OperatorSpec)
+
+
+def _valid_keys(model: type[BaseModel], loc: PathKey) -> list[str]:
+    if len(loc) == 2 and loc[0] in _ALLOWLISTS:  # inside a field rule: its operator's options
+        return []
     for part in loc:
         info = model.model_fields.get(str(part))
         annotation = info.annotation if info is not None else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
-    return sorted(model.model_fields)
+    return sorted(name for name, info in model.model_fields.items() if not info.exclude)
+
+
+def _error(model: type[BaseModel], item: Any) -> tuple[PathKey, str]:
+    """A pydantic error as (path in the file, message): the tag pydantic puts after a field
+    rule's name (`fields.ip.ip_truncate.x`) and the `[key]` of a key error are left out."""
+    loc: PathKey = tuple(item["loc"])
+    kind, message = item["type"], str(item["msg"])
+    tagged = len(loc) > 2 and loc[0] in _ALLOWLISTS and loc[2] in OPERATORS
+    options = OPERATORS[str(loc[2])].config_model if tagged else None
+    loc = tuple(p for i, p in enumerate(loc) if p != "[key]" and not (tagged and i == 2))
+    if kind == "extra_forbidden":
+        keys = sorted(options.model_fields) if options else _valid_keys(model, loc[:-1])
+        message = f"unknown key; valid keys: {', '.join(keys)}"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "union_tag_not_found" or (
+        kind == "union_tag_invalid" and not isinstance(item["input"].get("op"), str)
+    ):
+        loc, message = (*loc, "op"), "required key 'op' is missing or not a string"
+    elif kind == "union_tag_invalid":
+        valid = ", ".join(sorted(OPERATORS))
+        loc, message = (
+            (*loc, "op"),
+            f"unknown operator '{item['input']['op']}'; valid operators: {valid}",
+        )
+    return loc, message
 
 
 class _Collector:
@@ -71,20 +106,12 @@ class _Collector:
     def add(self, file: str, doc: LoadedYaml, path: PathKey, message: str) -> None:
         self.problems.append(Problem(file, doc.line_of(path), path_text(path), message))
 
-    def validate(
-        self, model: type[BaseModel], data: Any, file: str, doc: LoadedYaml, prefix: PathKey = ()
-    ) -> Any:
+    def validate(self, model: type[BaseModel], data: Any, file: str, doc: LoadedYaml) -> Any:
         try:
             return model.model_validate(data)
         except ValidationError as error:
             for item in error.errors(include_url=False):
-                loc = tuple(item["loc"])
-                message = str(item["msg"])
-                if item["type"] == "extra_forbidden":
-                    message = f"unknown key; valid keys: {', '.join(_valid_keys(model, loc[:-1]))}"
-                elif item["type"] == "missing":
-                    message = "required key is missing"
-                self.add(file, doc, (*prefix, *loc), message)
+                self.add(file, doc, *_error(model, item))
             return None
 
 
@@ -116,75 +143,60 @@ class _SinkFile:
         return ""
 
 
-def _field_rule(
-    name: str, spec: Any, *, klass: str, path: PathKey, sink: _SinkFile
-) -> FieldRule | None:
-    if not isinstance(spec, str | dict):
-        sink.add(path, "must be an operator name or a mapping with 'op'")
-        return None
-    data = {"op": spec} if isinstance(spec, str) else dict(spec)
-    op_path = path if isinstance(spec, str) else (*path, "op")
-    op = data.get("op")
-    if not isinstance(op, str):
-        sink.add(op_path, "required key 'op' is missing or not a string")
-        return None
-    operator = OPERATORS.get(op)
-    if operator is None:
-        valid = ", ".join(sorted(OPERATORS))
-        sink.add(op_path, f"unknown operator '{op}'; valid operators: {valid}")
-        return None
-    named = path[0] == "properties" and klass != PROPERTY  # a property named like an identifier
+def _check_field_rule(sink: _SinkFile, path: tuple[str, str], config: OperatorConfig) -> None:
+    """May this field (this `properties` key, judged by its name) take this operator, and does
+    the operator refuse its options for the sink's audience?"""
+    section, name = path
+    klass = field_class(name) if section == "fields" else property_class(name)
+    operator = OPERATORS[config.op]
+    op_path = (*path, "op") if (*path, "op") in sink.doc.lines else path
+    named = section == "properties" and klass != PROPERTY  # a property named like an identifier
     if klass not in operator.field_classes and not (
         named and PROPERTY in operator.field_classes and sink.waives(path_text(path))
     ):
         allowed = ", ".join(sorted(n for n, cls in OPERATORS.items() if klass in cls.field_classes))
         if named:
             message = (
-                f"operator '{op}' is not allowed on property '{name}': its name denotes"
+                f"operator '{config.op}' is not allowed on property '{name}': its name denotes"
                 f" {'an IP address' if klass == IP else 'an identifier or contact data'}"
                 f" (config/README.md, Identifier names); use one of: {allowed}"
             )
             sink.add(op_path, message + sink.hint(path_text(path)))
         else:
-            message = f"operator '{op}' is not allowed on {klass} field '{name}'; use one of: "
+            message = (
+                f"operator '{config.op}' is not allowed on {klass} field '{name}'; use one of: "
+            )
             sink.add(op_path, message + allowed)
-        return None
-    config = sink.out.validate(operator.config_model, data, sink.file, sink.doc, path)
-    if config is None:
-        return None
-    config = operator.for_audience(config, sink.audience)
+        return
     for refusal in operator.refusals(config, sink.audience):
         key = f"{path_text(path)}.{refusal.exception}" if refusal.exception else ""
         if not (key and sink.waives(key)):
             sink.add((*path, *refusal.path), refusal.message + (sink.hint(key) if key else ""))
-    return FieldRule(name, config)
 
 
-def _field_rules(
-    raw: dict[Any, Any], sink: _SinkFile
-) -> tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]]:
-    """The `fields` and `properties` allowlists, checked even when other keys are wrong."""
-    fields: list[FieldRule | None] = []
-    raw_fields = raw.get("fields")
-    for field_name, spec in raw_fields.items() if isinstance(raw_fields, dict) else ():
-        path = ("fields", str(field_name))
-        if field_name not in ALLOWLISTABLE_FIELDS:
-            known = ", ".join(sorted(ALLOWLISTABLE_FIELDS))
-            sink.add(path, f"unknown event field; known fields: {known}")
-            continue
-        klass = field_class(field_name)
-        fields.append(_field_rule(field_name, spec, klass=klass, path=path, sink=sink))
-    raw_props = raw.get("properties")
-    properties = [
-        _field_rule(
-            str(key), spec, klass=property_class(str(key)), path=("properties", str(key)), sink=sink
-        )
-        for key, spec in (raw_props.items() if isinstance(raw_props, dict) else ())
-    ]
-    return (
-        tuple(rule for rule in fields if rule is not None),
-        tuple(rule for rule in properties if rule is not None),
-    )
+def _check_field_rules(sink: _SinkFile, rule: SinkRule | None, raw: dict[Any, Any]) -> None:
+    """Check every field rule of the validated rule. When the rule as a whole is invalid, each
+    of its field rules that is valid on its own is checked, so one run reports everything."""
+    for section in _ALLOWLISTS:
+        if rule is not None:
+            entries: Any = getattr(rule, section).items()
+        else:
+            written = raw.get(section)
+            entries = [
+                (str(name), _valid_on_its_own(spec))
+                for name, spec in (written.items() if isinstance(written, dict) else ())
+                if section == "properties" or name in ALLOWLISTABLE_FIELDS
+            ]
+        for name, config in entries:
+            if config is not None:
+                _check_field_rule(sink, (section, name), config)
+
+
+def _valid_on_its_own(spec: Any) -> OperatorConfig | None:
+    try:
+        return _SPEC.validate_python(spec)
+    except ValidationError:
+        return None  # reported by the rule's validation
 
 
 def _check_exceptions(sink: _SinkFile) -> None:
@@ -197,43 +209,17 @@ def _check_exceptions(sink: _SinkFile) -> None:
         sink.add(("exceptions", key), message)
 
 
-def _sink_rule(
-    name: str,
-    *,
-    model: SinkRuleModel,
-    allowlists: tuple[tuple[FieldRule, ...], tuple[FieldRule, ...]],
-    known_event_types: frozenset[str],
-    file: str,
-    doc: LoadedYaml,
-    out: _Collector,
-) -> SinkRule:
-    if model.unknown_consent == "grant" and model.audience != INTERNAL:
+def _check_rule(rule: SinkRule, known_event_types: frozenset[str], sink: _SinkFile) -> None:
+    if rule.unknown_consent == "grant" and rule.audience != INTERNAL:
         message = "unknown consent may be granted only for internal sinks (fail closed)"
-        out.add(file, doc, ("unknown_consent",), message)
-    for index, event_type in enumerate(model.event_types or ()):
+        sink.add(("unknown_consent",), message)
+    for index, event_type in enumerate(rule.event_types or ()):
         if event_type not in known_event_types and event_type != OTHER_EVENT_TYPE:
             message = (
                 f"event type '{event_type}' is not in known_event_types of {SETTINGS_FILE}"
                 f" (sinks see other types as '{OTHER_EVENT_TYPE}')"
             )
-            out.add(file, doc, ("event_types", index), message)
-    return SinkRule(
-        name=name,
-        topic=model.topic,
-        audience=model.audience,
-        purposes=tuple(model.purposes),
-        purposes_match=model.purposes_match,
-        unknown_consent=model.unknown_consent,
-        identifier_purposes=tuple(model.identifier_purposes),
-        children=model.children,
-        key=model.key,
-        kinds=frozenset(EventKind(kind) for kind in model.kinds),
-        event_types=frozenset(model.event_types) if model.event_types is not None else None,
-        fields=allowlists[0],
-        properties=allowlists[1],
-        description=model.description,
-        exceptions=tuple(sorted(model.exceptions.items())),
-    )
+            sink.add(("event_types", index), message)
 
 
 def _read(path: Path, label: str, name: str, out: _Collector, hasher: Any) -> LoadedYaml | None:
@@ -315,23 +301,18 @@ def load_config(directory: Path) -> GatewayConfig:
             else frozenset(),
             used=set(),
         )
-        allowlists = _field_rules(raw, sink)
+        if "name" in raw:  # the name is the file's: a `name` key is not one of the rule's
+            keys = ", ".join(_valid_keys(SinkRule, ()))
+            sink.add(("name",), f"unknown key; valid keys: {keys}")
+        named = {**raw, "name": path.stem} if isinstance(sink_doc.value, dict) else sink_doc.value
+        rule: SinkRule | None = out.validate(SinkRule, named, label, sink_doc)
+        _check_field_rules(sink, rule, raw)
         _check_exceptions(sink)
         if isinstance(raw.get("topic"), str):
             topics.append((path.stem, raw["topic"], label, sink_doc))
-        model = out.validate(SinkRuleModel, sink_doc.value, label, sink_doc)
-        if model is not None:
-            rules.append(
-                _sink_rule(
-                    path.stem,
-                    model=model,
-                    allowlists=allowlists,
-                    known_event_types=known_event_types,
-                    file=label,
-                    doc=sink_doc,
-                    out=out,
-                )
-            )
+        if rule is not None:
+            _check_rule(rule, known_event_types, sink)
+            rules.append(rule)
     _check_topics(_reserved_topics(settings, doc), topics, out)
     if out.problems or settings is None:
         raise ConfigError(sorted(out.problems, key=lambda p: (p.file, p.line, p.path)))

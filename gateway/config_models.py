@@ -1,23 +1,38 @@
-"""The shape of the config files: pydantic models (extra keys forbidden) and field rules.
+"""The shape of the config files, as pydantic models: the validated model is the rule.
 
-Pydantic runs at load time only; the engine compiles these into plain plans.
+`Settings` is config/gateway.yaml; `SinkRule` is one config/sinks/<name>.yaml. Both are frozen
+and refuse unknown keys; a field rule is its operator's typed config (`AnyOperatorConfig`, told
+apart by `op`). Pydantic runs at load time only: gateway.config adds the checks that need more
+than one key (which operator a field may take, per-audience refusals, exceptions) with line
+numbers, and the core (gateway.plan, gateway.decision) compiles each rule once for the hot path.
+`json_schemas` gives the JSON Schemas that editors read (config/schema/).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from gateway.events import (
     EVENT_TYPE_PATTERN,
     IDENTIFIER_FIELDS,
     KNOWN_FIELDS,
     URL_FIELDS,
-    EventKind,
 )
 from gateway.identifier_names import denotes_identifier, denotes_ip
+from gateway.operators import OPERATORS, AnyOperatorConfig
 from gateway.operators.base import (
     IDENTIFIER,
     IP,
@@ -36,7 +51,6 @@ EventTypeName = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]
 # The event types of the contract; settings may list more (see Settings.known_event_types).
 CONTRACT_EVENT_TYPES = ("page_view", "screen_view", "feature_use", "app_open", "device_seen")
 OTHER_EVENT_TYPE = "other"  # what every event type outside the allowlist is reported as
-FieldSpec = Any  # checked by gateway.config against the operator registry
 # `exceptions`: the path of a refusal an internal sink waives -> why (shown in reviews)
 ExceptionReason = Annotated[str, Field(min_length=10, max_length=500, pattern=r"\S")]
 # Audiences a child never reaches; the first set applies without parental consent.
@@ -66,6 +80,37 @@ def property_class(name: str) -> str:
 
 
 ALLOWLISTABLE_FIELDS = KNOWN_FIELDS - {"properties"}
+OPERATOR_SPEC_ERROR = "must be an operator name or a mapping with 'op'"
+
+
+def _operator_spec(value: Any) -> Any:
+    """`ip: ip_truncate` is short for `ip: {op: ip_truncate}`."""
+    if isinstance(value, str):
+        return {"op": value}
+    if not isinstance(value, dict):
+        raise PydanticCustomError("operator_spec", OPERATOR_SPEC_ERROR)
+    return value
+
+
+def _known_field(name: str) -> str:
+    if name not in ALLOWLISTABLE_FIELDS:
+        known = ", ".join(sorted(ALLOWLISTABLE_FIELDS))
+        message = "unknown event field; known fields: {known}"
+        raise PydanticCustomError("unknown_field", message, {"known": known})
+    return name
+
+
+OperatorName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(OPERATORS)})]
+# A field rule as written: an operator's name, or a mapping with `op` and its options.
+OperatorSpec = Annotated[
+    AnyOperatorConfig,
+    BeforeValidator(_operator_spec, json_schema_input_type=OperatorName | AnyOperatorConfig),
+]
+FieldName = Annotated[
+    str,
+    BeforeValidator(_known_field),
+    WithJsonSchema({"type": "string", "enum": sorted(ALLOWLISTABLE_FIELDS)}),
+]
 
 
 class _Strict(BaseModel):
@@ -104,9 +149,13 @@ class Settings(_Strict):
     )
 
 
-class SinkRuleModel(_Strict):
-    """config/sinks/<name>.yaml (the sink's name is the file name)."""
+class SinkRule(_Strict):
+    """A sink rule: config/sinks/<name>.yaml, validated. Its `name` is the file name (set by the
+    loader, never read from the file). `fields` and `properties` map a field (a `properties`
+    key) to its operator's config, in config order, with the audience's defaults filled in
+    (`Operator.for_audience`)."""
 
+    name: SkipJsonSchema[str] = Field(default="", exclude=True)
     topic: TopicName
     audience: Audience
     description: str = ""
@@ -118,35 +167,27 @@ class SinkRuleModel(_Strict):
     key: Literal["pseudonym", "none"] = "none"
     kinds: list[Literal["usage", "device"]] = Field(min_length=1)
     event_types: list[str] | None = None
-    fields: dict[str, FieldSpec] = Field(min_length=1)
-    properties: dict[str, FieldSpec] = {}
+    fields: dict[FieldName, OperatorSpec] = Field(min_length=1)
+    properties: dict[str, OperatorSpec] = {}
+    # a refusal an internal sink waives (its path, as `rules check` prints it) -> why
     exceptions: dict[str, ExceptionReason] = {}
 
+    @field_validator("fields", "properties")
+    @classmethod
+    def _audience_defaults(
+        cls, rules: dict[str, OperatorConfig], info: ValidationInfo
+    ) -> dict[str, OperatorConfig]:
+        audience = info.data.get("audience", "")  # missing or invalid: a partner's defaults
+        return {name: OPERATORS[c.op].for_audience(c, audience) for name, c in rules.items()}
 
-@dataclass(frozen=True, slots=True)
-class FieldRule:
-    """One allowlisted field (or `properties` key) and its operator config."""
-
-    name: str
-    config: OperatorConfig
+    def field_rules(self) -> Mapping[str, OperatorConfig]:
+        """`fields` and `properties` together (for checks that read every operator)."""
+        return cast("Mapping[str, OperatorConfig]", {**self.fields, **self.properties})
 
 
-@dataclass(frozen=True, slots=True)
-class SinkRule:
-    """A validated sink rule."""
-
-    name: str
-    topic: str
-    audience: str
-    purposes: tuple[str, ...]
-    purposes_match: str
-    unknown_consent: str
-    identifier_purposes: tuple[str, ...]
-    children: str
-    key: str
-    kinds: frozenset[EventKind]
-    event_types: frozenset[str] | None
-    fields: tuple[FieldRule, ...]
-    properties: tuple[FieldRule, ...]
-    description: str = ""
-    exceptions: tuple[tuple[str, str], ...] = ()  # waived refusals (path, why); internal only
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """File name -> JSON Schema (draft 2020-12) of gateway.yaml and of a sink rule file."""
+    return {
+        "gateway.schema.json": Settings.model_json_schema(),
+        "sink.schema.json": SinkRule.model_json_schema(),
+    }

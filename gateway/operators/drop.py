@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import ALL_CLASSES, DROP, Operator
+from gateway.operators.base import ALL_CLASSES, DROP, Operator, OperatorConfig
+
+
+class DropConfig(OperatorConfig):
+    """No options."""
+
+    op: Literal["drop"]
 
 
 class Drop(Operator):
     """Remove the field from the output."""
 
     name: ClassVar[str] = "drop"
+    config_model: ClassVar[type[OperatorConfig]] = DropConfig
     field_classes: ClassVar[frozenset[str]] = ALL_CLASSES
 
     def apply(self, value: Any) -> Any:

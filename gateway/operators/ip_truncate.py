@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,7 @@ class IpTruncateConfig(OperatorConfig):
     """`ipv4_prefix` (0..32, default 24) and `ipv6_prefix` (0..128, default 48) bits are kept;
     `rules check` then applies PREFIX_LIMITS."""
 
+    op: Literal["ip_truncate"]
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
 

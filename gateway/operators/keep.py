@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import PLAIN, PROPERTY, TIMESTAMP, Operator
+from gateway.operators.base import PLAIN, PROPERTY, TIMESTAMP, Operator, OperatorConfig
+
+
+class KeepConfig(OperatorConfig):
+    """No options."""
+
+    op: Literal["keep"]
 
 
 class Keep(Operator):
     """Copy the value as it is."""
 
     name: ClassVar[str] = "keep"
+    config_model: ClassVar[type[OperatorConfig]] = KeepConfig
     field_classes: ClassVar[frozenset[str]] = frozenset({PLAIN, PROPERTY, TIMESTAMP})
 
     def apply(self, value: Any) -> Any:

@@ -6,15 +6,22 @@ record's `pseudonym_key_id` field. Non-string values are dropped, never passed t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from gateway.operators.base import DROP, IDENTIFIER, IP, Operator, OperatorConfig, OperatorTools
+
+
+class PseudonymConfig(OperatorConfig):
+    """No options: the key is the sink's (gateway.keys)."""
+
+    op: Literal["pseudonym"]
 
 
 class Pseudonym(Operator):
     """Replace an identifier by its keyed pseudonym (hex, 128 bits)."""
 
     name: ClassVar[str] = "pseudonym"
+    config_model: ClassVar[type[OperatorConfig]] = PseudonymConfig
     field_classes: ClassVar[frozenset[str]] = frozenset({IDENTIFIER, IP})
     linkable: ClassVar[bool] = True
 

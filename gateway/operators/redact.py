@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,7 @@ from gateway.operators.base import ALL_CLASSES, Operator, OperatorConfig, Operat
 class RedactConfig(OperatorConfig):
     """`replacement`: the marker written instead of the value (max 32 chars)."""
 
+    op: Literal["redact"]
     replacement: str = Field(default="[redacted]", max_length=32)
 
 

@@ -13,18 +13,22 @@ from typing import Any, ClassVar, Literal
 from gateway.operators.base import DROP, TIMESTAMP, Operator, OperatorConfig, OperatorTools
 from gateway.strictjson import LAST_FORMATTED_US, format_rfc3339_us, parse_rfc3339_us
 
-_SLICE = {"minute": (16, ":00Z"), "hour": (13, ":00:00Z"), "day": (10, "T00:00:00Z")}
 _UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
 
 
 class TimestampConfig(OperatorConfig):
     """`unit`: minute, hour (default) or day."""
 
+    op: Literal["timestamp"]
     unit: Literal["minute", "hour", "day"] = "hour"
 
 
 class Timestamp(Operator):
-    """Round a timestamp down to the start of its unit."""
+    """Round a timestamp down to the start of its unit.
+
+    The plan hands `apply_us` the event's `occurred_at_us`, which parse_event already computed;
+    `apply` (text in) parses first and is for any other caller.
+    """
 
     name: ClassVar[str] = "timestamp"
     config_model: ClassVar[type[OperatorConfig]] = TimestampConfig
@@ -35,20 +39,16 @@ class Timestamp(Operator):
         assert isinstance(config, TimestampConfig)
         self._unit = _UNIT_US[config.unit]
         self._last_start = LAST_FORMATTED_US - LAST_FORMATTED_US % self._unit
-        self._keep, self._suffix = _SLICE[config.unit]
-        self._valid_day = ""
         self._last: tuple[int, str] = (-1, "")
 
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
             return DROP
-        # occurred_at was validated by parse_event; the date and UTC checks keep this safe
-        if value[:10] == self._valid_day and value[-1:] == "Z" and value[10:11] == "T":
-            return value[: self._keep] + self._suffix  # UTC on a known-valid date: a slice
         epoch_us = parse_rfc3339_us(value)
-        if epoch_us is None:
-            return DROP
-        self._valid_day = value[:10]
+        return DROP if epoch_us is None else self.apply_us(epoch_us)
+
+    def apply_us(self, epoch_us: int) -> str:
+        """The unit start of an instant (µs since the epoch, UTC) as RFC 3339 text."""
         start = min(epoch_us - epoch_us % self._unit, self._last_start)
         last_start, last_text = self._last
         if start == last_start:  # events arrive roughly in order: reuse the formatted string

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import unquote
 
 from pydantic import Field
@@ -94,6 +94,7 @@ class UrlCleanConfig(OperatorConfig):
     identifier-like path segments and kept values by placeholders; the config loader sets it
     (on for partner sinks, off for internal ones) when the rule does not; unset here means on."""
 
+    op: Literal["url_clean"]
     keep_query: list[str] = Field(default_factory=list)
     template_ids: bool | None = None
 

@@ -6,15 +6,22 @@ dict lookup for repeated agents. Output: {"browser": ..., "major": ..., "os": ..
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from gateway.operators.base import DROP, USER_AGENT, Operator, OperatorConfig, OperatorTools
+
+
+class UserAgentConfig(OperatorConfig):
+    """No options."""
+
+    op: Literal["user_agent"]
 
 
 class UserAgent(Operator):
     """Replace the User-Agent string by its coarse browser/OS description."""
 
     name: ClassVar[str] = "user_agent"
+    config_model: ClassVar[type[OperatorConfig]] = UserAgentConfig
     field_classes: ClassVar[frozenset[str]] = frozenset({USER_AGENT})
 
     def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:

@@ -126,7 +126,7 @@ def test_when_partner_sink_keeps_more_than_24_or_48_bits_then_it_is_refused(
 def test_when_internal_sink_keeps_a_28_or_a_64_then_it_loads(tmp_path: Path) -> None:
     sink = HEAD.format(audience="internal")
     sink += "fields:\n  ip: {op: ip_truncate, ipv4_prefix: 28, ipv6_prefix: 64}\n"
-    assert _load(tmp_path, sink).sinks[0].fields[0].config.model_dump() == {
+    assert _load(tmp_path, sink).sinks[0].fields["ip"].model_dump() == {
         "op": "ip_truncate",
         "ipv4_prefix": 28,
         "ipv6_prefix": 64,
@@ -246,8 +246,8 @@ def test_when_internal_sink_keeps_one_then_it_needs_a_visible_exception(tmp_path
     why = "ad spend reconciliation with our own ad account (PRIV-57)"
     waived = sink + f"exceptions:\n  fields.page.keep_query.gclid: {why}\n"
     rule = _load(tmp_path / "ok", waived).sinks[0]
-    assert rule.exceptions == (("fields.page.keep_query.gclid", why),)
-    assert rule.fields[0].config == UrlCleanConfig(
+    assert rule.exceptions == {"fields.page.keep_query.gclid": why}
+    assert rule.fields["page"] == UrlCleanConfig(
         op="url_clean", keep_query=["utm_source", "gclid"], template_ids=False
     )
 
@@ -259,7 +259,7 @@ def test_when_internal_sink_waives_an_identifier_property_then_it_may_keep_it(
     sink += "properties:\n  account_id: keep\n"
     sink += "exceptions:\n  properties.account_id: B2B account of a company, not a person\n"
     rule = _load(tmp_path, sink).sinks[0]
-    assert [(p.name, p.config.op) for p in rule.properties] == [("account_id", "keep")]
+    assert [(name, p.op) for name, p in rule.properties.items()] == [("account_id", "keep")]
 
 
 def test_when_exception_is_on_a_partner_or_waives_nothing_then_it_is_refused(
@@ -289,8 +289,8 @@ def test_when_template_ids_is_not_set_then_partners_template_and_internal_sinks_
     page = "fields:\n  page: url_clean\n"
     partner = _load(tmp_path / "p", HEAD.format(audience="social") + page).sinks[0]
     internal = _load(tmp_path / "i", HEAD.format(audience="internal") + page).sinks[0]
-    assert partner.fields[0].config == UrlCleanConfig(op="url_clean", template_ids=True)
-    assert internal.fields[0].config == UrlCleanConfig(op="url_clean", template_ids=False)
+    assert partner.fields["page"] == UrlCleanConfig(op="url_clean", template_ids=True)
+    assert internal.fields["page"] == UrlCleanConfig(op="url_clean", template_ids=False)
     off = "fields:\n  page: {op: url_clean, template_ids: false}\n"
     assert _problems(tmp_path / "o", HEAD.format(audience="social") + off) == [
         (6, "fields.page.template_ids", "a sink of audience 'social' must template identifiers"
