@@ -1,4 +1,5 @@
-"""User-Agent generalisation with ua-parser 1.0 (regex/rs resolver), behind a bounded cache.
+"""User-Agent generalisation with ua-parser 1.0 (regex/rs resolver), behind one bounded cache
+(of the bounded results, cleared when full; ua-parser's own caching resolver is not used).
 
 Only bounded values leave: a browser or OS family from the allowlists of `gateway.ua_families`
 (else "Other"), and a major version of at most four digits for an allowlisted browser (else
@@ -13,8 +14,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from ua_parser import CachingResolver, Domain, load_builtins
-from ua_parser.caching import Lru
+from ua_parser import Domain, load_builtins
 from ua_parser.regex import Resolver
 
 from gateway.operators.base import UserAgentParser
@@ -28,7 +28,7 @@ _MAJOR = re.compile(r"[0-9]{1,4}\Z")
 def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
     """A function UA -> (browser family, major version, OS family), cached per UA string."""
     matchers = load_builtins()
-    resolver = CachingResolver(Resolver(matchers), Lru(cache_size))
+    resolver = Resolver(matchers)
     domains = Domain.USER_AGENT | Domain.OS
     browsers = builtin_families(matchers[0], strip=False)  # ua-parser strips only OS families
     systems = builtin_families(matchers[1], strip=True)

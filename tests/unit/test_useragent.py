@@ -142,3 +142,29 @@ def test_when_rule_can_copy_input_text_then_it_allows_no_name(
     regex: str, template: str | None
 ) -> None:
     assert fixed_families(regex, template, strip=False) == frozenset()
+
+
+def test_when_the_allowlists_are_derived_then_no_private_regex_module_is_used() -> None:
+    import inspect
+
+    from gateway import ua_families
+
+    source = inspect.getsource(ua_families)
+    assert "re._parser" not in source
+    assert "sre_parse" not in source
+
+
+@pytest.mark.parametrize(
+    ("regex", "expected"),
+    [
+        (r"(?P<name>Foo|Bar)x", {"Foo", "Bar"}),
+        (r"(?i)(Edge)", {"Edge"}),
+        (r"(?#note)(a[bc-d])", {"ab", "ac", "ad"}),
+        (r"(?<=x)(\x41\u0042)", {"AB"}),
+        (r"(a{2}?)b{", {"aa"}),
+    ],
+)
+def test_when_rule_uses_other_group_and_escape_forms_then_they_are_read(
+    regex: str, expected: set[str]
+) -> None:
+    assert fixed_families(regex, None, strip=False) == expected
