@@ -14,14 +14,13 @@ import orjson
 import pytest
 
 from gateway.config import GatewayConfig
-from gateway.config_models import FieldRule
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
 from gateway.events import IDENTIFIER_FIELDS, Event, EventKind, parse_event
 from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard
 from gateway.keys import Keyring
-from gateway.operators.base import OperatorConfig
 from gateway.operators.ip_truncate import IpTruncateConfig
+from gateway.operators.keep import KeepConfig
 from gateway.records import Source
 from tests.unit.helpers import ALL_GRANTED, consent_state
 
@@ -55,8 +54,10 @@ def _assert_absent(decisions: tuple[SinkDecision, ...], *values: str) -> None:
 
 
 def _with_rule(config: GatewayConfig, sink: str, **changes: Any) -> GatewayConfig:
+    """The config with one sink rule changed WITHOUT validation: a rule that slipped past
+    `rules check` (a bad deploy), which the guard must hold against anyway."""
     rules = tuple(
-        dataclasses.replace(rule, **changes) if rule.name == sink else rule for rule in config.sinks
+        rule.model_copy(update=changes) if rule.name == sink else rule for rule in config.sinks
     )
     return dataclasses.replace(config, sinks=rules)
 
@@ -97,8 +98,8 @@ def test_when_a_rule_keeps_identifier_properties_then_their_values_never_leave(
     config: GatewayConfig, keyring: Keyring
 ) -> None:
     # A rule that `rules check` refuses, deployed anyway: the guard still holds at run time.
-    keep = OperatorConfig(op="keep")
-    props = tuple(FieldRule(name, keep) for name in ("ip", "email", "device_id"))
+    keep = KeepConfig(op="keep")
+    props = dict.fromkeys(("ip", "email", "device_id"), keep)
     engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
     event = _event(
         {
@@ -121,9 +122,9 @@ def test_when_a_rule_keeps_identifier_properties_then_their_values_never_leave(
 def test_when_an_ip_truncation_keeps_every_bit_then_the_address_is_replaced(
     config: GatewayConfig, keyring: Keyring
 ) -> None:
-    full = FieldRule("ip", IpTruncateConfig(op="ip_truncate", ipv4_prefix=32, ipv6_prefix=128))
+    full = IpTruncateConfig(op="ip_truncate", ipv4_prefix=32, ipv6_prefix=128)
     rule = next(r for r in config.sinks if r.name == "analytics")
-    fields = tuple(full if f.name == "ip" else f for f in rule.fields)
+    fields = {**rule.fields, "ip": full}
     engine = Engine(_with_rule(config, "analytics", fields=fields), keyring)
     for address in ("192.0.2.77", "2001:db8::77", "::ffff:192.0.2.77"):
         decisions = engine.decide(_event({"ip": address}), ADULT)
@@ -175,7 +176,7 @@ def test_when_a_value_is_shorter_than_the_minimum_then_only_whole_tokens_match(
 def test_when_a_numeric_id_appears_as_a_number_then_it_is_replaced(
     config: GatewayConfig, keyring: Keyring
 ) -> None:
-    props = (FieldRule("order", OperatorConfig(op="keep")),)
+    props = {"order": KeepConfig(op="keep")}
     engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
     event = _event({"subject_id": "12345678", "properties": {"order": [12345678, 42, "x"]}})
     analytics = _forwards(engine.decide(event, ADULT))["analytics"]
@@ -186,7 +187,7 @@ def test_when_a_numeric_id_appears_as_a_number_then_it_is_replaced(
 def test_when_nested_keys_hold_an_id_then_they_are_replaced_but_names_are_kept(
     config: GatewayConfig, keyring: Keyring
 ) -> None:
-    props = (FieldRule("cart", OperatorConfig(op="keep")),)
+    props = {"cart": KeepConfig(op="keep")}
     engine = Engine(_with_rule(config, "analytics", properties=props), keyring)
     event = _event({"properties": {"cart": {SID: {"note": f"for {SID}"}, "n": 1}}})
     analytics = _forwards(engine.decide(event, ADULT))["analytics"]
