@@ -1,4 +1,5 @@
-"""The pure subcommands of the `gateway` command: `rules check` and `explain` (no broker)."""
+"""The pure subcommands of the `gateway` command: `rules check`, `rules schema` and `explain`
+(no broker)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config_models import json_schemas
 from gateway.consent import ConsentUpdate, parse_consent
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
@@ -44,6 +46,22 @@ def rules_check(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     print(f"ok: {len(config.sinks)} sinks, config version {config.version}")
+    return 0
+
+
+def schema_files() -> dict[str, bytes]:
+    """File name -> content of the JSON Schemas that `rules schema` writes."""
+    option = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    return {name: orjson.dumps(schema, option=option) for name, schema in json_schemas().items()}
+
+
+def rules_schema(args: argparse.Namespace) -> int:
+    """`gateway rules schema`: write the JSON Schemas of gateway.yaml and a sink rule file."""
+    out = args.out if args.out is not None else args.config / "schema"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in schema_files().items():
+        (out / name).write_bytes(content)
+        print(out / name)
     return 0
 
 
@@ -116,13 +134,19 @@ def _subject_key(raw: bytes) -> bytes | None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `rules check` and `explain` to the `gateway` command."""
+    """Add `rules check`, `rules schema` and `explain` to the `gateway` command."""
     config_help = f"config directory (default ${CONFIG_DIR_ENV} or ./config)"
     rules = subparsers.add_parser("rules", help="sink rule tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     check = rules_sub.add_parser("check", help="validate the config and report every problem")
     check.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
     check.set_defaults(handler=rules_check)
+    schema = rules_sub.add_parser(
+        "schema", help="write the JSON Schemas of gateway.yaml and of a sink rule file"
+    )
+    schema.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
+    schema.add_argument("--out", type=Path, help="output directory (default: CONFIG/schema)")
+    schema.set_defaults(handler=rules_schema)
 
     exp = subparsers.add_parser("explain", help="show what each sink gets for one event")
     exp.add_argument("--event", type=Path, required=True, help="event JSON file")

@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -80,6 +81,7 @@ def property_class(name: str) -> str:
 
 
 ALLOWLISTABLE_FIELDS = KNOWN_FIELDS - {"properties"}
+_FIELD_NAMES: list[JsonValue] = [*sorted(ALLOWLISTABLE_FIELDS)]
 OPERATOR_SPEC_ERROR = "must be an operator name or a mapping with 'op'"
 
 
@@ -167,7 +169,10 @@ class SinkRule(_Strict):
     key: Literal["pseudonym", "none"] = "none"
     kinds: list[Literal["usage", "device"]] = Field(min_length=1)
     event_types: list[str] | None = None
-    fields: dict[FieldName, OperatorSpec] = Field(min_length=1)
+    fields: dict[FieldName, OperatorSpec] = Field(
+        min_length=1,
+        json_schema_extra={"propertyNames": {"enum": _FIELD_NAMES}},
+    )
     properties: dict[str, OperatorSpec] = {}
     # a refusal an internal sink waives (its path, as `rules check` prints it) -> why
     exceptions: dict[str, ExceptionReason] = {}
@@ -186,8 +191,17 @@ class SinkRule(_Strict):
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema (draft 2020-12) of gateway.yaml and of a sink rule file."""
+    """File name -> JSON Schema (draft 2020-12) of gateway.yaml and of a sink rule file, for
+    editors (config/schema/, `gateway rules schema`). `rules check` stays the judge: the
+    schemas cannot say which operator a field may take or what an audience refuses."""
     return {
-        "gateway.schema.json": Settings.model_json_schema(),
-        "sink.schema.json": SinkRule.model_json_schema(),
+        f"{name}.schema.json": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": title,
+            **model.model_json_schema(),
+        }
+        for name, title, model in (
+            ("gateway", "config/gateway.yaml", Settings),
+            ("sink", "config/sinks/<name>.yaml", SinkRule),
+        )
     }
