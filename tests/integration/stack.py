@@ -48,6 +48,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.app_id = self.app_id or f"gw-{self.suffix}"
+        self.metrics_port = self.metrics_port or free_port()  # a valid GATEWAY_METRICS_PORT
         base = {
             "usage_raw": "events.usage.raw", "device_raw": "events.device.raw",
             "consent": "consent.state", "dlq": "gateway.dlq", "audit": "gateway.audit",
