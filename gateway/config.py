@@ -30,6 +30,7 @@ from gateway.config_models import (
     field_class,
     property_class,
 )
+from gateway.errors import GatewayError
 from gateway.operators import OPERATORS
 from gateway.operators.base import INTERNAL, IP, PROPERTY, OperatorConfig
 from gateway.yamlnodes import LoadedYaml, PathKey, Problem, load_yaml, path_text
@@ -40,7 +41,7 @@ SINKS_DIR = "sinks"
 _SINK_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
 
 
-class ConfigError(Exception):
+class ConfigError(GatewayError):
     """The config is invalid; `.problems` lists every problem found."""
 
     def __init__(self, problems: list[Problem]) -> None:

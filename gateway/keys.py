@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from gateway.errors import GatewayError
+
 MIN_KEY_BYTES = 16
 DIGEST_BYTES = 16
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,32}\Z")
@@ -60,7 +62,7 @@ class SinkKeys:
     previous: SinkKey | None = None
 
 
-class KeyringError(Exception):
+class KeyringError(GatewayError):
     """Missing or invalid keys; `.problems` lists every one."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.consent import ConsentOutcome
 from gateway.decision import Verdict
+from gateway.errors import GatewayError
 from gateway.guard import EMAIL, GUARDED_IDENTIFIERS
 from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
 
@@ -79,7 +80,7 @@ _TOPIC_SHAPE: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's topic alph
 _VERSION_SHAPE: Final = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
 
 
-class UnknownLabelValueError(ValueError):
+class UnknownLabelValueError(GatewayError, ValueError):
     """A label value that was not declared when the metrics were built."""
 
 
