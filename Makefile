@@ -23,8 +23,8 @@ tools: ## promtool and prometheus for the ops tests (Debian's package, only if m
 run: install ## the gateway on a real local Kafka broker, with demo keys and synthetic traffic
 	$(BIN)/gateway demo
 
-test: install tools lint typecheck ## every check: ruff, mypy, unit, integration (real broker), ops (promtool)
-	$(BIN)/pytest -q -p no:cacheprovider
+test: install tools lint typecheck ## every check: ruff, mypy, unit, integration (real broker), ops (promtool), coverage gate
+	$(BIN)/pytest -q -p no:cacheprovider --cov=gateway --cov-branch --cov-report=term:skip-covered --cov-fail-under=95
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -22,6 +22,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gateway.errors import GatewayError
+
 KAFKA_VERSION = "4.0.2"
 LOG4J_VERSION = "2.24.3"
 DEFAULT_PORT = 9092
@@ -84,7 +86,7 @@ logger.server.level = INFO
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-class BrokerError(RuntimeError):
+class BrokerError(GatewayError, RuntimeError):
     """The local broker could not be assembled, started, or reached."""
 
 

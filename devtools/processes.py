@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from gateway.errors import GatewayError
 
-class ChildError(RuntimeError):
+
+class ChildError(GatewayError, RuntimeError):
     """A child process exited early, or did not log what was awaited."""
 
 

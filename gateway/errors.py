@@ -11,7 +11,8 @@
     └── StartError                    topologies.worker: the worker refuses to start (topics not
                                       co-partitioned, keys missing outside demo mode, ...)
 
-The dev tools (devtools/) raise `BrokerError` and `ChildError` under the same root. Anything else
+The dev tools (devtools/) raise `BrokerError` (the local broker) and `ChildError` (a child
+process) under the same root. Anything else
 that escapes is a bug: the hot path turns it into an `internal_error` DLQ record for the one
 record that caused it (README, "One record costs itself only").
 """

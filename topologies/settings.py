@@ -18,10 +18,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.errors import GatewayError
+
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
-class SettingsError(ValueError):
+class SettingsError(GatewayError, ValueError):
     """Invalid environment variables; `problems` holds one `NAME: message` line for each."""
 
     def __init__(self, problems: list[str]) -> None:

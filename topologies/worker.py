@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.engine import Engine
+from gateway.errors import GatewayError
 from gateway.keys import KeyringError, load_keyring
 from gateway.metrics import BuildInfo, GatewayMetrics
 from topologies.admin import TopicSpec, describe_partitions, ensure_topics
@@ -29,7 +30,7 @@ from topologies.settings import SettingsError, WorkerSettings, load_settings
 log = logging.getLogger("gateway.worker")
 
 
-class StartError(RuntimeError):
+class StartError(GatewayError, RuntimeError):
     """The worker refuses to start; the message says why and what to do."""
 
 
