@@ -14,12 +14,19 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic the worker needs: its name, partition count, compaction and other configs.
+
+    `configs` are Kafka topic configs by their Kafka names (`retention.ms`, ...);
+    `compacted` adds `cleanup.policy=compact` unless `configs` sets a policy.
+    """
+
     name: str
     partitions: int
     compacted: bool = False
     configs: Mapping[str, str] = field(default_factory=dict)
 
     def new_topic(self, replication: int) -> NewTopic:
+        """The admin request creating this topic, each partition kept on `replication` brokers."""
         configs = dict(self.configs)
         if self.compacted:
             configs.setdefault("cleanup.policy", "compact")

@@ -65,7 +65,24 @@ def _default(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Tuning:
-    """How the fast path batches, commits and pipelines; defaults are `WorkerSettings`'."""
+    """How the fast path batches, commits and pipelines; defaults are `WorkerSettings`'.
+
+    Attributes:
+        batch_max: raw records per fetched batch, at most (`GATEWAY_BATCH_MAX`).
+        barrier_timeout: seconds a batch waits at the consent barrier before the wait is
+            logged; the batch then keeps waiting (fail closed), it is never decided early.
+        linger_ms: milliseconds the output producer waits to fill a batch
+            (`GATEWAY_LINGER_MS`).
+        max_batch_bytes: bytes per output partition batch (`GATEWAY_MAX_BATCH_BYTES`); a
+            produce request carries up to four times as many.
+        commit_interval: seconds between offset commits of acknowledged batches, for the raw
+            reader and the consent feed (`GATEWAY_COMMIT_INTERVAL`).
+        max_inflight: batches whose outputs may await acknowledgement at once
+            (`GATEWAY_MAX_INFLIGHT`).
+
+    Nothing is checked here: `WorkerSettings` bounds the values `from_settings` takes, and a
+    `Tuning` built by hand (tests, benchmarks) is used as given.
+    """
 
     batch_max: int = _default("batch_max")  # raw records per batch, at most
     barrier_timeout: float = 30.0  # seconds a batch waits for the consent barrier
@@ -76,8 +93,11 @@ class Tuning:
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Tuning:
-        """`GATEWAY_BATCH_MAX`, `GATEWAY_LINGER_MS`, `GATEWAY_MAX_BATCH_BYTES`,
-        `GATEWAY_COMMIT_INTERVAL` and `GATEWAY_MAX_INFLIGHT`, validated by the settings."""
+        """The tuning the worker's settings ask for; `barrier_timeout` keeps its default.
+
+        Takes `GATEWAY_BATCH_MAX`, `GATEWAY_LINGER_MS`, `GATEWAY_MAX_BATCH_BYTES`,
+        `GATEWAY_COMMIT_INTERVAL` and `GATEWAY_MAX_INFLIGHT`, already validated by the settings.
+        """
         return cls(
             batch_max=settings.batch_max,
             linger_ms=settings.linger_ms,
@@ -373,10 +393,16 @@ class FastPathRebalance:
         self._pause_fetching = pause_fetching
 
     async def revoked(self) -> None:
+        """Partitions are about to move: pause the feed, settle and commit the reader's batches."""
         self._feed.pause()
         await self._reader.revoke()
 
     async def assigned(self, assigned: set[TP]) -> None:
+        """Faust's whole new assignment: settle as on a revoke, then hand over the raw partitions.
+
+        The reader is told the raw topic-partitions in `assigned`, the feed their numbers (its
+        consent partitions); faust's own consumer is kept from fetching them.
+        """
         self._feed.pause()
         await self._reader.revoke()
         raw = {tp for tp in assigned if tp.topic in self._raw_topics}
@@ -385,6 +411,7 @@ class FastPathRebalance:
         self._reader.assign(raw)
 
     async def complete(self) -> None:
+        """The table is restored: report its newest state's time, resume the feed and reader."""
         restored = self._consent.data
         if restored:  # freshness survives a restart: the newest record in the restored table
             newest = max(consent_updated_at_us(int(v)) for v in restored.values())
@@ -427,6 +454,11 @@ class OutputProducer:
         self._lock = asyncio.Lock()
 
     async def start(self) -> BatchWriter:
+        """Make and start the producer, fetch each output topic's metadata; return its writer.
+
+        Idempotent: later calls return the first writer. Raises what aiokafka raises when the
+        broker cannot be reached.
+        """
         async with self._lock:
             if self._writer is None:
                 self._producer = self._factory(**self._settings)
@@ -443,6 +475,7 @@ class OutputProducer:
         return BatchWriter(self._producer, partitions)
 
     async def stop(self) -> None:
+        """Send what the producer still holds and close it; nothing to do before `start`."""
         if self._producer is not None:
             await self._producer.stop()
 

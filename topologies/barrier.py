@@ -20,6 +20,15 @@ log = logging.getLogger("gateway.barrier")
 
 
 class ConsentBarrier:
+    """Owns, per consent partition, the next offset to apply and the last end offset asked.
+
+    `end_offsets(partitions)` asks the broker for the end offset of each consent partition
+    (partition number -> offset); `wait` calls it once. `applied_next` and `last_end` map
+    partition numbers to offsets (`lag` reports their difference). `wait` returns only once the
+    consent partitions have caught up: past its timeout (seconds) it logs and keeps waiting, so
+    it raises only what `end_offsets` raises, or `CancelledError` when cancelled.
+    """
+
     def __init__(
         self,
         end_offsets: Callable[[Iterable[int]], Awaitable[Mapping[int, int]]],
@@ -36,6 +45,7 @@ class ConsentBarrier:
         self._advanced.set()
 
     def forget(self, partition: int) -> None:
+        """A consent partition moved away: drop its offsets (`seed` starts it again)."""
         self.applied_next.pop(partition, None)
         self.last_end.pop(partition, None)
 

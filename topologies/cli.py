@@ -31,6 +31,7 @@ def _registrars() -> list[Registrar]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `gateway` parser, with the subcommands of every installed module."""
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="Privacy enforcement gateway for Kafka event streams.",
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `gateway` command; `argv` defaults to the process's arguments.
+
+    Returns the command's exit code (130 on Ctrl-C); argparse exits with 2 on a usage error.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -66,6 +66,7 @@ async def publish_consent(
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `gateway consent` to the `gateway` command's subcommands."""
     consent = sub.add_parser("consent", help="publish one consent record (acks=all)")
     consent.add_argument("--subject", required=True, help="the subject id (the record key)")
     consent.add_argument("--grant", default="", help=f"comma-separated purposes: {PURPOSE_HELP}")

@@ -69,7 +69,9 @@ class ConsentTable(Protocol):
     """The consent table as the feed writes it: UTF-8 subject id -> packed consent int as ASCII."""
 
     @property
-    def data(self) -> MutableMapping[bytes, bytes]: ...
+    def data(self) -> MutableMapping[bytes, bytes]:
+        """The table's dict, written in place."""
+        ...
 
 
 def _no_partition_map(key: bytes, partition: int) -> None:
@@ -83,7 +85,8 @@ class ConsentFeed:
     key written (faust's store drops a partition's keys when it moves away); `writer()` makes the
     writer of changelog and DLQ records; `changelog_topic` is the table's changelog; the barrier
     learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
-    seconds. `run` raises what the broker raises (the app exits without committing); a record
+    seconds. `consumer_factory` makes the feed's two aiokafka consumers (fakes in broker-free
+    tests). `run` raises what the broker raises (the app exits without committing); a record
     that raises goes to the DLQ instead.
     """
 
@@ -129,16 +132,21 @@ class ConsentFeed:
         self._stopping = False
 
     def swap(self, engine: Engine) -> None:
-        """A config reload: DLQ records from the next fetch on carry the new config version,
-        and the new clock tolerance orders the consent records from then on."""
+        """Use `engine` from the next fetch on (a config reload).
+
+        DLQ records then carry the new config version, and the new clock tolerance orders the
+        consent records.
+        """
         self._engine = engine
 
     # Rebalance hooks, called from faust's signals.
 
     def pause(self) -> None:
+        """A rebalance began: apply nothing until `resume` (a fetch in hand is dropped)."""
         self._ready.clear()
 
     def assign(self, partitions: Iterable[int]) -> None:
+        """The consent partition numbers to take on `resume`: those of the raw ones assigned."""
         self._wanted = set(partitions)
 
     async def resume(self) -> None:
@@ -154,6 +162,11 @@ class ConsentFeed:
         self._ready.set()
 
     async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """The end offset of each named consent partition (partition number -> offset).
+
+        Asked on a connection of its own. Raises `RuntimeError` before `start`, and what
+        aiokafka raises when the broker does not answer.
+        """
         tps = [TopicPartition(self._topic, p) for p in partitions]
         ends = await self._offsets.client.end_offsets(tps)
         return {tp.partition: offset for tp, offset in ends.items()}
@@ -165,10 +178,15 @@ class ConsentFeed:
         return self._follower.client
 
     async def start(self) -> None:
+        """Start the feed's consumer and its end-offset client; idempotent."""
         await self._follower.start()
         await self._offsets.start()
 
     async def stop(self) -> None:
+        """End `run`, commit what is acknowledged (a failure is ignored), stop both consumers.
+
+        Records whose offsets could not be committed are applied again by the next owner.
+        """
         self._stopping = True
         self._ready.set()
         with contextlib.suppress(Exception):
@@ -177,6 +195,11 @@ class ConsentFeed:
         await self._offsets.stop()
 
     async def run(self) -> None:
+        """Apply consent records until `stop`, committing every `commit_interval` seconds.
+
+        Waits while paused or while no partition is assigned. Raises what the consumer, the
+        writer or a commit raises; a record that raises goes to the DLQ instead.
+        """
         last_commit = time.monotonic()
         while not self._stopping:
             await self._ready.wait()

@@ -38,19 +38,39 @@ class Record(Protocol):
     """One consumed raw record: the part of aiokafka's `ConsumerRecord` the enforcer reads."""
 
     @property
-    def topic(self) -> str: ...
+    def topic(self) -> str:
+        """The raw topic it was read from."""
+        ...
+
     @property
-    def partition(self) -> int: ...
+    def partition(self) -> int:
+        """Its partition of that topic."""
+        ...
+
     @property
-    def offset(self) -> int: ...
+    def offset(self) -> int:
+        """Its offset in that partition."""
+        ...
+
     @property
-    def key(self) -> bytes | None: ...
+    def key(self) -> bytes | None:
+        """The Kafka key as sent (the subject id by convention), None for none."""
+        ...
+
     @property
-    def value(self) -> bytes | None: ...
+    def value(self) -> bytes | None:
+        """The event as sent (JSON expected), None for a tombstone."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
+    """What one acknowledged batch did, in records and sink decisions.
+
+    `consumed` raw records, of which `invalid` went to the DLQ; `forwarded` and `dropped`
+    count sink decisions (one per sink for each valid record).
+    """
+
     consumed: int
     invalid: int
     forwarded: int
@@ -171,9 +191,9 @@ class Enforcer:
         return asyncio.ensure_future(once_acked())
 
     def _outputs(self, record: Record, engine: Engine) -> tuple[list[Output], _Count]:
-        """Every output of one record, built but not yet added, and how to count them once
-        they are (so a record that raises is counted as its DLQ record only).
+        """Every output of one record, built but not yet added, and how to count them once added.
 
+        Counting only after adding means a record that raises is counted as its DLQ record only.
         Raises whatever the core raises for a record it cannot handle (the caller's concern).
         """
         records = engine.records

@@ -54,6 +54,7 @@ class RawTopicsPausedConsumer(FaustAiokafkaConsumer):
         return active
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
+        """Resume fetching `tps`, except those of the `never_fetch` topics."""
         super().resume_partitions({tp for tp in tps if tp.topic not in self.never_fetch})
 
 
@@ -107,11 +108,17 @@ class ConsentTableView:
 class RebalanceHooks(Protocol):
     """What the gateway does at each step of a faust rebalance."""
 
-    async def revoked(self) -> None: ...
+    async def revoked(self) -> None:
+        """Partitions are about to move away (faust may skip this step)."""
+        ...
 
-    async def assigned(self, assigned: set[TP]) -> None: ...
+    async def assigned(self, assigned: set[TP]) -> None:
+        """`assigned` is the whole new assignment, every topic's, not only what was added."""
+        ...
 
-    async def complete(self) -> None: ...
+    async def complete(self) -> None:
+        """The table is restored; faust resumes its own partitions right after this returns."""
+        ...
 
 
 def connect_rebalance_hooks(app: faust.App, hooks: RebalanceHooks) -> None:

@@ -33,6 +33,7 @@ class FollowingConsumer:
 
     @property
     def client(self) -> AIOKafkaConsumer:
+        """The started aiokafka consumer; raises `RuntimeError` before `start`."""
         if self._client is None:
             raise RuntimeError(f"the {self._name} is not started")
         return self._client
@@ -59,9 +60,11 @@ class FollowingConsumer:
         return committed
 
     def assignment(self) -> set[TopicPartition]:
+        """The topic-partitions assigned now; none before `start`."""
         return set(self.client.assignment()) if self._client is not None else set()
 
     async def stop(self) -> None:
+        """Stop the consumer if it was started; its errors are ignored (a shutdown goes on)."""
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.stop()

@@ -44,6 +44,8 @@ class RawReader:
     (the barrier logs and keeps waiting past its timeout); `max_inflight` batches whose
     acknowledgements may be outstanding; `on_batch(size, waited s, took s)`,
     `on_lag(topic, partition, records)`, `on_forget(topic, partition)` report to the metrics;
+    `topics` are the raw topics and `group_id` the reader's consumer group; `make_enforcer` is
+    called once, on the first `start`; `barrier` is passed once per batch.
     `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests).
     Raises nothing from `run`: a batch that fails (an output refused, the enforcer raising) is
     handed to `on_failure` before anything of it is committed, and the loop ends.
@@ -98,6 +100,7 @@ class RawReader:
         return self._follower.client
 
     async def start(self) -> None:
+        """Start the consumer and make the enforcer (and so its writer); idempotent."""
         await self._follower.start()
         if self._enforcer is None:
             self._enforcer = await self._make_enforcer()
@@ -124,11 +127,16 @@ class RawReader:
             await self._commit()
 
     def assign(self, tps: Iterable[TP]) -> None:
+        """The raw topic-partitions to take on `resume`; those of other topics are left out."""
         self._wanted = {
             TopicPartition(tp.topic, tp.partition) for tp in tps if tp.topic in self._topics
         }
 
     async def resume(self) -> None:
+        """Faust finished restoring the table: take the wanted partitions and go on.
+
+        Each is resumed from its committed offset; partitions given up leave the lag metrics.
+        """
         await self.start()
         async with self._lock:
             for gone in self._follower.assignment() - self._wanted:
@@ -137,6 +145,11 @@ class RawReader:
         self._ready.set()
 
     async def stop(self) -> None:
+        """End `run`: settle and commit what is acknowledged, then stop the consumer.
+
+        A batch waiting at the barrier is given up; a batch that fails to settle or commit is
+        not committed, so the partition's next owner decides it again.
+        """
         self._stopping = True
         self._ready.set()
         self._give_up.set()
@@ -147,6 +160,7 @@ class RawReader:
             await self._follower.stop()
 
     async def run(self) -> None:
+        """Fetch, decide and write batches until `stop`; a failure goes to `on_failure`."""
         try:
             while not self._stopping:
                 await self._ready.wait()

@@ -30,6 +30,14 @@ def _shape(config: GatewayConfig) -> tuple[object, ...]:
 
 
 class ConfigReloader:
+    """Owns the running config and its reload from `directory` (on SIGHUP).
+
+    `running` is the config in force at start; `keyring` builds each new engine (keys are not
+    reloaded); `metrics` counts every reload's result and the loaded version; `swap` hands a
+    new engine to every writer. `reload` raises nothing for an invalid config or one whose
+    topics or sink names changed: it logs each problem and returns False.
+    """
+
     def __init__(
         self,
         directory: Path,
@@ -46,6 +54,7 @@ class ConfigReloader:
 
     @property
     def version(self) -> str:
+        """The running config's content version."""
         return self._running.version
 
     def reload(self) -> bool:

@@ -43,6 +43,7 @@ def load_checked_settings(**overrides: Any) -> WorkerSettings:
 
 
 def load_checked_config(directory: Path) -> GatewayConfig:
+    """The config in `directory`, or a `StartError` listing every problem with file and line."""
     try:
         return load_config(directory)
     except ConfigError as exc:
@@ -50,6 +51,7 @@ def load_checked_config(directory: Path) -> GatewayConfig:
 
 
 def topic_specs(config: GatewayConfig, partitions: int) -> list[TopicSpec]:
+    """Every topic the worker reads or writes, `partitions` each; the consent topic compacted."""
     topics = config.settings.topics
     specs = [
         TopicSpec(topics.usage_raw, partitions),
@@ -92,6 +94,11 @@ def _not_copartitioned(counts: Mapping[str, int]) -> str:
 
 
 def build_metrics(config: GatewayConfig, registry: CollectorRegistry) -> GatewayMetrics:
+    """The worker's metrics in `registry`: labelled for the config's sinks and raw topics.
+
+    The build info (gateway, Python, faust and aiokafka versions) and the loaded config's
+    version are set at once.
+    """
     import aiokafka
     import faust
 

@@ -19,6 +19,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `gateway run` to the `gateway` command's subcommands."""
     from topologies.settings import environment_help
 
     run = sub.add_parser(

@@ -24,10 +24,20 @@ Headers = Sequence[tuple[str, bytes]]
 
 
 class OutputWriter(Protocol):
+    """Where the enforcer and the consent feed put output records: `add` each, `send` a batch.
+
+    `BatchWriter` is the Kafka one; the benchmarks and broker-free tests pass their own.
+    """
+
     def add(
         self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
         headers: Headers,
-    ) -> None: ...  # fmt: skip
+    ) -> None:  # fmt: skip
+        """Add one record for `topic`, placed by its input record's partition.
+
+        `headers` are (name, bytes) pairs. Raises `ValueError` for a record that no batch holds.
+        """
+        ...
 
     async def send(self) -> asyncio.Future[Any]:
         """Hand over everything added since the last send; the future resolves on the acks."""
@@ -35,6 +45,14 @@ class OutputWriter(Protocol):
 
 
 class BatchWriter:
+    """Owns one writer's open Kafka batches, one per output topic-partition, until `send`.
+
+    `partitions` gives each output topic's partition count (a record for a topic it does not
+    name raises `KeyError`); a batch holds up to the producer's `max_batch_size` bytes. `add`
+    raises `ValueError` for a record larger than an empty batch; `send` raises what the
+    producer's `send_batch` raises, and the future it returns fails if a batch is refused.
+    """
+
     def __init__(self, producer: AIOKafkaProducer, partitions: Mapping[str, int]) -> None:
         self._producer = producer
         self._partitions = dict(partitions)
@@ -45,6 +63,10 @@ class BatchWriter:
         self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
         headers: Headers,
     ) -> None:  # fmt: skip
+        """Append one record to its topic-partition's batch, opening a new one when it is full.
+
+        The partition is `source_partition` modulo the topic's count (module docstring).
+        """
         partition = source_partition % self._partitions[topic]
         slot = (topic, partition)
         builder = self._open.get(slot)
