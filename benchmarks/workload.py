@@ -13,13 +13,13 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools.synthetic import PURPOSES, Traffic, consent_record
+from gateway.strictjson import format_rfc3339_us
 from topologies.admin import TopicSpec, ensure_topics
 
 TS = b"@@TS@@"
@@ -31,9 +31,8 @@ LOG_APPEND = {"message.timestamp.type": "LogAppendTime"}
 
 
 def rfc3339_ms(ms: int) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    )
+    """Epoch milliseconds as the core writes RFC 3339 (gateway.strictjson)."""
+    return format_rfc3339_us(ms * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
+from gateway.consent_state import Purpose
 from gateway.events import (
     EVENT_TYPE_PATTERN,
     IDENTIFIER_FIELDS,
@@ -45,7 +46,6 @@ from gateway.operators.base import (
     OperatorConfig,
 )
 
-Purpose = Literal["analytics", "personalization", "advertising", "social", "third_party_sharing"]
 Audience = Literal["internal", "advertising", "social", "third_party"]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
 EventTypeName = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN)]

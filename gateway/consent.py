@@ -26,7 +26,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from gateway.consent_state import PURPOSES, consent_updated_at_us, pack_consent
+from gateway.consent_state import PURPOSES, ConsentState
 from gateway.events import Invalid, json_type_name
 from gateway.reasons import Reason
 from gateway.strictjson import loads_strict, parse_rfc3339_us
@@ -36,7 +36,6 @@ __all__ = [
     "ConsentUpdate",
     "Tombstone",
     "apply_consent",
-    "consent_updated_at_us",
     "ordering_time_us",
     "parse_consent",
 ]
@@ -63,7 +62,7 @@ class ConsentUpdate(NamedTuple):
 
     @property
     def updated_at_us(self) -> int:
-        return consent_updated_at_us(self.state)
+        return ConsentState.ordered_at_us(self.state)
 
     def __repr__(self) -> str:
         return (
@@ -174,7 +173,7 @@ def parse_consent(
     ordered_at_us, future_dated = ordering_time_us(
         updated_at_us, record_timestamp_ms, clock_tolerance_seconds
     )
-    state = pack_consent(ordered_at_us, purposes, under_13, parental)
+    state = ConsentState.pack(ordered_at_us, purposes, under_13, parental)
     return ConsentUpdate(subject_id, state, future_dated)
 
 
@@ -187,8 +186,7 @@ def apply_consent(
     """
     if isinstance(update, Tombstone):
         return None, ConsentOutcome.TOMBSTONE
-    if current is not None and consent_updated_at_us(update.state) <= consent_updated_at_us(
-        current
-    ):
+    ordered_at = ConsentState.ordered_at_us
+    if current is not None and ordered_at(update.state) <= ordered_at(current):
         return current, ConsentOutcome.STALE
     return update.state, ConsentOutcome.APPLIED

@@ -18,21 +18,22 @@ from gateway.config_models import (
     SinkRule,
 )
 from gateway.consent_state import (
-    PARENTAL_SHIFT,
-    POLICY_MASK,
-    PURPOSE_SHIFT,
-    SIGNAL_CLEAR_MASK,
-    SIGNAL_DENY_BITS,
-    UNDER_13_SHIFT,
+    ConsentState,
     Tri,
-    field,
 )
 from gateway.guard import Scrub
 from gateway.reasons import FORWARD_REASONS, Reason
 
-GPC_BIT = 1 << 14
-DNT_BIT = 1 << 15
+GPC_BIT = ConsentState.GPC_BIT
+DNT_BIT = ConsentState.DNT_BIT
 TABLE_SIZE = 1 << 16
+PURPOSE_SHIFT = ConsentState.PURPOSE_SHIFT
+POLICY_MASK = ConsentState.POLICY_MASK
+UNDER_13_SHIFT = ConsentState.UNDER_13_SHIFT
+PARENTAL_SHIFT = ConsentState.PARENTAL_SHIFT
+SIGNAL_CLEAR_MASK = ConsentState.SIGNAL_CLEAR_MASK
+SIGNAL_DENY_BITS = ConsentState.SIGNAL_DENY_BITS
+field = ConsentState.field
 
 
 class Verdict(StrEnum):

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from gateway.config import GatewayConfig
 from gateway.config_models import OTHER_EVENT_TYPE
-from gateway.consent_state import POLICY_MASK, consent_updated_at_us
+from gateway.consent_state import ConsentState
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
 from gateway.events import Event, EventKind
 from gateway.guard import ValueGuard
@@ -23,8 +23,9 @@ from gateway.reasons import Reason
 from gateway.records import OutputRecords
 from gateway.useragent import default_user_agent_parser
 
-__all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine", "consent_version"]
+__all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine"]
 
+_POLICY_MASK = ConsentState.POLICY_MASK  # a module constant: read once per event
 # Routes seen: (policy bits, kind, event type label). Few in practice; cleared when full.
 ROUTE_CACHE_SIZE = 65536
 
@@ -111,7 +112,7 @@ class Engine:
     def decide(self, event: Event, consent: int | None) -> tuple[SinkDecision, ...]:
         """One decision per sink, in config order. `consent` None means an unknown subject."""
         fields = event.fields
-        index = consent & POLICY_MASK if consent is not None else 0
+        index = consent & _POLICY_MASK if consent is not None else 0
         if fields.get("gpc") is True:
             index |= GPC_BIT
         if self._dnt and fields.get("dnt") is True:
@@ -149,8 +150,3 @@ class Engine:
             self._routes.clear()
         self._routes[key] = route
         return route
-
-
-def consent_version(state: int | None) -> int | None:
-    """The consent version for audit records: the state's updated_at (epoch µs), or None."""
-    return consent_updated_at_us(state) if state is not None else None

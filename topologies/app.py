@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.types import TP
 
 from gateway.config import GatewayConfig
-from gateway.consent import consent_updated_at_us
+from gateway.consent_state import ConsentState
 from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import Keyring
@@ -414,7 +414,7 @@ class FastPathRebalance:
         """The table is restored: report its newest state's time, resume the feed and reader."""
         restored = self._consent.data
         if restored:  # freshness survives a restart: the newest record in the restored table
-            newest = max(consent_updated_at_us(int(v)) for v in restored.values())
+            newest = max(ConsentState.ordered_at_us(int(v)) for v in restored.values())
             self._metrics.restore_consent_newest(newest / 1e6)
         await self._feed.resume()
         await self._reader.resume()

@@ -11,22 +11,20 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from gateway.consent_state import PURPOSES
+from gateway.strictjson import format_rfc3339_us
 from topologies.worker_cli import command_settings, refusing
 
 PURPOSE_HELP = ", ".join(PURPOSES)
 
 
 def rfc3339(now: float) -> str:
-    """`now` (seconds since the epoch) as an RFC 3339 UTC timestamp with milliseconds."""
-    return (
-        datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    """`now` (seconds since the epoch) as an RFC 3339 UTC timestamp (gateway.strictjson)."""
+    return format_rfc3339_us(int(now * 1_000_000))
 
 
 def consent_record(

@@ -50,9 +50,9 @@ from gateway.consent import (
     ConsentUpdate,
     Tombstone,
     apply_consent,
-    consent_updated_at_us,
     parse_consent,
 )
+from gateway.consent_state import ConsentState
 from gateway.engine import Engine
 from gateway.events import Invalid
 from gateway.metrics import GatewayMetrics
@@ -297,7 +297,7 @@ class ConsentFeed:
             writer.add(self._changelog, partition, key, value, [])
             store[key] = value
             self._remember_partition(key, partition)
-            return outcome, consent_updated_at_us(new)
+            return outcome, ConsentState.ordered_at_us(new)
         if outcome is ConsentOutcome.TOMBSTONE and current is not None:
             writer.add(self._changelog, partition, key, None, [])
             store.pop(key, None)

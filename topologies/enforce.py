@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.consent import consent_updated_at_us
+from gateway.consent_state import ConsentState
 from gateway.decision import Verdict
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
@@ -205,7 +205,7 @@ class Enforcer:
             invalid = (record.topic, parsed.reason.value)
             return [self._dead_letter(record, parsed, engine)], (invalid, (), (), (), 0)
         state = self._consent(parsed.subject_id)
-        version = None if state is None else consent_updated_at_us(state)
+        version = ConsentState.version(state)
         consent = records.consent_header(version)
         source = Source(record.topic, record.partition, record.offset)
         audit_forwards = engine.config.settings.audit_forwards

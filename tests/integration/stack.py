@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_broker import free_port
+from gateway.keys import env_name
 from tests.integration.procs import Proc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         for sink, key in self.keys.items():
-            env[f"GATEWAY_KEY_{sink.upper()}"] = f"test-{sink}:{base64.b64encode(key).decode()}"
+            env[env_name(sink)] = f"test-{sink}:{base64.b64encode(key).decode()}"
         return env
 
     def argv(self, *args: str) -> list[str]:

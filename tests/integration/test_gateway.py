@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.consent_state import PURPOSES
 from gateway.keys import pseudonymize
 from tests.integration.stack import SINKS, Stack, header, values
 
-PURPOSES = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
 CANARIES = {
     "ip4": "192.0.2.77",
     "ip6": "2001:db8:cafe:77::77",

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.consent_state import PURPOSES
 from gateway.keys import pseudonymize
 from tests.integration.stack import SINKS, Stack, header, values
 
-PURPOSES = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
 CANARY_IP = "192.0.2.77"
 # Reasons that depend on the JSON layer: a pill it cannot carry is `too_deep` or
 # `number_out_of_range` once it says so, `internal_error` (caught per record) until then.

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import load_config
 from gateway.consent import apply_consent, parse_consent
+from gateway.consent_state import PURPOSES
 from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import load_keyring
@@ -67,7 +68,7 @@ def granted(subject: str) -> int:
     record = orjson.dumps({
         "subject_id": subject, "updated_at": "2026-11-26T10:00:00Z",
         "purposes": dict.fromkeys(
-            ("analytics", "personalization", "advertising", "social", "third_party_sharing"), True
+            PURPOSES, True
         ),
         "age": {"under_13": False, "parental_consent": False},
     })  # fmt: skip

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.config import GatewayConfig, load_config
 from gateway.consent import ConsentUpdate, Tombstone, parse_consent
+from gateway.consent_state import PURPOSES
 from gateway.decision import SinkDecision
 from gateway.engine import Engine
 from gateway.events import Event, EventKind, Invalid
@@ -257,7 +258,7 @@ class Table:
 
 
 def consent_record(subject: str, at: str, granted: bool) -> bytes:
-    purposes = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
+    purposes = PURPOSES
     return orjson.dumps({
         "subject_id": subject, "updated_at": at, "purposes": dict.fromkeys(purposes, granted),
     })  # fmt: skip

@@ -10,10 +10,9 @@ from gateway.consent import (
     ConsentUpdate,
     Tombstone,
     apply_consent,
-    consent_updated_at_us,
     parse_consent,
 )
-from gateway.consent_state import Tri, pack_consent, unpack_consent
+from gateway.consent_state import PURPOSES, ConsentState, Tri
 from gateway.events import Invalid
 from gateway.reasons import Reason
 
@@ -37,20 +36,20 @@ def test_when_record_is_valid_then_purposes_and_age_are_packed() -> None:
             age={"under_13": True, "parental_consent": False},
         )
     )
-    view = unpack_consent(update.state)
+    view = ConsentState.view(update.state)
     assert view.purposes["analytics"] is Tri.YES
     assert view.purposes["advertising"] is Tri.NO
     assert view.purposes["social"] is Tri.UNKNOWN
     assert view.purposes["third_party_sharing"] is Tri.UNKNOWN
     assert view.under_13 is Tri.YES
     assert view.parental_consent is Tri.NO
-    assert update.updated_at_us == consent_updated_at_us(update.state) == 1795694400000000
+    assert update.updated_at_us == ConsentState.ordered_at_us(update.state) == 1795694400000000
     assert "u-1" not in repr(update)
 
 
 def test_when_packing_then_unpacking_round_trips() -> None:
-    state = pack_consent(123, {"social": True}, None, True)
-    view = unpack_consent(state)
+    state = ConsentState.pack(123, {"social": True}, None, True)
+    view = ConsentState.view(state)
     assert (view.updated_at_us, view.purposes["social"]) == (123, Tri.YES)
     assert (view.under_13, view.parental_consent) == (Tri.UNKNOWN, Tri.YES)
     assert isinstance(state, int)
@@ -123,7 +122,7 @@ def test_when_tombstone_arrives_then_subject_is_erased() -> None:
 def test_when_updated_at_is_before_1970_then_ordering_still_holds() -> None:
     old = _update(_record(updated_at="1960-01-01T00:00:00Z", purposes={"social": True}))
     new = _update(_record(updated_at="1961-01-01T00:00:00Z"))
-    assert unpack_consent(old.state).purposes["social"] is Tri.YES
+    assert ConsentState.view(old.state).purposes["social"] is Tri.YES
     assert apply_consent(old.state, new)[1] is ConsentOutcome.APPLIED
     assert apply_consent(new.state, old)[1] is ConsentOutcome.STALE
 
@@ -139,7 +138,7 @@ def test_when_updated_at_is_year_0001_then_state_packs_and_round_trips_the_chang
     assert update.updated_at_us == -62135596800000000
     restored = int(b"%d" % update.state)  # the changelog's ASCII value, read back
     assert restored == update.state
-    view = unpack_consent(restored)
+    view = ConsentState.view(restored)
     assert view.updated_at_us == -62135596800000000
     assert view.purposes["analytics"] is Tri.YES
     assert view.purposes["third_party_sharing"] is Tri.NO
@@ -155,7 +154,7 @@ GRANT_PRODUCED_MS = 1795694400000  # 2026-11-26T12:00:00Z, the grant's Kafka rec
 WITHDRAWAL_AT = "2026-11-27T09:00:00Z"
 WITHDRAWAL_PRODUCED_MS = 1795770000000 + 5  # 2026-11-27T09:00:00.005Z
 TOLERANCE_S = 300
-EVERY_PURPOSE = ("analytics", "personalization", "advertising", "social", "third_party_sharing")
+EVERY_PURPOSE = PURPOSES
 
 
 def _timed(value: bytes, timestamp_ms: int | None, tolerance: float = TOLERANCE_S) -> ConsentUpdate:
@@ -187,7 +186,7 @@ def test_when_a_skewed_grant_is_followed_by_an_honest_withdrawal_then_the_withdr
     state, outcome = apply_consent(state, withdrawal)
     assert outcome is ConsentOutcome.APPLIED, "a skewed clock never blocks a withdrawal"
     assert state is not None
-    assert unpack_consent(state).purposes["advertising"] is Tri.NO
+    assert ConsentState.view(state).purposes["advertising"] is Tri.NO
 
 
 def test_when_the_withdrawal_arrives_before_a_skewed_grant_then_the_grant_does_not_outrank_it() -> (
@@ -220,7 +219,7 @@ def test_when_a_withdrawal_is_future_dated_then_it_still_applies_at_its_kafka_ti
     assert withdrawal.future_dated
     new, outcome = apply_consent(state, withdrawal)
     assert outcome is ConsentOutcome.APPLIED
-    assert new is not None and unpack_consent(new).purposes["analytics"] is Tri.NO
+    assert new is not None and ConsentState.view(new).purposes["analytics"] is Tri.NO
 
 
 def test_when_updated_at_is_exactly_at_the_tolerance_then_it_is_used_as_sent() -> None:
@@ -247,3 +246,10 @@ def test_when_updated_at_is_in_the_past_then_the_kafka_timestamp_changes_nothing
     late = _timed(_withdrawal("2026-11-20T00:00:00Z"), WITHDRAWAL_PRODUCED_MS, tolerance=0)
     assert not late.future_dated
     assert late.updated_at_us == 1795132800000000
+
+
+def test_when_the_layout_is_instantiated_then_it_refuses_states_are_plain_ints() -> None:
+    with pytest.raises(TypeError, match="plain int"):
+        ConsentState()
+    assert ConsentState.version(None) is None
+    assert ConsentState.version(ConsentState.pack(7, {}, None, None)) == 7

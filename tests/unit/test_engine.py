@@ -10,7 +10,8 @@ from pathlib import Path
 import orjson
 
 from gateway.config import load_config
-from gateway.engine import KEY_ID_FIELD, Engine, consent_version
+from gateway.consent_state import ConsentState
+from gateway.engine import KEY_ID_FIELD, Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.keys import Keyring
 from gateway.plan import make_pseudonymizer
@@ -88,7 +89,7 @@ def test_when_audit_record_is_written_then_it_holds_no_identifier(engine: Engine
     state = consent_state({"analytics": True})
     for decision in engine.decide(event, state):
         output = engine.records.audit(
-            event, decision, Source("events.usage.raw", 3, 42), consent_version(state)
+            event, decision, Source("events.usage.raw", 3, 42), ConsentState.version(state)
         )
         record = output.value
         assert record is not None
@@ -101,7 +102,7 @@ def test_when_audit_record_is_written_then_it_holds_no_identifier(engine: Engine
             assert canary not in record.decode()
         if decision.key is not None:
             assert decision.key.decode() not in record.decode()
-    assert consent_version(None) is None
+    assert ConsentState.version(None) is None
 
 
 def test_when_dlq_record_is_written_then_it_is_redacted(engine: Engine) -> None:

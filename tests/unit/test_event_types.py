@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from gateway.config import ConfigError, load_config
-from gateway.engine import OTHER_EVENT_TYPE, Engine, consent_version
+from gateway.consent_state import ConsentState
+from gateway.engine import OTHER_EVENT_TYPE, Engine
 from gateway.keys import load_keyring
 from gateway.reasons import Reason
 from gateway.records import Source
@@ -43,7 +44,7 @@ def test_when_event_type_is_not_allowlisted_then_outputs_and_audit_say_other(
     assert event_type.encode() not in analytics.value
     for decision in decisions:
         output = engine.records.audit(
-            event, decision, Source("events.usage.raw", 0, 1), consent_version(state)
+            event, decision, Source("events.usage.raw", 0, 1), ConsentState.version(state)
         )
         record = output.value
         assert record is not None

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import GatewayConfig
-from gateway.consent_state import PURPOSES, pack_consent
+from gateway.consent_state import PURPOSES, ConsentState
 from gateway.decision import Verdict
 from gateway.engine import Engine
 from gateway.events import Event, EventKind, parse_event
@@ -66,7 +66,7 @@ def consents(draw: st.DrawFn) -> int | None:
     if draw(st.integers(0, 9)) == 0:
         return None
     purposes = {name: draw(tri) for name in PURPOSES}
-    return pack_consent(1, purposes, draw(tri), draw(tri))
+    return ConsentState.pack(1, purposes, draw(tri), draw(tri))
 
 
 def _parse(data: dict[str, Any], kind: EventKind) -> Event:
@@ -160,7 +160,7 @@ def test_when_one_identifier_goes_to_several_sinks_then_pseudonyms_differ(
         "occurred_at": "2026-11-26T12:34:56Z",
         "event_type": "page_view",
     }
-    state = pack_consent(1, dict.fromkeys(PURPOSES, True), False, None)
+    state = ConsentState.pack(1, dict.fromkeys(PURPOSES, True), False, None)
     keys = [d.key for d in engine.decide(_parse(data, EventKind.USAGE), state)]
     assert None not in keys
     assert len(set(keys)) == len(keys) == 3
