@@ -1,5 +1,7 @@
-"""The pure subcommands of the `gateway` command: `rules check`, `rules schema` and `explain`
-(no broker)."""
+"""The pure subcommands of the `gateway` command: `rules check`, `rules schema` and `explain`.
+
+None of them needs a broker.
+"""
 
 from __future__ import annotations
 
@@ -125,7 +127,10 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def _subject_key(raw: bytes) -> bytes | None:
-    """explain has no Kafka record: the key is taken to be the event's own subject_id."""
+    """The Kafka key `explain` assumes, having no record: the event's own `subject_id`.
+
+    None when the input is not strict JSON or holds no string `subject_id`.
+    """
     data, reason, _ = loads_strict(raw)
     if reason is not None:
         return None

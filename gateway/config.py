@@ -75,8 +75,11 @@ def _valid_keys(model: type[BaseModel], loc: PathKey) -> list[str]:
 
 
 def _error(model: type[BaseModel], item: Any) -> tuple[PathKey, str]:
-    """A pydantic error as (path in the file, message): the tag pydantic puts after a field
-    rule's name (`fields.ip.ip_truncate.x`) and the `[key]` of a key error are left out."""
+    """A pydantic error as (path in the file, message), without pydantic's extra path parts.
+
+    The tag pydantic puts after a field rule's name (`fields.ip.ip_truncate.x`) and the `[key]`
+    of a key error are left out.
+    """
     loc: PathKey = tuple(item["loc"])
     kind, message = item["type"], str(item["msg"])
     tagged = len(loc) > 2 and loc[0] in _ALLOWLISTS and loc[2] in OPERATORS
@@ -118,8 +121,11 @@ class _Collector:
 
 @dataclass(slots=True)
 class _SinkFile:
-    """One sink file being checked: where problems go, its audience as written (a missing or
-    invalid one counts as a partner's), and the exceptions it may use and has used."""
+    """One sink file being checked: where problems go, its audience, its exceptions.
+
+    The audience is as written (a missing or invalid one counts as a partner's); the exceptions
+    are those the file may use and those it has used.
+    """
 
     file: str
     doc: LoadedYaml
@@ -145,8 +151,12 @@ class _SinkFile:
 
 
 def _check_field_rule(sink: _SinkFile, path: tuple[str, str], config: OperatorConfig) -> None:
-    """May this field (this `properties` key, judged by its name) take this operator, and does
-    the operator refuse its options for the sink's audience?"""
+    """Report whether the field may take its operator, and what options the operator refuses.
+
+    The field (or `properties` key, judged by its name) must be of a class the operator accepts;
+    the operator's refusals for the sink's audience are reported unless the sink's `exceptions`
+    waive them.
+    """
     section, name = path
     klass = field_class(name) if section == "fields" else property_class(name)
     operator = OPERATORS[config.op]
@@ -176,8 +186,11 @@ def _check_field_rule(sink: _SinkFile, path: tuple[str, str], config: OperatorCo
 
 
 def _check_field_rules(sink: _SinkFile, rule: SinkRule | None, raw: dict[Any, Any]) -> None:
-    """Check every field rule of the validated rule. When the rule as a whole is invalid, each
-    of its field rules that is valid on its own is checked, so one run reports everything."""
+    """Check every field rule of the validated rule (`rule`), or of the raw one when invalid.
+
+    When the rule as a whole is invalid (`rule` None), each of its field rules in `raw` that is
+    valid on its own is checked, so one run reports everything.
+    """
     for section in _ALLOWLISTS:
         if rule is not None:
             entries: Any = getattr(rule, section).items()

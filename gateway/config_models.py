@@ -75,8 +75,10 @@ def field_class(name: str) -> str:
 
 
 def property_class(name: str) -> str:
-    """The operator class of a `properties` key follows its name (gateway.identifier_names):
-    IP or IDENTIFIER when the name denotes one (so `keep` is refused), else PROPERTY."""
+    """The field class of a `properties` key, from its name (gateway.identifier_names).
+
+    IP or IDENTIFIER when the name denotes one (so `keep` is refused), else PROPERTY.
+    """
     return IP if denotes_ip(name) else IDENTIFIER if denotes_identifier(name) else PROPERTY
 
 
@@ -152,10 +154,12 @@ class Settings(_Strict):
 
 
 class SinkRule(_Strict):
-    """A sink rule: config/sinks/<name>.yaml, validated. Its `name` is the file name (set by the
-    loader, never read from the file). `fields` and `properties` map a field (a `properties`
-    key) to its operator's config, in config order, with the audience's defaults filled in
-    (`Operator.for_audience`)."""
+    """A sink rule: config/sinks/<name>.yaml, validated.
+
+    Its `name` is the file name (set by the loader, never read from the file). `fields` and
+    `properties` map a field (a `properties` key) to its operator's config, in config order,
+    with the audience's defaults filled in (`Operator.for_audience`).
+    """
 
     name: SkipJsonSchema[str] = Field(default="", exclude=True)
     topic: TopicName
@@ -191,9 +195,11 @@ class SinkRule(_Strict):
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema (draft 2020-12) of gateway.yaml and of a sink rule file, for
-    editors (config/schema/, `gateway rules schema`). `rules check` stays the judge: the
-    schemas cannot say which operator a field may take or what an audience refuses."""
+    """File name -> JSON Schema (draft 2020-12) of gateway.yaml and of a sink rule file.
+
+    For editors (config/schema/, `gateway rules schema`). `rules check` stays the judge: the
+    schemas cannot say which operator a field may take or what an audience refuses.
+    """
     return {
         f"{name}.schema.json": {
             "$schema": "https://json-schema.org/draft/2020-12/schema",

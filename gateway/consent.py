@@ -62,6 +62,7 @@ class ConsentUpdate(NamedTuple):
 
     @property
     def updated_at_us(self) -> int:
+        """The time the record is ordered at, µs since the epoch (its Kafka one if future-dated)."""
         return ConsentState.ordered_at_us(self.state)
 
     def __repr__(self) -> str:

@@ -37,13 +37,17 @@ field = ConsentState.field
 
 
 class Verdict(StrEnum):
+    """What a sink gets of an event: a cleaned copy (FORWARD) or nothing (DROP)."""
+
     FORWARD = "forward"
     DROP = "drop"
 
 
 class SinkDecision(NamedTuple):
-    """The decision for one event and one sink. `value`/`key` are set only when forwarded;
-    `scrubbed` lists what the value guard (gateway.guard) replaced in a forwarded record.
+    """The decision for one event and one sink: a verdict, one reason, the output if forwarded.
+
+    `output`, `value`, `key` and `key_id` are set only when forwarded; `scrubbed` lists what the
+    value guard (gateway.guard) replaced in a forwarded record.
 
     A NamedTuple, not a frozen dataclass: it is built on the hot path, and a tuple is built
     several times faster than a frozen dataclass sets its eight fields.
@@ -84,6 +88,7 @@ class PolicyRule:
 
     @classmethod
     def from_rule(cls, rule: SinkRule, *, unknown_age: str, honour_dnt: bool) -> PolicyRule:
+        """The policy of `rule` under the settings' `unknown_age` ("child" or not) and DNT."""
         return cls(
             audience=rule.audience,
             required_shifts=tuple(PURPOSE_SHIFT[p] for p in rule.purposes),

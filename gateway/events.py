@@ -115,8 +115,11 @@ class Invalid:
 
 
 class Event(NamedTuple):
-    """A valid raw event. `fields` is the decoded JSON object (read-only by convention);
-    `canonical` its JSON as orjson writes it (what the value guard searches)."""
+    """A valid raw event, decoded once.
+
+    `fields` is the decoded JSON object (read-only by convention); `canonical` its JSON as
+    orjson writes it (what the value guard searches).
+    """
 
     event_id: str
     subject_id: str
@@ -135,8 +138,10 @@ _new_tuple = tuple.__new__
 
 
 def _shape_types(names: tuple[str, ...]) -> tuple[type, ...] | None:
-    """The value types a valid event with these keys (in this order) has, remembered per key
-    order; None when the full check is needed (an unknown field, or a required one missing)."""
+    """The value types a valid event with these keys, in this order, has; remembered per order.
+
+    None when the full check is needed (an unknown field, or a required one missing).
+    """
     expected = _shapes.get(names)
     if expected is None and _REQUIRED.issubset(names) and KNOWN_FIELDS.issuperset(names):
         if len(_shapes) >= _SHAPE_CACHE_SIZE:

@@ -147,8 +147,10 @@ class GuardedInput(NamedTuple):
 
 
 class Scrub(NamedTuple):
-    """What the guard replaced in one record: where (field, or `properties.<name>`), what, how
-    many times."""
+    """What the guard replaced in one record: where, what, and how many times.
+
+    Where is a field name or `properties.<name>`.
+    """
 
     field: str
     identifier: str
@@ -186,8 +188,11 @@ _patterns: dict[tuple[str, bool], re.Pattern[str]] = {}
 
 
 def _pattern(text: str, *, whole_token: bool) -> re.Pattern[str]:
-    """`text` in any case; as a whole token, not preceded or followed by an ASCII letter or
-    digit. Compiled when first needed (on the slow path only), remembered in a bounded dict."""
+    """A pattern matching `text` in any case; as a whole token if `whole_token`.
+
+    A whole token is not preceded or followed by an ASCII letter or digit. Compiled when first
+    needed (on the slow path only), remembered in a bounded dict.
+    """
     pattern = _patterns.get((text, whole_token))
     if pattern is None:
         if len(_patterns) >= _NEEDLE_CACHE_SIZE:
@@ -215,9 +220,12 @@ def _replace(text: str, needle: Needle) -> tuple[str, int]:
 
 
 def ip_spellings(address: str) -> tuple[str, ...]:
-    """Other spellings of an IP address, lower case: an IPv6 address compressed and written
-    out in full, and every IPv4 address it carries (gateway.ipforms); an IPv4 address as the
-    two hex groups of its IPv4-mapped form (`192.0.2.77` -> `c000:24d`). () for non-addresses."""
+    """Other spellings of an IP address, in lower case; () for text that is not an address.
+
+    An IPv6 address compressed and written out in full, and every IPv4 address it carries
+    (gateway.ipforms); an IPv4 address as the two hex groups of its IPv4-mapped form
+    (`192.0.2.77` -> `c000:24d`).
+    """
     forms: list[str] = []
     try:
         if ":" in address:
@@ -237,9 +245,11 @@ def ip_spellings(address: str) -> tuple[str, ...]:
 
 
 def _decoded(text: str) -> str:
-    """`text` with percent-encoding (until nothing changes, at most 16 rounds), HTML character
-    references and compatibility characters (full-width letters, digits and `@`, small and
-    circled forms) undone (NFKC)."""
+    """`text` with percent-encoding, HTML character references and NFKC forms undone.
+
+    Percent-decoding repeats until nothing changes (at most 16 rounds); NFKC undoes
+    compatibility characters (full-width letters, digits and `@`, small and circled forms).
+    """
     for _ in range(16):
         if "%" not in text:
             break
@@ -344,8 +354,11 @@ def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) 
 
 
 def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: bool) -> Any:
-    """A copy of a decoded JSON value with every occurrence replaced. `names` False keeps the
-    object's own keys (field or property names chosen by the config) as they are."""
+    """A copy of a decoded JSON value with every occurrence of the needles replaced.
+
+    `hits` counts the replacements. `names` False keeps the object's own keys (field or
+    property names chosen by the config) as they are.
+    """
     kind = type(value)
     if kind is str:
         return scrub_text(value, needles, hits)
@@ -367,9 +380,12 @@ def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: 
 
 
 def has_at_sign(text: str) -> bool:
-    """An at-sign in any spelling: `@`, `%40` (also double-encoded), an HTML character
-    reference, a full-width or small commercial at. Single characters are tested first: on a
-    str they are the cheapest search there is."""
+    """True when `text` holds an at-sign in any spelling.
+
+    `@`, `%40` (also double-encoded), an HTML character reference, a full-width or small
+    commercial at. Single characters are tested first: on a str they are the cheapest search
+    there is.
+    """
     if "@" in text:
         return True
     if "%" in text and ("%40" in text or "%2540" in text):
@@ -380,9 +396,11 @@ def has_at_sign(text: str) -> bool:
 
 
 def _may_hide_spelling(text: str) -> bool:
-    """An at-sign in any spelling, or text that decoding could change: percent-encoding, a
-    character reference (`&#64;`, `&period;`), or characters NFKC changes (full-width, small,
-    circled, superscript forms)."""
+    """True when `text` holds an at-sign in any spelling, or text that decoding could change.
+
+    That is percent-encoding, a character reference (`&#64;`, `&period;`), or characters NFKC
+    changes (full-width, small, circled, superscript forms).
+    """
     if "@" in text or "%" in text:
         return True
     if "&" in text and (
@@ -393,8 +411,9 @@ def _may_hide_spelling(text: str) -> bool:
 
 
 def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> bool:
-    """True when a serialized output (value or key, decoded) surely holds no identifier value
-    (`GuardedInput.spellings`) and no email address.
+    """True when a serialized output (value or key, decoded) surely holds no identifier.
+
+    No identifier value (`GuardedInput.spellings`) and no email address.
 
     Encoded spellings were already replaced in the input (`ValueGuard.prepare`), and no operator
     encodes text, so the plain spellings are what an output can still hold. `marks` False
@@ -583,8 +602,10 @@ class ValueGuard:
 
 
 def _own_count(fields: Mapping[str, Any], spelling: str) -> int:
-    """How often `spelling` occurs inside the JSON strings of the fields the guard leaves alone
-    (the identifiers themselves, and the validated timestamp), in lower case."""
+    """How often `spelling` occurs in the lower-cased JSON strings of the fields left alone.
+
+    Those are the identifiers themselves and the validated timestamp.
+    """
     total = 0
     for name in UNSCRUBBED_FIELDS:
         value = fields.get(name)

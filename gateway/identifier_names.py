@@ -73,8 +73,11 @@ _QUERY: Final = _table(QUERY_NAMES)
 
 
 def _forms(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    """The words, and the same without trailing numbers (`email1`, `ip4`) and with the last
-    word singular (`emails`, `user_ids`, `ip_addresses`)."""
+    """The words as given, without trailing numbers, and with the last word singular.
+
+    So `email1` and `ip4` read as `email` and `ip`; `emails`, `user_ids` and `ip_addresses` as
+    their singular.
+    """
     while len(words) > 1 and words[-1].isdigit():
         words = words[:-1]
     forms = [words]
@@ -107,13 +110,19 @@ def denotes_ip(name: str) -> bool:
 
 
 def denotes_identifier(name: str) -> bool:
-    """True when `name` denotes another identifier or contact data: an email address, a phone
-    number, a device, cookie or advertising id, a user id (EMAIL_, PHONE_, DEVICE_, USER_NAMES)."""
+    """True when `name` denotes another identifier or contact data.
+
+    An email address, a phone number, a device, cookie or advertising id, a user id (EMAIL_,
+    PHONE_, DEVICE_, USER_NAMES).
+    """
     return _matches(name_words(name), _IDENTIFIER)
 
 
 def query_carries_identifier(name: str) -> bool:
-    """True for a query parameter that commonly carries an identifier: a name above, or an ad
-    click id, an analytics or campaign cookie, a session or a credential (QUERY_NAMES)."""
+    """True for a query parameter that commonly carries an identifier.
+
+    A name above, or an ad click id, an analytics or campaign cookie, a session or a credential
+    (QUERY_NAMES).
+    """
     words = name_words(name)
     return any(_matches(words, table) for table in (_IP, _IDENTIFIER, _QUERY))

@@ -17,8 +17,11 @@ __all__ = ["CARRIERS", "CARRIERS_BY_START", "Carrier", "embedded_ipv4s"]
 
 @dataclass(frozen=True, slots=True)
 class Carrier:
-    """An IPv6 form carrying IPv4 addresses: its leading bytes (kept) and the byte offsets of
-    the IPv4 addresses in it; `inverted_at` is the one stored bit-inverted (Teredo's client)."""
+    """An IPv6 form carrying IPv4 addresses: its leading bytes and the IPv4s' byte offsets.
+
+    `ip_truncate` keeps the leading bytes and truncates each IPv4; `inverted_at` is the offset
+    of the one stored bit-inverted (Teredo's client).
+    """
 
     lead: bytes
     v4_at: tuple[int, ...]

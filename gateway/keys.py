@@ -58,6 +58,8 @@ class SinkKey:
 
 @dataclass(frozen=True, slots=True)
 class SinkKeys:
+    """A sink's keys: `current` makes its pseudonyms, `previous` is still recognised (rotation)."""
+
     current: SinkKey
     previous: SinkKey | None = None
 
@@ -81,6 +83,7 @@ class Keyring:
         return f"Keyring(current_key_ids={ids})"
 
     def current(self, sink: str) -> SinkKey:
+        """The key `sink`'s pseudonyms are made under; raises `KeyError` for an unknown sink."""
         return self.sinks[sink].current
 
     def recognise(self, sink: str, value: str, pseudonym: str) -> str | None:

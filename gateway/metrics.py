@@ -112,7 +112,13 @@ def _check(label: str, value: str, declared: Iterable[str]) -> str:
 
 
 class GatewayMetrics:
-    """Every `gateway_*` metric, registered on `registry`, with small typed update methods."""
+    """Every `gateway_*` metric, registered on `registry`, with small typed update methods.
+
+    `sinks`, `topics` and the reason codes declare every label value the methods accept;
+    partitions run from 0 to `max_partitions` - 1. An update with any other label value raises
+    `UnknownLabelValueError`; a declared value of the wrong shape raises `ValueError` here.
+    Times are seconds: durations as measured, wall times since the epoch.
+    """
 
     def __init__(
         self,
@@ -275,6 +281,7 @@ class GatewayMetrics:
     # Events and decisions
 
     def event_consumed(self, topic: str, n: int = 1) -> None:
+        """`n` raw records read from `topic`."""
         self.events_consumed.labels(_check("topic", topic, self.topics)).inc(n)
 
     def decision(self, sink: str, verdict: str, reason: str, n: int = 1) -> None:
@@ -284,13 +291,16 @@ class GatewayMetrics:
         self.decisions.labels(sink, verdict, _check("reason", reason, reasons)).inc(n)
 
     def invalid_record(self, topic: str, reason: str, n: int = 1) -> None:
+        """`n` invalid records read from `topic`, `reason` an invalid-record reason code."""
         _check("topic", topic, self.topics)
         self.invalid_records.labels(topic, _check("reason", reason, self.invalid_reasons)).inc(n)
 
     def dlq_write(self, n: int = 1) -> None:
+        """`n` records written to the DLQ topic."""
         self.dlq_writes.inc(n)
 
     def audit_write(self, n: int = 1) -> None:
+        """`n` decision records written to the audit topic."""
         self.audit_writes.inc(n)
 
     def identifier_scrubbed(self, sink: str, identifier: str, n: int = 1) -> None:
@@ -301,6 +311,7 @@ class GatewayMetrics:
         ).inc(n)
 
     def sink_write(self, sink: str, n: int = 1) -> None:
+        """`n` records acknowledged by `sink`'s topic."""
         self.sink_writes.labels(_check("sink", sink, self.sinks)).inc(n)
 
     def observe_latency(self, sink: str, seconds: float) -> None:
@@ -315,6 +326,7 @@ class GatewayMetrics:
             self.last_event_processed.set(now)
 
     def barrier_waited(self, seconds: float) -> None:
+        """One batch waited `seconds` at the revocation barrier (a negative value counts as 0)."""
         self.barrier_wait.observe(max(seconds, 0.0))
 
     # Consent feed
@@ -326,6 +338,7 @@ class GatewayMetrics:
         self.consent_last_applied.set(now)
 
     def consent_tombstone(self, now: float, n: int = 1) -> None:
+        """`n` tombstones read (a subject erased); `now` is the wall time they were applied."""
         self.consent_records.labels("tombstone").inc(n)
         self.consent_last_applied.set(now)
 
@@ -338,6 +351,7 @@ class GatewayMetrics:
         self.future_dated_consent.inc(n)
 
     def consent_invalid(self, n: int = 1) -> None:
+        """`n` consent records that could not be applied (each went to the DLQ)."""
         self.consent_records.labels("invalid").inc(n)
 
     def restore_consent_newest(self, updated_at: float) -> None:
@@ -347,12 +361,15 @@ class GatewayMetrics:
             self.consent_newest_applied.set(updated_at)
 
     def set_consent_subjects(self, count: int) -> None:
+        """The number of subjects in this worker's consent table."""
         self.consent_subjects.set(count)
 
     def set_consent_lag(self, partition: int, records: int) -> None:
+        """Consent records on `partition` not yet applied (a negative value counts as 0)."""
         self.consent_lag.labels(self._partition(partition)).set(max(records, 0))
 
     def set_consumer_lag(self, topic: str, partition: int, records: int) -> None:
+        """Raw records of `topic`'s `partition` not yet committed (a negative value counts as 0)."""
         _check("topic", topic, self.topics)
         self.consumer_lag.labels(topic, self._partition(partition)).set(max(records, 0))
 
@@ -363,6 +380,7 @@ class GatewayMetrics:
             self.consent_lag.remove(label)
 
     def forget_consumer_partition(self, topic: str, partition: int) -> None:
+        """After a rebalance took the partition away: drop its lag series instead of freezing it."""
         key = (_check("topic", topic, self.topics), self._partition(partition))
         if self._has_series("gateway_consumer_lag_records", key):
             self.consumer_lag.remove(*key)
@@ -379,9 +397,15 @@ class GatewayMetrics:
         self.config_info.labels(version).set(1)
 
     def config_reload(self, result: ReloadResult) -> None:
+        """One reload attempt and its `result`: "success" or "failure"."""
         self.config_reloads.labels(_check("result", result, RELOAD_RESULTS)).inc()
 
     def set_build_info(self, info: BuildInfo) -> None:
+        """Report the versions in `info`, replacing earlier ones.
+
+        Raises `ValueError` for a version that is not 1-64 characters of letters, digits and
+        `._:+-` (it becomes a label value).
+        """
         values = (info.version, info.python_version, info.faust_version, info.aiokafka_version)
         for value in values:
             if not _VERSION_SHAPE.fullmatch(value):

@@ -1,14 +1,14 @@
-"""Sink plans: one sink rule (gateway.config_models.SinkRule) compiled once into what
-`Engine.decide` reads on the hot path.
+"""Sink plans: each sink rule (gateway.config_models.SinkRule) compiled once for the hot path.
 
-A plan holds the sink's filters, its prebuilt drop decisions, the policy rule (the engine
-caches its outcomes per route), and its field operations compiled to `FieldOp`s in config order:
-`drop` fields are left out, `keep` fields are copied without a call (apply is None), every other
-operator is its bound `apply`; the `timestamp` operator on `occurred_at` reads the instant
-parse_event computed (`Event.occurred_at_us`) instead of parsing the text again. There are two
-such lists, with and without the linkable fields, so a decision without identifiers never runs an
-identifier operator at all. `build_output` runs a list: a plain loop (generated, unrolled
-builders were measured against it in bench-decide and gained under 5%, so they went).
+A plan is what `Engine.decide` reads. It holds the sink's filters, its prebuilt drop decisions, the
+policy rule (the engine caches its outcomes per route), and its field operations compiled to
+`FieldOp`s in config order: `drop` fields are left out, `keep` fields are copied without a call
+(apply is None), every other operator is its bound `apply`; the `timestamp` operator on
+`occurred_at` reads the instant parse_event computed (`Event.occurred_at_us`) instead of parsing the
+text again. There are two such lists, with and without the linkable fields, so a decision without
+identifiers never runs an identifier operator at all. `build_output` runs a list: a plain loop
+(generated, unrolled builders were measured against it in bench-decide and gained under 5%, so they
+went).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ Apply = Callable[[Any], Any]
 
 
 class FieldOp(NamedTuple):
-    """One output field: its name, the transform (None: copy the value), and whether the
-    transform takes the event's `occurred_at_us` instead of the field's text."""
+    """One output field: its name, its transform (None: copy the value), and the input it takes.
+
+    `epoch` True: the transform takes the event's `occurred_at_us` instead of the field's text.
+    """
 
     name: str
     apply: Apply | None
@@ -71,7 +73,9 @@ def _compile(
     rules: Mapping[str, OperatorConfig], tools: OperatorTools, *, linkable: bool, fields: bool
 ) -> Ops:
     """A FieldOp per event field (per `properties` key unless `fields`), in config order.
-    Drops and, unless `linkable`, pseudonym operators and identifier fields are left out."""
+
+    Drops and, unless `linkable`, pseudonym operators and identifier fields are left out.
+    """
     ops: list[FieldOp] = []
     for name, config in rules.items():
         op = OPERATORS[config.op](config, tools)

@@ -162,8 +162,11 @@ class OutputRecords:
         return Output(self.audit_topic, None, value, headers)
 
     def dlq(self, invalid: Invalid, source: Source) -> Output:
-        """The DLQ record of an invalid input (an event or a consent record): its redacted
-        description and where it came from."""
+        """The DLQ record of an invalid input (an event or a consent record).
+
+        Its value holds the redacted description, where the input came from, and the config
+        version.
+        """
         record = invalid.redacted()
         record["source"] = source._asdict()
         record["config_version"] = self.config_version

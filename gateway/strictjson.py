@@ -100,13 +100,15 @@ def _exact_int(text: str) -> int:
 
 
 def _exact_float(text: str) -> float:
-    """A JSON decimal literal as a float; `_InexactNumberError` unless the literal is what a
-    writer of doubles emits for that double: its shortest form ("1E2", "1.50", "0.1", "-0.0")
-    or its 17-significant-digit form ("0.10000000000000001", C's `%.17g`, which IEEE 754-2008
-    section 5.12.2 makes enough for any double), or the double's exact binary value written out
-    in full ("0.1000000000000000055511151231257827021181583404541015625"). Any other literal says
-    more than a double
-    holds ("1.00000000000000000001", "9007199254740993.0", "1e-400", "1e400") and is refused."""
+    """A JSON decimal literal as a float; `_InexactNumberError` unless it is exact.
+
+    Exact is what a writer of doubles emits for that double: its shortest form ("1E2", "1.50",
+    "0.1", "-0.0") or its 17-significant-digit form ("0.10000000000000001", C's `%.17g`, which
+    IEEE 754-2008 section 5.12.2 makes enough for any double), or the double's exact binary
+    value written out in full ("0.1000000000000000055511151231257827021181583404541015625").
+    Any other literal says more than a double holds ("1.00000000000000000001",
+    "9007199254740993.0", "1e-400", "1e400") and is refused.
+    """
     value = float(text)
     try:
         literal = Decimal(text)
@@ -149,8 +151,10 @@ def _exact_loads(text: str) -> tuple[Any, Reason | None, str]:
 
 
 def _decode_problem(body: bytes, error: orjson.JSONDecodeError, shift: int) -> tuple[Reason, str]:
-    """The reason and a value-free detail for input orjson refused (`shift`: chars before
-    `body` in the record, 1 after a stripped byte-order mark)."""
+    """The reason and a value-free detail for input orjson refused.
+
+    `shift` counts the chars before `body` in the record: 1 after a stripped byte-order mark.
+    """
     if body.startswith(_OTHER_BOMS):
         detail = "input starts with a UTF-16 or UTF-32 byte-order mark; JSON must be UTF-8"
         return Reason.INVALID_UTF8, detail + " (RFC 8259 section 8.1)"
@@ -186,8 +190,9 @@ def loads_strict(data: bytes) -> tuple[Any, Reason | None, str]:
 def loads_canonical(
     data: bytes, *, after_bom: bool = False
 ) -> tuple[Any, bytes, Reason | None, str]:
-    """`loads_strict`, plus the value's canonical encoding (orjson's, b"" on failure), which the
-    check computes anyway and the value guard (gateway.guard) searches.
+    """`loads_strict`, plus the value's canonical encoding (orjson's, b"" on failure).
+
+    The check computes the encoding anyway; the value guard (gateway.guard) searches it.
 
     `after_bom` (internal): `data` is what followed a stripped BOM, so no second one is
     stripped and positions count the first.

@@ -1,6 +1,6 @@
-"""The bounded allowlists of browser and OS families a User-Agent may be generalised to.
+r"""The bounded allowlists of browser and OS families a User-Agent may be generalised to.
 
-ua-parser's generic rules copy text from the User-Agent into the family (`^(.{0,200})/(\\d+)
+ua-parser's generic rules copy text from the User-Agent into the family (`^(.{0,200})/(\d+)
 CFNetwork`, `([A-z0-9]{1,50}[Bb]ot)`, ...), so a crafted agent such as "canary-dev-7f3a9c/1.0
 CFNetwork" would carry an identifier into the output. The allowlist holds only the families the
 builtin rules can produce from fixed text: a literal replacement ("ArcMap"), or a capture group
@@ -56,8 +56,11 @@ class _UnboundedError(Exception):
 
 
 class _Parser:
-    """Every text a regex (or one of its capture groups) can match: `language` of the whole
-    pattern, and `captures`, group number -> language (None: unbounded or too large)."""
+    """Every text a regex (or one of its capture groups) can match, read off the pattern.
+
+    `language` is the whole pattern's, `captures` maps group number -> language (None:
+    unbounded or too large).
+    """
 
     def __init__(self, pattern: str) -> None:
         self.text = pattern

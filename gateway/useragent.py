@@ -1,5 +1,7 @@
-"""User-Agent generalisation with ua-parser 1.0 (regex/rs resolver), behind one bounded cache
-(of the bounded results, cleared when full; ua-parser's own caching resolver is not used).
+"""User-Agent generalisation with ua-parser 1.0 (regex/rs resolver), behind one bounded cache.
+
+The cache holds the bounded results and is cleared when full; ua-parser's own caching resolver
+is not used.
 
 Only bounded values leave: a browser or OS family from the allowlists of `gateway.ua_families`
 (else "Other"), and a major version of at most four digits for an allowlisted browser (else

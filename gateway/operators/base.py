@@ -46,8 +46,11 @@ class OperatorConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A config an operator refuses for a sink: where (a path below the field's), why, and the
-    name under which an internal sink may allow it in `exceptions` (None: never allowed)."""
+    """A config an operator refuses for a sink: where, why, and the name that may waive it.
+
+    `path` is below the field's path; `exception` is the name under which an internal sink may
+    allow it in `exceptions` (None: never allowed).
+    """
 
     path: tuple[str | int, ...]
     message: str
@@ -82,8 +85,10 @@ class Operator(ABC):
 
     @classmethod
     def for_audience(cls, config: OperatorConfig, audience: str) -> OperatorConfig:
-        """The config with its audience-dependent defaults filled in (the config loader calls
-        this: an operator never knows its sink)."""
+        """The config with its audience-dependent defaults filled in.
+
+        The config loader calls this: an operator never knows its sink.
+        """
         return config
 
     @classmethod

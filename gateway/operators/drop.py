@@ -21,4 +21,5 @@ class Drop(Operator):
     field_classes: ClassVar[frozenset[str]] = ALL_CLASSES
 
     def apply(self, value: Any) -> Any:
+        """Always DROP: the field is left out."""
         return DROP

@@ -46,8 +46,10 @@ PREFIX_LIMITS: Final = (("ipv4_prefix", 32, 30, 24), ("ipv6_prefix", 128, 64, 48
 
 
 class IpTruncateConfig(OperatorConfig):
-    """`ipv4_prefix` (0..32, default 24) and `ipv6_prefix` (0..128, default 48) bits are kept;
-    `rules check` then applies PREFIX_LIMITS."""
+    """The bits kept: `ipv4_prefix` 0..32 (default 24), `ipv6_prefix` 0..128 (default 48).
+
+    `rules check` then applies PREFIX_LIMITS.
+    """
 
     op: Literal["ip_truncate"]
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
@@ -78,6 +80,7 @@ class IpTruncate(Operator):
 
     @classmethod
     def refusals(cls, config: OperatorConfig, audience: str) -> Iterator[Refusal]:
+        """Prefixes past PREFIX_LIMITS: any sink's limit, or the partner limit if not internal."""
         for option, bits, limit, partner_limit in PREFIX_LIMITS:
             prefix = getattr(config, option)
             if prefix > limit:
@@ -92,6 +95,10 @@ class IpTruncate(Operator):
                 yield Refusal((option,), f"{message}; got /{prefix}")
 
     def apply(self, value: Any) -> Any:
+        """The address with its host bits zeroed; DROP for anything that is not an address.
+
+        In an IPv6 form that carries IPv4 addresses (gateway.ipforms) each IPv4 is truncated.
+        """
         if type(value) is not str:
             return DROP
         try:

@@ -21,4 +21,5 @@ class Keep(Operator):
     field_classes: ClassVar[frozenset[str]] = frozenset({PLAIN, PROPERTY, TIMESTAMP})
 
     def apply(self, value: Any) -> Any:
+        """`value` itself."""
         return value

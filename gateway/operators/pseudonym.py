@@ -30,6 +30,7 @@ class Pseudonym(Operator):
         self._pseudonymize = tools.pseudonymize
 
     def apply(self, value: Any) -> Any:
+        """The keyed pseudonym (hex) of a non-empty string; DROP for anything else."""
         if type(value) is not str or not value:
             return DROP
         return self._pseudonymize(value)

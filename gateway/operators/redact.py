@@ -29,4 +29,5 @@ class Redact(Operator):
         self._replacement = config.replacement
 
     def apply(self, value: Any) -> Any:
+        """The configured marker, whatever `value` was."""
         return self._replacement

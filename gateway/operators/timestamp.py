@@ -42,6 +42,7 @@ class Timestamp(Operator):
         self._last: tuple[int, str] = (-1, "")
 
     def apply(self, value: Any) -> Any:
+        """The unit start of an RFC 3339 timestamp, as RFC 3339 text; DROP for anything else."""
         if type(value) is not str:
             return DROP
         epoch_us = parse_rfc3339_us(value)

@@ -1,5 +1,7 @@
-"""url_clean: drop userinfo, fragment and query (or keep allowlisted query parameters), and
-template identifier-like path segments and kept values (`template_ids`).
+"""url_clean: drop a URL's userinfo, fragment and query, and template identifier-like parts.
+
+Allowlisted query parameters (`keep_query`) are kept; with `template_ids`, identifier-like path
+segments and kept values become placeholders.
 
 An email address never survives: a path segment or kept parameter that holds an `@` in any
 spelling (raw, percent-encoded once or twice, full-width, HTML entity) is replaced or dropped.
@@ -66,8 +68,10 @@ def may_hold_email(text: str) -> bool:
 
 
 def plainly_without_at(text: str) -> bool:
-    """A cheap, conservative test: True only when no spelling of an at-sign can be in `text`
-    (ASCII, no "@", no "%", no HTML entity). False sends the value down the careful path."""
+    """A cheap, conservative test: True only when no spelling of an at-sign can be in `text`.
+
+    That is: ASCII, no "@", no "%", no HTML entity. False sends the value down the careful path.
+    """
     return (
         text.isascii()
         and "@" not in text
@@ -77,9 +81,11 @@ def plainly_without_at(text: str) -> bool:
 
 
 def looks_like_id(text: str) -> bool:
-    """True when `text` (a path segment or a query value), percent-decoded up to three times
-    and NFKC-normalised, holds a long digit run, a UUID, a hex word with a digit or a long
-    word mixing letters and digits (`_ID_LIKE`)."""
+    """True when `text` (a path segment or a query value) looks like an identifier (`_ID_LIKE`).
+
+    Percent-decoded up to three times and NFKC-normalised, it holds a long digit run, a UUID,
+    a hex word with a digit or a long word mixing letters and digits.
+    """
     for _ in range(3):
         if "%" not in text:
             break
@@ -90,9 +96,12 @@ def looks_like_id(text: str) -> bool:
 
 
 class UrlCleanConfig(OperatorConfig):
-    """`keep_query`: names of query parameters to keep (default none). `template_ids`: replace
-    identifier-like path segments and kept values by placeholders; the config loader sets it
-    (on for partner sinks, off for internal ones) when the rule does not; unset here means on."""
+    """`keep_query`: query parameters to keep; `template_ids`: put placeholders for identifiers.
+
+    `keep_query` names the parameters (default none). `template_ids` replaces identifier-like
+    path segments and kept values by placeholders; the config loader sets it (on for partner
+    sinks, off for internal ones) when the rule does not; unset here means on.
+    """
 
     op: Literal["url_clean"]
     keep_query: list[str] = Field(default_factory=list)
@@ -114,6 +123,7 @@ class UrlClean(Operator):
 
     @classmethod
     def for_audience(cls, config: OperatorConfig, audience: str) -> OperatorConfig:
+        """`template_ids` filled in when unset: on for partner sinks, off for internal ones."""
         assert isinstance(config, UrlCleanConfig)
         if config.template_ids is None:
             return config.model_copy(update={"template_ids": audience != INTERNAL})
@@ -121,6 +131,10 @@ class UrlClean(Operator):
 
     @classmethod
     def refusals(cls, config: OperatorConfig, audience: str) -> Iterator[Refusal]:
+        """No templating on a partner sink; kept query parameters that carry identifiers.
+
+        An internal sink may waive the latter in `exceptions` (`keep_query.<name>`).
+        """
         assert isinstance(config, UrlCleanConfig)
         if config.template_ids is False and audience != INTERNAL:
             message = f"a sink of audience '{audience}' must template identifiers in URLs"
@@ -131,6 +145,7 @@ class UrlClean(Operator):
                 yield Refusal(("keep_query", index), message, exception=f"keep_query.{name}")
 
     def apply(self, value: Any) -> Any:
+        """The cleaned URL (module docstring); DROP for a non-string or an email in the host."""
         if type(value) is not str:
             return DROP
         rest, _, query = value.partition("#")[0].partition("?")

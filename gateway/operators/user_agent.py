@@ -29,6 +29,7 @@ class UserAgent(Operator):
         self._parse = tools.user_agent()
 
     def apply(self, value: Any) -> Any:
+        """`{"browser", "major", "os"}` of a User-Agent string; DROP for anything else."""
         if type(value) is not str:
             return DROP
         browser, major, os_family = self._parse(value)
