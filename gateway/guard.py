@@ -442,6 +442,8 @@ class ValueGuard:
         self.min_length = min_length
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
         self._ip_cache: dict[str, tuple[str, ...]] = {}
+        # The last event prepared, so its audit records reuse what `prepare` found out.
+        self._last: GuardedInput | None = None
 
     def __repr__(self) -> str:
         return f"ValueGuard(min_length={self.min_length})"
@@ -516,10 +518,12 @@ class ValueGuard:
             if not self.input_clean(text, fields, needles):
                 scrubbed, hits = self.scrub_fields(fields, needles)
                 found = (scrubbed, tuple(spellings), hits, fields, self, False)
-                return _new_tuple(GuardedInput, found)
+                self._last = _new_tuple(GuardedInput, found)
+                return self._last
         # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
         guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free)
-        return _new_tuple(GuardedInput, guarded)
+        self._last = _new_tuple(GuardedInput, guarded)
+        return self._last
 
     def _ip_forms(self, address: str) -> tuple[str, ...]:
         forms = self._ip_cache.get(address)
@@ -599,6 +603,30 @@ class ValueGuard:
         hits = _Hits()
         result = scrub_text(text, needles, hits)
         return result, sum(hits.counts.values())
+
+    def scrub_free_text(self, text: str, fields: Mapping[str, Any]) -> str:
+        """One string of an event (its event id, for an audit record), scrubbed.
+
+        The event's own identifier values and email addresses are replaced. The string itself
+        comes back when it surely holds none (no at-sign or encoding mark, no identifier value
+        in any case), without building the event's needles.
+        """
+        last = self._last
+        if last is not None and last.source is fields and text is fields.get("event_id"):
+            # `prepare` looked at the whole event, this text included: reuse its answer
+            return text if not last.hits else str(last.fields.get("event_id", text))
+        low = text.lower()
+        if not _may_hide_spelling(low):
+            get = fields.get
+            for name in GUARDED_IDENTIFIERS:
+                value = get(name)
+                if value and value.lower() in low:
+                    break
+            else:
+                ip = get("ip")
+                if not ip or not any(form in low for form in self._ip_forms(ip)):
+                    return text
+        return self.scrub_text(text, self.needles(fields))[0]
 
 
 def _own_count(fields: Mapping[str, Any], spelling: str) -> int:

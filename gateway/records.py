@@ -43,6 +43,7 @@ HEADER_DEDUP_ID: Final = "gateway-dedup-id"
 HEADER_SINK: Final = "gateway-sink"
 HEADER_REASON: Final = "gateway-reason"
 HEADER_SOURCE: Final = "gateway-source"
+_dumps = orjson.dumps
 NO_CONSENT: Final = b"none"
 
 Header = tuple[str, bytes]
@@ -98,6 +99,9 @@ class OutputRecords:
         self._config_header: Header = (HEADER_CONFIG, config_version.encode())
         self._dedup = {sink: keyed_pseudonymizer(key) for sink, key in dedup_keys.items()}
         self._key_id_headers: dict[str, Header] = {}
+        self._audit_headers: dict[tuple[str, str], tuple[Header, Header]] = {}
+        self._last_event: Event | None = None
+        self._last_event_id = ""
         self._label = event_type_label
         self._guard = guard
 
@@ -136,28 +140,37 @@ class OutputRecords:
 
         The event id is the producer's free text, so the value guard scrubs it too.
         """
-        event_id = event.event_id
-        if self._guard is not None:
-            event_id = self._guard.scrub_text(event_id, self._guard.needles(event.fields))[0]
-        value = orjson.dumps(
+        if event is self._last_event:  # one event's drops are audited one after another
+            event_id = self._last_event_id
+        else:
+            event_id = event.event_id
+            if self._guard is not None:
+                event_id = self._guard.scrub_free_text(event_id, event.fields)
+            self._last_event, self._last_event_id = event, event_id
+        value = _dumps(
             {
                 "sink": decision.sink,
                 "sink_topic": decision.topic,
-                "verdict": decision.verdict.value,
-                "reason": decision.reason.value,
+                "verdict": decision.verdict,  # StrEnum members: orjson writes their values
+                "reason": decision.reason,
                 "event_id": event_id,
                 "event_type": self._label(event.event_type),
-                "kind": event.kind.value,
-                "source": source._asdict(),
+                "kind": event.kind,
+                "source": {"topic": source[0], "partition": source[1], "offset": source[2]},
                 "config_version": self.config_version,
                 "consent_version": consent_version,
             }
         )
+        sink_headers = self._audit_headers.get((decision.sink, decision.reason))
+        if sink_headers is None:
+            sink_headers = self._audit_headers[(decision.sink, decision.reason)] = (
+                (HEADER_SINK, decision.sink.encode()),
+                (HEADER_REASON, decision.reason.encode()),
+            )
         headers = [
             self._config_header,
             consent if consent is not None else self.consent_header(consent_version),
-            (HEADER_SINK, decision.sink.encode()),
-            (HEADER_REASON, decision.reason.value.encode()),
+            *sink_headers,
         ]
         return Output(self.audit_topic, None, value, headers)
 

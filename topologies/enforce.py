@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.consent_state import ConsentState
-from gateway.decision import Verdict
+from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
 from gateway.events import EventKind, Invalid, parse_event
 from gateway.metrics import GatewayMetrics
@@ -32,6 +32,8 @@ from gateway.records import Output, Source
 from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
+_FORWARD = Verdict.FORWARD  # module constants: attribute lookups cost on the hot path
+_new_tuple = tuple.__new__
 
 
 class Record(Protocol):
@@ -77,15 +79,10 @@ class BatchResult:
     dropped: int
 
 
-# What one record adds to its batch's tally: (topic, reason) if invalid, (sink, verdict, reason)
-# per sink, (sink, occurred_at µs) per forward, (sink, identifier, n) per scrub, audit records.
-_Count = tuple[
-    tuple[str, str] | None,
-    Sequence[tuple[str, Verdict, str]],
-    Sequence[tuple[str, int]],
-    Sequence[tuple[str, str, int]],
-    int,
-]
+# What one record adds to its batch's tally: (topic, reason) if invalid, else its decisions,
+# its occurred_at (µs, for the latency) and how many audit records it wrote.
+_Count = tuple[tuple[str, str] | None, Sequence[SinkDecision], int, int]
+_NO_DECISIONS: tuple[SinkDecision, ...] = ()
 
 
 class _Tally:
@@ -103,15 +100,19 @@ class _Tally:
 
     def add(self, count: _Count) -> None:
         """Count one record whose outputs are all in the writer."""
-        invalid, marks, sent, scrubs, audits = count
+        invalid, decisions, occurred_at_us, audits = count
         if invalid is not None:
             self.invalid[invalid] += 1
             return
-        self.decisions.update(marks)
-        self.forwarded += sent
+        tallied, forwarded = self.decisions, self.forwarded
+        for decision in decisions:
+            sink, verdict = decision.sink, decision.verdict
+            tallied[(sink, verdict, decision.reason)] += 1
+            if verdict is _FORWARD:
+                forwarded.append((sink, occurred_at_us))
+                for _, identifier, n in decision.scrubbed:
+                    self.scrubs[(sink, identifier)] += n
         self.audits += audits
-        for sink, identifier, n in scrubs:
-            self.scrubs[(sink, identifier)] += n
 
 
 class Enforcer:
@@ -163,7 +164,7 @@ class Enforcer:
             tally.consumed[record.topic] += 1
             try:
                 outputs, count = self._outputs(record, engine)
-                if len(outputs) > 1:
+                if len(outputs) > 1 and len(record.value or b"") > _LARGE_RECORD_BYTES:
                     _largest_first(outputs)
                 source = record.partition
                 for topic, key, value, headers in outputs:
@@ -197,34 +198,31 @@ class Enforcer:
         Raises whatever the core raises for a record it cannot handle (the caller's concern).
         """
         records = engine.records
-        max_bytes = engine.config.settings.max_event_bytes
+        settings = engine.config.settings
         parsed = parse_event(
-            record.value, record.key, self._kinds[record.topic], max_bytes=max_bytes
+            record.value, record.key, self._kinds[record.topic], max_bytes=settings.max_event_bytes
         )
         if isinstance(parsed, Invalid):
             invalid = (record.topic, parsed.reason.value)
-            return [self._dead_letter(record, parsed, engine)], (invalid, (), (), (), 0)
+            return [self._dead_letter(record, parsed, engine)], (invalid, _NO_DECISIONS, 0, 0)
         state = self._consent(parsed.subject_id)
         version = ConsentState.version(state)
         consent = records.consent_header(version)
-        source = Source(record.topic, record.partition, record.offset)
-        audit_forwards = engine.config.settings.audit_forwards
+        source: Source | None = None
+        audit_forwards = settings.audit_forwards
         outputs: list[Output] = []
-        marks: list[tuple[str, Verdict, str]] = []
-        sent: list[tuple[str, int]] = []
-        scrubs: list[tuple[str, str, int]] = []
         audits = 0
-        for decision in engine.decide(parsed, state):
-            marks.append((decision.sink, decision.verdict, decision.reason.value))
-            if decision.verdict is Verdict.FORWARD:
+        decisions = engine.decide(parsed, state)
+        for decision in decisions:
+            if decision.verdict is _FORWARD:
                 outputs.append(records.sink(decision, parsed, consent))
-                sent.append((decision.sink, parsed.occurred_at_us))
-                scrubs += [(decision.sink, i, n) for _, i, n in decision.scrubbed]
                 if not audit_forwards:
                     continue
+            if source is None:
+                source = _new_tuple(Source, (record.topic, record.partition, record.offset))
             outputs.append(records.audit(parsed, decision, source, version, consent))
             audits += 1
-        return outputs, (None, marks, sent, scrubs, audits)
+        return outputs, (None, decisions, parsed.occurred_at_us, audits)
 
     def _dead_letter(self, record: Record, invalid: Invalid, engine: Engine) -> Output:
         """The DLQ output of an invalid record (redacted: reason and field names/types only)."""
@@ -286,6 +284,12 @@ class Enforcer:
         children = {sink: metrics.latency.labels(sink) for sink in sink_writes}
         for sink, occurred_at_us in tally.forwarded:
             children[sink].observe(max(0.0, (now_us - occurred_at_us) / 1_000_000))
+
+
+# An output is at most its input's size plus a few hundred bytes (pseudonyms, a parsed user
+# agent); below this input size every output fits an empty producer batch (1 MiB by default,
+# never below 16 KiB: GATEWAY_MAX_BATCH_BYTES), so the reordering is needed only above it.
+_LARGE_RECORD_BYTES = 8 * 1024
 
 
 def _largest_first(outputs: list[Output]) -> None:
