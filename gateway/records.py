@@ -44,6 +44,7 @@ HEADER_SINK: Final = "gateway-sink"
 HEADER_REASON: Final = "gateway-reason"
 HEADER_SOURCE: Final = "gateway-source"
 _dumps = orjson.dumps
+_new_tuple = tuple.__new__
 NO_CONSENT: Final = b"none"
 
 Header = tuple[str, bytes]
@@ -126,7 +127,8 @@ class OutputRecords:
             if header is None:
                 header = self._key_id_headers[key_id] = (HEADER_KEY_ID, key_id.encode())
             headers.append(header)
-        return Output(decision.topic, decision.key, decision.value, headers)
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path: one per forward)
+        return _new_tuple(Output, (decision.topic, decision.key, decision.value, headers))
 
     def audit(
         self,
@@ -172,7 +174,7 @@ class OutputRecords:
             consent if consent is not None else self.consent_header(consent_version),
             *sink_headers,
         ]
-        return Output(self.audit_topic, None, value, headers)
+        return _new_tuple(Output, (self.audit_topic, None, value, headers))
 
     def dlq(self, invalid: Invalid, source: Source) -> Output:
         """The DLQ record of an invalid input (an event or a consent record).
