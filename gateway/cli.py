@@ -89,7 +89,10 @@ def explain(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"key error: {problem}", file=sys.stderr)
         return 1
-    raw = args.event.read_bytes()
+    raw = _read(args.event, "event")
+    consent_raw = None if args.consent is None else _read(args.consent, "consent")
+    if raw is None or (args.consent is not None and consent_raw is None):
+        return 2
     kind = EventKind(args.topic)
     event_key = _subject_key(raw)
     event = parse_event(raw, event_key, kind, max_bytes=config.settings.max_event_bytes)
@@ -97,33 +100,49 @@ def explain(args: argparse.Namespace) -> int:
         print(orjson.dumps({"invalid": event.redacted()}, option=orjson.OPT_INDENT_2).decode())
         return 2
     state = None
-    if args.consent is not None:
-        update = parse_consent(args.consent.read_bytes(), event.subject_id.encode())
+    if consent_raw is not None:
+        update = parse_consent(consent_raw, event.subject_id.encode())
         if not isinstance(update, ConsentUpdate):
-            print(f"consent file is not a valid consent record: {update!r}", file=sys.stderr)
+            why = (
+                f"{update.reason}: {update.detail}"
+                if isinstance(update, Invalid)
+                else "a tombstone (erasure) leaves the subject unknown; omit --consent for that"
+            )
+            print(
+                f"consent file is not a valid consent record for the event's subject ({why});"
+                " its key is taken to be the event's subject_id",
+                file=sys.stderr,
+            )
             return 2
         state = update.state
     engine = Engine(config, keyring)
     result: dict[str, Any] = {}
     for decision in engine.decide(event, state):
+        # The output exactly as the sink receives it: the record's own bytes, embedded as they
+        # are (re-encoding would add two levels of nesting to a value at the depth limit).
+        output = None if decision.value is None else orjson.Fragment(decision.value)
         shown: dict[str, Any] = {
             "verdict": decision.verdict.value,
             "reason": decision.reason.value,
-            "output": decision.output,
+            "output": output,
         }
-        if decision.scrubbed:
+        if decision.scrubbed:  # the contract's three keys, plus this one when it says something
             shown["scrubbed"] = [
-                {
-                    "field": s.field,
-                    "identifier": s.identifier,
-                    "count": s.occurrences,
-                    "why": SCRUB_WHY,
-                }
-                for s in decision.scrubbed
+                {"field": f, "identifier": i, "count": n, "why": SCRUB_WHY}
+                for f, i, n in decision.scrubbed
             ]
         result[decision.sink] = shown
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
+
+
+def _read(path: Path, what: str) -> bytes | None:
+    """The bytes of an input file, or None after a one-line message when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        print(f"cannot read the {what} file {path}: {error.strerror}", file=sys.stderr)
+        return None
 
 
 def _subject_key(raw: bytes) -> bytes | None:

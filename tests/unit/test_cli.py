@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from gateway.cli import register
+from gateway.strictjson import MAX_DEPTH
 from tests.unit.conftest import CONFIG_DIR, key_env
 
 SAMPLES = CONFIG_DIR / "samples"
@@ -93,3 +94,30 @@ def test_when_no_consent_is_given_then_every_sink_fails_closed(
     assert run([*argv, "--demo-keys"]) == 0
     result = orjson.loads(capsys.readouterr().out)
     assert {sink["reason"] for sink in result.values()} == {"consent_unknown"}
+
+
+def test_when_an_event_is_nested_to_the_validators_limit_then_explain_prints_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    nested: list[object] = []
+    for _ in range(MAX_DEPTH - 3):  # the event, `properties` and the lists: MAX_DEPTH levels
+        nested = [nested]
+    event = orjson.loads((SAMPLES / "usage_event.json").read_bytes())
+    event["properties"] = {"experiment": nested}
+    path = tmp_path / "deep.json"
+    path.write_bytes(orjson.dumps(event))
+    argv = ["explain", "--event", str(path), "--config", str(CONFIG_DIR)]
+    assert run([*argv, "--consent", str(SAMPLES / "adult_consent.json")]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["analytics"]["output"]["properties"]["experiment"] == nested
+
+
+def test_when_an_input_file_is_missing_then_explain_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["explain", "--event", str(tmp_path / "nope.json"), "--config", str(CONFIG_DIR)]
+    assert run(argv) == 2
+    assert "cannot read the event file" in capsys.readouterr().err
+    argv = ["explain", "--event", str(SAMPLES / "usage_event.json"), "--config", str(CONFIG_DIR)]
+    assert run([*argv, "--consent", str(tmp_path / "nope.json")]) == 2
+    assert "cannot read the consent file" in capsys.readouterr().err
