@@ -50,8 +50,8 @@ async def ensure_topics(
     """Create the topics that do not exist; return the partition count of every named topic."""
     specs = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
     try:
+        await admin.start()
         existing = await partition_counts(admin, (s.name for s in specs))
         missing = [s.new_topic(replication) for s in specs if s.name not in existing]
         if missing:
@@ -75,8 +75,8 @@ async def ensure_topics(
 async def describe_partitions(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
     """Partition count of each named topic that exists."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
     try:
+        await admin.start()
         return await partition_counts(admin, names)
     finally:
         await admin.close()

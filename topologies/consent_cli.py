@@ -48,15 +48,27 @@ def consent_record(
     )
 
 
+class ClusterUnreachableError(Exception):
+    """The producer could not start: no bootstrap server answered; `args[0]` is the error."""
+
+
 async def publish_consent(
     bootstrap: str, topic: str, subject: str, value: bytes | None
 ) -> tuple[int, int]:
-    """Publish one consent record (or tombstone) with acks=all; return (partition, offset)."""
+    """Publish one consent record (or tombstone) with acks=all; return (partition, offset).
+
+    Raises `ClusterUnreachableError` if no bootstrap server answers (nothing was sent); the
+    producer is closed however this ends, a failed start included.
+    """
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaConnectionError
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
     try:
+        try:
+            await producer.start()
+        except KafkaConnectionError as exc:
+            raise ClusterUnreachableError(exc) from exc
         meta = await producer.send_and_wait(topic, value, key=subject.encode())
     finally:
         await producer.stop()
@@ -65,49 +77,126 @@ async def publish_consent(
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `gateway consent` to the `gateway` command's subcommands."""
-    consent = sub.add_parser("consent", help="publish one consent record (acks=all)")
+    consent = sub.add_parser(
+        "consent",
+        help="publish one consent record (acks=all)",
+        description="Publish one consent record (or a tombstone) with acks=all. Contradictory "
+        "options, an invalid --file or an unreachable cluster: one line, exit 2, nothing sent.",
+    )
     consent.add_argument("--subject", required=True, help="the subject id (the record key)")
     consent.add_argument("--grant", default="", help=f"comma-separated purposes: {PURPOSE_HELP}")
     consent.add_argument("--deny", default="", help="comma-separated purposes to deny")
-    consent.add_argument("--under-13", choices=("true", "false", "unknown"), default="false")
-    consent.add_argument("--parental-consent", action="store_true")
+    consent.add_argument(
+        "--under-13",
+        choices=("true", "false", "unknown"),
+        help="whether the subject is under 13 (default: false)",
+    )
+    consent.add_argument(
+        "--parental-consent", action="store_true", help="a parent consented (default: no)"
+    )
     consent.add_argument("--tombstone", action="store_true", help="erase the subject (null value)")
-    consent.add_argument("--file", type=Path, help="publish this JSON consent record instead")
+    consent.add_argument(
+        "--file",
+        type=Path,
+        help="publish this JSON consent record instead (checked as the gateway reads it)",
+    )
     consent.add_argument("--config", type=Path, help="config folder, for the topic name")
     consent.set_defaults(handler=_consent)
 
 
+class RefusalError(Exception):
+    """`gateway consent` publishes nothing; the message says why (never a record's values)."""
+
+
+def _purposes(text: str) -> set[str]:
+    return {p.strip() for p in text.split(",") if p.strip()}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse empty or contradictory options (`RefusalError`), before anything is read or sent."""
+    if not args.subject.strip():
+        raise RefusalError("--subject is empty; give the subject id (the record key)")
+    granted, denied = _purposes(args.grant), _purposes(args.deny)
+    unknown = (granted | denied) - set(PURPOSES)
+    if unknown:
+        raise RefusalError(f"unknown purposes: {', '.join(sorted(unknown))}; use {PURPOSE_HELP}")
+    both = granted & denied
+    if both:
+        raise RefusalError(f"purposes both granted and denied: {', '.join(sorted(both))}")
+    if args.tombstone or args.file is not None:
+        others = [
+            option
+            for option, given in (
+                ("--grant", bool(args.grant)),
+                ("--deny", bool(args.deny)),
+                ("--under-13", args.under_13 is not None),
+                ("--parental-consent", args.parental_consent),
+                ("--file", args.tombstone and args.file is not None),
+            )
+            if given
+        ]
+        if others:
+            main = "--tombstone" if args.tombstone else "--file"
+            raise RefusalError(f"{main} cannot be combined with {', '.join(others)}")
+
+
+def file_record(path: Path, subject: str) -> bytes:
+    """The file's bytes if the gateway accepts them as `subject`'s consent, else `RefusalError`.
+
+    Checked with the gateway's own parser (`gateway.consent.parse_consent`); the message gives
+    the reason and a value-free detail, never the file's values.
+    """
+    from gateway.consent import parse_consent
+    from gateway.events import Invalid
+
+    try:
+        value = path.read_bytes()
+    except OSError as exc:
+        raise RefusalError(f"cannot read --file: {exc.strerror or type(exc).__name__}") from None
+    parsed = parse_consent(value, subject.encode())
+    if isinstance(parsed, Invalid):
+        why = f"{parsed.reason}: {parsed.detail}"
+        raise RefusalError(f"--file is not a valid consent record: {why}")
+    return value
+
+
 @refusing
 def _consent(args: argparse.Namespace) -> int:
-    from topologies.worker import load_checked_config
+    from topologies.worker import load_checked_config, quiet_kafka_client, unreachable
 
+    value: bytes | None
+    try:
+        check_options(args)
+        if args.tombstone:
+            value = None
+        elif args.file is not None:
+            value = file_record(args.file, args.subject)
+        else:
+            purposes: dict[str, bool | None] = dict.fromkeys(_purposes(args.grant), True)
+            purposes |= dict.fromkeys(_purposes(args.deny), False)
+            under = {"true": True, "false": False, "unknown": None}[args.under_13 or "false"]
+            value = consent_record(
+                args.subject, rfc3339(time.time()), purposes,
+                under_13=under, parental_consent=args.parental_consent, source="cli",
+            )  # fmt: skip
+    except RefusalError as exc:
+        print(f"gateway consent: {exc}", file=sys.stderr)
+        return 2
     settings = command_settings(args)
     config = load_checked_config(settings.config_dir)
-    value: bytes | None
-    if args.tombstone:
-        value = None
-    elif args.file:
-        value = args.file.read_bytes()
-        orjson.loads(value)  # refuse to publish something that is not even JSON
-    else:
-        granted = {p for p in args.grant.split(",") if p}
-        denied = {p for p in args.deny.split(",") if p}
-        unknown = (granted | denied) - set(PURPOSES)
-        if unknown:
-            print(
-                f"unknown purposes: {', '.join(sorted(unknown))}; use {PURPOSE_HELP}",
-                file=sys.stderr,
-            )
-            return 2
-        purposes: dict[str, bool | None] = dict.fromkeys(granted, True)
-        purposes |= dict.fromkeys(denied, False)
-        under = {"true": True, "false": False, "unknown": None}[args.under_13]
-        value = consent_record(
-            args.subject, rfc3339(time.time()), purposes,
-            under_13=under, parental_consent=args.parental_consent, source="cli",
-        )  # fmt: skip
     topic = config.settings.topics.consent
-    partition, offset = asyncio.run(publish_consent(settings.bootstrap, topic, args.subject, value))
+    try:
+        with quiet_kafka_client():
+            partition, offset = asyncio.run(
+                publish_consent(settings.bootstrap, topic, args.subject, value)
+            )
+    except ClusterUnreachableError as exc:
+        print(
+            f"gateway consent: {unreachable(settings.bootstrap, exc.args[0])}; "
+            "nothing was published",
+            file=sys.stderr,
+        )
+        return 2
     what = "tombstone" if value is None else "consent record"
     print(f"published {what} to {topic} partition {partition} offset {offset}")
     return 0

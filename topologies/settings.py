@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import GatewayError
@@ -123,10 +124,52 @@ class WorkerSettings(BaseSettings):
         description="batches whose outputs may await acknowledgement at once (1-64)",
     )
 
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",")]
+        for number, entry in enumerate(entries, 1):
+            problem = bootstrap_problem(entry)
+            if problem is not None:
+                where = f"server {number} of {len(entries)}" if len(entries) > 1 else "the server"
+                raise PydanticCustomError(
+                    "kafka_bootstrap", f"{where} {problem}; expected host:port[,host:port...]"
+                )
+        return ",".join(entries)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+
+def bootstrap_problem(entry: str) -> str | None:
+    """What is wrong with one `host:port` of `KAFKA_BOOTSTRAP` (never quoting it), or None.
+
+    IPv6 addresses go in brackets (`[::1]:9092`); the port is required and within 1-65535.
+    """
+    if not entry:
+        return "is empty"
+    if entry.startswith("["):
+        host, closed, rest = entry[1:].partition("]")
+        if not closed:
+            return "has an IPv6 address without its closing bracket"
+        if not rest.startswith(":"):
+            return "has no port"
+        port = rest[1:]
+    else:
+        host, colon, port = entry.rpartition(":")
+        if not colon:
+            return "has no port"
+        if ":" in host:
+            return "has an IPv6 address without brackets ([address]:port)"
+    if not host or any(char.isspace() for char in host):
+        return "has no host" if not host else "has a host with spaces"
+    if not (port.isascii() and port.isdigit()):
+        return "has a port that is not a number"
+    if not 1 <= int(port) <= 65535:
+        return "has a port outside 1-65535"
+    return None
 
 
 def variable(name: str) -> str:

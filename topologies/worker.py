@@ -9,14 +9,16 @@ compacted) with the raw topics' partitions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
 from gateway.config import ConfigError, GatewayConfig, load_config
@@ -40,6 +42,28 @@ def load_checked_settings(**overrides: Any) -> WorkerSettings:
         return load_settings(**overrides)
     except SettingsError as exc:
         raise StartError("the environment is invalid:\n" + "\n".join(exc.problems)) from exc
+
+
+def unreachable(bootstrap: str, error: Exception) -> str:
+    """One line saying the cluster could not be reached: the server count, never the addresses."""
+    count = len(bootstrap.split(","))
+    servers = "1 server" if count == 1 else f"{count} servers"
+    return f"cannot reach the Kafka cluster at KAFKA_BOOTSTRAP ({servers}): {type(error).__name__}"
+
+
+@contextlib.contextmanager
+def quiet_kafka_client() -> Iterator[None]:
+    """Silence aiokafka's own log while a command first talks to the cluster.
+
+    Its connection errors name each address; the command says what failed in one line instead.
+    """
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def load_checked_config(directory: Path) -> GatewayConfig:
@@ -145,9 +169,13 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
             file=sys.stderr,
         )
     engine = Engine(config, keyring)
-    partitions, output_partitions = asyncio.run(
-        prepare_topics(settings.bootstrap, config, settings.partitions)
-    )
+    try:
+        with quiet_kafka_client():
+            partitions, output_partitions = asyncio.run(
+                prepare_topics(settings.bootstrap, config, settings.partitions)
+            )
+    except KafkaConnectionError as exc:
+        raise StartError(unreachable(settings.bootstrap, exc)) from None
     registry = CollectorRegistry()
     metrics = build_metrics(config, registry)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

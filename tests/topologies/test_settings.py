@@ -106,3 +106,52 @@ def test_when_a_field_is_declared_then_it_has_a_variable_a_description_and_a_uni
         if field.annotation in (int, float) and name not in {"partitions"}:
             unit = ("port", "records", "milliseconds", "bytes", "seconds", "batches")
             assert any(word in field.description for word in unit), name
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("s3cr3t-host-no-port", "the server has no port"),
+        ("s3cr3t:notaport", "the server has a port that is not a number"),
+        ("s3cr3t:99999", "the server has a port outside 1-65535"),
+        ("s3cr3t:0", "the server has a port outside 1-65535"),
+        ("s3cr3t:1,,", "server 2 of 3 is empty"),
+        (" ", "the server is empty"),
+        (":9092", "the server has no host"),
+        (
+            "s3cr3t:9092,::1:9092",
+            "server 2 of 2 has an IPv6 address without brackets ([address]:port)",
+        ),
+        ("[::1:9092", "the server has an IPv6 address without its closing bracket"),
+    ],
+)
+def test_when_kafka_bootstrap_is_not_a_host_port_list_then_it_is_named_without_its_value(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        f"KAFKA_BOOTSTRAP: {problem}; expected host:port[,host:port...]"
+    ]
+    assert "s3cr3t" not in str(caught.value)
+    assert "9092" not in str(caught.value)
+
+
+def test_when_kafka_bootstrap_lists_servers_then_spaces_around_them_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", " kafka-1:9092, kafka-2:9093 ,[::1]:9094")
+    assert load_settings().bootstrap == "kafka-1:9092,kafka-2:9093,[::1]:9094"
+
+
+def test_when_gateway_run_gets_a_bad_bootstrap_then_exit_2_without_the_value() -> None:
+    env = {"PATH": "/usr/bin:/bin", "KAFKA_BOOTSTRAP": "s3cr3t-host:notaport"}
+    result = subprocess.run(
+        [sys.executable, "-m", "topologies.cli", "run", "--demo"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "KAFKA_BOOTSTRAP: the server has a port that is not a number" in result.stderr
+    assert "s3cr3t" not in result.stderr
+    assert "Traceback" not in result.stderr
