@@ -8,8 +8,10 @@
     │                                 (also a ValueError; the value is never shown)
     ├── SettingsError                 topologies.settings: invalid GATEWAY_* environment
     │                                 (`.problems`; also a ValueError)
-    └── StartError                    topologies.worker: the worker refuses to start (topics not
-                                      co-partitioned, keys missing outside demo mode, ...)
+    ├── StartError                    topologies.worker: the worker refuses to start (topics not
+    │                                 co-partitioned, keys missing outside demo mode, ...)
+    ├── RefusalError                  topologies.consent_cli: `gateway consent` publishes nothing
+    └── ClusterUnreachableError       topologies.consent_cli: no bootstrap server answered
 
 The dev tools (devtools/) raise `BrokerError` (the local broker) and `ChildError` (a child
 process) under the same root. Anything else

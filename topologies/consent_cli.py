@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from gateway.consent_state import PURPOSES
+from gateway.errors import GatewayError
 from gateway.strictjson import format_rfc3339_us
 from topologies.worker_cli import command_settings, refusing
 
@@ -48,7 +49,7 @@ def consent_record(
     )
 
 
-class ClusterUnreachableError(Exception):
+class ClusterUnreachableError(GatewayError):
     """The producer could not start: no bootstrap server answered; `args[0]` is the error."""
 
 
@@ -104,7 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     consent.set_defaults(handler=_consent)
 
 
-class RefusalError(Exception):
+class RefusalError(GatewayError):
     """`gateway consent` publishes nothing; the message says why (never a record's values)."""
 
 
