@@ -85,10 +85,10 @@ class IpTruncate(Operator):
             prefix = getattr(config, option)
             if prefix > limit:
                 does = "keeps the whole address" if prefix == bits else "barely truncates"
-                message = (
-                    f"{option} {prefix} {does}; at most /{limit} on any sink"
-                    " (use pseudonym to link, or drop)"
-                )
+                most = f"at most /{limit} on any sink"
+                if audience != INTERNAL:  # name the limit that applies to this sink
+                    most = f"at most /{partner_limit} for audience '{audience}'"
+                message = f"{option} {prefix} {does}; {most} (use pseudonym to link, or drop)"
                 yield Refusal((option,), message)
             elif audience != INTERNAL and prefix > partner_limit:
                 message = f"a sink of audience '{audience}' may keep at most /{partner_limit}"

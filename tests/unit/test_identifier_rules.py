@@ -90,13 +90,13 @@ def test_when_ip_truncate_keeps_every_bit_then_it_is_refused_for_every_sink(
         (
             7,
             "fields.ip.ipv4_prefix",
-            "ipv4_prefix 32 keeps the whole address; at most /30 on any sink"
+            "ipv4_prefix 32 keeps the whole address; at most /24 for audience 'advertising'"
             " (use pseudonym to link, or drop)",
         ),
         (
             7,
             "fields.ip.ipv6_prefix",
-            "ipv6_prefix 128 keeps the whole address; at most /64 on any sink"
+            "ipv6_prefix 128 keeps the whole address; at most /48 for audience 'advertising'"
             " (use pseudonym to link, or drop)",
         ),
     ]
