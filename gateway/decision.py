@@ -24,16 +24,11 @@ from gateway.consent_state import (
 from gateway.guard import Scrub
 from gateway.reasons import FORWARD_REASONS, Reason
 
+# The event's signal bits of a routing index (the layout's, re-exported for callers of
+# `policy_reason`, which takes such an index).
 GPC_BIT = ConsentState.GPC_BIT
 DNT_BIT = ConsentState.DNT_BIT
 TABLE_SIZE = 1 << 16
-PURPOSE_SHIFT = ConsentState.PURPOSE_SHIFT
-POLICY_MASK = ConsentState.POLICY_MASK
-UNDER_13_SHIFT = ConsentState.UNDER_13_SHIFT
-PARENTAL_SHIFT = ConsentState.PARENTAL_SHIFT
-SIGNAL_CLEAR_MASK = ConsentState.SIGNAL_CLEAR_MASK
-SIGNAL_DENY_BITS = ConsentState.SIGNAL_DENY_BITS
-field = ConsentState.field
 
 
 class Verdict(StrEnum):
@@ -89,12 +84,15 @@ class PolicyRule:
     @classmethod
     def from_rule(cls, rule: SinkRule, *, unknown_age: str, honour_dnt: bool) -> PolicyRule:
         """The policy of `rule` under the settings' `unknown_age` ("child" or not) and DNT."""
+        shifts = ConsentState.PURPOSE_SHIFT
         return cls(
             audience=rule.audience,
-            required_shifts=tuple(PURPOSE_SHIFT[p] for p in rule.purposes),
+            required_shifts=tuple(shifts[p] for p in rule.purposes),
             match_any=rule.purposes_match == "any",
             unknown_grants=rule.unknown_consent == "grant",
-            identifier_shifts=tuple(PURPOSE_SHIFT[p] for p in rule.identifier_purposes),
+            identifier_shifts=tuple(
+                ConsentState.PURPOSE_SHIFT[p] for p in rule.identifier_purposes
+            ),
             children_strip=rule.children == "strip_identifiers",
             unknown_age_is_child=unknown_age == "child",
             honour_dnt=honour_dnt,
@@ -103,7 +101,7 @@ class PolicyRule:
 
 def _purposes_reason(rule: PolicyRule, state: int) -> Reason | None:
     """None when the required purposes are granted, else CONSENT_DENIED or CONSENT_UNKNOWN."""
-    values = [field(state, shift) for shift in rule.required_shifts]
+    values = [ConsentState.field(state, shift) for shift in rule.required_shifts]
     if rule.unknown_grants:
         values = [Tri.YES if value is Tri.UNKNOWN else value for value in values]
     granted = [value is Tri.YES for value in values]
@@ -114,17 +112,17 @@ def _purposes_reason(rule: PolicyRule, state: int) -> Reason | None:
 
 def is_child(state: int, *, unknown_age_is_child: bool) -> bool:
     """Under 13, or of unknown age where the settings treat unknown age as a child."""
-    under_13 = field(state, UNDER_13_SHIFT)
+    under_13 = ConsentState.field(state, ConsentState.UNDER_13_SHIFT)
     return under_13 is Tri.YES or (under_13 is Tri.UNKNOWN and unknown_age_is_child)
 
 
 def policy_reason(rule: PolicyRule, index: int) -> Reason:
     """The one reason for a sink given the packed policy bits and the event's GPC/DNT bits."""
-    state = index & POLICY_MASK
+    state = index & ConsentState.POLICY_MASK
     gpc = bool(index & GPC_BIT)
     dnt = bool(index & DNT_BIT) and rule.honour_dnt
     child = is_child(state, unknown_age_is_child=rule.unknown_age_is_child)
-    parental = field(state, PARENTAL_SHIFT) is Tri.YES
+    parental = ConsentState.field(state, ConsentState.PARENTAL_SHIFT) is Tri.YES
     if child:
         barred = BARRED_WITH_PARENTAL_CONSENT if parental else BARRED_WITHOUT_PARENTAL_CONSENT
         if rule.audience in barred:
@@ -134,12 +132,12 @@ def policy_reason(rule: PolicyRule, index: int) -> Reason:
     reason = _purposes_reason(rule, state)
     if reason is not None:
         return reason
-    withdrawn = (state & SIGNAL_CLEAR_MASK) | SIGNAL_DENY_BITS
+    withdrawn = (state & ConsentState.SIGNAL_CLEAR_MASK) | ConsentState.SIGNAL_DENY_BITS
     if (gpc or dnt) and _purposes_reason(rule, withdrawn) is not None:
         return Reason.GPC if gpc else Reason.DNT
     if child and not parental:
         return Reason.CONSENTED_CHILD_NO_IDENTIFIERS
     effective = withdrawn if gpc or dnt else state
-    if any(field(effective, shift) is not Tri.YES for shift in rule.identifier_shifts):
+    if any(ConsentState.field(effective, shift) is not Tri.YES for shift in rule.identifier_shifts):
         return Reason.CONSENTED_NO_IDENTIFIERS
     return Reason.CONSENTED

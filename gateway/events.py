@@ -114,6 +114,15 @@ class Invalid:
         return f"Invalid(reason={self.reason.value!r}, detail={self.detail!r})"
 
 
+def internal_error(error: BaseException, *, doing: str, kind: str | None, size: int) -> Invalid:
+    """The DLQ description of a record the gateway itself failed on while `doing` something.
+
+    It names the exception's type only, never its message (which may quote the record).
+    """
+    detail = f"{type(error).__name__} raised while {doing}"
+    return Invalid(Reason.INTERNAL_ERROR, detail, kind=kind, size=size)
+
+
 class Event(NamedTuple):
     """A valid raw event, decoded once.
 

@@ -54,7 +54,7 @@ from gateway.consent import (
 )
 from gateway.consent_state import ConsentState
 from gateway.engine import Engine
-from gateway.events import Invalid
+from gateway.events import Invalid, internal_error
 from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
 from gateway.records import Source
@@ -331,10 +331,7 @@ class ConsentFeed:
             self._topic, partition, message.offset, Reason.INTERNAL_ERROR.value,
             type(exc).__name__,
         )  # fmt: skip
-        self._dead_letter(writer, _internal_error_record(exc, size), partition, message.offset)
-
-
-def _internal_error_record(exc: Exception, size: int) -> Invalid:
-    """The DLQ description of a consent record that raised: the exception's type only."""
-    detail = f"{type(exc).__name__} raised while applying the consent record"
-    return Invalid(Reason.INTERNAL_ERROR, detail, kind=CONSENT_KIND, size=size)
+        invalid = internal_error(
+            exc, doing="applying the consent record", kind=CONSENT_KIND, size=size
+        )
+        self._dead_letter(writer, invalid, partition, message.offset)

@@ -25,7 +25,7 @@ from typing import Protocol
 from gateway.consent_state import ConsentState
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
-from gateway.events import EventKind, Invalid, parse_event
+from gateway.events import EventKind, Invalid, internal_error, parse_event
 from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
 from gateway.records import Output, Source
@@ -242,11 +242,8 @@ class Enforcer:
         kind = self._kinds.get(record.topic)
         size = len(record.value) if isinstance(record.value, bytes) else 0
         error = type(exc).__name__
-        invalid = Invalid(
-            Reason.INTERNAL_ERROR,
-            f"{error} raised while deciding the record",
-            kind=None if kind is None else kind.value,
-            size=size,
+        invalid = internal_error(
+            exc, doing="deciding the record", kind=None if kind is None else kind.value, size=size
         )
         log.error(
             "record could not be decided, to the DLQ: topic=%s partition=%d offset=%d reason=%s"
