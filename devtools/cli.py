@@ -51,18 +51,20 @@ def _register_loadgen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 @refusing
 def _loadgen(args: argparse.Namespace) -> int:
     from devtools.loadgen import LoadPlan, run_load
-    from topologies.worker import load_checked_config, prepare_topics
+    from topologies.worker import load_checked_config, load_checked_security, prepare_topics
 
     settings = command_settings(args)
     config = load_checked_config(settings.config_dir)
+    security = load_checked_security(settings)
     bootstrap = settings.bootstrap
     topics = config.settings.topics
-    asyncio.run(prepare_topics(bootstrap, config, settings.partitions))
+    asyncio.run(prepare_topics(bootstrap, config, settings.partitions, security=security))
     plan = LoadPlan(
         bootstrap=bootstrap, usage_topic=topics.usage_raw, device_topic=topics.device_raw,
         consent_topic=topics.consent, rate=args.rate, subjects=args.subjects, count=args.count,
         duration=args.duration, seed=args.seed, consent_changes_per_second=args.consent_changes,
         publish_consent=not args.no_initial_consent, invalid_share=args.invalid_share,
+        security=security,
     )  # fmt: skip
     asyncio.run(run_load(plan))
     return 0

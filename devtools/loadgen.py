@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from devtools.synthetic import PURPOSES, Traffic, consent_record, subject_id
 from topologies.consent_cli import rfc3339
+from topologies.security import PLAINTEXT, ClientSecurity
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,13 @@ class LoadPlan:
     publish_consent: bool
     invalid_share: float = 0.0
     quiet: bool = False
+    security: ClientSecurity = PLAINTEXT
 
 
-def _producer(bootstrap: str) -> AIOKafkaProducer:
+def _producer(bootstrap: str, security: ClientSecurity) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024,
-        enable_idempotence=True,
+        enable_idempotence=True, **security.aiokafka(),
     )  # fmt: skip
 
 
@@ -52,7 +54,7 @@ async def publish_all_consent(producer: AIOKafkaProducer, plan: LoadPlan, traffi
 
 async def run_load(plan: LoadPlan) -> dict[str, int]:
     traffic = Traffic(plan.subjects, seed=plan.seed)
-    producer = _producer(plan.bootstrap)
+    producer = _producer(plan.bootstrap, plan.security)
     await producer.start()
     totals = {"usage": 0, "device": 0, "consent": 0}
     try:

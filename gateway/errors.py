@@ -4,6 +4,8 @@
     ├── ConfigError                   gateway.config: the config folder is invalid (`.problems`:
     │                                 every problem as FILE:LINE: PATH: MESSAGE)
     ├── KeyringError                  gateway.keys: missing or invalid pseudonym keys (`.problems`)
+    ├── SecretFileError               gateway.secret_files: a secret file is missing, unreadable
+    │                                 or open to group or others (never its content)
     ├── UnknownLabelValueError        gateway.metrics: a label value not declared at construction
     │                                 (also a ValueError; the value is never shown)
     ├── SettingsError                 topologies.settings: invalid GATEWAY_* environment

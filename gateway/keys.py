@@ -4,7 +4,8 @@ Keys come from the environment or a secret file, never from the repository:
 
 * env `GATEWAY_KEY_<SINK>` = `KEYID:BASE64KEY` and optional `GATEWAY_PREVIOUS_KEY_<SINK>`
   (SINK upper-cased, non-alphanumerics as `_`);
-* or a YAML/JSON secret file mapping sink -> {id, key, previous: {id, key}} (key base64).
+* or a YAML/JSON secret file mapping sink -> {id, key, previous: {id, key}} (key base64),
+  refused when group or others may access it (`gateway.secret_files`, as ssh does).
 
 Env wins over the file per sink. Output always uses the current key. "Previous accepted" means
 `Keyring.recognise` also matches pseudonyms made under the previous key, so consumers can
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from gateway.errors import GatewayError
+from gateway.secret_files import SecretFileError, read_secret_file
 
 MIN_KEY_BYTES = 16
 DIGEST_BYTES = 16
@@ -126,8 +128,11 @@ def _from_env(text: str, where: str, problems: list[str]) -> SinkKey | None:
 
 def _read_secret_file(path: Path, problems: list[str]) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+        data = yaml.safe_load(read_secret_file(path).decode("utf-8"))
+    except SecretFileError as error:
+        problems.append(str(error))
+        return {}
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
         problems.append(f"{path}: cannot read secret file ({type(error).__name__})")
         return {}
     if not isinstance(data, dict):

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from topologies.security import PLAINTEXT, ClientSecurity
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -45,11 +47,20 @@ async def partition_counts(admin: AIOKafkaAdminClient, names: Iterable[str]) -> 
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], *, replication: int = 1
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    *,
+    replication: int = 1,
+    security: ClientSecurity = PLAINTEXT,
 ) -> dict[str, int]:
-    """Create the topics that do not exist; return the partition count of every named topic."""
+    """Create the topics that do not exist; return the partition count of every named topic.
+
+    `security` is how the admin client authenticates (`topologies.security`).
+    """
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **security.aiokafka()
+    )
     try:
         await admin.start()
         existing = await partition_counts(admin, (s.name for s in specs))
@@ -72,9 +83,13 @@ async def ensure_topics(
         await admin.close()
 
 
-async def describe_partitions(bootstrap: str, names: Iterable[str]) -> dict[str, int]:
-    """Partition count of each named topic that exists."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+async def describe_partitions(
+    bootstrap: str, names: Iterable[str], *, security: ClientSecurity = PLAINTEXT
+) -> dict[str, int]:
+    """Partition count of each named topic that exists (`security`: how to authenticate)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **security.aiokafka()
+    )
     try:
         await admin.start()
         return await partition_counts(admin, names)

@@ -53,6 +53,7 @@ from topologies.faust_adapter import (
 from topologies.follower import ConsumerFactory
 from topologies.raw_reader import RawReader
 from topologies.reload import ConfigReloader
+from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.settings import WorkerSettings
 from topologies.writer import BatchWriter
 
@@ -120,27 +121,31 @@ def build_app(
     tuning: Tuning,
     config_dir: Path | None = None,
     replication: int = 1,
+    security: ClientSecurity = PLAINTEXT,
 ) -> faust.App:
     """The worker's faust app, with the fast path wired into its life cycle and rebalances.
 
     `partitions` is the raw and consent topics' shared count; `output_partitions` the count of
-    every topic written. Nothing connects to the broker before the app starts.
+    every topic written; `security` is how every client authenticates (faust's own, the
+    reader's, the feed's, the producer's). Nothing connects to the broker before the app starts.
     """
     topics = config.settings.topics
     raw_names = frozenset({topics.usage_raw, topics.device_raw})
     app, table = make_faust_app(
-        app_id, bootstrap, tuning=tuning, partitions=partitions, replication=replication
-    )
+        app_id, bootstrap, tuning=tuning, partitions=partitions, replication=replication,
+        security=security,
+    )  # fmt: skip
     consent = ConsentTableView(table)
-    output = OutputProducer(bootstrap, tuning, output_partitions)
+    output = OutputProducer(bootstrap, tuning, output_partitions, security=security)
     feed, barrier = make_consent_feed(
         bootstrap, app_id, config=config, engine=engine, metrics=metrics, table=consent,
         output=output, partitions=partitions, output_partitions=output_partitions,
-        commit_interval=tuning.commit_interval,
+        commit_interval=tuning.commit_interval, security=security,
     )  # fmt: skip
     reader = make_reader(
         bootstrap, app_id, config=config, engine=engine, metrics=metrics, barrier=barrier,
         consent=consent, output=output, tuning=tuning, on_failure=_exit_without_commit,
+        security=security,
     )  # fmt: skip
     reloader = None
     if config_dir is not None:
@@ -160,15 +165,23 @@ def build_app(
 
 
 def make_faust_app(
-    app_id: str, bootstrap: str, *, tuning: Tuning, partitions: int, replication: int
+    app_id: str,
+    bootstrap: str,
+    *,
+    tuning: Tuning,
+    partitions: int,
+    replication: int,
+    security: ClientSecurity = PLAINTEXT,
 ) -> tuple[faust.App, Any]:
     """The faust app (group, assignment, life cycle) and its changelog-backed consent table.
 
-    `tuning.commit_interval` is in seconds, `tuning.linger_ms` in milliseconds.
+    `tuning.commit_interval` is in seconds, `tuning.linger_ms` in milliseconds; `security`
+    gives faust's clients their `broker_credentials`.
     """
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=security.faust_credentials(),
         store="memory://",
         web_enabled=False,
         topic_replication_factor=replication,
@@ -206,6 +219,7 @@ def make_consent_feed(
     output_partitions: Mapping[str, int],
     commit_interval: float,
     consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+    security: ClientSecurity = PLAINTEXT,
 ) -> tuple[ConsentFeed, ConsentBarrier]:
     """The consent feed (group `<app id>-consent-feed`) and the barrier it advances.
 
@@ -230,6 +244,7 @@ def make_consent_feed(
         commit_interval=commit_interval,
         remember_partition=table.remember_partition,
         consumer_factory=consumer_factory,
+        security=security,
     )
     return feed, barrier
 
@@ -248,6 +263,7 @@ def make_reader(
     on_failure: Callable[[BaseException], None],
     consumer_factory: ConsumerFactory = AIOKafkaConsumer,
     clock: Callable[[], float] = time.time,
+    security: ClientSecurity = PLAINTEXT,
 ) -> RawReader:
     """The raw reader (group `<app id>-raw`) and its enforcer, writing on the shared producer.
 
@@ -287,6 +303,7 @@ def make_reader(
         commit_interval=tuning.commit_interval,
         on_failure=on_failure,
         consumer_factory=consumer_factory,
+        security=security,
     )
 
 
@@ -431,8 +448,8 @@ class OutputProducer:
 
     Made on the app's loop when first needed, by `producer_factory` (a fake in broker-free
     tests). `tuning.linger_ms` is in milliseconds, `tuning.max_batch_bytes` in bytes per
-    partition batch; `partitions` gives every output topic's partition count. `start` raises
-    what aiokafka raises when the broker cannot be reached.
+    partition batch; `partitions` gives every output topic's partition count; `security` is
+    how it authenticates. `start` raises what aiokafka raises when the broker cannot be reached.
     """
 
     def __init__(
@@ -441,11 +458,13 @@ class OutputProducer:
         tuning: Tuning,
         partitions: Mapping[str, int],
         producer_factory: ProducerFactory = AIOKafkaProducer,
+        *,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self._settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True,
             "linger_ms": tuning.linger_ms, "max_batch_size": tuning.max_batch_bytes,
-            "max_request_size": 4 * tuning.max_batch_bytes,
+            "max_request_size": 4 * tuning.max_batch_bytes, **security.aiokafka(),
         }  # fmt: skip
         self._partitions = dict(partitions)
         self._factory = producer_factory

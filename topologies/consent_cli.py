@@ -18,6 +18,7 @@ import orjson
 from gateway.consent_state import PURPOSES
 from gateway.errors import GatewayError
 from gateway.strictjson import format_rfc3339_us
+from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.worker_cli import command_settings, refusing
 
 PURPOSE_HELP = ", ".join(PURPOSES)
@@ -54,9 +55,16 @@ class ClusterUnreachableError(GatewayError):
 
 
 async def publish_consent(
-    bootstrap: str, topic: str, subject: str, value: bytes | None
+    bootstrap: str,
+    topic: str,
+    subject: str,
+    value: bytes | None,
+    *,
+    security: ClientSecurity = PLAINTEXT,
 ) -> tuple[int, int]:
     """Publish one consent record (or tombstone) with acks=all; return (partition, offset).
+
+    `security` is how the producer authenticates (`topologies.security`).
 
     Raises `ClusterUnreachableError` if no bootstrap server answers (nothing was sent); the
     producer is closed however this ends, a failed start included.
@@ -64,7 +72,9 @@ async def publish_consent(
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security.aiokafka()
+    )
     try:
         try:
             await producer.start()
@@ -163,7 +173,12 @@ def file_record(path: Path, subject: str) -> bytes:
 
 @refusing
 def _consent(args: argparse.Namespace) -> int:
-    from topologies.worker import load_checked_config, quiet_kafka_client, unreachable
+    from topologies.worker import (
+        load_checked_config,
+        load_checked_security,
+        quiet_kafka_client,
+        unreachable,
+    )
 
     value: bytes | None
     try:
@@ -185,11 +200,12 @@ def _consent(args: argparse.Namespace) -> int:
         return 2
     settings = command_settings(args)
     config = load_checked_config(settings.config_dir)
+    security = load_checked_security(settings)
     topic = config.settings.topics.consent
     try:
         with quiet_kafka_client():
             partition, offset = asyncio.run(
-                publish_consent(settings.bootstrap, topic, args.subject, value)
+                publish_consent(settings.bootstrap, topic, args.subject, value, security=security)
             )
     except ClusterUnreachableError as exc:
         print(

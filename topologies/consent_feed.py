@@ -60,6 +60,7 @@ from gateway.reasons import Reason
 from gateway.records import Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
+from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.consent")
@@ -86,8 +87,8 @@ class ConsentFeed:
     writer of changelog and DLQ records; `changelog_topic` is the table's changelog; the barrier
     learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
     seconds. `consumer_factory` makes the feed's two aiokafka consumers (fakes in broker-free
-    tests). `run` raises what the broker raises (the app exits without committing); a record
-    that raises goes to the DLQ instead.
+    tests); `security` is how both authenticate. `run` raises what the broker raises (the app
+    exits without committing); a record that raises goes to the DLQ instead.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class ConsentFeed:
         commit_interval: float = 1.0,
         remember_partition: Callable[[bytes, int], None] = _no_partition_map,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self._topic = topic
         self._table = table
@@ -119,13 +121,14 @@ class ConsentFeed:
         self._commit_interval = commit_interval
         self._follower = FollowingConsumer(
             "consent feed", consumer_factory, bootstrap_servers=bootstrap, group_id=group_id,
-            max_poll_records=2000,
+            max_poll_records=2000, **security.aiokafka(),
         )  # fmt: skip
         # End offsets go over a connection of their own: Kafka answers one connection's requests
         # in order, so on the feed's connection they would queue behind its fetch long-poll.
         self._offsets = FollowingConsumer(
-            "consent end-offset client", consumer_factory, bootstrap_servers=bootstrap
-        )
+            "consent end-offset client", consumer_factory, bootstrap_servers=bootstrap,
+            **security.aiokafka(),
+        )  # fmt: skip
         self._wanted: set[int] = set()
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}

@@ -33,6 +33,7 @@ from faust.types import TP
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
 from topologies.follower import ConsumerFactory, FollowingConsumer
+from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
 
@@ -46,7 +47,8 @@ class RawReader:
     `on_lag(topic, partition, records)`, `on_forget(topic, partition)` report to the metrics;
     `topics` are the raw topics and `group_id` the reader's consumer group; `make_enforcer` is
     called once, on the first `start`; `barrier` is passed once per batch.
-    `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests).
+    `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests);
+    `security` is how it authenticates (`topologies.security`).
     Raises nothing from `run`: a batch that fails (an output refused, the enforcer raising) is
     handed to `on_failure` before anything of it is committed, and the loop ends.
     """
@@ -68,12 +70,13 @@ class RawReader:
         commit_interval: float,
         on_failure: Callable[[BaseException], None],
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+        security: ClientSecurity = PLAINTEXT,
     ) -> None:
         self._topics = frozenset(topics)
         self._follower = FollowingConsumer(
             "raw reader", consumer_factory, bootstrap_servers=bootstrap, group_id=group_id,
             max_poll_records=batch_max, fetch_max_bytes=16 * 1024 * 1024,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024, **security.aiokafka(),
         )  # fmt: skip
         self._barrier = barrier
         self._make_enforcer = make_enforcer

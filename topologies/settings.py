@@ -7,6 +7,12 @@ as a `SettingsError`, which the command turns into exit 2 like an invalid config
 
 Per-sink pseudonym keys (`GATEWAY_KEY_<SINK>`, `GATEWAY_PREVIOUS_KEY_<SINK>`) are not here: their
 names depend on the config's sinks, and `gateway.keys` reads them.
+
+How every Kafka client reaches and authenticates to the cluster (`KAFKA_BOOTSTRAP`,
+`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`) is one model, `KafkaClientSettings`,
+which `WorkerSettings` extends; `topologies.security` turns it into the clients' options.
+Passwords are `SecretStr` (never in `repr`, logs or messages); a password may instead come from
+an owner-only file (`*_FILE`), read by `topologies.security` at start.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import GatewayError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+SSL_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 
 
 class SettingsError(GatewayError, ValueError):
@@ -32,8 +42,14 @@ class SettingsError(GatewayError, ValueError):
         self.problems = problems
 
 
-class WorkerSettings(BaseSettings):
-    """What one worker process is told by its environment (and `--config`, `--metrics-port`)."""
+class KafkaClientSettings(BaseSettings):
+    """How every Kafka client of the gateway reaches the cluster: servers, TLS and SASL.
+
+    Read by `gateway run` (all its clients: faust's, the raw reader, the consent feed, the
+    offsets client, the producers and the topic admin), `gateway consent` and `gateway loadgen`.
+    Passwords are `SecretStr`, never shown; `security_problems` lists settings that contradict
+    each other, and `topologies.security.resolve_security` reads the files.
+    """
 
     model_config = SettingsConfigDict(
         frozen=True, extra="ignore", case_sensitive=True, validate_by_name=True
@@ -45,6 +61,132 @@ class WorkerSettings(BaseSettings):
         min_length=1,
         description="Kafka bootstrap servers, `host:port[,host:port...]`",
     )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        validation_alias="KAFKA_SECURITY_PROTOCOL",
+        description="how clients talk to the cluster: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512",
+        validation_alias="KAFKA_SASL_MECHANISM",
+        description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    )
+    sasl_username: str | None = Field(
+        None,
+        validation_alias="KAFKA_SASL_USERNAME",
+        min_length=1,
+        description="the SASL user (the principal `User:NAME`), required with SASL_*",
+    )
+    sasl_password: SecretStr | None = Field(
+        None,
+        validation_alias="KAFKA_SASL_PASSWORD",
+        min_length=1,
+        description="the SASL password (a secret: never logged); or `KAFKA_SASL_PASSWORD_FILE`",
+    )
+    sasl_password_file: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SASL_PASSWORD_FILE",
+        description="an owner-only file holding the SASL password (one trailing newline ignored)",
+    )
+    ssl_cafile: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_CAFILE",
+        description="PEM file of the CA certificates that sign the brokers' certificates "
+        "(none: the system's CAs), with SSL or SASL_SSL",
+    )
+    ssl_certfile: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_CERTFILE",
+        description="PEM client certificate (chain), for brokers that ask for one",
+    )
+    ssl_keyfile: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_KEYFILE",
+        description="PEM private key of the client certificate (an owner-only file)",
+    )
+    ssl_key_password: SecretStr | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_KEY_PASSWORD",
+        min_length=1,
+        description="passphrase of an encrypted client key (a secret: never logged); "
+        "or `KAFKA_SSL_KEY_PASSWORD_FILE`",
+    )
+    ssl_key_password_file: Path | None = Field(
+        None,
+        validation_alias="KAFKA_SSL_KEY_PASSWORD_FILE",
+        description="an owner-only file holding the client key's passphrase",
+    )
+    ssl_check_hostname: bool = Field(
+        True,
+        validation_alias="KAFKA_SSL_CHECK_HOSTNAME",
+        description="check that each broker's certificate names the host connected to",
+    )
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def security_problems(self) -> list[str]:
+        """Settings that contradict each other, as `NAME: message` lines (no value quoted).
+
+        SASL protocols need a user and exactly one password source; SASL or TLS settings given
+        with a protocol that would not use them are refused rather than silently ignored.
+        """
+        protocol = self.security_protocol
+        problems = []
+        sasl = {
+            "sasl_username": self.sasl_username, "sasl_password": self.sasl_password,
+            "sasl_password_file": self.sasl_password_file,
+        }  # fmt: skip
+        tls = {
+            "ssl_cafile": self.ssl_cafile, "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile, "ssl_key_password": self.ssl_key_password,
+            "ssl_key_password_file": self.ssl_key_password_file,
+        }  # fmt: skip
+        for given, used_by in ((sasl, SASL_PROTOCOLS), (tls, SSL_PROTOCOLS)):
+            if protocol not in used_by:
+                problems += [
+                    f"{variable(name)}: is set, but KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                    f"use it ({' or '.join(sorted(used_by))} does)"
+                    for name, value in given.items()
+                    if value is not None
+                ]
+        if protocol in SASL_PROTOCOLS:
+            if self.sasl_username is None:
+                problems.append(f"KAFKA_SASL_USERNAME: is required with {protocol}")
+            problems += _one_of(self, "sasl_password", "sasl_password_file", required=protocol)
+        if protocol in SSL_PROTOCOLS:
+            problems += _one_of(self, "ssl_key_password", "ssl_key_password_file", required=None)
+            if self.ssl_keyfile is not None and self.ssl_certfile is None:
+                problems.append("KAFKA_SSL_KEYFILE: is set without KAFKA_SSL_CERTFILE")
+            has_passphrase = self.ssl_key_password or self.ssl_key_password_file
+            if has_passphrase and self.ssl_certfile is None:
+                problems.append("KAFKA_SSL_KEY_PASSWORD: is set without a client certificate")
+        return problems
+
+
+def _one_of(
+    settings: KafkaClientSettings, value: str, file: str, *, required: str | None
+) -> list[str]:
+    given = [name for name in (value, file) if getattr(settings, name) is not None]
+    if len(given) == 2:
+        return [f"{variable(file)}: set either {variable(value)} or {variable(file)}, not both"]
+    if not given and required is not None:
+        return [f"{variable(value)}: is required with {required} (or {variable(file)})"]
+    return []
+
+
+class WorkerSettings(KafkaClientSettings):
+    """What one worker process is told by its environment (and `--config`, `--metrics-port`).
+
+    The cluster's address and security are `KafkaClientSettings`' fields, inherited.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=True, validate_by_name=True
+    )
+
     config_dir: Path = Field(
         Path("config"),
         validation_alias="GATEWAY_CONFIG_DIR",
@@ -186,7 +328,7 @@ def load_settings(**overrides: Any) -> WorkerSettings:
     themselves are never repeated, as a variable may hold a secret by mistake.
     """
     try:
-        return WorkerSettings(**overrides)
+        settings = WorkerSettings(**overrides)
     except ValidationError as exc:
         names = {variable(field): field for field in WorkerSettings.model_fields}
         problems = []
@@ -195,6 +337,10 @@ def load_settings(**overrides: Any) -> WorkerSettings:
             name = where if where in names else variable(where)
             problems.append(f"{name}: {error['msg']}")
         raise SettingsError(problems) from None
+    problems = settings.security_problems()
+    if problems:
+        raise SettingsError(problems)
+    return settings
 
 
 def _shown(default: Any) -> str:

@@ -27,7 +27,8 @@ from gateway.errors import GatewayError
 from gateway.keys import KeyringError, load_keyring
 from gateway.metrics import BuildInfo, GatewayMetrics
 from topologies.admin import TopicSpec, describe_partitions, ensure_topics
-from topologies.settings import SettingsError, WorkerSettings, load_settings
+from topologies.security import PLAINTEXT, ClientSecurity, resolve_security
+from topologies.settings import KafkaClientSettings, SettingsError, WorkerSettings, load_settings
 
 log = logging.getLogger("gateway.worker")
 
@@ -42,6 +43,16 @@ def load_checked_settings(**overrides: Any) -> WorkerSettings:
         return load_settings(**overrides)
     except SettingsError as exc:
         raise StartError("the environment is invalid:\n" + "\n".join(exc.problems)) from exc
+
+
+def load_checked_security(settings: KafkaClientSettings) -> ClientSecurity:
+    """The clients' security options (secret files read), or a `StartError` naming each problem."""
+    try:
+        return resolve_security(settings)
+    except SettingsError as exc:
+        raise StartError(
+            "the Kafka client security settings are unusable:\n" + "\n".join(exc.problems)
+        ) from exc
 
 
 def unreachable(bootstrap: str, error: Exception) -> str:
@@ -89,20 +100,24 @@ def topic_specs(config: GatewayConfig, partitions: int) -> list[TopicSpec]:
 
 
 async def prepare_topics(
-    bootstrap: str, config: GatewayConfig, partitions: int
+    bootstrap: str,
+    config: GatewayConfig,
+    partitions: int,
+    *,
+    security: ClientSecurity = PLAINTEXT,
 ) -> tuple[int, dict[str, int]]:
-    """Create missing topics and check co-partitioning.
+    """Create missing topics and check co-partitioning (`security`: the admin client's).
 
     Returns the raw topics' shared partition count and the partition count of every topic.
     """
     topics = config.settings.topics
     copartitioned = [topics.usage_raw, topics.device_raw, topics.consent]
-    existing = await describe_partitions(bootstrap, copartitioned)
+    existing = await describe_partitions(bootstrap, copartitioned, security=security)
     counts = set(existing.values())
     if len(counts) > 1:
         raise StartError(_not_copartitioned(existing))
     shared = counts.pop() if counts else partitions
-    final = await ensure_topics(bootstrap, topic_specs(config, shared))
+    final = await ensure_topics(bootstrap, topic_specs(config, shared), security=security)
     check = {name: final.get(name, 0) for name in copartitioned}
     if len(set(check.values())) != 1:
         raise StartError(_not_copartitioned(check))
@@ -152,6 +167,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
     from topologies.app import Tuning, build_app
 
     config = load_checked_config(settings.config_dir)
+    security = load_checked_security(settings)
     names = [rule.name for rule in config.sinks]
     try:
         keyring = load_keyring(
@@ -172,7 +188,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
     try:
         with quiet_kafka_client():
             partitions, output_partitions = asyncio.run(
-                prepare_topics(settings.bootstrap, config, settings.partitions)
+                prepare_topics(settings.bootstrap, config, settings.partitions, security=security)
             )
     except KafkaConnectionError as exc:
         raise StartError(unreachable(settings.bootstrap, exc)) from None
@@ -198,6 +214,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         output_partitions=output_partitions,
         tuning=Tuning.from_settings(settings),
         config_dir=settings.config_dir,
+        security=security,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
     try:

@@ -39,6 +39,7 @@ def test_when_secret_file_has_keys_then_they_are_used(tmp_path: Path) -> None:
             }
         )
     )
+    secret.chmod(0o600)
     ring = load_keyring({"GATEWAY_KEY_SOCIAL": f"env:{K1}"}, ["ads", "social"], secret_file=secret)
     assert ring.current("ads").key_id == "a1"
     assert ring.sinks["ads"].previous is not None
@@ -57,6 +58,7 @@ def test_when_keys_are_missing_or_invalid_then_every_problem_is_listed(tmp_path:
         "GATEWAY_KEY_D": f"d1:{K1}",
         "GATEWAY_PREVIOUS_KEY_D": "oops",
     }
+    secret.chmod(0o600)
     names = ["a", "b", "c", "d", "e", "f1", "f2", "f3"]
     with pytest.raises(KeyringError) as caught:
         load_keyring(env, names, secret_file=secret)
@@ -78,8 +80,26 @@ def test_when_secret_file_is_unreadable_or_not_a_mapping_then_it_is_reported(
     with pytest.raises(KeyringError, match="cannot read secret file"):
         load_keyring({}, [], secret_file=tmp_path / "absent.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n")
+    (tmp_path / "list.yaml").chmod(0o600)
     with pytest.raises(KeyringError, match="must be a mapping"):
         load_keyring({}, [], secret_file=tmp_path / "list.yaml")
+
+
+def test_when_secret_file_is_open_to_group_or_others_then_it_is_refused_like_ssh_does(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "keys.yaml"
+    secret.write_text(f"ads: {{id: a1, key: '{K1}'}}\n")
+    secret.chmod(0o644)
+    with pytest.raises(KeyringError) as caught:
+        load_keyring({}, ["ads"], secret_file=secret)
+    assert caught.value.problems[0] == (
+        f"{secret}: the secret file is accessible by group or others (mode 0644); "
+        f"make it owner-only: chmod 600 {secret}"
+    )
+    assert K1 not in str(caught.value)
+    secret.chmod(0o400)
+    assert load_keyring({}, ["ads"], secret_file=secret).current("ads").key_id == "a1"
 
 
 def test_when_demo_then_ephemeral_keys_come_from_the_given_source() -> None:
