@@ -286,8 +286,9 @@ def load_config(directory: Path) -> GatewayConfig:
     doc = _read(directory / SETTINGS_FILE, settings_label, SETTINGS_FILE, out, hasher)
     if doc is not None:
         settings = out.validate(Settings, doc.value, settings_label, doc)
-        if settings is not None and len(set(dict(settings.topics).values())) != 5:
-            out.add(settings_label, doc, ("topics",), "the five gateway topics must be distinct")
+        gateway_topics = dict(settings.topics) if settings is not None else {}
+        if len(set(gateway_topics.values())) != len(gateway_topics):
+            out.add(settings_label, doc, ("topics",), "the six gateway topics must be distinct")
     known_event_types = frozenset(
         settings.known_event_types if settings is not None else CONTRACT_EVENT_TYPES
     )

@@ -129,6 +129,8 @@ class Topics(_Strict):
     consent: TopicName = "consent.state"
     dlq: TopicName = "gateway.dlq"
     audit: TopicName = "gateway.audit"
+    # Erasure notices (gateway.erasure): one record per sink and erased or child subject.
+    erasure: TopicName = "gateway.erasure"
 
 
 class Settings(_Strict):
@@ -137,6 +139,11 @@ class Settings(_Strict):
     topics: Topics = Topics()
     unknown_age: Literal["adult", "child"] = "adult"
     honour_dnt: bool = False
+    # GPC (CONTRACT.md, "Consent records"): `per_event` withdraws advertising and third-party
+    # sharing for the event that carries it (the policy as it reads); `sticky` also for every
+    # later event of a subject with a consent record, until a consent record applied after the
+    # signal grants either purpose explicitly (gateway.consent, "Sticky GPC").
+    gpc: Literal["per_event", "sticky"] = "per_event"
     max_event_bytes: int = Field(default=65536, ge=1024, le=1_048_576)
     pseudonym_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
     audit_forwards: bool = False

@@ -19,6 +19,14 @@ The ordering time, so that a sender's skewed clock never blocks a withdrawal:
 
 The ordering time is what the packed state stores (bits 16+), so it is also the consent version
 the outputs name. Nothing here reads a clock: the timestamp comes with the record.
+
+Sticky GPC (`gpc: sticky` in config/gateway.yaml; some laws treat GPC as an opt-out for the
+person where known): an event with `gpc: true` of a subject with a consent record sets the
+state's sticky GPC bit (`sticky_gpc`), which withdraws `advertising` and `third_party_sharing`
+like the event's own signal. A consent record applied later carries the bit over, unless it
+grants either purpose explicitly (`true`): that grant is the subject's newer choice. A tombstone
+erases it with the subject. Only subjects with a consent record are remembered: an unknown
+subject is denied those purposes anyway (unknown consent denies; `grant` is for internal sinks).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from gateway.consent_state import PURPOSES, ConsentState
+from gateway.consent_state import PURPOSES, ConsentState, Tri
 from gateway.events import Invalid, json_type_name
 from gateway.reasons import Reason
 from gateway.strictjson import loads_strict, parse_rfc3339_us
@@ -38,6 +46,7 @@ __all__ = [
     "apply_consent",
     "ordering_time_us",
     "parse_consent",
+    "sticky_gpc",
 ]
 CONSENT_KIND = "consent"
 MAX_CONSENT_BYTES = 65536
@@ -190,4 +199,25 @@ def apply_consent(
     ordered_at = ConsentState.ordered_at_us
     if current is not None and ordered_at(update.state) <= ordered_at(current):
         return current, ConsentOutcome.STALE
+    if ConsentState.sticky_gpc(current) and not _grants_signal_purpose(update.state):
+        return update.state | ConsentState.STICKY_GPC_BIT, ConsentOutcome.APPLIED
     return update.state, ConsentOutcome.APPLIED
+
+
+def _grants_signal_purpose(state: int) -> bool:
+    """The record grants a purpose a GPC signal withdraws (advertising, third-party sharing)."""
+    shifts = ConsentState.PURPOSE_SHIFT
+    return any(
+        ConsentState.field(state, shifts[p]) is Tri.YES for p in ConsentState.WITHDRAWN_BY_SIGNAL
+    )
+
+
+def sticky_gpc(current: int | None) -> int | None:
+    """The state after an event with `gpc: true` under `gpc: sticky`, or None if unchanged.
+
+    `current` is the subject's packed state (None: unknown, not remembered: module docstring).
+    The result has the sticky GPC bit set; None when it was set already or there is no state.
+    """
+    if current is None or current & ConsentState.STICKY_GPC_BIT:
+        return None
+    return current | ConsentState.STICKY_GPC_BIT

@@ -6,8 +6,10 @@
     bits  0-1  analytics            bits  8-9  third_party_sharing
     bits  2-3  personalization      bits 10-11 age.under_13
     bits  4-5  advertising          bits 12-13 age.parental_consent
-    bits  6-7  social               bits 14-15 reserved (0); in a routing index, the
-                                               event's GPC and DNT signals
+    bits  6-7  social               bit  14    a sticky GPC signal (`gpc: sticky`), else 0;
+                                               in a routing index, the event's GPC signal
+                                    bit  15    reserved (0); in a routing index, an
+                                               honoured DNT signal
     bits 16-   the ordering time, microseconds since the Unix epoch: `updated_at`, or a
                future-dated record's Kafka timestamp (gateway.consent)
 
@@ -80,6 +82,9 @@ class ConsentState:
     # honoured DNT, which withdraw these purposes for that one event (their fields read NO).
     GPC_BIT: ClassVar[int] = 1 << 14
     DNT_BIT: ClassVar[int] = 1 << 15
+    # A GPC signal kept for the subject (`gpc: sticky`, gateway.consent.sticky_gpc): the same
+    # bit as the event's GPC, so a routing index that lets it through reads it as a GPC signal.
+    STICKY_GPC_BIT: ClassVar[int] = 1 << 14
     WITHDRAWN_BY_SIGNAL: ClassVar[tuple[Purpose, ...]] = _WITHDRAWN_BY_SIGNAL
     SIGNAL_CLEAR_MASK: ClassVar[int] = _POLICY_MASK & ~sum(
         _FIELD_MASK << _PURPOSE_SHIFT[p] for p in _WITHDRAWN_BY_SIGNAL
@@ -114,6 +119,16 @@ class ConsentState:
     def ordered_at_us(state: int) -> int:
         """The ordering time (epoch µs) of a packed state: what `gateway-consent-version` shows."""
         return state >> ConsentState.TIME_SHIFT
+
+    @staticmethod
+    def sticky_gpc(state: int | None) -> bool:
+        """Whether a GPC signal is kept for the subject (`gpc: sticky`); False when unknown."""
+        return state is not None and bool(state & ConsentState.STICKY_GPC_BIT)
+
+    @staticmethod
+    def record_bits(state: int) -> int:
+        """The state as its consent record packed it: the sticky GPC bit cleared."""
+        return state & ~ConsentState.STICKY_GPC_BIT
 
     @staticmethod
     def version(state: int | None) -> int | None:

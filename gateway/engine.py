@@ -13,6 +13,7 @@ from gateway.config import GatewayConfig
 from gateway.config_models import OTHER_EVENT_TYPE
 from gateway.consent_state import ConsentState
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
+from gateway.erasure import erasable_sinks
 from gateway.events import Event, EventKind
 from gateway.guard import ValueGuard
 from gateway.keys import Keyring
@@ -25,7 +26,7 @@ from gateway.useragent import default_user_agent_parser
 
 __all__ = ["KEY_ID_FIELD", "OTHER_EVENT_TYPE", "Engine"]
 
-_POLICY_MASK = ConsentState.POLICY_MASK  # a module constant: read once per event
+_POLICY_MASK = ConsentState.POLICY_MASK  # every bit the consent policy reads
 # Routes seen: (policy bits, kind, event type label). Few in practice; cleared when full.
 ROUTE_CACHE_SIZE = 65536
 
@@ -72,6 +73,9 @@ class Engine:
         self.config = config
         self.version = config.version
         self._dnt = settings.honour_dnt
+        # `gpc: sticky` lets a state's kept GPC signal (its bit 14) into the routing index, where
+        # it reads as the event's own GPC; `per_event` masks it out (gateway.consent).
+        self._mask = _POLICY_MASK | (GPC_BIT if settings.gpc == "sticky" else 0)
         self._event_type_labels = _Labels({name: name for name in settings.known_event_types})
         plans = []
         for rule in config.sinks:
@@ -96,6 +100,8 @@ class Engine:
             dedup_keys={rule.name: keyring.current(rule.name).secret for rule in config.sinks},
             event_type_label=self.event_type_label,
             guard=self.guard,
+            erasure_topic=settings.topics.erasure,
+            erasable=erasable_sinks(config, keyring),
         )
 
     def __repr__(self) -> str:
@@ -112,7 +118,7 @@ class Engine:
     def decide(self, event: Event, consent: int | None) -> tuple[SinkDecision, ...]:
         """One decision per sink, in config order. `consent` None means an unknown subject."""
         fields = event.fields
-        index = consent & _POLICY_MASK if consent is not None else 0
+        index = consent & self._mask if consent is not None else 0
         if fields.get("gpc") is True:
             index |= GPC_BIT
         if self._dnt and fields.get("dnt") is True:

@@ -1,4 +1,4 @@
-"""Every record the gateway writes: sink, audit, event DLQ and consent DLQ, key, value and headers.
+"""Every record the gateway writes: sink, audit, DLQ and erasure notices, key, value and headers.
 
 One home for the output format (README, "What the outputs carry"): the header names are
 defined here once, and an `OutputRecords` is built with the engine from one config and keyring,
@@ -7,7 +7,8 @@ so a config reload (a new engine) changes the config version of every kind of ou
 Nothing here identifies a subject: sink values were checked by the value guard (gateway.guard);
 the audit value carries the event id scrubbed by the guard, the sink, the reason and positions;
 DLQ values are `Invalid.redacted()` descriptions (field names and JSON types, never values);
-headers carry versions, key ids and keyed hashes only.
+headers carry versions, key ids and keyed hashes only. Erasure notices (`erasure`) name the
+subject by the sink's pseudonyms only, never by the raw id; their audit records by key ids.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Final, NamedTuple
 import orjson
 
 from gateway.decision import SinkDecision
+from gateway.erasure import ErasableSink, ErasureReason
 from gateway.events import Event, Invalid
 from gateway.guard import ValueGuard
 from gateway.keys import keyed_pseudonymizer
@@ -30,6 +32,7 @@ __all__ = [
     "HEADER_REASON",
     "HEADER_SINK",
     "HEADER_SOURCE",
+    "ErasureNotices",
     "Header",
     "Output",
     "OutputRecords",
@@ -74,6 +77,20 @@ class Output(NamedTuple):
         return f"Output(topic={self.topic!r}, headers={[name for name, _ in self.headers]})"
 
 
+class ErasureNotices(NamedTuple):
+    """The records of one erasure: `sinks` notified (in config order) and every `outputs` record.
+
+    Per sink: its notice on the erasure topic, a tombstone on its topic per pseudonym, and the
+    notice's audit record.
+    """
+
+    sinks: tuple[str, ...]
+    outputs: list[Output]
+
+    def __repr__(self) -> str:
+        return f"ErasureNotices(sinks={self.sinks!r}, outputs={len(self.outputs)})"
+
+
 class OutputRecords:
     """Builds the records one config version writes (made by `Engine`, swapped with it).
 
@@ -81,7 +98,8 @@ class OutputRecords:
     topics; `dedup_keys` maps each sink to the secret its dedup ids are keyed with (the sink's
     current pseudonym key, so two partners never share an id); `event_type_label` turns an event
     type into what may leave (`Engine.event_type_label`); `guard` scrubs the event id of audit
-    records (None: not scrubbed, the benchmark's guard-off figure only).
+    records (None: not scrubbed, the benchmark's guard-off figure only); `erasure_topic` takes
+    the erasure notices of the `erasable` sinks (gateway.erasure).
     """
 
     def __init__(
@@ -93,8 +111,12 @@ class OutputRecords:
         dedup_keys: Mapping[str, bytes],
         event_type_label: Callable[[str], str],
         guard: ValueGuard | None,
+        erasure_topic: str = "gateway.erasure",
+        erasable: tuple[ErasableSink, ...] = (),
     ) -> None:
         self.config_version = config_version
+        self.erasure_topic = erasure_topic
+        self.erasable = erasable
         self.audit_topic = audit_topic
         self.dlq_topic = dlq_topic
         self._config_header: Header = (HEADER_CONFIG, config_version.encode())
@@ -191,3 +213,72 @@ class OutputRecords:
             source.header(),
         ]
         return Output(self.dlq_topic, None, orjson.dumps(record), headers)
+
+    def erasure(
+        self,
+        subject_id: str,
+        reason: ErasureReason,
+        consent_version: int | None,
+        source: Source,
+    ) -> ErasureNotices:
+        """The notices that tell every erasable sink to erase the subject (README, "Erasure").
+
+        Per sink: a record on the erasure topic, value `{"sink", "sink_topic", "reason",
+        "pseudonyms": [{"key_id", "pseudonym"}, ...] (current key first), "consent_version",
+        "config_version"}`, unkeyed; a tombstone (null value) on the sink's topic keyed by each
+        pseudonym, so a compacted sink topic drops the subject and consumers see a delete marker;
+        and an audit record (`kind: "erasure"`, key ids but no pseudonym). `consent_version` is
+        the ordering time (µs) of the consent record that caused it (a tombstone's: its Kafka
+        timestamp), None if it has none; `source` is that record's position on the consent topic.
+        Dedup ids are keyed hashes of the sink, reason, source position and subject, so a
+        redelivered consent record yields the same ids (at least once, deduplicable). The raw
+        `subject_id` is only hashed, never written.
+        """
+        consent = self.consent_header(consent_version)
+        origin = f"{source.topic}/{source.partition}/{source.offset}"
+        reason_header = (HEADER_REASON, reason.value.encode())
+        outputs: list[Output] = []
+        for sink in self.erasable:
+            dedup = self._dedup[sink.name]
+            base = f"erasure:{reason.value}:{origin}:{subject_id}"
+            notice_id = dedup(base)
+            pseudonyms = sink.pseudonyms(subject_id)
+            sink_header = (HEADER_SINK, sink.name.encode())
+            notice = _dumps(
+                {
+                    "sink": sink.name,
+                    "sink_topic": sink.topic,
+                    "reason": reason.value,
+                    "pseudonyms": [{"key_id": k, "pseudonym": p} for k, p in pseudonyms],
+                    "consent_version": consent_version,
+                    "config_version": self.config_version,
+                }
+            )
+            notice_headers = [
+                self._config_header, consent, (HEADER_DEDUP_ID, notice_id.encode()),
+                sink_header, reason_header,
+            ]  # fmt: skip
+            outputs.append(Output(self.erasure_topic, None, notice, notice_headers))
+            for key_id, pseudonym in pseudonyms:
+                tombstone_headers = [
+                    self._config_header, consent,
+                    (HEADER_DEDUP_ID, dedup(f"{base}:{key_id}").encode()),
+                    (HEADER_KEY_ID, key_id.encode()), reason_header,
+                ]  # fmt: skip
+                outputs.append(Output(sink.topic, pseudonym.encode(), None, tombstone_headers))
+            audit = _dumps(
+                {
+                    "kind": "erasure",
+                    "sink": sink.name,
+                    "sink_topic": sink.topic,
+                    "reason": reason.value,
+                    "notice_id": notice_id,
+                    "key_ids": [key_id for key_id, _ in pseudonyms],
+                    "source": source._asdict(),
+                    "config_version": self.config_version,
+                    "consent_version": consent_version,
+                }
+            )
+            audit_headers = [self._config_header, consent, sink_header, reason_header]
+            outputs.append(Output(self.audit_topic, None, audit, audit_headers))
+        return ErasureNotices(tuple(s.name for s in self.erasable), outputs)

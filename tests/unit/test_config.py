@@ -166,7 +166,7 @@ def test_when_topics_collide_or_keys_are_not_scalars_then_that_is_reported(
     with pytest.raises(ConfigError) as caught:
         load_config(root)
     messages = "\n".join(str(p) for p in caught.value.problems)
-    assert "gateway.yaml:1: topics: the five gateway topics must be distinct" in messages
+    assert "gateway.yaml:1: topics: the six gateway topics must be distinct" in messages
     assert "a.yaml:6: .: mapping keys must be plain scalars" in messages
 
 
