@@ -1,4 +1,4 @@
-"""The pure subcommands of the `gateway` command: `rules check`, `rules schema` and `explain`.
+"""The pure subcommands of the `gateway` command: `rules check`, `rules schema`, `explain`, `acls`.
 
 None of them needs a broker.
 """
@@ -157,6 +157,31 @@ def _subject_key(raw: bytes) -> bytes | None:
     return subject.encode() if isinstance(subject, str) else None
 
 
+def acls(args: argparse.Namespace) -> int:
+    """`gateway acls`: print the ACLs the config's deployment needs (`gateway.acls`)."""
+    from gateway.acls import derive_acls, partner_principals, render_json, render_kafka_acls
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    partners = partner_principals(config, args.partner_principal)
+    try:
+        entries = derive_acls(
+            config, app_id=args.app_id, gateway_principal=args.principal, partners=partners
+        )
+    except ValueError as error:
+        print(f"gateway acls: {error}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        shown = render_json(entries, gateway_principal=args.principal, partners=partners)
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(f"# ACLs for config {config.version}, app id {args.app_id}: allow only; run them")
+        print("# on a cluster with allow.everyone.if.no.acl.found=false")
+        print("\n".join(render_kafka_acls(entries)))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `rules check`, `rules schema` and `explain` to the `gateway` command."""
     config_help = f"config directory (default ${CONFIG_DIR_ENV} or ./config)"
@@ -179,3 +204,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     exp.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
     exp.add_argument("--demo-keys", action="store_true", help="use ephemeral keys even if set")
     exp.set_defaults(handler=explain)
+
+    acl = subparsers.add_parser(
+        "acls", help="print the Kafka ACLs the deployment needs (least privilege)"
+    )
+    acl.add_argument("--config", type=Path, default=_default_config_dir(), help=config_help)
+    acl.add_argument("--format", choices=("kafka-acls", "json"), default="kafka-acls")
+    acl.add_argument(
+        "--app-id",
+        default=os.environ.get("GATEWAY_APP_ID", "privacy-gateway"),
+        help="the worker's GATEWAY_APP_ID (its groups and internal topics are named after it)",
+    )
+    acl.add_argument("--principal", default="User:gateway", help="the gateway's principal")
+    acl.add_argument(
+        "--partner-principal",
+        default="User:{sink}",
+        help="each sink's partner principal; {sink} is the sink's name (default User:{sink})",
+    )
+    acl.set_defaults(handler=acls)

@@ -35,6 +35,7 @@ import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.types import TP
 
+from gateway.acls import worker_groups
 from gateway.config import GatewayConfig
 from gateway.consent_state import ConsentState
 from gateway.engine import Engine
@@ -232,7 +233,7 @@ def make_consent_feed(
     feed = ConsentFeed(
         bootstrap=bootstrap,
         topic=topics.consent,
-        group_id=f"{app_id}-consent-feed",
+        group_id=worker_groups(app_id).consent_feed,
         table=table,
         barrier=barrier,
         engine=engine,
@@ -291,7 +292,7 @@ def make_reader(
     return RawReader(
         bootstrap=bootstrap,
         topics=frozenset(kinds),
-        group_id=f"{app_id}-raw",
+        group_id=worker_groups(app_id).reader,
         barrier=barrier,
         make_enforcer=make_enforcer,
         on_batch=on_batch,

@@ -268,3 +268,15 @@ def test_when_gateway_run_gets_a_group_readable_key_file_then_it_refuses_to_star
     assert result.returncode == 2, result.stderr
     assert f"{keys}: the secret file is accessible by group or others (mode 0640)" in result.stderr
     assert "MTEx" not in result.stderr
+
+
+def test_when_faust_names_its_internal_topics_then_they_carry_the_acls_prefix() -> None:
+    """`gateway acls` grants the worker `<app id>-*` topics; faust's must fall under it."""
+    from gateway.acls import internal_topic_prefix
+
+    app, table = make_faust_app(
+        "gw-x", "127.0.0.1:9092", tuning=Tuning(), partitions=1, replication=1
+    )
+    prefix = internal_topic_prefix("gw-x")
+    assert table.changelog_topic.get_topic_name().startswith(prefix)
+    assert app._leader_assignor._leader_topic_name.startswith(prefix)

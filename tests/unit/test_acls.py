@@ -1,0 +1,129 @@
+"""Least privilege from the config: who may read and write which topic and group."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from gateway.acls import (
+    AclEntry,
+    derive_acls,
+    internal_topic_prefix,
+    partner_principals,
+    render_json,
+    render_kafka_acls,
+    worker_groups,
+)
+from gateway.config import GatewayConfig, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def config() -> GatewayConfig:
+    return load_config(REPO / "config")
+
+
+def grants(entries: list[AclEntry], principal: str) -> set[tuple[str, str, str, str]]:
+    return {
+        (e.resource_type, e.pattern_type, e.name, e.operation)
+        for e in entries
+        if e.principal == principal
+    }
+
+
+def test_when_acls_are_derived_then_each_partner_reads_only_its_own_sink_and_groups(
+    config: GatewayConfig,
+) -> None:
+    entries = derive_acls(config, app_id="gw")
+    sinks = {rule.name: rule.topic for rule in config.sinks}
+    assert set(sinks) == {"analytics", "ads", "social"}
+    for sink, topic in sinks.items():
+        assert grants(entries, f"User:{sink}") == {
+            ("topic", "literal", topic, "Read"),
+            ("topic", "literal", topic, "Describe"),
+            ("group", "prefixed", f"{sink}.", "Read"),
+        }
+    assert {e.principal for e in entries} == {"User:gateway"} | {f"User:{s}" for s in sinks}
+
+
+def test_when_acls_are_derived_then_only_the_gateway_touches_raw_consent_audit_and_dlq(
+    config: GatewayConfig,
+) -> None:
+    topics = config.settings.topics
+    entries = derive_acls(config, app_id="gw", gateway_principal="User:gw-worker")
+    private = {topics.usage_raw, topics.device_raw, topics.consent, topics.audit, topics.dlq}
+    assert {e.principal for e in entries if e.name in private} == {"User:gw-worker"}
+    gateway = grants(entries, "User:gw-worker")
+    for topic in (topics.usage_raw, topics.device_raw, topics.consent):
+        assert ("topic", "literal", topic, "Read") in gateway
+        assert ("topic", "literal", topic, "Write") not in gateway
+    for topic in [topics.audit, topics.dlq] + [rule.topic for rule in config.sinks]:
+        assert ("topic", "literal", topic, "Write") in gateway
+        assert ("topic", "literal", topic, "Read") not in gateway
+    for group in worker_groups("gw"):
+        assert ("group", "literal", group, "Read") in gateway
+    assert ("topic", "prefixed", internal_topic_prefix("gw"), "Write") in gateway
+
+
+def test_when_a_partner_would_share_a_principal_then_derivation_refuses(
+    config: GatewayConfig,
+) -> None:
+    with pytest.raises(ValueError, match="the gateway's"):
+        derive_acls(config, app_id="gw", partners=partner_principals(config, "User:gateway"))
+    with pytest.raises(ValueError, match="same partner principal"):
+        derive_acls(config, app_id="gw", partners=partner_principals(config, "User:partner"))
+
+
+def test_when_rendered_as_kafka_acls_lines_then_they_add_exactly_the_derived_entries(
+    config: GatewayConfig,
+) -> None:
+    entries = derive_acls(config, app_id="gw")
+    parsed: set[AclEntry] = set()
+    for line in render_kafka_acls(entries):
+        words = shlex.split(line)
+        assert words[:6] == [
+            "kafka-acls.sh", "--bootstrap-server", "$KAFKA_BOOTSTRAP", "--command-config",
+            "$KAFKA_ADMIN_CONFIG", "--add",
+        ]  # fmt: skip
+        pairs = list(zip(words[6::2], words[7::2], strict=True))
+        principal = next(v for k, v in pairs if k == "--allow-principal")
+        pattern = next(v for k, v in pairs if k == "--resource-pattern-type")
+        ops = [v for k, v in pairs if k == "--operation"]
+        for key, name in pairs:
+            if key in ("--topic", "--group"):
+                kind = key[2:]
+                parsed.update(AclEntry(principal, kind, pattern, name, op) for op in ops)  # type: ignore[arg-type]
+    assert parsed == set(entries)
+
+
+def test_when_rendered_as_json_then_principals_and_entries_are_listed(
+    config: GatewayConfig,
+) -> None:
+    partners = partner_principals(config, "User:partner-{sink}")
+    entries = derive_acls(config, app_id="gw", partners=partners)
+    shown = render_json(entries, gateway_principal="User:gateway", partners=partners)
+    assert shown["principals"]["partners"]["ads"] == "User:partner-ads"
+    assert len(shown["acls"]) == len(entries)
+    assert {a["permission"] for a in shown["acls"]} == {"ALLOW"}
+
+
+def test_when_gateway_acls_runs_then_it_prints_the_configs_acls() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "topologies.cli", "acls", "--format", "json", "--app-id", "gw"],
+        capture_output=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = orjson.loads(result.stdout)
+    config = load_config(REPO / "config")
+    assert len(shown["acls"]) == len(derive_acls(config, app_id="gw"))
+    text = subprocess.run(
+        [sys.executable, "-m", "topologies.cli", "acls", "--config", str(REPO / "nowhere")],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert text.returncode == 1
