@@ -5,7 +5,8 @@ and returns every ACL entry (allow only; Kafka denies the rest when the cluster 
 authorizer with `allow.everyone.if.no.acl.found=false`):
 
 * the gateway's principal reads and describes the raw topics and the consent topic; writes and
-  describes every sink topic, the audit topic and the DLQ; may create those topics (the worker
+  describes every sink topic, the audit topic, the DLQ and the erasure notice topic (no partner
+  reads it: its notices name every sink's pseudonyms); may create those topics (the worker
   creates missing ones at start); owns the topics named `<app id>-...` (faust's changelog and
   assignor topics: read, write, create, describe) and reads its three consumer groups
   (`worker_groups`);
@@ -102,7 +103,7 @@ def derive_acls(
         entries.update(AclEntry(who, kind, pattern, n, op) for n in names for op in ops)
 
     reads = [topics.usage_raw, topics.device_raw, topics.consent]
-    writes = [rule.topic for rule in config.sinks] + [topics.audit, topics.dlq]
+    writes = [rule.topic for rule in config.sinks] + [topics.audit, topics.dlq, topics.erasure]
     allow(gateway_principal, "topic", reads, ("Read", "Describe", "Create"))
     allow(gateway_principal, "topic", writes, ("Write", "Describe", "Create"))
     allow(

@@ -57,13 +57,16 @@ def test_when_acls_are_derived_then_only_the_gateway_touches_raw_consent_audit_a
 ) -> None:
     topics = config.settings.topics
     entries = derive_acls(config, app_id="gw", gateway_principal="User:gw-worker")
-    private = {topics.usage_raw, topics.device_raw, topics.consent, topics.audit, topics.dlq}
+    private = {
+        topics.usage_raw, topics.device_raw, topics.consent, topics.audit, topics.dlq,
+        topics.erasure,
+    }  # fmt: skip
     assert {e.principal for e in entries if e.name in private} == {"User:gw-worker"}
     gateway = grants(entries, "User:gw-worker")
     for topic in (topics.usage_raw, topics.device_raw, topics.consent):
         assert ("topic", "literal", topic, "Read") in gateway
         assert ("topic", "literal", topic, "Write") not in gateway
-    for topic in [topics.audit, topics.dlq] + [rule.topic for rule in config.sinks]:
+    for topic in [topics.audit, topics.dlq, topics.erasure, *(r.topic for r in config.sinks)]:
         assert ("topic", "literal", topic, "Write") in gateway
         assert ("topic", "literal", topic, "Read") not in gateway
     for group in worker_groups("gw"):
