@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import GatewayError
 from topologies.worker_cli import command_settings, refusing
 
 
@@ -88,11 +89,22 @@ def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ):
         parser = actions.add_parser(name, help=text, description=text)
         parser.set_defaults(handler=handler)
+        if name == "up":
+            parser.add_argument(
+                "--secure",
+                action="store_true",
+                help="a SASL_SSL broker with a throwaway CA, SCRAM users for the gateway and "
+                "each sink's partner, and the ACLs of `gateway acls` (its own state and ports)",
+            )
+            parser.add_argument("--config", type=Path, default=Path("config"), help="for --secure")
+            parser.add_argument("--app-id", default="privacy-gateway", help="for --secure")
 
 
-def _up(_: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace) -> int:
     from devtools import local_broker
 
+    if args.secure:
+        return _up_secure(args)
     started = time.monotonic()
     try:
         state, reused = local_broker.up()
@@ -106,6 +118,41 @@ def _up(_: argparse.Namespace) -> int:
     return 0
 
 
+def _up_secure(args: argparse.Namespace) -> int:
+    from devtools import local_broker, secure_broker
+
+    started = time.monotonic()
+    try:
+        broker, reused = secure_broker.up(args.config, app_id=args.app_id)
+    except (local_broker.BrokerError, GatewayError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    took = time.monotonic() - started
+    how = "reused the running secure broker" if reused else f"started in {took:.1f}s"
+    print(
+        f"Kafka {broker.state.kafka_version} (KRaft, SASL_SSL, ACLs) {how}, pid "
+        f"{broker.state.pid}; users and passwords in {broker.credentials_file}",
+        file=sys.stderr,
+    )
+    print(broker.state.bootstrap)
+    return 0
+
+
+def _secure_status() -> bool:
+    from devtools import secure_broker
+
+    broker = secure_broker.running()
+    if broker is None:
+        return False
+    print(f"secure listener: {broker.listener}")
+    print("secure mechanism: SCRAM-SHA-512 (SCRAM-SHA-256 too)")
+    print(f"secure users: {', '.join(broker.users)}")
+    print(f"secure ca_file: {broker.ca_file}")
+    print(f"secure credentials: {broker.credentials_file} (owner-only)")
+    print(f"secure acl lines: {broker.acl_lines} (gateway acls --format kafka-acls)")
+    return True
+
+
 def _status(_: argparse.Namespace) -> int:
     from devtools import local_broker
 
@@ -114,9 +161,11 @@ def _status(_: argparse.Namespace) -> int:
     except local_broker.BrokerError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
+    secure = _secure_status()
     if state is None:
-        print("not running", file=sys.stderr)
-        return 3
+        if not secure:
+            print("not running", file=sys.stderr)
+        return 0 if secure else 3
     info: dict[str, Any] = {
         "bootstrap": state.bootstrap,
         "pid": state.pid,
@@ -130,8 +179,11 @@ def _status(_: argparse.Namespace) -> int:
 
 
 def _down(_: argparse.Namespace) -> int:
-    from devtools import local_broker
+    from devtools import local_broker, secure_broker
 
+    secure = secure_broker.down()
+    if secure is not None:
+        print(f"stopped the secure local broker (pid {secure.pid})", file=sys.stderr)
     state = local_broker.down()
     if state is None:
         print("no local broker was running", file=sys.stderr)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from topologies.security import PLAINTEXT, ClientSecurity
 
 KAFKA_VERSION = "4.0.2"
 LOG4J_VERSION = "2.24.3"
@@ -268,8 +269,10 @@ def running_state() -> BrokerState | None:
     return None
 
 
-def metadata_ok(bootstrap: str, *, timeout: float = 5.0) -> bool:
-    """True when the broker answers a metadata request."""
+def metadata_ok(
+    bootstrap: str, *, timeout: float = 5.0, security: ClientSecurity = PLAINTEXT
+) -> bool:
+    """True when the broker answers a metadata request (authenticating with `security`)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     host, _, port = bootstrap.rpartition(":")
@@ -279,7 +282,9 @@ def metadata_ok(bootstrap: str, *, timeout: float = 5.0) -> bool:
         return False
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=3000, **security.aiokafka()
+        )
         try:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.describe_cluster(), timeout)

@@ -203,13 +203,13 @@ def _consent(args: argparse.Namespace) -> int:
     security = load_checked_security(settings)
     topic = config.settings.topics.consent
     try:
-        with quiet_kafka_client():
+        with quiet_kafka_client() as trouble:
             partition, offset = asyncio.run(
                 publish_consent(settings.bootstrap, topic, args.subject, value, security=security)
             )
     except ClusterUnreachableError as exc:
         print(
-            f"gateway consent: {unreachable(settings.bootstrap, exc.args[0])}; "
+            f"gateway consent: {unreachable(settings.bootstrap, exc.args[0], trouble)}; "
             "nothing was published",
             file=sys.stderr,
         )

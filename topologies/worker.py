@@ -55,26 +55,67 @@ def load_checked_security(settings: KafkaClientSettings) -> ClientSecurity:
         ) from exc
 
 
-def unreachable(bootstrap: str, error: Exception) -> str:
-    """One line saying the cluster could not be reached: the server count, never the addresses."""
+# What aiokafka's connection errors say, and what the operator should check (the security
+# settings are the usual cause when a reachable broker refuses the connection).
+_CONNECTION_HINTS = (
+    ("SaslAuthenticationFailed", "the broker refused the SASL credentials (check "
+     "KAFKA_SASL_USERNAME, the password and KAFKA_SASL_MECHANISM)"),
+    ("CERTIFICATE_VERIFY_FAILED", "the broker's TLS certificate is not trusted (check "
+     "KAFKA_SSL_CAFILE) or does not name the host (KAFKA_SSL_CHECK_HOSTNAME)"),
+    ("UnsupportedSaslMechanism", "the broker does not offer KAFKA_SASL_MECHANISM"),
+    ("WRONG_VERSION_NUMBER", "TLS to a listener that does not speak it (check "
+     "KAFKA_SECURITY_PROTOCOL)"),
+)  # fmt: skip
+
+
+class ConnectionTrouble(logging.Handler):
+    """Collects why aiokafka failed to connect, as fixed hints (never its text or addresses)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.hints: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the hint of each known cause the record names (once)."""
+        text = record.getMessage()
+        for marker, hint in _CONNECTION_HINTS:
+            if marker in text and hint not in self.hints:
+                self.hints.append(hint)
+
+
+def unreachable(bootstrap: str, error: Exception, trouble: ConnectionTrouble | None = None) -> str:
+    """One line saying the cluster could not be reached: the server count, never the addresses.
+
+    With `trouble` (from `quiet_kafka_client`), the known causes are named too: refused SASL
+    credentials, an untrusted certificate, a protocol mismatch.
+    """
     count = len(bootstrap.split(","))
     servers = "1 server" if count == 1 else f"{count} servers"
-    return f"cannot reach the Kafka cluster at KAFKA_BOOTSTRAP ({servers}): {type(error).__name__}"
+    text = f"cannot reach the Kafka cluster at KAFKA_BOOTSTRAP ({servers}): {type(error).__name__}"
+    if trouble is not None and trouble.hints:
+        text += ": " + "; ".join(trouble.hints)
+    return text
 
 
 @contextlib.contextmanager
-def quiet_kafka_client() -> Iterator[None]:
+def quiet_kafka_client() -> Iterator[ConnectionTrouble]:
     """Silence aiokafka's own log while a command first talks to the cluster.
 
-    Its connection errors name each address; the command says what failed in one line instead.
+    Its connection errors name each address; the command says what failed in one line instead,
+    with the causes the yielded `ConnectionTrouble` recognised.
     """
     logger = logging.getLogger("aiokafka")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    level, propagate = logger.level, logger.propagate
+    trouble = ConnectionTrouble()
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(trouble)
     try:
-        yield
+        yield trouble
     finally:
+        logger.removeHandler(trouble)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def load_checked_config(directory: Path) -> GatewayConfig:
@@ -94,6 +135,7 @@ def topic_specs(config: GatewayConfig, partitions: int) -> list[TopicSpec]:
         TopicSpec(topics.consent, partitions, compacted=True),
         TopicSpec(topics.dlq, partitions),
         TopicSpec(topics.audit, partitions),
+        TopicSpec(topics.erasure, partitions),
     ]
     specs += [TopicSpec(rule.topic, partitions) for rule in config.sinks]
     return specs
@@ -186,12 +228,12 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         )
     engine = Engine(config, keyring)
     try:
-        with quiet_kafka_client():
+        with quiet_kafka_client() as trouble:
             partitions, output_partitions = asyncio.run(
                 prepare_topics(settings.bootstrap, config, settings.partitions, security=security)
             )
     except KafkaConnectionError as exc:
-        raise StartError(unreachable(settings.bootstrap, exc)) from None
+        raise StartError(unreachable(settings.bootstrap, exc, trouble)) from None
     registry = CollectorRegistry()
     metrics = build_metrics(config, registry)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.local_broker import free_port
 from gateway.keys import env_name
 from tests.integration.procs import Proc
+from topologies.security import PLAINTEXT, ClientSecurity
 
 REPO = Path(__file__).resolve().parents[2]
 SINKS = ("analytics", "ads", "social")
@@ -45,6 +46,10 @@ class Stack:
     keys: dict[str, bytes] = field(default_factory=dict)
     proc: Proc | None = None
     logs: list[Path] = field(default_factory=list)
+    # A secure cluster: how the test's own clients connect (a super user's options), and the
+    # worker's extra environment (its KAFKA_SECURITY_* and KAFKA_SASL_* variables).
+    security: ClientSecurity = PLAINTEXT
+    extra_env: dict[str, str] = field(default_factory=dict)
     _producer: AIOKafkaProducer | None = None
 
     def __post_init__(self) -> None:
@@ -85,6 +90,7 @@ class Stack:
             "GATEWAY_METRICS_PORT": str(self.metrics_port),
             "GATEWAY_PARTITIONS": str(self.partitions),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         for sink, key in self.keys.items():
             env[env_name(sink)] = f"test-{sink}:{base64.b64encode(key).decode()}"
@@ -98,7 +104,9 @@ class Stack:
         from gateway.config import load_config
         from topologies.worker import prepare_topics
 
-        await prepare_topics(self.bootstrap, load_config(self.config_dir), self.partitions)
+        await prepare_topics(
+            self.bootstrap, load_config(self.config_dir), self.partitions, security=self.security
+        )
 
     async def start(self, *, wait: bool = True) -> Proc:
         self.metrics_port = free_port()
@@ -132,8 +140,9 @@ class Stack:
     async def producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2
-            )
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
+                **self.security.aiokafka(),
+            )  # fmt: skip
             await self._producer.start()
         return self._producer
 
@@ -201,7 +210,7 @@ class Stack:
         """Every record of one of the stack's topics, read from the start until idle."""
         consumer = AIOKafkaConsumer(
             self.topics[name], bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False,
+            enable_auto_commit=False, **self.security.aiokafka(),
         )  # fmt: skip
         await consumer.start()
         records: list[ConsumerRecord[bytes, bytes]] = []
