@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.consent import ConsentOutcome
 from gateway.decision import Verdict
+from gateway.erasure import ERASURE_REASONS
 from gateway.errors import GatewayError
 from gateway.guard import EMAIL, GUARDED_IDENTIFIERS
 from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
@@ -33,6 +34,8 @@ __all__ = [
     "DEFAULT_DROP_REASONS",
     "DEFAULT_FORWARD_REASONS",
     "DEFAULT_INVALID_REASONS",
+    "ERASURE_BUCKETS",
+    "ERASURE_REASONS",
     "LATENCY_BUCKETS",
     "PROCESSING_BUCKETS",
     "RELOAD_RESULTS",
@@ -73,6 +76,11 @@ BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 500
 # Most batches do not wait at all; the first bucket separates "no wait" from "waited".
 BARRIER_WAIT_BUCKETS: Final = (
     0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+# A consent record's Kafka timestamp to its erasure notices' acknowledgement: 10 ms .. 15 min.
+ERASURE_BUCKETS: Final = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 )  # fmt: skip
 
 _NAME_SHAPE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")  # sinks, reason codes
@@ -237,6 +245,19 @@ class GatewayMetrics:
             "gateway_last_event_processed_time_seconds",
             "Wall time at which this worker last finished a non-empty batch (Unix seconds).",
         )
+        self.erasure_notices = counter(
+            "gateway_erasure_notices_total",
+            "Erasure notices acknowledged (gateway.erasure), per sink and reason: one per sink and"
+            " erased or child subject, with the sink's tombstones and the audit record.",
+            ("sink", "reason"),
+        )
+        self.erasure_latency = histogram(
+            "gateway_erasure_notice_seconds",
+            "Time from a consent record's Kafka timestamp (a tombstone, or the record that made"
+            " the subject a child) to the acknowledgement of every erasure notice it caused.",
+            ERASURE_BUCKETS,
+            ("reason",),
+        )
         self.config_info = gauge(
             "gateway_config_info", "The loaded sink-rule config version (always 1).", ("version",)
         )
@@ -268,6 +289,10 @@ class GatewayMetrics:
                     self.decisions.labels(sink, verdict, reason)
         for outcome in CONSENT_OUTCOMES:
             self.consent_records.labels(outcome)
+        for reason in ERASURE_REASONS:
+            self.erasure_latency.labels(reason)
+            for sink in sorted(self.sinks):
+                self.erasure_notices.labels(sink, reason)
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result)
 
@@ -384,6 +409,21 @@ class GatewayMetrics:
         key = (_check("topic", topic, self.topics), self._partition(partition))
         if self._has_series("gateway_consumer_lag_records", key):
             self.consumer_lag.remove(*key)
+
+    # Erasure notices
+
+    def erasure_notices_acknowledged(self, sink: str, reason: str, n: int = 1) -> None:
+        """`n` erasure notices for `sink` acknowledged; `reason` an `ErasureReason` value."""
+        _check("sink", sink, self.sinks)
+        self.erasure_notices.labels(sink, _check("reason", reason, ERASURE_REASONS)).inc(n)
+
+    def erasure_acknowledged_after(self, reason: str, seconds: float) -> None:
+        """The notices of one consent record were acknowledged `seconds` after its timestamp.
+
+        A negative value (the producer's clock ahead of ours) counts as 0.
+        """
+        label = _check("reason", reason, ERASURE_REASONS)
+        self.erasure_latency.labels(label).observe(max(seconds, 0.0))
 
     # Config and build
 

@@ -42,6 +42,7 @@ from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import Keyring
 from gateway.metrics import GatewayMetrics
+from gateway.records import Output
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
 from topologies.enforce import Enforcer
@@ -146,6 +147,7 @@ def build_app(
     reader = make_reader(
         bootstrap, app_id, config=config, engine=engine, metrics=metrics, barrier=barrier,
         consent=consent, output=output, tuning=tuning, on_failure=_exit_without_commit,
+        keep_gpc=feed.keep_gpc,
         security=security,
     )  # fmt: skip
     reloader = None
@@ -224,8 +226,9 @@ def make_consent_feed(
 ) -> tuple[ConsentFeed, ConsentBarrier]:
     """The consent feed (group `<app id>-consent-feed`) and the barrier it advances.
 
-    The feed writes the table's changelog (`partitions` of them) and the DLQ on a writer of its
-    own on the shared producer; the barrier asks the feed for the consent end offsets.
+    The feed writes the table's changelog (`partitions` of them), the DLQ and the erasure
+    notices (erasure, sink and audit topics: every topic of `output_partitions`) on a writer of
+    its own on the shared producer; the barrier asks the feed for the consent end offsets.
     """
     topics = config.settings.topics
     changelog = table.changelog_topic
@@ -238,9 +241,7 @@ def make_consent_feed(
         barrier=barrier,
         engine=engine,
         metrics=metrics,
-        writer=lambda: output.writer(
-            {changelog: partitions, topics.dlq: output_partitions[topics.dlq]}
-        ),
+        writer=lambda: output.writer({**output_partitions, changelog: partitions}),
         changelog_topic=changelog,
         commit_interval=commit_interval,
         remember_partition=table.remember_partition,
@@ -265,11 +266,14 @@ def make_reader(
     consumer_factory: ConsumerFactory = AIOKafkaConsumer,
     clock: Callable[[], float] = time.time,
     security: ClientSecurity = PLAINTEXT,
+    keep_gpc: Callable[[str, int, int], Output] | None = None,
 ) -> RawReader:
     """The raw reader (group `<app id>-raw`) and its enforcer, writing on the shared producer.
 
     The enforcer reads consent from the table's dict; `on_failure` is called with the exception
-    of a batch that could not be completed (the worker's: exit without committing).
+    of a batch that could not be completed (the worker's: exit without committing). `keep_gpc`
+    (`ConsentFeed.keep_gpc`) keeps a GPC signal under `gpc: sticky`; the enforcer's writer then
+    also writes the table's changelog (as many partitions as the raw topics).
     """
     topics = config.settings.topics
     kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
@@ -281,9 +285,13 @@ def make_reader(
 
     async def make_enforcer() -> Enforcer:
         writer = await output.start()
+        if keep_gpc is not None:  # the changelog is co-partitioned with the raw topics
+            changelog = {consent.changelog_topic: output.partitions[topics.usage_raw]}
+            writer = await output.writer({**output.partitions, **changelog})
         return Enforcer(
-            engine, kinds=kinds, consent=consent_of, writer=writer, metrics=metrics, clock=clock
-        )
+            engine, kinds=kinds, consent=consent_of, writer=writer, metrics=metrics, clock=clock,
+            keep_gpc=keep_gpc,
+        )  # fmt: skip
 
     def on_batch(size: int, waited: float, seconds: float) -> None:
         metrics.barrier_waited(waited)
@@ -472,6 +480,7 @@ class OutputProducer:
         self._producer: AIOKafkaProducer | None = None
         self._writer: BatchWriter | None = None
         self._lock = asyncio.Lock()
+        self._order = asyncio.Lock()  # shared by every writer: batches in decision order
 
     async def start(self) -> BatchWriter:
         """Make and start the producer, fetch each output topic's metadata; return its writer.
@@ -485,14 +494,19 @@ class OutputProducer:
                 await self._producer.start()
                 for topic in self._partitions:  # metadata now, not on the first batch's clock
                     await self._producer.partitions_for(topic)
-                self._writer = BatchWriter(self._producer, self._partitions)
+                self._writer = BatchWriter(self._producer, self._partitions, order=self._order)
             return self._writer
 
     async def writer(self, partitions: Mapping[str, int]) -> BatchWriter:
         """Another writer on the same producer, with its own batches and acknowledgements."""
         await self.start()
         assert self._producer is not None
-        return BatchWriter(self._producer, partitions)
+        return BatchWriter(self._producer, partitions, order=self._order)
+
+    @property
+    def partitions(self) -> dict[str, int]:
+        """The partition count of every output topic this producer was made for (a copy)."""
+        return dict(self._partitions)
 
     async def stop(self) -> None:
         """Send what the producer still holds and close it; nothing to do before `start`."""

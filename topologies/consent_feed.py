@@ -12,6 +12,15 @@ The feed pauses from a revocation until faust reports recovery complete, then re
 offsets it committed; it commits only after the changelog writes are acknowledged.
 Re-applying a record is harmless: equal timestamps are stale.
 
+Erasure notices (README, "Erasure notices"): a tombstone, or a record that makes the subject a
+child without a parent's consent, adds the notices `gateway.erasure.erasure_reason` calls for
+(built by `OutputRecords.erasure`) to the same writer as the changelog, so they are acknowledged
+before the consent offset is committed; a crash before that redelivers the record and the
+notices go out again with the same dedup ids. They are counted once acknowledged.
+
+Sticky GPC (`gpc: sticky`): the enforcer keeps a subject's GPC signal in the table through
+`keep_gpc`, which writes the state and returns its changelog record for the enforcer's batch.
+
 Each record is ordered by `gateway.consent`'s rule, with its Kafka record timestamp and the
 configured clock tolerance: a future-dated record is ordered at its Kafka timestamp (counted in
 `gateway_consent_future_dated_total`). A record that cannot be parsed or applied (whatever it
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -54,16 +64,19 @@ from gateway.consent import (
 )
 from gateway.consent_state import ConsentState
 from gateway.engine import Engine
+from gateway.erasure import ErasureReason, erasure_reason
 from gateway.events import Invalid, internal_error
 from gateway.metrics import GatewayMetrics
 from gateway.reasons import Reason
-from gateway.records import Source
+from gateway.records import Output, Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
 log = logging.getLogger("gateway.consent")
+# One consent record's notices: the sinks told, why, and the record's Kafka timestamp (ms).
+_Erasure = tuple[tuple[str, ...], ErasureReason, int | None]
 
 
 class ConsentTable(Protocol):
@@ -242,6 +255,7 @@ class ConsentFeed:
         counts: Counter[ConsentOutcome] = Counter()
         tolerance = self._engine.config.settings.consent_clock_tolerance_seconds
         newest = future_dated = 0
+        erasures: list[_Erasure] = []
         for tp, messages in batch.items():
             partition = tp.partition
             for message in messages:
@@ -256,8 +270,13 @@ class ConsentFeed:
                     else:
                         if isinstance(parsed, ConsentUpdate) and parsed.future_dated:
                             future_dated += 1
-                        outcome, applied_at = self._apply(store, writer, parsed, partition)
+                        source = Source(self._topic, partition, message.offset)
+                        outcome, applied_at, erased = self._apply(
+                            store, writer, parsed, source, message.timestamp
+                        )
                         newest = max(newest, applied_at)
+                        if erased is not None:
+                            erasures.append(erased)
                 except Exception as exc:  # a poison pill costs itself only
                     outcome = ConsentOutcome.INVALID
                     self._internal_error(writer, exc, message, partition)
@@ -265,7 +284,10 @@ class ConsentFeed:
                 barrier.applied(partition, message.offset)
             if messages:
                 self._pending[tp] = messages[-1].offset + 1
-        self._unacked.append(await writer.send())
+        acked = await writer.send()
+        self._unacked.append(acked)
+        if erasures:
+            acked.add_done_callback(functools.partial(self._erasures_acknowledged, erasures))
         now, metrics = time.time(), self._metrics
         if counts[ConsentOutcome.APPLIED]:
             metrics.consent_applied(newest / 1e6, now, counts[ConsentOutcome.APPLIED])
@@ -283,28 +305,97 @@ class ConsentFeed:
         store: MutableMapping[bytes, bytes],
         writer: BatchWriter,
         update: ConsentUpdate | Tombstone,
-        partition: int,
-    ) -> tuple[ConsentOutcome, int]:
-        """Apply one record to the table and its changelog.
+        source: Source,
+        timestamp_ms: int | None,
+    ) -> tuple[ConsentOutcome, int, _Erasure | None]:
+        """Apply one record to the table and its changelog, and add its erasure notices.
 
-        Returns (the outcome, the applied state's time in epoch µs, else 0). The changelog
-        record is added before the table changes, so a record that raises (a corrupt table value,
-        a writer refusing the record) leaves the table as it was.
+        `source` is the record's position, `timestamp_ms` its Kafka timestamp (epoch ms, None
+        or negative: none). Returns (the outcome, the applied state's time in epoch µs, else 0,
+        the notices added, or None). Notices and the changelog record are added before the table
+        changes, so a record that raises (a corrupt table value, a writer refusing the record)
+        leaves the table as it was.
         """
+        partition = source.partition
         key = update.subject_id.encode()
         packed = store.get(key)
         current = None if packed is None else int(packed)
         new, outcome = apply_consent(current, update)
+        erased = self._erase(
+            writer, current, update, outcome, source=source, timestamp_ms=timestamp_ms
+        )
         if outcome is ConsentOutcome.APPLIED and new is not None:
             value = b"%d" % new
             writer.add(self._changelog, partition, key, value, [])
             store[key] = value
             self._remember_partition(key, partition)
-            return outcome, ConsentState.ordered_at_us(new)
+            return outcome, ConsentState.ordered_at_us(new), erased
         if outcome is ConsentOutcome.TOMBSTONE and current is not None:
             writer.add(self._changelog, partition, key, None, [])
             store.pop(key, None)
-        return outcome, 0
+        return outcome, 0, erased
+
+    def _erase(
+        self,
+        writer: BatchWriter,
+        current: int | None,
+        update: ConsentUpdate | Tombstone,
+        outcome: ConsentOutcome,
+        *,
+        source: Source,
+        timestamp_ms: int | None,
+    ) -> _Erasure | None:
+        """Add the erasure notices one record calls for (gateway.erasure); None: it calls for none.
+
+        The notices' consent version is the record's ordering time, a tombstone's its Kafka
+        timestamp (µs). Logged by position and reason, never the subject.
+        """
+        settings = self._engine.config.settings
+        reason = erasure_reason(
+            current, update, outcome, unknown_age_is_child=settings.unknown_age == "child"
+        )
+        if reason is None:
+            return None
+        stamp = timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None
+        if isinstance(update, ConsentUpdate):
+            version: int | None = update.updated_at_us
+        else:
+            version = None if stamp is None else stamp * 1000
+        notices = self._engine.records.erasure(update.subject_id, reason, version, source)
+        for topic, key, value, headers in notices.outputs:
+            writer.add(topic, source.partition, key, value, headers)
+        log.info(
+            "erasure notices: topic=%s partition=%d offset=%d reason=%s sinks=%d",
+            source.topic, source.partition, source.offset, reason.value, len(notices.sinks),
+        )  # fmt: skip
+        return notices.sinks, reason, stamp
+
+    def _erasures_acknowledged(self, erasures: list[_Erasure], acked: asyncio.Future[Any]) -> None:
+        """Count the notices of an acknowledged send, and how long after each record's timestamp.
+
+        A failed send counts nothing: its offsets are not committed, so the notices are redone.
+        """
+        if acked.cancelled() or acked.exception() is not None:
+            return
+        now, metrics = time.time(), self._metrics
+        for sinks, reason, timestamp_ms in erasures:
+            for sink in sinks:
+                metrics.erasure_notices_acknowledged(sink, reason.value)
+            if timestamp_ms is not None:
+                metrics.erasure_acknowledged_after(reason.value, now - timestamp_ms / 1000)
+
+    def keep_gpc(self, subject_id: str, partition: int, state: int) -> Output:
+        """Keep a subject's GPC signal (`gpc: sticky`): the table holds `state` from now on.
+
+        `state` is the subject's packed state with the sticky GPC bit set
+        (gateway.consent.sticky_gpc); `partition` is the raw record's, the same number as the
+        subject's consent and changelog partition. Returns the changelog record, which the caller
+        writes with its batch before committing the raw offsets, so the signal survives restarts.
+        """
+        key = subject_id.encode()
+        value = b"%d" % state
+        self._table.data[key] = value
+        return Output(self._changelog, key, value, [])
 
     def _dead_letter(
         self, writer: BatchWriter, parsed: Invalid, partition: int, offset: int

@@ -11,6 +11,10 @@ outputs built (or added to the writer) sends that record to the DLQ with reason
 `internal_error` (the detail names the exception's type, never its message), counts it as an
 invalid record (and a drop per sink), and the batch goes on. A record's outputs are built first
 and added only once all are built, so a failure never leaves a record in some sinks and the DLQ.
+
+Sticky GPC (`gpc: sticky`, gateway.consent): an event with `gpc: true` of a subject with a
+consent record keeps the signal in the consent table (`keep_gpc`); the changelog record goes out
+with the batch's outputs, so it is acknowledged before the raw offsets are committed.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.consent import sticky_gpc
 from gateway.consent_state import ConsentState
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
@@ -123,8 +128,10 @@ class Enforcer:
     output's config version at once. Parameters: `engine` (the compiled config, its guard and
     records), `kinds` (raw topic -> EventKind), `consent` (subject id -> packed consent, None
     when unknown), `writer` (where outputs go), `metrics` (None: nothing recorded), `clock`
-    (wall time in seconds, for the end-to-end latency). `submit` raises only when the writer
-    does (a record that cannot be decided costs itself only: module docstring).
+    (wall time in seconds, for the end-to-end latency), `keep_gpc(subject_id, partition,
+    state)` (keeps a GPC signal under `gpc: sticky` and returns the table's changelog record;
+    None: never kept). `submit` raises only when the writer does (a record that cannot be
+    decided costs itself only: module docstring).
     """
 
     def __init__(
@@ -136,8 +143,10 @@ class Enforcer:
         writer: OutputWriter,
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
+        keep_gpc: Callable[[str, int, int], Output] | None = None,
     ) -> None:
         self._engine = engine
+        self._keep_gpc = keep_gpc
         self._kinds = dict(kinds)
         self._consent = consent
         self._writer = writer
@@ -206,6 +215,14 @@ class Enforcer:
             invalid = (record.topic, parsed.reason.value)
             return [self._dead_letter(record, parsed, engine)], (invalid, _NO_DECISIONS, 0, 0)
         state = self._consent(parsed.subject_id)
+        kept = None
+        if (
+            self._keep_gpc is not None
+            and parsed.fields.get("gpc") is True
+            and settings.gpc == "sticky"
+        ):
+            kept = sticky_gpc(state)  # None: unknown subject, or kept already
+            state = state if kept is None else kept
         version = ConsentState.version(state)
         consent = records.consent_header(version)
         source: Source | None = None
@@ -222,6 +239,8 @@ class Enforcer:
                 source = _new_tuple(Source, (record.topic, record.partition, record.offset))
             outputs.append(records.audit(parsed, decision, source, version, consent))
             audits += 1
+        if kept is not None and self._keep_gpc is not None:  # decided: keep the signal now
+            outputs.append(self._keep_gpc(parsed.subject_id, record.partition, kept))
         return outputs, (None, decisions, parsed.occurred_at_us, audits)
 
     def _dead_letter(self, record: Record, invalid: Invalid, engine: Engine) -> Output:

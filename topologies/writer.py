@@ -10,6 +10,12 @@ Partitioning: an output record goes to `source partition mod the output topic's 
 The raw topics are keyed by subject, so one subject's records keep their order and always meet
 in one output partition; no hash is computed per record. (A sink's key is its pseudonym of the
 subject, so key -> partition is still a function, as consumers expect.)
+
+Order across writers: the writers of one producer (the enforcer's, the consent feed's) share an
+`order` lock held while `send` hands its batches over, so batches reach the producer in the
+order their records were decided. An erasure tombstone or a child's notices, added after the
+table changed, then never overtake a record decided before that change: on a compacted sink
+topic the tombstone is the subject's last record.
 """
 
 from __future__ import annotations
@@ -51,10 +57,19 @@ class BatchWriter:
     name raises `KeyError`); a batch holds up to the producer's `max_batch_size` bytes. `add`
     raises `ValueError` for a record larger than an empty batch; `send` raises what the
     producer's `send_batch` raises, and the future it returns fails if a batch is refused.
+    `order` is the lock the writers of one producer share (module docstring); None: a lock of
+    its own.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, partitions: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        partitions: Mapping[str, int],
+        *,
+        order: asyncio.Lock | None = None,
+    ) -> None:
         self._producer = producer
+        self._order = order if order is not None else asyncio.Lock()
         self._partitions = dict(partitions)
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[str, int, Any]] = []
@@ -87,7 +102,9 @@ class BatchWriter:
         ready = self._full + [(t, p, b) for (t, p), b in self._open.items()]
         self._full, self._open = [], {}
         futures = []
-        for topic, partition, builder in ready:
-            builder.close()
-            futures.append(await self._producer.send_batch(builder, topic, partition=partition))
+        # Taken with no await before it, so writers queue in the order they were called.
+        async with self._order:
+            for topic, partition, builder in ready:
+                builder.close()
+                futures.append(await self._producer.send_batch(builder, topic, partition=partition))
         return asyncio.gather(*futures)

@@ -58,6 +58,7 @@ class Stack:
         base = {
             "usage_raw": "events.usage.raw", "device_raw": "events.device.raw",
             "consent": "consent.state", "dlq": "gateway.dlq", "audit": "gateway.audit",
+            "erasure": "gateway.erasure",
         }  # fmt: skip
         self.topics = {name: f"{topic}.{self.suffix}" for name, topic in base.items()}
         for sink in SINKS:
@@ -73,7 +74,8 @@ class Stack:
         shutil.copytree(REPO / "config" / "sinks", self.config_dir / "sinks", dirs_exist_ok=True)
         settings = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text())
         settings["topics"] = {
-            k: self.topics[k] for k in ("usage_raw", "device_raw", "consent", "dlq", "audit")
+            k: self.topics[k]
+            for k in ("usage_raw", "device_raw", "consent", "dlq", "audit", "erasure")
         }
         (self.config_dir / "gateway.yaml").write_text(yaml.safe_dump(settings))
         for sink in SINKS:

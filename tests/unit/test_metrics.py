@@ -41,6 +41,8 @@ EXPECTED_FAMILIES = {
     "gateway_consent_lag_records": ("gauge", {"partition"}),
     "gateway_consumer_lag_records": ("gauge", {"topic", "partition"}),
     "gateway_last_event_processed_time_seconds": ("gauge", set()),
+    "gateway_erasure_notices": ("counter", {"sink", "reason"}),
+    "gateway_erasure_notice_seconds": ("histogram", {"reason"}),
     "gateway_config_info": ("gauge", {"version"}),
     "gateway_config_reloads": ("counter", {"result"}),
     "gateway_build_info": (
@@ -353,3 +355,22 @@ def test_when_an_identifier_is_scrubbed_then_it_counts_per_sink_and_kind(
 def test_when_consent_is_future_dated_then_it_is_counted(metrics: GatewayMetrics) -> None:
     metrics.consent_future_dated(3)
     assert metrics.snapshot()["gateway_consent_future_dated_total"][()] == 3
+
+
+def test_when_erasure_notices_are_acknowledged_then_they_count_per_sink_and_reason(
+    metrics: GatewayMetrics, registry: CollectorRegistry
+) -> None:
+    metrics.erasure_notices_acknowledged("ads", "subject_erased", 2)
+    metrics.erasure_acknowledged_after("child_discovered", -1.0)  # skewed clock: 0
+    metrics.erasure_acknowledged_after("subject_erased", 0.3)
+    samples = exposed(registry)
+    counts = samples["gateway_erasure_notices_total"]
+    assert counts[labels(sink="ads", reason="subject_erased")] == 2
+    assert counts[labels(sink="social", reason="child_discovered")] == 0
+    seconds = samples["gateway_erasure_notice_seconds_sum"]
+    assert seconds[labels(reason="child_discovered")] == 0
+    assert seconds[labels(reason="subject_erased")] == pytest.approx(0.3)
+    with pytest.raises(UnknownLabelValueError):
+        metrics.erasure_notices_acknowledged("ads", "deleted")
+    with pytest.raises(UnknownLabelValueError):
+        metrics.erasure_acknowledged_after("deleted", 1.0)
