@@ -54,7 +54,7 @@ from topologies.faust_adapter import (
 )
 from topologies.follower import ConsumerFactory
 from topologies.raw_reader import RawReader
-from topologies.reload import ConfigReloader
+from topologies.reload import ConfigReloader, LoadKeys
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.settings import WorkerSettings
 from topologies.writer import BatchWriter
@@ -124,6 +124,7 @@ def build_app(
     config_dir: Path | None = None,
     replication: int = 1,
     security: ClientSecurity = PLAINTEXT,
+    load_keys: LoadKeys | None = None,
 ) -> faust.App:
     """The worker's faust app, with the fast path wired into its life cycle and rebalances.
 
@@ -152,7 +153,9 @@ def build_app(
     )  # fmt: skip
     reloader = None
     if config_dir is not None:
-        reloader = make_reloader(config_dir, config, keyring, metrics, feed=feed, reader=reader)
+        reloader = make_reloader(
+            config_dir, config, keyring, metrics, feed=feed, reader=reader, load_keys=load_keys
+        )
     app.service(fast_path_service(output, feed, reader, reloader))
     install_never_fetching_consumer(app, raw_names)
     subscribe_raw_topics(app, raw_names)
@@ -324,14 +327,18 @@ def make_reloader(
     *,
     feed: ConsentFeed,
     reader: RawReader,
+    load_keys: LoadKeys | None = None,
 ) -> ConfigReloader:
-    """The SIGHUP reload: a new engine reaches every writer, the reader's and the feed's."""
+    """The SIGHUP reload: a new engine reaches every writer, the reader's and the feed's.
+
+    `load_keys` reloads the pseudonym keys with the rules (None: keys never change).
+    """
 
     def swap(new_engine: Engine) -> None:
         reader.swap(new_engine)
         feed.swap(new_engine)
 
-    return ConfigReloader(config_dir, config, keyring, metrics, swap=swap)
+    return ConfigReloader(config_dir, config, keyring, metrics, swap=swap, load_keys=load_keys)
 
 
 def fast_path_service(

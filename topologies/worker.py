@@ -257,6 +257,9 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         tuning=Tuning.from_settings(settings),
         config_dir=settings.config_dir,
         security=security,
+        load_keys=None
+        if demo
+        else lambda sinks: load_keyring(os.environ, sinks, secret_file=settings.keys_file),
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
     try:
