@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run test lint typecheck unit integration bench bench-decide broker-up broker-down clean
+.PHONY: help install tools run test lint typecheck unit integration bench bench-decide faults broker-up broker-down clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench: install ## the end-to-end benchmark against a raw aiokafka passthrough (l
 
 bench-decide: install ## decisions per second of the pure core
 	$(PY) benchmarks/bench_decide.py
+
+faults: install ## the fault and attack suite on the local broker: kill -9, two workers, wiped state, consent burst, all together; report in faults-report/
+	$(PY) -m tests.faults $(FAULTS_ARGS)
 
 broker-up: install ## start (or reuse) the local Kafka broker
 	$(BIN)/gateway local up

@@ -1,0 +1,222 @@
+"""Running one fault scenario on a real broker: load, faults during the load, drain, check.
+
+A `FaultRun` owns unique topics and a config (through the integration tests' `Stack`), the
+workers it starts (each `gateway run` in its own process and working directory), the traffic
+it produces, and the records it reads back for the checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from devtools.local_broker import free_port
+from gateway.acls import worker_groups
+from gateway.keys import pseudonymize
+from tests.faults.checker import Coordinates, Report, Written, check
+from tests.faults.traffic import Plan, Planned, Withdrawal
+from tests.integration.procs import Proc
+from tests.integration.stack import SINKS, Stack
+
+Fault = Callable[["FaultRun"], Awaitable[None]]
+
+
+class FaultRun:
+    """One scenario: a stack on unique topics, its workers, its traffic and what it wrote."""
+
+    def __init__(
+        self, bootstrap: str, root: Path, plan: Plan, *, rate: float, partitions: int = 3
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.root = root
+        self.plan = plan
+        self.rate = rate  # events per second offered
+        self.stack = Stack(bootstrap, root, uuid.uuid4().hex[:8], partitions=partitions)
+        self.workers: list[Proc] = []
+        self.produced: list[tuple[Planned, Coordinates]] = []
+        self.progress = 0.0  # share of the steps produced
+        self.faults: list[str] = []
+        self.notes: list[str] = []
+        self._producer: AIOKafkaProducer | None = None
+
+    # Workers.
+
+    def workdir(self, index: int) -> Path:
+        return self.root / f"worker-{index}-state"
+
+    async def start_worker(self, index: int = 0) -> Proc:
+        """Start `gateway run` number `index` (its own metrics port and working directory)."""
+        env = self.stack.env() | {"GATEWAY_METRICS_PORT": str(free_port())}
+        log = self.root / f"worker-{index}-{len(self.stack.logs)}.log"
+        self.stack.logs.append(log)
+        workdir = self.workdir(index)
+        workdir.mkdir(parents=True, exist_ok=True)
+        proc = Proc(self.stack.argv("run"), log, env, name=f"worker {index}", cwd=workdir)
+        while len(self.workers) <= index:
+            self.workers.append(proc)
+        self.workers[index] = proc
+        await proc.wait_for_log("Worker ready", timeout=180)
+        return proc
+
+    def kill9(self, index: int = 0) -> None:
+        self.faults.append(f"kill -9 worker {index} at {self.progress:.0%}")
+        self.workers[index].signal(signal.SIGKILL)
+        self.workers[index].stop()  # reaps it and closes its log
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.alive():
+                proc.stop()
+
+    def wipe_state(self, index: int = 0) -> None:
+        """Delete worker `index`'s local state (the consent table comes back from Kafka)."""
+        shutil.rmtree(self.workdir(index), ignore_errors=True)
+        self.faults.append(f"local state of worker {index} wiped at {self.progress:.0%}")
+
+    # Traffic.
+
+    async def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                request_timeout_ms=300_000, retry_backoff_ms=500,
+            )  # fmt: skip
+            await self._producer.start()
+        return self._producer
+
+    async def setup(self) -> None:
+        """Create the topics and publish the initial consent records (acks=all)."""
+        await self.stack.create_topics()
+        producer = await self.producer()
+        topic = self.stack.topics["consent"]
+        pending = [await producer.send(topic, value, key=key) for key, value in self.plan.consents]
+        await asyncio.gather(*pending)
+
+    async def at(self, share: float) -> None:
+        """Until `share` of the traffic has been produced."""
+        while self.progress < share:
+            await asyncio.sleep(0.05)
+
+    async def produce(self) -> None:
+        """Every step at the offered rate; a withdrawal waits for its acknowledgement first."""
+        producer = await self.producer()
+        steps = self.plan.steps
+        pending: list[tuple[Planned, asyncio.Future[object]]] = []
+        started = time.monotonic()
+        sent = 0
+        for number, step in enumerate(steps):
+            if isinstance(step, Withdrawal):
+                key = self.plan.subjects[step.subject].id.encode()
+                await producer.send_and_wait(self.stack.topics["consent"], step.value, key=key)
+            else:
+                topic = self.stack.topics[step.topic]
+                pending.append((step, await producer.send(topic, step.value, key=step.key)))
+                sent += 1
+                ahead = sent / self.rate - (time.monotonic() - started)
+                if ahead > 0.02:
+                    await asyncio.sleep(ahead)
+            self.progress = (number + 1) / len(steps)
+        for planned, future in pending:
+            meta = await future
+            self.produced.append((planned, (meta.topic, meta.partition, meta.offset)))  # type: ignore[attr-defined]
+
+    async def consent_burst(self, count: int) -> None:
+        """`count` consent records for subjects outside the traffic, as fast as they go."""
+        self.faults.append(f"consent burst of {count} records at {self.progress:.0%}")
+        producer = await self.producer()
+        topic = self.stack.topics["consent"]
+        record = self.plan.consents[0][1]
+        pending = [
+            await producer.send(topic, record, key=f"burst-{n:06d}".encode()) for n in range(count)
+        ]
+        await asyncio.gather(*pending)
+
+    # Draining and reading back.
+
+    async def drained(self, timeout: float) -> bool:
+        """Until the reader group committed every raw record (True), or `timeout` seconds."""
+        raw = [self.stack.topics["usage_raw"], self.stack.topics["device_raw"]]
+        group = worker_groups(self.stack.app_id).reader
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            parts = [TopicPartition(t, p) for t in raw for p in range(self.stack.partitions)]
+            ends = await consumer.end_offsets(parts)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                committed = await admin.list_consumer_group_offsets(group)
+                if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
+                    return True
+                await asyncio.sleep(1.0)
+            return False
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def read(self, name: str) -> list[Written]:
+        records = await self.stack.read(name, idle=3.0)
+        return [Written(r.key, r.value, tuple(r.headers)) for r in records]
+
+    async def check(self, scenario: str) -> Report:
+        sinks = {sink: await self.read(sink) for sink in SINKS}
+        audit = await self.read("audit")
+        dlq = await self.read("dlq")
+        keys = self.stack.keys
+
+        def dedup_id(sink: str, event_id: str) -> str:
+            return pseudonymize(keys[sink], "event:" + event_id)
+
+        report = check(scenario, self.plan, self.produced, sinks, audit, dlq, dedup_id)
+        report.faults = list(self.faults)
+        report.notes = list(self.notes)
+        report.leaks += self.log_leaks()
+        return report
+
+    def log_leaks(self) -> int:
+        """Canary ids in the workers' logs (they must never log a value)."""
+        from tests.faults.checker import canary_pattern, leaks_in
+
+        text = self.stack.log_text().lower()
+        ips = {subject.ip for subject in self.plan.subjects}
+        found = leaks_in(text, canary_pattern(self.plan.run), ips)
+        if found:
+            self.notes.append(f"{found} canary identifiers in the worker logs")
+        return found
+
+    async def close(self) -> None:
+        self.stop_workers()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.stack.close()
+
+
+async def run_scenario(
+    name: str, bootstrap: str, root: Path, plan: Plan, fault: Fault, *, rate: float,
+    workers: int = 1, drain_timeout: float = 300.0,
+) -> Report:  # fmt: skip
+    """Load `plan` at `rate` events/s with `fault` running beside the load; drain; check."""
+    run = FaultRun(bootstrap, root, plan, rate=rate)
+    started = time.monotonic()
+    try:
+        await run.setup()
+        for index in range(workers):
+            await run.start_worker(index)
+        await asyncio.gather(run.produce(), fault(run))
+        if not await run.drained(drain_timeout):
+            run.notes.append(f"not drained within {drain_timeout:.0f}s")
+        run.stop_workers()
+        report = await run.check(name)
+    finally:
+        await run.close()
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
