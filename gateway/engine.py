@@ -12,7 +12,7 @@ from typing import NamedTuple
 from gateway.config import GatewayConfig
 from gateway.config_models import OTHER_EVENT_TYPE
 from gateway.consent_state import ConsentState
-from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision
+from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision, policy_reason
 from gateway.erasure import erasable_sinks
 from gateway.events import Event, EventKind
 from gateway.guard import ValueGuard
@@ -114,6 +114,16 @@ class Engine:
         carry personal data, so sink outputs, sink filters and audit records see only this.
         """
         return self._event_type_labels[event_type]
+
+    def consent_reasons(self, consent: int | None, *, gpc: bool = False) -> dict[str, Reason]:
+        """Per sink (config order), the reason its rule gives for the subject's consent alone.
+
+        `consent` is the packed state (None: unknown); `gpc` adds an event's GPC signal. Event
+        kinds and types are not looked at (they are per event): `gateway subject-report`.
+        """
+        index = consent & self._mask if consent is not None else 0
+        index |= GPC_BIT if gpc else 0
+        return {plan.name: policy_reason(plan.policy, index) for plan in self.plans}
 
     def decide(self, event: Event, consent: int | None) -> tuple[SinkDecision, ...]:
         """One decision per sink, in config order. `consent` None means an unknown subject."""

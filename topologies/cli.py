@@ -19,9 +19,10 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 def _registrars() -> list[Registrar]:
     from gateway.cli import register as register_pure
     from topologies.consent_cli import register as register_consent
+    from topologies.subject_report_cli import register as register_subject_report
     from topologies.worker_cli import register as register_worker
 
-    registrars = [register_pure, register_worker, register_consent]
+    registrars = [register_pure, register_worker, register_consent, register_subject_report]
     if importlib.util.find_spec("devtools") is None:
         return registrars  # the image: the runtime only
     # The one place the runtime names the dev tools, to offer their commands where installed.

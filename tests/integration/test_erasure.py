@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -223,16 +224,44 @@ async def test_when_a_subject_turns_out_to_be_a_child_then_notices_go_out_and_no
                 assert not {"subject_id", "device_id", "cookie_id", "ip", "properties"} & set(
                     value
                 ), sink
-        assert (
-            stack.metrics()[
-                "gateway_decisions_total{reason=child_barred_sink,sink=ads,verdict=drop}"
+        barred = "gateway_decisions_total{reason=child_barred_sink,sink=ads,verdict=drop}"
+        assert stack.metrics()[barred] >= 3
+        report = await subject_report(stack, child)
+        assert report["subject_id"] == child
+        assert report["consent"]["known"] is True
+        assert report["consent"]["version"] == version
+        sinks = report["sinks"]
+        assert {name: s["reason"] for name, s in sinks.items()} == {
+            "ads": "child_barred_sink",
+            "analytics": "consented_child_no_identifiers",
+            "counts": "child_no_parental_consent",
+            "social": "child_barred_sink",
+        }
+        for sink in NOTIFIED:
+            pseudonym = stack.pseudonym(sink, child)
+            assert sinks[sink]["pseudonyms"] == [
+                {"key_id": f"test-{sink}", "pseudonym": pseudonym, "current": True}
             ]
-            >= 3
-        )
+            assert [n["reason"] for n in sinks[sink]["erasure_notices"]] == ["child_discovered"]
+        assert sinks["counts"]["pseudonyms"] == [] and sinks["counts"]["erasure_notices"] == []
     finally:
         await stack.close()
         if stack.proc is not None:
             assert stack.stop() == 0, stack.log_text()[-3000:]
+
+
+async def subject_report(stack: ErasureStack, subject: str) -> dict[str, Any]:
+    """`gateway subject-report` as a privacy team runs it; the raw id only as the echo."""
+    result = await asyncio.to_thread(
+        subprocess.run,
+        stack.argv("subject-report", "--subject", subject),
+        env={**os.environ, **stack.env()}, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(subject) == 1, "the raw id appears only as the echo"
+    report: dict[str, Any] = orjson.loads(result.stdout)
+    return report
 
 
 def _audited(audits: list[dict[str, Any]], event_id: str, sink: str) -> str | None:

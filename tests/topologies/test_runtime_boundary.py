@@ -61,7 +61,7 @@ def test_when_the_dev_package_is_missing_then_gateway_offers_only_the_runtime_co
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
-    assert result.stdout.split() == ["acls", "consent", "explain", "rules", "run"]
+    assert result.stdout.split() == ["acls", "consent", "explain", "rules", "run", "subject-report"]
 
 
 def test_when_the_dev_package_is_installed_then_gateway_offers_its_commands_too() -> None:
