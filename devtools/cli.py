@@ -1,4 +1,4 @@
-"""The dev commands of `gateway`: `local up|status|down`, `loadgen` and `demo`.
+"""The dev commands of `gateway`: `local up|status|down|restart`, `loadgen` and `demo`.
 
 `topologies.cli` registers them only when this package is installed (a checkout, not the image).
 """
@@ -86,6 +86,7 @@ def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("up", _up, "assemble (first run only) and start the broker, or reuse a running one"),
         ("status", _status, "tell whether the local broker runs and where"),
         ("down", _down, "stop the local broker; no process is left behind"),
+        ("restart", _restart, "stop the running broker and start it again, keeping its data"),
     ):
         parser = actions.add_parser(name, help=text, description=text)
         parser.set_defaults(handler=handler)
@@ -98,6 +99,11 @@ def _register_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             )
             parser.add_argument("--config", type=Path, default=Path("config"), help="for --secure")
             parser.add_argument("--app-id", default="privacy-gateway", help="for --secure")
+        if name == "restart":
+            parser.add_argument(
+                "--down-seconds", type=float, default=0.0,
+                help="how long the broker stays down before it starts again (an outage)",
+            )  # fmt: skip
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -135,6 +141,20 @@ def _up_secure(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(broker.state.bootstrap)
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from devtools import local_broker
+
+    try:
+        state = local_broker.restart(down_seconds=args.down_seconds)
+    except local_broker.BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Kafka {state.kafka_version} (KRaft) restarted with its data, pid {state.pid}",
+          file=sys.stderr)  # fmt: skip
+    print(state.bootstrap)
     return 0
 
 

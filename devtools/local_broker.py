@@ -325,9 +325,22 @@ def up(*, wait_seconds: float = 90.0, log: bool = True) -> tuple[BrokerState, bo
     )  # fmt: skip
     if fmt.returncode != 0:
         raise BrokerError(f"formatting the broker storage failed:\n{fmt.stdout}{fmt.stderr}")
+    return _launch(root, port, controller_port, wait_seconds=wait_seconds)
+
+
+def _jvm(root: Path) -> list[str]:
+    log4j = root / "log4j2.properties"
+    return [_java(), HEAP, "-Xms256m", "-XX:+UseG1GC", f"-Dlog4j2.configurationFile={log4j}"]
+
+
+def _launch(
+    root: Path, port: int, controller_port: int, *, wait_seconds: float
+) -> tuple[BrokerState, bool]:
+    """Start the broker of the formatted state folder `root` and wait until it answers."""
+    lib = jars_dir()
     out = (root / "stdout.log").open("ab")
     proc = subprocess.Popen(
-        [*jvm, "-cp", classpath, "kafka.Kafka", str(props)],
+        [*_jvm(root), "-cp", f"{lib}/*", "kafka.Kafka", str(root / "server.properties")],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     out.close()
@@ -346,6 +359,21 @@ def up(*, wait_seconds: float = 90.0, log: bool = True) -> tuple[BrokerState, bo
         time.sleep(0.3)
     _stop_pid(proc.pid)
     raise BrokerError(f"the broker did not answer on {state.bootstrap} in {wait_seconds:.0f}s")
+
+
+def restart(*, down_seconds: float = 0.0, wait_seconds: float = 90.0) -> BrokerState:
+    """Stop the running broker and start it again on the same ports, keeping its data.
+
+    `down_seconds` is how long it stays down (an outage, for the fault suite). Raises
+    `BrokerError` when no broker of this state folder runs, or when it does not come back.
+    """
+    state = running_state()
+    if state is None:
+        raise BrokerError(f"no running broker in {state_root()} to restart")
+    _stop_pid(state.pid)
+    time.sleep(down_seconds)
+    root = Path(state.state_dir)
+    return _launch(root, state.port, state.controller_port, wait_seconds=wait_seconds)[0]
 
 
 def _stop_pid(pid: int, *, grace: float = 30.0) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -54,6 +56,17 @@ def markdown(reports: list[Report], settings: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def _folder(prefix: str, *, keep: bool) -> Iterator[str]:
+    if keep:
+        root = tempfile.mkdtemp(prefix=prefix)
+        print(f"faults: keeping {root}", file=sys.stderr)
+        yield root
+    else:
+        with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as root:
+            yield root
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
@@ -64,6 +77,9 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=None)
     parser.add_argument("--out", type=Path, default=Path("faults-report"))
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each scenario's folder (config, worker logs)"
+    )
     args = parser.parse_args(argv)
     names = args.scenario or list(SCENARIOS)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
@@ -85,7 +101,7 @@ async def main(argv: list[str] | None = None) -> int:
                 secrets.token_hex(3), events=args.events, subjects=args.subjects,
                 withdrawals=args.withdrawals,
             )  # fmt: skip
-            with tempfile.TemporaryDirectory(prefix=f"faults-{name}-") as root:
+            with _folder(f"faults-{name}-", keep=args.keep) as root:
                 print(f"faults: {name} ...", file=sys.stderr, flush=True)
                 report = await run_scenario(
                     name, bootstrap, Path(root), plan, scenario.fault,

@@ -116,11 +116,13 @@ def check(
     report = Report(scenario)
     by_source: dict[Coordinates, Planned] = {}
     events: list[Planned] = []
+    events_seen: set[Planned] = set()
     for planned, where in produced:
         by_source[where] = planned
         if planned.event_id is None:
             report.invalid_records += 1
-        else:
+        elif planned not in events_seen:  # a record produced twice (a retried send) is one
+            events_seen.add(planned)
             events.append(planned)
     report.valid_events = len(events)
     report.pairs = len(events) * len(sinks)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 
 from devtools.local_broker import free_port
 from gateway.acls import worker_groups
@@ -44,6 +46,7 @@ class FaultRun:
         self.produced: list[tuple[Planned, Coordinates]] = []
         self.progress = 0.0  # share of the steps produced
         self.faults: list[str] = []
+        self.killed: set[int] = set()
         self.notes: list[str] = []
         self._producer: AIOKafkaProducer | None = None
 
@@ -63,11 +66,13 @@ class FaultRun:
         while len(self.workers) <= index:
             self.workers.append(proc)
         self.workers[index] = proc
+        self.killed.discard(index)
         await proc.wait_for_log("Worker ready", timeout=180)
         return proc
 
     def kill9(self, index: int = 0) -> None:
         self.faults.append(f"kill -9 worker {index} at {self.progress:.0%}")
+        self.killed.add(index)
         self.workers[index].signal(signal.SIGKILL)
         self.workers[index].stop()  # reaps it and closes its log
 
@@ -80,6 +85,21 @@ class FaultRun:
         """Delete worker `index`'s local state (the consent table comes back from Kafka)."""
         shutil.rmtree(self.workdir(index), ignore_errors=True)
         self.faults.append(f"local state of worker {index} wiped at {self.progress:.0%}")
+
+    async def broker_outage(self, seconds: float) -> None:
+        """Stop the local broker, keep it down `seconds`, start it again with its data.
+
+        Only for the project's own broker (`devtools.local_broker`, GATEWAY_STATE_DIR).
+        """
+        from devtools import local_broker
+
+        self.faults.append(f"broker down {seconds:.0f}s at {self.progress:.0%}")
+        started = time.monotonic()
+        await asyncio.to_thread(local_broker.restart, down_seconds=seconds)
+        self.notes.append(f"broker outage with restart took {time.monotonic() - started:.0f}s")
+        for index, proc in enumerate(self.workers):
+            if not proc.alive() and index not in self.killed:
+                self.notes.append(f"worker {index} exited during the outage")
 
     # Traffic.
 
@@ -106,16 +126,20 @@ class FaultRun:
             await asyncio.sleep(0.05)
 
     async def produce(self) -> None:
-        """Every step at the offered rate; a withdrawal waits for its acknowledgement first."""
+        """Every step at the offered rate; a withdrawal waits for its acknowledgement first.
+
+        A send the broker refused (an outage) is sent again afterwards until acknowledged; a
+        record that was written before the refusal then appears twice in its raw topic.
+        """
         producer = await self.producer()
         steps = self.plan.steps
-        pending: list[tuple[Planned, asyncio.Future[object]]] = []
+        pending: list[tuple[Planned, asyncio.Future[RecordMetadata]]] = []
         started = time.monotonic()
         sent = 0
         for number, step in enumerate(steps):
             if isinstance(step, Withdrawal):
                 key = self.plan.subjects[step.subject].id.encode()
-                await producer.send_and_wait(self.stack.topics["consent"], step.value, key=key)
+                await self._until_acknowledged(self.stack.topics["consent"], key, step.value)
             else:
                 topic = self.stack.topics[step.topic]
                 pending.append((step, await producer.send(topic, step.value, key=step.key)))
@@ -125,8 +149,22 @@ class FaultRun:
                     await asyncio.sleep(ahead)
             self.progress = (number + 1) / len(steps)
         for planned, future in pending:
-            meta = await future
-            self.produced.append((planned, (meta.topic, meta.partition, meta.offset)))  # type: ignore[attr-defined]
+            try:
+                meta = await future
+            except KafkaError:
+                topic = self.stack.topics[planned.topic]
+                meta = await self._until_acknowledged(topic, planned.key, planned.value)
+            self.produced.append((planned, (meta.topic, meta.partition, meta.offset)))
+
+    async def _until_acknowledged(
+        self, topic: str, key: bytes | None, value: bytes
+    ) -> RecordMetadata:
+        producer = await self.producer()
+        while True:
+            try:
+                return await producer.send_and_wait(topic, value, key=key)
+            except KafkaError:
+                await asyncio.sleep(1.0)
 
     async def consent_burst(self, count: int) -> None:
         """`count` consent records for subjects outside the traffic, as fast as they go."""

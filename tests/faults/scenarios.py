@@ -34,6 +34,16 @@ async def state_wiped(run: FaultRun) -> None:
     await run.start_worker(0)
 
 
+def broker_outage(seconds: float) -> Fault:
+    """The broker stopped at 40% of the load for `seconds`, restarted with its data."""
+
+    async def fault(run: FaultRun) -> None:
+        await run.at(0.4)
+        await run.broker_outage(seconds)
+
+    return fault
+
+
 def burst_size(run: FaultRun) -> int:
     """50,000 consent records for the full-size run, scaled down with the traffic."""
     return max(1000, min(50_000, len(run.plan.steps) // 2))
@@ -84,6 +94,9 @@ SCENARIOS = {
         Scenario("one-of-two-workers-killed", one_of_two_killed, workers=2),
         Scenario("local-state-wiped", state_wiped),
         Scenario("consent-burst", consent_burst),
+        Scenario("broker-down-10s", broker_outage(10)),
+        Scenario("broker-down-60s", broker_outage(60)),
+        Scenario("broker-down-120s", broker_outage(120)),
         Scenario("all-together", everything, workers=2),
     )
 }
