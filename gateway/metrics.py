@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_INVALID_REASONS",
     "ERASURE_BUCKETS",
     "ERASURE_REASONS",
+    "KAFKA_CLIENTS",
     "LATENCY_BUCKETS",
     "PROCESSING_BUCKETS",
     "RELOAD_RESULTS",
@@ -58,6 +59,8 @@ Snapshot = dict[str, dict[tuple[str, ...], float]]
 VERDICTS: Final = tuple(verdict.value for verdict in Verdict)
 CONSENT_OUTCOMES: Final = tuple(outcome.value for outcome in ConsentOutcome)
 RELOAD_RESULTS: Final = ("success", "failure")
+# The worker's parts that ride out a Kafka outage (topologies.outage).
+KAFKA_CLIENTS: Final = ("raw_reader", "consent_feed")
 # What the value guard (gateway.guard) finds and replaces in an output record.
 SCRUBBED_IDENTIFIERS: Final = (*GUARDED_IDENTIFIERS, EMAIL)
 # Reason codes come from the core; invalid records also count as a drop for every sink.
@@ -258,6 +261,22 @@ class GatewayMetrics:
             ERASURE_BUCKETS,
             ("reason",),
         )
+        self.kafka_degraded = gauge(
+            "gateway_kafka_degraded",
+            "1 while a part of the worker rides out a Kafka outage (fetching paused, retrying"
+            " with backoff, nothing committed), else 0.",
+            ("client",),
+        )
+        self.kafka_outages = counter(
+            "gateway_kafka_outages_total",
+            "Kafka outages ridden out (a transient error, then the cluster answered again).",
+            ("client",),
+        )
+        self.kafka_outage_seconds = counter(
+            "gateway_kafka_outage_seconds_total",
+            "Seconds spent riding out Kafka outages.",
+            ("client",),
+        )
         self.config_info = gauge(
             "gateway_config_info", "The loaded sink-rule config version (always 1).", ("version",)
         )
@@ -295,6 +314,10 @@ class GatewayMetrics:
                 self.erasure_notices.labels(sink, reason)
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result)
+        for client in KAFKA_CLIENTS:
+            self.kafka_degraded.labels(client)
+            self.kafka_outages.labels(client)
+            self.kafka_outage_seconds.labels(client)
 
     def _partition(self, partition: int) -> str:
         if not 0 <= partition < self.max_partitions:
@@ -424,6 +447,19 @@ class GatewayMetrics:
         """
         label = _check("reason", reason, ERASURE_REASONS)
         self.erasure_latency.labels(label).observe(max(seconds, 0.0))
+
+    # Kafka outages
+
+    def kafka_outage_began(self, client: str) -> None:
+        """`client` (one of `KAFKA_CLIENTS`) lost the cluster and rides the outage out."""
+        self.kafka_degraded.labels(_check("client", client, KAFKA_CLIENTS)).set(1)
+
+    def kafka_outage_ended(self, client: str, seconds: float) -> None:
+        """`client` reaches the cluster again after `seconds` (>= 0) degraded."""
+        label = _check("client", client, KAFKA_CLIENTS)
+        self.kafka_degraded.labels(label).set(0)
+        self.kafka_outages.labels(label).inc()
+        self.kafka_outage_seconds.labels(label).inc(max(seconds, 0.0))
 
     # Config and build
 

@@ -53,6 +53,7 @@ from topologies.faust_adapter import (
     pause_fetching,
 )
 from topologies.follower import ConsumerFactory
+from topologies.outage import Outage
 from topologies.raw_reader import RawReader
 from topologies.reload import ConfigReloader, LoadKeys
 from topologies.security import PLAINTEXT, ClientSecurity
@@ -316,6 +317,9 @@ def make_reader(
         on_failure=on_failure,
         consumer_factory=consumer_factory,
         security=security,
+        outage=Outage(
+            "raw_reader", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
+        ),
     )
 
 

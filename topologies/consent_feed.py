@@ -71,6 +71,7 @@ from gateway.reasons import Reason
 from gateway.records import Output, Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
+from topologies.outage import Outage, backoff_delays, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
@@ -100,8 +101,10 @@ class ConsentFeed:
     writer of changelog and DLQ records; `changelog_topic` is the table's changelog; the barrier
     learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
     seconds. `consumer_factory` makes the feed's two aiokafka consumers (fakes in broker-free
-    tests); `security` is how both authenticate. `run` raises what the broker raises (the app
-    exits without committing); a record that raises goes to the DLQ instead.
+    tests); `security` is how both authenticate; `outage` reports a Kafka outage (by default to
+    `metrics`). `run` rides out a transient Kafka error (`topologies.outage`) and raises any
+    other error the broker gives (the app exits without committing); a record that raises goes
+    to the DLQ instead.
     """
 
     def __init__(
@@ -120,8 +123,12 @@ class ConsentFeed:
         remember_partition: Callable[[bytes, int], None] = _no_partition_map,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         security: ClientSecurity = PLAINTEXT,
+        outage: Outage | None = None,
     ) -> None:
         self._topic = topic
+        self._outage = outage or Outage(
+            "consent_feed", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
+        )
         self._table = table
         self._remember_partition = remember_partition
         self._barrier = barrier
@@ -175,6 +182,7 @@ class ConsentFeed:
         tps = [TopicPartition(self._topic, p) for p in self._wanted]
         for tp, committed in (await self._follower.take(tps)).items():
             self._barrier.seed(tp.partition, committed)
+        self._outage.end()  # the cluster answered (no-op unless an outage was being ridden)
         self._ready.set()
 
     async def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
@@ -224,14 +232,46 @@ class ConsentFeed:
             if not self._consumer.assignment():
                 await asyncio.sleep(0.1)
                 continue
-            batch = await self._consumer.getmany(timeout_ms=100)
-            if not self._ready.is_set():
-                continue  # a rebalance began while fetching: recovery will restore the table
-            if batch:
-                await self._apply_batch(batch)
-            if time.monotonic() - last_commit >= self._commit_interval:
-                await self._commit()
-                last_commit = time.monotonic()
+            try:
+                batch = await self._consumer.getmany(timeout_ms=100)
+                if not self._ready.is_set():
+                    continue  # a rebalance began while fetching: recovery restores the table
+                if batch:
+                    await self._apply_batch(batch)
+                if time.monotonic() - last_commit >= self._commit_interval:
+                    await self._commit()
+                    last_commit = time.monotonic()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                await self._ride_out(exc)
+
+    async def _ride_out(self, exc: BaseException) -> None:
+        """A Kafka outage: stop applying, then go on from the committed offsets once it answers.
+
+        The changelog, DLQ and erasure writes not yet acknowledged are abandoned with their
+        offsets (not committed): the records are applied again, which is idempotent, and
+        written again with the same dedup ids. Errors that are not transient raise.
+        """
+        self._outage.begin(exc)
+        for future in self._unacked:
+            future.cancel()
+        self._unacked, self._pending = [], {}
+        assignment = self._follower.assignment()
+        delays = backoff_delays()
+        while not self._stopping and self._ready.is_set():
+            await asyncio.sleep(next(delays))
+            try:  # a new consumer: an outage can leave aiokafka's own broken for good
+                await self._follower.renew()
+                await asyncio.wait_for(self._follower.take(assignment), timeout=30)
+            except Exception as again:
+                if not transient(again):
+                    raise
+                self._outage.begin(again)
+                continue
+            self._outage.end()
+            return
+        # A rebalance or stop came first: `resume` takes the partitions and ends the outage.
 
     async def _commit(self) -> None:
         if not self._pending:

@@ -7,6 +7,7 @@ offset committed in its own group (or the beginning), and commits without group 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -58,6 +59,19 @@ class FollowingConsumer:
             else:
                 consumer.seek(tp, offset)
         return committed
+
+    async def renew(self) -> None:
+        """Replace the consumer by a new one, unassigned (`take` assigns it again).
+
+        After a Kafka outage aiokafka's consumer can be left with a dead coordination task
+        that fails every later call; a new consumer starts clean. Stopping the old one is
+        given 10 s, and its errors are ignored.
+        """
+        old, self._client = self._client, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), timeout=10)
+        await self.start()
 
     def assignment(self) -> set[TopicPartition]:
         """The topic-partitions assigned now; none before `start`."""

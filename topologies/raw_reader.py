@@ -33,6 +33,7 @@ from faust.types import TP
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
 from topologies.follower import ConsumerFactory, FollowingConsumer
+from topologies.outage import Outage, backoff_delays, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
@@ -48,9 +49,11 @@ class RawReader:
     `topics` are the raw topics and `group_id` the reader's consumer group; `make_enforcer` is
     called once, on the first `start`; `barrier` is passed once per batch.
     `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests);
-    `security` is how it authenticates (`topologies.security`).
-    Raises nothing from `run`: a batch that fails (an output refused, the enforcer raising) is
-    handed to `on_failure` before anything of it is committed, and the loop ends.
+    `security` is how it authenticates (`topologies.security`); `outage` reports a Kafka outage
+    (`topologies.outage`: degraded in the log and the metrics).
+    Raises nothing from `run`: a transient Kafka error (an outage) is ridden out (`_ride_out`);
+    any other failure of a batch (an output refused, the enforcer raising) is handed to
+    `on_failure` before anything of it is committed, and the loop ends.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class RawReader:
         on_failure: Callable[[BaseException], None],
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         security: ClientSecurity = PLAINTEXT,
+        outage: Outage | None = None,
     ) -> None:
         self._topics = frozenset(topics)
         self._follower = FollowingConsumer(
@@ -97,6 +101,7 @@ class RawReader:
         self._lock = asyncio.Lock()  # one batch at a time; rebalances wait for it
         self._give_up = asyncio.Event()  # a rebalance or stop: leave the barrier undecided
         self._stopping = False
+        self._outage = outage or Outage("raw_reader", began=_ignore, ended=_ignore)
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -145,6 +150,7 @@ class RawReader:
             for gone in self._follower.assignment() - self._wanted:
                 self._on_forget(gone.topic, gone.partition)
             await self._follower.take(self._wanted)
+        self._outage.end()  # the cluster answered (no-op unless an outage was being ridden)
         self._ready.set()
 
     async def stop(self) -> None:
@@ -174,11 +180,53 @@ class RawReader:
                     continue
                 async with self._lock:
                     if self._ready.is_set() and not self._stopping:
-                        await self._one_batch()
+                        try:
+                            await self._one_batch()
+                        except Exception as exc:
+                            if not transient(exc):
+                                raise
+                            await self._ride_out(exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._on_failure(exc)
+
+    async def _ride_out(self, exc: BaseException) -> None:
+        """A Kafka outage: stop fetching, then go on from the committed offsets once it answers.
+
+        The batches in flight are abandoned, not committed (their outputs may or may not have
+        been written; they are decided again, with the same dedup ids). Once the cluster
+        answers, a new consumer takes the same partitions, the offsets of batches acknowledged
+        before the outage are committed, and reading goes on after them. Errors that are not
+        transient end `run` as before.
+        """
+        outage = self._outage
+        outage.begin(exc)
+        while self._inflight:
+            batch = self._inflight.popleft()
+            if batch.acked.done() and not batch.acked.cancelled() and not batch.acked.exception():
+                self._committable.update(batch.positions)
+            else:
+                batch.acked.cancel()
+        assignment = self._follower.assignment()
+        delays = backoff_delays()
+        while not self._stopping and not self._give_up.is_set():
+            await asyncio.sleep(next(delays))
+            try:  # a new consumer: an outage can leave aiokafka's own broken for good
+                await self._follower.renew()
+                await asyncio.wait_for(self._follower.take(assignment), timeout=30)
+                acknowledged = dict(self._committable)
+                await asyncio.wait_for(self._commit(), timeout=30)
+            except Exception as again:
+                if not transient(again):
+                    raise
+                outage.begin(again)
+                continue
+            for tp, position in acknowledged.items():  # go on after what was acknowledged
+                self._consumer.seek(tp, position)
+            outage.end()
+            return
+        # A rebalance or stop came first: `resume` takes the partitions and ends the outage.
 
     async def _one_batch(self) -> None:
         """Fetch, pass the barrier, decide and send; acks are settled while the next is fetched."""
@@ -239,6 +287,10 @@ class RawReader:
             end = consumer.highwater(tp)  # known from the fetch response: no extra request
             if end is not None:
                 self._on_lag(tp.topic, tp.partition, max(0, end - position))
+
+
+def _ignore(*_: object) -> None:
+    """No metrics: a reader built without an `Outage` (tests)."""
 
 
 @dataclass(frozen=True, slots=True)

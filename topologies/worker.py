@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.keys import KeyringError, load_keyring
 from gateway.metrics import BuildInfo, GatewayMetrics
 from topologies.admin import TopicSpec, describe_partitions, ensure_topics
+from topologies.outage import quiet_aiokafka_repeats
 from topologies.security import PLAINTEXT, ClientSecurity, resolve_security
 from topologies.settings import KafkaClientSettings, SettingsError, WorkerSettings, load_settings
 
@@ -262,6 +263,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
         else lambda sinks: load_keyring(os.environ, sinks, secret_file=settings.keys_file),
     )
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, override_logging=True)
+    quiet_aiokafka_repeats()  # an outage makes aiokafka log every failed request
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

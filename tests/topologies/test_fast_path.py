@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
 from tests.topologies.harness import FakeBroker, Gateway, eventually
 from tests.topologies.test_enforce import event
@@ -121,13 +121,28 @@ async def test_when_the_producer_fails_then_nothing_is_committed_and_the_failure
 ) -> None:
     broker = gateway.broker
     await gateway.start([0])
-    gateway.producer.fail_next(KafkaError("broker refused the batch"))
+    gateway.producer.fail_next(TopicAuthorizationFailedError())
     broker.produce(USAGE, 0, b"subj-a", event("subj-a", "e-1"))
 
     await eventually(lambda: gateway.failures != [], what="the failure callback")
-    assert [type(exc) for exc in gateway.failures] == [KafkaError]
+    assert [type(exc) for exc in gateway.failures] == [TopicAuthorizationFailedError]
     assert gateway.committed("raw", USAGE, 0) is None
     assert outputs(gateway, "e-1") == []
+
+
+@pytest.mark.parametrize("error", [KafkaConnectionError(), KafkaError("coordination died")])
+async def test_when_kafka_is_away_then_the_batch_is_decided_again_once_it_answers(
+    gateway: Gateway, error: KafkaError
+) -> None:
+    broker = gateway.broker
+    await gateway.start([0])
+    grant(broker, "subj-a", 0)
+    gateway.producer.fail_next(error)
+    broker.produce(USAGE, 0, b"subj-a", event("subj-a", "e-1"))
+
+    await eventually(lambda: gateway.committed("raw", USAGE, 0) == 1, what="the redone batch")
+    assert gateway.failures == [], "an outage is ridden out, not a failure"
+    assert outputs(gateway, "e-1") == ["sink.analytics"], "once: the refused batch was lost"
 
 
 async def test_when_the_consent_feed_catches_up_then_the_barrier_releases_the_batch(

@@ -43,6 +43,9 @@ EXPECTED_FAMILIES = {
     "gateway_last_event_processed_time_seconds": ("gauge", set()),
     "gateway_erasure_notices": ("counter", {"sink", "reason"}),
     "gateway_erasure_notice_seconds": ("histogram", {"reason"}),
+    "gateway_kafka_degraded": ("gauge", {"client"}),
+    "gateway_kafka_outages": ("counter", {"client"}),
+    "gateway_kafka_outage_seconds": ("counter", {"client"}),
     "gateway_config_info": ("gauge", {"version"}),
     "gateway_config_reloads": ("counter", {"result"}),
     "gateway_build_info": (
@@ -374,3 +377,18 @@ def test_when_erasure_notices_are_acknowledged_then_they_count_per_sink_and_reas
         metrics.erasure_notices_acknowledged("ads", "deleted")
     with pytest.raises(UnknownLabelValueError):
         metrics.erasure_acknowledged_after("deleted", 1.0)
+
+
+def test_when_a_kafka_outage_is_ridden_out_then_degraded_goes_up_and_down_and_it_counts() -> None:
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry, sinks=["ads"], topics=["t"])
+    metrics.kafka_outage_began("raw_reader")
+    assert registry.get_sample_value("gateway_kafka_degraded", {"client": "raw_reader"}) == 1
+    assert registry.get_sample_value("gateway_kafka_degraded", {"client": "consent_feed"}) == 0
+    metrics.kafka_outage_ended("raw_reader", 61.5)
+    assert registry.get_sample_value("gateway_kafka_degraded", {"client": "raw_reader"}) == 0
+    labels = {"client": "raw_reader"}
+    assert registry.get_sample_value("gateway_kafka_outages_total", labels) == 1
+    assert registry.get_sample_value("gateway_kafka_outage_seconds_total", labels) == 61.5
+    with pytest.raises(UnknownLabelValueError):
+        metrics.kafka_outage_began("faust")
