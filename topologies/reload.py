@@ -27,11 +27,13 @@ LoadKeys = Callable[[Sequence[str]], Keyring]  # sink names -> their keys; raise
 
 
 def _shape(config: GatewayConfig) -> tuple[object, ...]:
+    # Every field of the Topics model, not a hand-kept list: a topic left out here could change
+    # under a running worker that never created it or holds no partition count for it.
     topics = config.settings.topics
     return (
-        topics.usage_raw, topics.device_raw, topics.consent, topics.dlq, topics.audit,
+        tuple((name, getattr(topics, name)) for name in type(topics).model_fields),
         tuple((rule.name, rule.topic) for rule in config.sinks),
-    )  # fmt: skip
+    )
 
 
 def _key_ids(keyring: Keyring) -> str:

@@ -6,10 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from gateway.config import load_config
+from gateway.config_models import Topics
 from gateway.engine import Engine
 from gateway.keys import load_keyring
 from topologies.reload import ConfigReloader
@@ -78,3 +80,18 @@ def test_when_nothing_changed_then_nothing_is_swapped(tmp_path: Path) -> None:
     reloader, swapped, registry = setup(tmp_path)
     assert reloader.reload()
     assert swapped == [] and reloads(registry, "success") == 1
+
+
+@pytest.mark.parametrize("field", sorted(Topics.model_fields))
+def test_when_any_gateway_topic_changes_then_the_reload_asks_for_a_restart(
+    tmp_path: Path, field: str
+) -> None:
+    # Every field of the Topics model, so a topic added later is covered without editing this.
+    reloader, swapped, registry = setup(tmp_path)
+    settings = tmp_path / "config" / "gateway.yaml"
+    document = yaml.safe_load(settings.read_text())
+    document.setdefault("topics", {})[field] = f"renamed.{field}.v2"
+    settings.write_text(yaml.safe_dump(document))
+    assert not reloader.reload()
+    assert swapped == []
+    assert reloads(registry, "failure") == 1
