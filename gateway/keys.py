@@ -97,6 +97,30 @@ class Keyring:
         return None
 
 
+def reused_key_ids(running: Keyring, new: Keyring) -> list[str]:
+    """Key ids `new` gives other key bytes than `running` does, one problem line per sink and id.
+
+    A key id names one key for as long as it is accepted (current or previous): outputs name
+    their key by id (`gateway-key-id`), and erasure notices and `Keyring.recognise` find a
+    subject's earlier records through it. New bytes under an accepted id would change every
+    pseudonym while the id stays, so a reload with them must be refused. The lines name the sink
+    and the id, never key material; an empty list means the new keyring is consistent.
+    """
+    problems = []
+    for sink, keys in sorted(new.sinks.items()):
+        old = running.sinks.get(sink)
+        if old is None:
+            continue
+        accepted = {k.key_id: k.secret for k in (old.current, old.previous) if k is not None}
+        for key in (keys.current, keys.previous):
+            if key is not None and accepted.get(key.key_id, key.secret) != key.secret:
+                problems.append(
+                    f"sink '{sink}': key id '{key.key_id}' already names another key in force;"
+                    " a new key needs a new id (pseudonyms would change under the same id)"
+                )
+    return problems
+
+
 def env_name(sink: str, *, previous: bool = False) -> str:
     """The environment variable holding a sink's key."""
     suffix = re.sub(r"[^A-Za-z0-9]", "_", sink).upper()
@@ -190,6 +214,14 @@ def load_keyring(
                 sinks[name] = keys
         else:
             problems.append(f"sink '{name}': no key (set {variable} or add it to a secret file)")
+    for name, keys in sinks.items():
+        previous = keys.previous
+        same_id = previous is not None and previous.key_id == keys.current.key_id
+        if same_id and previous is not None and previous.secret != keys.current.secret:
+            problems.append(
+                f"sink '{name}': the current and the previous key have the same id"
+                f" '{previous.key_id}' but different keys; each key needs its own id"
+            )
     if problems:
         raise KeyringError(problems)
     return Keyring(sinks)

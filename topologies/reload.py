@@ -2,7 +2,8 @@
 
 A reload is all or nothing. The new config must be valid and keep the same topics and sink names
 (sinks and topics need topics created: that is a restart), and the keys (`load_keys`: the
-environment and the re-read `GATEWAY_KEYS_FILE`, owner-only) must be complete and valid;
+environment and the re-read `GATEWAY_KEYS_FILE`, owner-only) must be complete and valid and
+give no key id in force (current or previous) other key bytes (`gateway.keys.reused_key_ids`);
 otherwise the running config and keys stay, the problems are logged (file and line for the
 config; the variable or file and what is wrong for keys, never a key), and the failure is
 counted in `gateway_config_reloads_total{result="failure"}`. New keys reach every writer with
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from gateway.config import ConfigError, GatewayConfig, load_config
 from gateway.engine import Engine
-from gateway.keys import Keyring, KeyringError
+from gateway.keys import Keyring, KeyringError, reused_key_ids
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("gateway.reload")
@@ -95,6 +96,12 @@ class ConfigReloader:
                 keyring = self._load_keys([rule.name for rule in config.sinks])
             except KeyringError as exc:
                 for key_problem in exc.problems:
+                    log.error("reload rejected, the keys in force stay: %s", key_problem)
+                self._metrics.config_reload("failure")
+                return False
+            reused = reused_key_ids(self._keyring, keyring)
+            if reused:
+                for key_problem in reused:
                     log.error("reload rejected, the keys in force stay: %s", key_problem)
                 self._metrics.config_reload("failure")
                 return False

@@ -94,3 +94,46 @@ def test_when_the_key_file_is_bad_then_the_reload_is_refused_counted_and_old_key
     assert reloader.reload()
     assert key_ids(swapped[0])["ads"] == "k4-ads"
     assert reloader.version != version
+
+
+def write_rotation(path: Path, current: tuple[str, bytes], previous: tuple[str, bytes]) -> None:
+    def key(byte: bytes) -> str:
+        return base64.b64encode(byte * 32).decode()
+
+    path.write_text(
+        "".join(
+            f"{s}: {{id: {current[0]}-{s}, key: '{key(current[1])}',"
+            f" previous: {{id: {previous[0]}-{s}, key: '{key(previous[1])}'}}}}\n"
+            for s in SINKS
+        )
+    )
+    path.chmod(0o600)
+
+
+@pytest.mark.parametrize("reused", ["current", "previous"])
+def test_when_a_key_id_in_force_gets_other_key_bytes_then_the_reload_is_refused(
+    tmp_path: Path, reused: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reloader, swapped, registry, keys = setup(tmp_path)
+    write_rotation(keys, ("k2", b"2"), ("k1", b"1"))  # an honest rotation: k1 kept as previous
+    assert reloader.reload()
+    assert key_ids(swapped[0]) == {s: f"k2-{s}" for s in SINKS}
+    if reused == "current":
+        write_rotation(keys, ("k2", b"9"), ("k1", b"1"))
+    else:
+        write_rotation(keys, ("k3", b"3"), ("k1", b"9"))
+    with caplog.at_level(logging.ERROR):
+        assert not reloader.reload()
+    assert len(swapped) == 1  # the engine of the honest rotation stays in force
+    assert reloads(registry, "failure") == 1
+    reused_id = "k2" if reused == "current" else "k1"
+    for sink in SINKS:
+        assert (
+            f"sink '{sink}': key id '{reused_id}-{sink}' already names another key" in caplog.text
+        )
+    assert "the keys in force stay" in caplog.text
+    assert base64.b64encode(b"9" * 32).decode() not in caplog.text
+    assert base64.b64encode(b"1" * 32).decode() not in caplog.text
+    write_rotation(keys, ("k3", b"3"), ("k2", b"2"))  # a new id for the new key: accepted
+    assert reloader.reload()
+    assert key_ids(swapped[-1]) == {s: f"k3-{s}" for s in SINKS}

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.keys import KeyringError, env_name, keyed_pseudonymizer, load_keyring, pseudonymize
+from gateway.keys import (
+    KeyringError,
+    env_name,
+    keyed_pseudonymizer,
+    load_keyring,
+    pseudonymize,
+    reused_key_ids,
+)
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()
@@ -125,3 +132,35 @@ def test_when_keyed_state_is_reused_then_pseudonym_equals_one_shot_pseudonym(
     pseudonym = keyed_pseudonymizer(key)
     assert pseudonym(value) == pseudonymize(key, value)
     assert pseudonym(value) == pseudonymize(key, value)  # the keyed state is not consumed
+
+
+def test_when_a_key_id_in_force_names_other_bytes_then_reused_key_ids_names_sink_and_id() -> None:
+    running = load_keyring({"GATEWAY_KEY_ADS": f"k2:{K2}", "GATEWAY_PREVIOUS_KEY_ADS": f"k1:{K1}"},
+                           ["ads"])  # fmt: skip
+    k9 = base64.b64encode(b"9" * 32).decode()
+    rotated = load_keyring({"GATEWAY_KEY_ADS": f"k3:{k9}", "GATEWAY_PREVIOUS_KEY_ADS": f"k2:{K2}"},
+                           ["ads"])  # fmt: skip
+    assert reused_key_ids(running, rotated) == []
+    assert reused_key_ids(running, running) == []
+    reusing = [
+        {"GATEWAY_KEY_ADS": f"k2:{k9}"},  # the current id, new bytes
+        {"GATEWAY_KEY_ADS": f"k1:{k9}"},  # the previous id promoted, new bytes
+        {"GATEWAY_KEY_ADS": f"k3:{k9}", "GATEWAY_PREVIOUS_KEY_ADS": f"k1:{k9}"},
+    ]
+    for env in reusing:
+        problems = reused_key_ids(running, load_keyring(env, ["ads"]))
+        assert len(problems) == 1
+        assert problems[0].startswith("sink 'ads': key id 'k")
+        assert k9 not in problems[0] and K1 not in problems[0] and K2 not in problems[0]
+
+
+def test_when_current_and_previous_share_an_id_with_other_bytes_then_the_keyring_is_refused() -> (
+    None
+):
+    env = {"GATEWAY_KEY_ADS": f"k1:{K2}", "GATEWAY_PREVIOUS_KEY_ADS": f"k1:{K1}"}
+    with pytest.raises(KeyringError) as caught:
+        load_keyring(env, ["ads"])
+    assert caught.value.problems == [
+        "sink 'ads': the current and the previous key have the same id 'k1' but different keys;"
+        " each key needs its own id"
+    ]
