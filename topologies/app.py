@@ -19,6 +19,7 @@ wiring relies on lives in `topologies.faust_adapter`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -251,6 +252,7 @@ def make_consent_feed(
         remember_partition=table.remember_partition,
         consumer_factory=consumer_factory,
         security=security,
+        producer=output,
     )
     return feed, barrier
 
@@ -320,6 +322,7 @@ def make_reader(
         outage=Outage(
             "raw_reader", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
         ),
+        producer=output,
     )
 
 
@@ -463,6 +466,11 @@ class FastPathRebalance:
 ProducerFactory = Callable[..., AIOKafkaProducer]  # called with aiokafka's keyword settings
 
 
+async def _close_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), timeout=30)
+
+
 class OutputProducer:
     """Owns the producer of sink, audit, changelog and DLQ records (acks=all, idempotent).
 
@@ -492,6 +500,9 @@ class OutputProducer:
         self._writer: BatchWriter | None = None
         self._lock = asyncio.Lock()
         self._order = asyncio.Lock()  # shared by every writer: batches in decision order
+        self._writers: list[BatchWriter] = []
+        self._generation = 0
+        self._closing: asyncio.Future[None] | None = None
 
     async def start(self) -> BatchWriter:
         """Make and start the producer, fetch each output topic's metadata; return its writer.
@@ -501,18 +512,52 @@ class OutputProducer:
         """
         async with self._lock:
             if self._writer is None:
-                self._producer = self._factory(**self._settings)
-                await self._producer.start()
-                for topic in self._partitions:  # metadata now, not on the first batch's clock
-                    await self._producer.partitions_for(topic)
-                self._writer = BatchWriter(self._producer, self._partitions, order=self._order)
+                self._producer = await self._started_producer()
+                self._writer = self._track(
+                    BatchWriter(self._producer, self._partitions, order=self._order)
+                )
             return self._writer
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        producer = self._factory(**self._settings)
+        await producer.start()
+        for topic in self._partitions:  # metadata now, not on the first batch's clock
+            await producer.partitions_for(topic)
+        return producer
+
+    def _track(self, writer: BatchWriter) -> BatchWriter:
+        self._writers.append(writer)  # `renew` points it at a new producer
+        return writer
 
     async def writer(self, partitions: Mapping[str, int]) -> BatchWriter:
         """Another writer on the same producer, with its own batches and acknowledgements."""
         await self.start()
         assert self._producer is not None
-        return BatchWriter(self._producer, partitions, order=self._order)
+        return self._track(BatchWriter(self._producer, partitions, order=self._order))
+
+    @property
+    def generation(self) -> int:
+        """How many times the producer was replaced (`renew`)."""
+        return self._generation
+
+    async def renew(self, seen: int) -> None:
+        """Replace the producer and point every writer at the new one, unless already done.
+
+        `seen` is the generation the caller saw fail: a second caller of the same failure does
+        nothing. The old producer is closed in the background (its pending batches fail or land;
+        their offsets were not committed). Raises what aiokafka raises while the cluster is away
+        (the caller retries).
+        """
+        async with self._lock:
+            if self._generation != seen or self._producer is None:
+                return
+            old = self._producer
+            self._producer = await self._started_producer()
+            for writer in self._writers:
+                writer.rebind(self._producer)
+            self._generation += 1
+            self._closing = asyncio.ensure_future(_close_quietly(old))
+            log.warning("output producer replaced (its idempotence state was out of step)")
 
     @property
     def partitions(self) -> dict[str, int]:

@@ -22,12 +22,38 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
 log = logging.getLogger("gateway.outage")
 
 STILL_DEGRADED_EVERY = 30.0  # seconds between "still degraded" lines
+
+
+# An idempotent producer's sequence state out of step with the broker's (after a broker restart,
+# aiokafka's producer keeps failing with these until it is replaced: aio-libs/aiokafka#1017).
+_PRODUCER_STATE_ERRORS = frozenset(
+    {"OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch"}
+)
+
+
+def needs_new_producer(exc: BaseException) -> bool:
+    """True when the output producer's idempotence state is broken: only a new one recovers."""
+    return type(exc).__name__ in _PRODUCER_STATE_ERRORS
+
+
+class Renewable(Protocol):
+    """The output producer as the reader and the feed see it: replaceable after an outage."""
+
+    @property
+    def generation(self) -> int:
+        """How many times it was replaced; a replacement is asked for with the one seen."""
+        ...
+
+    async def renew(self, seen: int) -> None:
+        """Replace the producer unless it was replaced since generation `seen`."""
+        ...
 
 
 def transient(exc: BaseException) -> bool:
@@ -38,8 +64,8 @@ def transient(exc: BaseException) -> bool:
     ever once its coordination task died in an outage (the reader and the feed then make a new
     consumer); not authorization, not a refused record, not a bug of ours.
     """
-    if type(exc) is KafkaError:  # aiokafka's "Unexpected error during coordination"
-        return True
+    if type(exc) is KafkaError or needs_new_producer(exc):
+        return True  # a dead coordination task, a broken producer: new clients recover
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {
             "KafkaTimeoutError", "KafkaConnectionError", "NodeNotReadyError",

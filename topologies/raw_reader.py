@@ -33,7 +33,7 @@ from faust.types import TP
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import Outage, backoff_delays, transient
+from topologies.outage import Outage, Renewable, backoff_delays, needs_new_producer, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
@@ -50,7 +50,8 @@ class RawReader:
     called once, on the first `start`; `barrier` is passed once per batch.
     `consumer_factory` makes the aiokafka consumer (a fake one in broker-free tests);
     `security` is how it authenticates (`topologies.security`); `outage` reports a Kafka outage
-    (`topologies.outage`: degraded in the log and the metrics).
+    (`topologies.outage`: degraded in the log and the metrics); `producer` is the output
+    producer, replaced after an outage that broke its idempotence state.
     Raises nothing from `run`: a transient Kafka error (an outage) is ridden out (`_ride_out`);
     any other failure of a batch (an output refused, the enforcer raising) is handed to
     `on_failure` before anything of it is committed, and the loop ends.
@@ -75,6 +76,7 @@ class RawReader:
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         security: ClientSecurity = PLAINTEXT,
         outage: Outage | None = None,
+        producer: Renewable | None = None,
     ) -> None:
         self._topics = frozenset(topics)
         self._follower = FollowingConsumer(
@@ -102,6 +104,7 @@ class RawReader:
         self._give_up = asyncio.Event()  # a rebalance or stop: leave the barrier undecided
         self._stopping = False
         self._outage = outage or Outage("raw_reader", began=_ignore, ended=_ignore)
+        self._producer = producer
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -209,6 +212,9 @@ class RawReader:
             else:
                 batch.acked.cancel()
         assignment = self._follower.assignment()
+        producer = self._producer
+        seen = producer.generation if producer is not None else 0
+        renew = needs_new_producer(exc)
         delays = backoff_delays()
         while not self._stopping and not self._give_up.is_set():
             await asyncio.sleep(next(delays))
@@ -217,9 +223,12 @@ class RawReader:
                 await asyncio.wait_for(self._follower.take(assignment), timeout=30)
                 acknowledged = dict(self._committable)
                 await asyncio.wait_for(self._commit(), timeout=30)
+                if renew and producer is not None:
+                    await asyncio.wait_for(producer.renew(seen), timeout=30)
             except Exception as again:
                 if not transient(again):
                     raise
+                renew = renew or needs_new_producer(again)
                 outage.begin(again)
                 continue
             for tp, position in acknowledged.items():  # go on after what was acknowledged

@@ -74,6 +74,14 @@ class BatchWriter:
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[str, int, Any]] = []
 
+    def rebind(self, producer: AIOKafkaProducer) -> None:
+        """Write with `producer` from now on (a replaced one); batches not yet sent are dropped.
+
+        Called between batches, after an outage, when the old producer cannot be used again.
+        """
+        self._producer = producer
+        self._open, self._full = {}, []
+
     def add(
         self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
         headers: Headers,

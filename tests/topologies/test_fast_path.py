@@ -10,7 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAuthorizationFailedError,
+)
 
 from tests.topologies.harness import FakeBroker, Gateway, eventually
 from tests.topologies.test_enforce import event
@@ -130,18 +135,23 @@ async def test_when_the_producer_fails_then_nothing_is_committed_and_the_failure
     assert outputs(gateway, "e-1") == []
 
 
-@pytest.mark.parametrize("error", [KafkaConnectionError(), KafkaError("coordination died")])
+@pytest.mark.parametrize(
+    "error", [KafkaConnectionError(), KafkaError("coordination died"), OutOfOrderSequenceNumber()]
+)
 async def test_when_kafka_is_away_then_the_batch_is_decided_again_once_it_answers(
     gateway: Gateway, error: KafkaError
 ) -> None:
     broker = gateway.broker
     await gateway.start([0])
     grant(broker, "subj-a", 0)
-    gateway.producer.fail_next(error)
+    await eventually(lambda: gateway.committed("consent-feed", CONSENT, 0) == 1, what="grant")
+    gateway.producer.fail_next(error)  # the raw batch's outputs are refused
     broker.produce(USAGE, 0, b"subj-a", event("subj-a", "e-1"))
 
     await eventually(lambda: gateway.committed("raw", USAGE, 0) == 1, what="the redone batch")
     assert gateway.failures == [], "an outage is ridden out, not a failure"
+    renewed = int(isinstance(error, OutOfOrderSequenceNumber))  # a new producer for a broken one
+    await eventually(lambda: gateway.output.generation == renewed, what="the producer renewed")
     assert outputs(gateway, "e-1") == ["sink.analytics"], "once: the refused batch was lost"
 
 
