@@ -150,18 +150,28 @@ def _from_env(text: str, where: str, problems: list[str]) -> SinkKey | None:
     return _decode(key_id, encoded, where, problems)
 
 
-def _read_secret_file(path: Path, problems: list[str]) -> dict[str, Any]:
+FILE_SHAPE = "a mapping of sink -> {id, key, previous?: {id, key}}"
+
+
+def _read_secret_file(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """The key file's mapping, or None after one problem line (its content never quoted)."""
     try:
         data = yaml.safe_load(read_secret_file(path).decode("utf-8"))
     except SecretFileError as error:
         problems.append(str(error))
-        return {}
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        problems.append(f"{path}: cannot read secret file ({type(error).__name__})")
-        return {}
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"{path}: the key file is not UTF-8 text; expected {FILE_SHAPE}")
+        return None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problems.append(f"{path}: the key file is not valid YAML or JSON{where}; "
+                        f"expected {FILE_SHAPE}")  # fmt: skip
+        return None
     if not isinstance(data, dict):
-        problems.append(f"{path}: must be a mapping of sink -> {{id, key, previous?}}")
-        return {}
+        problems.append(f"{path}: must be {FILE_SHAPE}")
+        return None
     return data
 
 
@@ -198,6 +208,8 @@ def load_keyring(
             sinks[name] = SinkKeys(SinkKey(key_id, secret))
         return Keyring(sinks)
     file_data = _read_secret_file(secret_file, problems) if secret_file is not None else {}
+    file_unusable = file_data is None  # its one problem says why; no "no key" line per sink
+    file_data = file_data or {}
     for name in sink_names:
         variable = env_name(name)
         if variable in env:
@@ -212,7 +224,7 @@ def load_keyring(
             keys = _from_file(file_data[name], f"{secret_file}: {name}", problems)
             if keys is not None:
                 sinks[name] = keys
-        else:
+        elif not file_unusable:
             problems.append(f"sink '{name}': no key (set {variable} or add it to a secret file)")
     for name, keys in sinks.items():
         previous = keys.previous

@@ -164,3 +164,32 @@ def test_when_current_and_previous_share_an_id_with_other_bytes_then_the_keyring
         "sink 'ads': the current and the previous key have the same id 'k1' but different keys;"
         " each key needs its own id"
     ]
+
+
+@pytest.mark.parametrize("damage", ["missing", "group readable", "not yaml", "not a mapping"])
+def test_when_the_key_file_is_unusable_then_only_its_cause_is_reported(
+    tmp_path: Path, damage: str
+) -> None:
+    secret = tmp_path / "keys.yaml"
+    if damage != "missing":
+        text = {
+            "group readable": f"ads: {{id: a1, key: '{K1}'}}\n",
+            "not yaml": '{"ads": {"id": "a1", "key": ',  # a JSON file cut short
+            "not a mapping": "- ads\n",
+        }[damage]
+        secret.write_text(text)
+        secret.chmod(0o640 if damage == "group readable" else 0o600)
+    with pytest.raises(KeyringError) as caught:
+        load_keyring({}, ["ads", "analytics", "social"], secret_file=secret)
+    problems = caught.value.problems
+    assert len(problems) == 1, problems  # no "sink 'X': no key" lines after the real cause
+    assert problems[0].startswith(f"{secret}: ")
+    expected = {
+        "missing": "cannot read secret file (No such file or directory)",
+        "group readable": "accessible by group or others",
+        "not yaml": "the key file is not valid YAML or JSON (line 1); expected a mapping of "
+        "sink -> {id, key, previous?: {id, key}}",
+        "not a mapping": "must be a mapping of sink -> {id, key, previous?: {id, key}}",
+    }[damage]
+    assert expected in problems[0]
+    assert "ParserError" not in problems[0]
