@@ -6,8 +6,9 @@ state folder (`<state>/secure`, free ports), so it never touches a plaintext bro
 * a throwaway CA and broker certificate (`devtools.certs`, made with `cryptography`) for one
   SASL_SSL listener on 127.0.0.1 (hostname verification holds: the certificate names it);
 * SCRAM-SHA-256 and SCRAM-SHA-512 users created at format time (`kafka-storage format
-  --add-scram`): `admin` (the only super user; the broker's own login), the gateway's principal
-  and one principal per sink (the partners), each with a random password;
+  --add-scram`): `broker-admin` (the only super user; the broker's own login; a name no sink
+  can have, as sink names hold no `-`, and refused as any other user's name), the gateway's
+  principal and one principal per sink (the partners), each with a random password;
 * the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`, and exactly the ACLs that
   `gateway acls --format kafka-acls` prints for the config, parsed and added in one JVM through
   Kafka's Admin API (`devtools/java/AddAcls.java`; the cached jars hold no `kafka-acls.sh`);
@@ -36,7 +37,7 @@ from gateway.acls import derive_acls, partner_principals, render_json, render_ka
 from gateway.config import load_config
 from topologies.security import ClientSecurity
 
-ADMIN = "admin"
+ADMIN = "broker-admin"  # the super user: sink names ([a-z][a-z0-9_]*) can never be this
 MECHANISM = "SCRAM-SHA-512"
 HOST = "127.0.0.1"
 
@@ -150,6 +151,8 @@ def acl_plan(config_dir: Path, app_id: str) -> tuple[list[str], list[str]]:
     shown = render_json(entries, gateway_principal="User:gateway", partners=partners)
     principals = [shown["principals"]["gateway"], *shown["principals"]["partners"].values()]
     users = [p.removeprefix("User:") for p in principals]
+    if ADMIN in users:  # a partner sharing the super user's name would be a super user
+        raise lb.BrokerError(f"the principal User:{ADMIN} is the broker's super user; rename it")
     return users, render_kafka_acls(entries)
 
 

@@ -16,6 +16,10 @@ authorizer with `allow.everyone.if.no.acl.found=false`):
 * nobody else gets anything: no partner reads a raw, consent, audit or DLQ topic, or another
   partner's sink topic.
 
+The inputs are checked first (`AclError`, every problem at once): the app id must be usable as
+a topic-name prefix and a group id, every principal must be `Type:name` (`User:gateway`), and no
+two roles may share a principal.
+
 `render_json` and `render_kafka_acls` turn the entries into `gateway acls`' two output formats;
 the secure local broker (`gateway local up --secure`) is set up from `render_json`'s output.
 Pure: no Kafka, no I/O.
@@ -23,6 +27,7 @@ Pure: no Kafka, no I/O.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from gateway.config import GatewayConfig
+from gateway.errors import GatewayError
 
 ResourceType = Literal["topic", "group"]
 PatternType = Literal["literal", "prefixed"]
@@ -38,6 +44,38 @@ Operation = Literal["Read", "Write", "Create", "Describe"]
 DEFAULT_GATEWAY_PRINCIPAL = "User:gateway"
 DEFAULT_PARTNER_PRINCIPAL = "User:{sink}"  # `{sink}` is the sink's name
 PARTNER_GROUP_SEPARATOR = "."  # a partner's groups are `<sink>.<anything>`
+# Kafka topic names allow [A-Za-z0-9._-] up to 249 characters; faust appends table and assignor
+# names to the app id, so it is kept well below that. A leading letter or digit keeps it from
+# reading as a command-line option in the printed `kafka-acls.sh` lines.
+_APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,149}\Z")
+_PRINCIPAL = re.compile(r"[A-Za-z][A-Za-z0-9]*:\S(.*\S)?\Z")
+
+
+class AclError(GatewayError, ValueError):
+    """The ACLs cannot be derived as asked; `problems` lists every reason, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def app_id_problem(app_id: str) -> str | None:
+    """What is wrong with a `GATEWAY_APP_ID` (names its groups and topic prefix), or None."""
+    if not app_id:
+        return "the app id is empty (the worker's default is privacy-gateway)"
+    if not _APP_ID.match(app_id):
+        return (
+            "the app id must be 1-150 of A-Z a-z 0-9 . _ - and start with a letter or digit"
+            " (it names the worker's consumer groups and topics)"
+        )
+    return None
+
+
+def principal_problem(principal: str) -> str | None:
+    """What is wrong with a Kafka principal, or None: it must be `Type:name`, as `User:gateway`."""
+    if not _PRINCIPAL.match(principal):
+        return f"principal {principal!r} is not Type:name (Kafka principals look like User:gateway)"
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -88,11 +126,14 @@ def derive_acls(
     """Every ACL entry the deployment needs, sorted; nothing for anyone not named here.
 
     `partners` maps each sink's name to its partner's principal (default
-    `partner_principals(config, DEFAULT_PARTNER_PRINCIPAL)`). Raises `ValueError` when a
-    partner's principal is the gateway's or another sink's (it would read more than its sink).
+    `partner_principals(config, DEFAULT_PARTNER_PRINCIPAL)`). Raises `AclError` (a `ValueError`)
+    listing every problem: an invalid app id (`app_id_problem`), a principal that is not
+    `Type:name`, a partner's principal that is the gateway's or another sink's (it would read
+    more than its sink).
     """
     if partners is None:
         partners = partner_principals(config, DEFAULT_PARTNER_PRINCIPAL)
+    _check_inputs(app_id, gateway_principal, partners)
     topics = config.settings.topics
     entries: set[AclEntry] = set()
 
@@ -111,16 +152,25 @@ def derive_acls(
         ("Read", "Write", "Create", "Describe"), "prefixed",
     )  # fmt: skip
     allow(gateway_principal, "group", worker_groups(app_id), ("Read",))
-    for sink, partner in sorted(partners.items()):
-        if partner == gateway_principal:
-            raise ValueError(f"sink '{sink}': its partner's principal is the gateway's")
-    if len(set(partners.values())) < len(partners):
-        raise ValueError("two sinks have the same partner principal; each needs its own")
     for rule in config.sinks:
         partner = partners[rule.name]
         allow(partner, "topic", [rule.topic], ("Read", "Describe"))
         allow(partner, "group", [rule.name + PARTNER_GROUP_SEPARATOR], ("Read",), "prefixed")
     return sorted(entries)
+
+
+def _check_inputs(app_id: str, gateway_principal: str, partners: Mapping[str, str]) -> None:
+    problems = [p for p in [app_id_problem(app_id), principal_problem(gateway_principal)] if p]
+    for sink, partner in sorted(partners.items()):
+        problem = principal_problem(partner)
+        if problem is not None:
+            problems.append(f"sink '{sink}': its partner's {problem}")
+        elif partner == gateway_principal:
+            problems.append(f"sink '{sink}': its partner's principal is the gateway's")
+    if len(set(partners.values())) < len(partners):
+        problems.append("two sinks have the same partner principal; each needs its own")
+    if problems:
+        raise AclError(problems)
 
 
 def render_json(

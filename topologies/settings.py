@@ -279,6 +279,16 @@ class WorkerSettings(KafkaClientSettings):
                 )
         return ",".join(entries)
 
+    @field_validator("app_id")
+    @classmethod
+    def _app_id(cls, value: str) -> str:
+        from gateway.acls import app_id_problem
+
+        problem = app_id_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("gateway_app_id", problem)
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:

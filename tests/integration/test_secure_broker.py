@@ -59,7 +59,7 @@ async def secure(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stac
         secure_broker.up, stack.config_dir, app_id=stack.app_id
     )
     stack.bootstrap = broker.state.bootstrap
-    stack.security = secure_broker.client_security("admin")  # the test's own clients
+    stack.security = secure_broker.client_security(secure_broker.ADMIN)  # the test's own clients
     creds = secure_broker.read_credentials()
     assert creds is not None
     users = creds["users"]

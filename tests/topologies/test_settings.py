@@ -155,3 +155,13 @@ def test_when_gateway_run_gets_a_bad_bootstrap_then_exit_2_without_the_value() -
     assert "KAFKA_BOOTSTRAP: the server has a port that is not a number" in result.stderr
     assert "s3cr3t" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("app_id", ["", "two words", "-gw", "gw/x"])
+def test_when_gateway_app_id_cannot_name_groups_and_topics_then_it_is_refused(
+    monkeypatch: pytest.MonkeyPatch, app_id: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_APP_ID", app_id)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(":")[0] for p in caught.value.problems] == ["GATEWAY_APP_ID"]

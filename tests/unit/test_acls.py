@@ -12,9 +12,12 @@ import pytest
 
 from gateway.acls import (
     AclEntry,
+    AclError,
+    app_id_problem,
     derive_acls,
     internal_topic_prefix,
     partner_principals,
+    principal_problem,
     render_json,
     render_kafka_acls,
     worker_groups,
@@ -81,6 +84,58 @@ def test_when_a_partner_would_share_a_principal_then_derivation_refuses(
         derive_acls(config, app_id="gw", partners=partner_principals(config, "User:gateway"))
     with pytest.raises(ValueError, match="same partner principal"):
         derive_acls(config, app_id="gw", partners=partner_principals(config, "User:partner"))
+
+
+@pytest.mark.parametrize("app_id", ["", "-", "a b", "-leading-dash", "x" * 151, "gw/1"])
+def test_when_the_app_id_is_empty_or_invalid_then_derivation_refuses(
+    config: GatewayConfig, app_id: str
+) -> None:
+    assert app_id_problem(app_id) is not None
+    with pytest.raises(AclError, match="the app id"):
+        derive_acls(config, app_id=app_id)
+
+
+@pytest.mark.parametrize("app_id", ["privacy-gateway", "gw", "gw-sec-0a1b", "team_a.gw", "9gw"])
+def test_when_the_app_id_is_a_topic_prefix_then_it_is_accepted(app_id: str) -> None:
+    assert app_id_problem(app_id) is None
+
+
+@pytest.mark.parametrize("principal", ["gateway", ":gateway", "User:", "User: x", "", "1:x"])
+def test_when_a_principal_has_no_type_then_derivation_refuses(
+    config: GatewayConfig, principal: str
+) -> None:
+    assert principal_problem(principal) is not None
+    with pytest.raises(AclError, match="is not Type:name"):
+        derive_acls(config, app_id="gw", gateway_principal=principal)
+
+
+def test_when_several_inputs_are_wrong_then_every_problem_is_listed(config: GatewayConfig) -> None:
+    with pytest.raises(AclError) as caught:
+        derive_acls(config, app_id="", gateway_principal="gateway",
+                    partners=partner_principals(config, "{sink}"))  # fmt: skip
+    assert len(caught.value.problems) == 2 + len(config.sinks)
+    assert "sink 'ads': its partner's principal 'ads' is not Type:name" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--app-id", ""],
+        ["--principal", "gateway"],
+        ["--partner-principal", "{sink}"],
+    ],
+)
+def test_when_gateway_acls_gets_an_unusable_option_then_one_line_and_exit_2(
+    argv: list[str],
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "topologies.cli", "acls", *argv],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("gateway acls: ")
 
 
 def test_when_rendered_as_kafka_acls_lines_then_they_add_exactly_the_derived_entries(
