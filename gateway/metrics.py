@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_FORWARD_REASONS",
     "DEFAULT_INVALID_REASONS",
     "ERASURE_BUCKETS",
+    "ERASURE_FAILURE_STAGES",
     "ERASURE_REASONS",
     "KAFKA_CLIENTS",
     "LATENCY_BUCKETS",
@@ -59,6 +60,10 @@ Snapshot = dict[str, dict[tuple[str, ...], float]]
 VERDICTS: Final = tuple(verdict.value for verdict in Verdict)
 CONSENT_OUTCOMES: Final = tuple(outcome.value for outcome in ConsentOutcome)
 RELOAD_RESULTS: Final = ("success", "failure")
+# Where a consent record's erasure notices failed: `build` (building them or adding them to the
+# batch raised: never sent, while the record itself is applied and committed) or `ack` (their
+# batch was refused: not committed, so sent again when the record is read again).
+ERASURE_FAILURE_STAGES: Final = ("build", "ack")
 # The worker's parts that ride out a Kafka outage (topologies.outage).
 KAFKA_CLIENTS: Final = ("raw_reader", "consent_feed")
 # What the value guard (gateway.guard) finds and replaces in an output record.
@@ -261,6 +266,14 @@ class GatewayMetrics:
             ERASURE_BUCKETS,
             ("reason",),
         )
+        self.erasure_failures = counter(
+            "gateway_erasure_notice_failures_total",
+            "Consent records (tombstones, late-found children) whose erasure notices failed:"
+            " stage=build, not built or not added to the batch (never sent; the record itself"
+            " was applied); stage=ack, their batch was not acknowledged (sent again when the"
+            " record is read again).",
+            ("reason", "stage"),
+        )
         self.kafka_degraded = gauge(
             "gateway_kafka_degraded",
             "1 while a part of the worker rides out a Kafka outage (fetching paused, retrying"
@@ -310,6 +323,8 @@ class GatewayMetrics:
             self.consent_records.labels(outcome)
         for reason in ERASURE_REASONS:
             self.erasure_latency.labels(reason)
+            for stage in ERASURE_FAILURE_STAGES:
+                self.erasure_failures.labels(reason, stage)
             for sink in sorted(self.sinks):
                 self.erasure_notices.labels(sink, reason)
         for result in RELOAD_RESULTS:
@@ -447,6 +462,15 @@ class GatewayMetrics:
         """
         label = _check("reason", reason, ERASURE_REASONS)
         self.erasure_latency.labels(label).observe(max(seconds, 0.0))
+
+    def erasure_notices_failed(self, reason: str, stage: str) -> None:
+        """One consent record's erasure notices failed at `stage` (`ERASURE_FAILURE_STAGES`).
+
+        `reason` is an `ErasureReason` value. Raises `UnknownLabelValueError` for either label
+        not declared.
+        """
+        label = _check("reason", reason, ERASURE_REASONS)
+        self.erasure_failures.labels(label, _check("stage", stage, ERASURE_FAILURE_STAGES)).inc()
 
     # Kafka outages
 

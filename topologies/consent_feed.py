@@ -16,7 +16,9 @@ Erasure notices (README, "Erasure notices"): a tombstone, or a record that makes
 child without a parent's consent, adds the notices `gateway.erasure.erasure_reason` calls for
 (built by `OutputRecords.erasure`) to the same writer as the changelog, so they are acknowledged
 before the consent offset is committed; a crash before that redelivers the record and the
-notices go out again with the same dedup ids. They are counted once acknowledged.
+notices go out again with the same dedup ids. They are counted once acknowledged. The record is
+applied before its notices are built: a failure to build them never cancels the erasure (or the
+child's state); it is counted in `gateway_erasure_notice_failures_total` and logged instead.
 
 Sticky GPC (`gpc: sticky`): the enforcer keeps a subject's GPC signal in the table through
 `keep_gpc`, which writes the state and returns its changelog record for the enforcer's batch.
@@ -352,28 +354,32 @@ class ConsentFeed:
 
         `source` is the record's position, `timestamp_ms` its Kafka timestamp (epoch ms, None
         or negative: none). Returns (the outcome, the applied state's time in epoch µs, else 0,
-        the notices added, or None). Notices and the changelog record are added before the table
-        changes, so a record that raises (a corrupt table value, a writer refusing the record)
-        leaves the table as it was.
+        the notices added, or None). The record is applied first and its notices added after:
+        a failure to build or add the notices never cancels the record (fail closed: an erased
+        subject is gone from the table, a child is denied), it is counted and logged instead
+        (`_erase`). A record whose changelog write raises (a corrupt table value, a writer
+        refusing it) leaves the table as it was, except a tombstone, which erases the subject
+        from the table first.
         """
         partition = source.partition
         key = update.subject_id.encode()
         packed = store.get(key)
         current = None if packed is None else int(packed)
         new, outcome = apply_consent(current, update)
-        erased = self._erase(
-            writer, current, update, outcome, source=source, timestamp_ms=timestamp_ms
-        )
+        applied_at = 0
         if outcome is ConsentOutcome.APPLIED and new is not None:
             value = b"%d" % new
             writer.add(self._changelog, partition, key, value, [])
             store[key] = value
             self._remember_partition(key, partition)
-            return outcome, ConsentState.ordered_at_us(new), erased
-        if outcome is ConsentOutcome.TOMBSTONE and current is not None:
-            writer.add(self._changelog, partition, key, None, [])
+            applied_at = ConsentState.ordered_at_us(new)
+        elif outcome is ConsentOutcome.TOMBSTONE and current is not None:
             store.pop(key, None)
-        return outcome, 0, erased
+            writer.add(self._changelog, partition, key, None, [])
+        erased = self._erase(
+            writer, current, update, outcome, source=source, timestamp_ms=timestamp_ms
+        )
+        return outcome, applied_at, erased
 
     def _erase(
         self,
@@ -388,7 +394,11 @@ class ConsentFeed:
         """Add the erasure notices one record calls for (gateway.erasure); None: it calls for none.
 
         The notices' consent version is the record's ordering time, a tombstone's its Kafka
-        timestamp (µs). Logged by position and reason, never the subject.
+        timestamp (µs). Logged by position and reason, never the subject. Raises nothing: when
+        building or adding the notices raises, they are not sent (those added before the failure
+        may be), the failure is counted (`gateway_erasure_notice_failures_total{stage="build"}`)
+        and logged by position, reason and exception type, and None is returned; the record
+        itself stays applied (README, "Erasure notices": resending them).
         """
         settings = self._engine.config.settings
         reason = erasure_reason(
@@ -401,9 +411,17 @@ class ConsentFeed:
             version: int | None = update.updated_at_us
         else:
             version = None if stamp is None else stamp * 1000
-        notices = self._engine.records.erasure(update.subject_id, reason, version, source)
-        for topic, key, value, headers in notices.outputs:
-            writer.add(topic, source.partition, key, value, headers)
+        try:
+            notices = self._engine.records.erasure(update.subject_id, reason, version, source)
+            for topic, key, value, headers in notices.outputs:
+                writer.add(topic, source.partition, key, value, headers)
+        except Exception as exc:  # the record stays applied; its notices are reported missing
+            self._metrics.erasure_notices_failed(reason.value, "build")
+            log.error(
+                "erasure notices not sent: topic=%s partition=%d offset=%d reason=%s error=%s",
+                source.topic, source.partition, source.offset, reason.value, type(exc).__name__,
+            )  # fmt: skip
+            return None
         log.info(
             "erasure notices: topic=%s partition=%d offset=%d reason=%s sinks=%d",
             source.topic, source.partition, source.offset, reason.value, len(notices.sinks),
@@ -413,9 +431,15 @@ class ConsentFeed:
     def _erasures_acknowledged(self, erasures: list[_Erasure], acked: asyncio.Future[Any]) -> None:
         """Count the notices of an acknowledged send, and how long after each record's timestamp.
 
-        A failed send counts nothing: its offsets are not committed, so the notices are redone.
+        A failed send counts each record's notices as failed at stage `ack`: its offsets are
+        not committed, so the notices are redone. A cancelled one (an outage abandoned the batch)
+        counts nothing.
         """
-        if acked.cancelled() or acked.exception() is not None:
+        if acked.cancelled():
+            return
+        if acked.exception() is not None:
+            for _, reason, _ in erasures:
+                self._metrics.erasure_notices_failed(reason.value, "ack")
             return
         now, metrics = time.time(), self._metrics
         for sinks, reason, timestamp_ms in erasures:

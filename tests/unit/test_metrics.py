@@ -43,6 +43,7 @@ EXPECTED_FAMILIES = {
     "gateway_last_event_processed_time_seconds": ("gauge", set()),
     "gateway_erasure_notices": ("counter", {"sink", "reason"}),
     "gateway_erasure_notice_seconds": ("histogram", {"reason"}),
+    "gateway_erasure_notice_failures": ("counter", {"reason", "stage"}),
     "gateway_kafka_degraded": ("gauge", {"client"}),
     "gateway_kafka_outages": ("counter", {"client"}),
     "gateway_kafka_outage_seconds": ("counter", {"client"}),
@@ -377,6 +378,21 @@ def test_when_erasure_notices_are_acknowledged_then_they_count_per_sink_and_reas
         metrics.erasure_notices_acknowledged("ads", "deleted")
     with pytest.raises(UnknownLabelValueError):
         metrics.erasure_acknowledged_after("deleted", 1.0)
+
+
+def test_when_erasure_notices_fail_then_each_record_counts_per_reason_and_stage(
+    metrics: GatewayMetrics, registry: CollectorRegistry
+) -> None:
+    metrics.erasure_notices_failed("subject_erased", "build")
+    metrics.erasure_notices_failed("child_discovered", "ack")
+    failures = exposed(registry)["gateway_erasure_notice_failures_total"]
+    assert failures[labels(reason="subject_erased", stage="build")] == 1
+    assert failures[labels(reason="child_discovered", stage="ack")] == 1
+    assert failures[labels(reason="child_discovered", stage="build")] == 0  # preinitialised
+    with pytest.raises(UnknownLabelValueError):
+        metrics.erasure_notices_failed("subject_erased", "later")
+    with pytest.raises(UnknownLabelValueError):
+        metrics.erasure_notices_failed("deleted", "build")
 
 
 def test_when_a_kafka_outage_is_ridden_out_then_degraded_goes_up_and_down_and_it_counts() -> None:
