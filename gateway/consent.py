@@ -137,10 +137,12 @@ def parse_consent(
     `record_timestamp_ms` (the Kafka record timestamp, epoch ms; None or negative: absent) and
     `clock_tolerance_seconds` set the ordering time (module docstring): the state packs it as
     its `updated_at`, and `future_dated` says it was clamped. Invalid input is returned as an
-    `Invalid` with its reason, never raised.
+    `Invalid` with its reason, never raised; a null or empty key (no subject id, as no event can
+    have) is `missing_key`, a tombstone included.
     """
-    if key is None:
-        return _invalid(Reason.MISSING_KEY, "record has no key", 0)
+    if not key:
+        detail = "record has no key" if key is None else "record key is empty: no subject id"
+        return _invalid(Reason.MISSING_KEY, detail, 0 if value is None else len(value))
     try:
         subject_id = key.decode("utf-8")
     except UnicodeDecodeError:

@@ -138,3 +138,19 @@ async def test_when_the_batch_with_notices_is_refused_then_they_count_as_failed_
     assert [type(r) for r in results] == [RuntimeError]
     assert failures(setup)[("subject_erased", "ack")] == 2
     assert failures(setup)[("subject_erased", "build")] == 0
+
+
+async def test_when_a_tombstone_has_an_empty_key_then_it_goes_to_the_dlq_and_notifies_no_sink(
+    setup: Setup,
+) -> None:
+    table, writer, barrier = Table(), RecordingWriter(), ConsentBarrier(no_ends)
+    feed = feed_for(setup, table, writer, barrier)
+    await feed._apply_batch({consent_feed.TopicPartition(CONSENT, 0): [Message(0, b"", None)]})
+    await asyncio.gather(*feed._unacked)
+
+    assert [t for t, *_ in writer.sent] == [DLQ], "no notice for a subject named ''"
+    dead = orjson.loads(writer.sent[0][3] or b"{}")
+    assert (dead["reason"], dead["detail"]) == ("missing_key", "record key is empty: no subject id")
+    outcomes = samples(setup.registry, "gateway_consent_records_total")
+    assert outcomes[(("outcome", "invalid"),)] == 1
+    assert outcomes[(("outcome", "tombstone"),)] == 0

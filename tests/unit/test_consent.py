@@ -62,6 +62,9 @@ def test_when_value_is_null_then_it_is_a_tombstone_for_the_key() -> None:
 
 INVALID = [
     ("no key", b"{}", None, Reason.MISSING_KEY),
+    ("empty key", _record(subject_id=""), b"", Reason.MISSING_KEY),
+    ("tombstone with an empty key", None, b"", Reason.MISSING_KEY),
+    ("tombstone without a key", None, None, Reason.MISSING_KEY),
     ("key not utf-8", b"{}", b"\xff", Reason.INVALID_UTF8),
     ("not json", b"{", b"u-1", Reason.INVALID_JSON),
     ("not object", b"[]", b"u-1", Reason.NOT_OBJECT),
@@ -82,7 +85,7 @@ INVALID = [
     ("value", "key", "reason"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )
 def test_when_consent_record_is_invalid_then_reason_is_given(
-    value: bytes, key: bytes | None, reason: Reason
+    value: bytes | None, key: bytes | None, reason: Reason
 ) -> None:
     result = parse_consent(value, key)
     assert isinstance(result, Invalid)
