@@ -18,7 +18,14 @@ from gateway.consent_state import ConsentState
 from gateway.decision import verdict_of
 from gateway.engine import Engine
 
-__all__ = ["NoticeSeen", "subject_report"]
+__all__ = ["STICKY_GPC_UNKNOWN", "NoticeSeen", "subject_report"]
+
+# Why `sticky_gpc` is null: the signal is kept in the worker's table and changelog, never on
+# the consent topic the report reads (README, "GPC").
+STICKY_GPC_UNKNOWN = (
+    "gpc is sticky, and a kept GPC signal lives only in the worker's consent table, not on the"
+    " consent topic read here: if the worker holds one, sinks get reason_with_gpc"
+)
 
 
 class NoticeSeen(NamedTuple):
@@ -36,13 +43,22 @@ class NoticeSeen(NamedTuple):
 
 
 def subject_report(
-    engine: Engine, subject_id: str, state: int | None, notices: Iterable[NoticeSeen]
+    engine: Engine,
+    subject_id: str,
+    state: int | None,
+    notices: Iterable[NoticeSeen],
+    *,
+    sticky_gpc_known: bool = False,
 ) -> dict[str, Any]:
     """The report of one subject, as a JSON-ready dict (module docstring).
 
-    `state` is the subject's packed consent from the table (None: unknown, never seen or
-    erased); `notices` every erasure notice read (those naming none of the subject's pseudonyms
-    are left out). Shape: `{"subject_id", "consent": {"known", "version", "sticky_gpc"},
+    `state` is the subject's packed consent (None: unknown, never seen or erased);
+    `sticky_gpc_known` says whether it holds the worker's sticky GPC signal (a state rebuilt
+    from the consent topic does not); `notices` every erasure notice read (those naming none of
+    the subject's pseudonyms are left out). With `gpc: sticky` and the signal not known,
+    `sticky_gpc` is null and `sticky_gpc_unknown` says why (`STICKY_GPC_UNKNOWN`); with
+    `gpc: per_event` no signal is kept, so it is false. Shape: `{"subject_id", "consent":
+    {"known", "version", "sticky_gpc", ["sticky_gpc_unknown"]},
     "sinks": {sink: {"verdict", "reason", "reason_with_gpc", "pseudonyms": [{"key_id",
     "pseudonym", "current"}], "erasure_notices": [{"reason", "consent_version",
     "config_version", "key_ids", "dedup_id", "partition", "offset", "timestamp_ms"}]}}}`.
@@ -81,12 +97,12 @@ def subject_report(
         }
         for name, reason in reasons.items()
     }
-    return {
-        "subject_id": subject_id,
-        "consent": {
-            "known": state is not None,
-            "version": ConsentState.version(state),
-            "sticky_gpc": ConsentState.sticky_gpc(state),
-        },
-        "sinks": sinks,
+    consent: dict[str, Any] = {
+        "known": state is not None,
+        "version": ConsentState.version(state),
+        "sticky_gpc": ConsentState.sticky_gpc(state),
     }
+    if engine.config.settings.gpc == "sticky" and not sticky_gpc_known:
+        consent["sticky_gpc"] = None
+        consent["sticky_gpc_unknown"] = STICKY_GPC_UNKNOWN
+    return {"subject_id": subject_id, "consent": consent, "sinks": sinks}

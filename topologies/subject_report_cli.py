@@ -9,7 +9,17 @@ under the current and previous keys, and the notices published for it. No raw id
 printed except the asked id, echoed as `subject_id`.
 
 Refused in one line, exit 2, before connecting: an empty `--subject`, an invalid environment or
-config, missing keys. An unreachable cluster: one line, exit 2.
+config, missing keys. Ended in one line, exit 2, never a traceback and never a partial report: an
+unreachable cluster (with the cause `gateway consent` names: refused SASL credentials, an
+untrusted certificate, ...), a topic the principal may not describe or read, a topic that does
+not exist, any other error the broker gives, and a topic not read to its end in time.
+
+A topic is read to its end when the consumer's position reaches the end offset taken at the
+start, not when a record at end-1 arrives: the last offset may be a transaction's commit or
+abort marker, which no consumer ever receives.
+
+`sticky_gpc` is null under `gpc: sticky`: the kept signal lives in the worker's table and its
+changelog, not on the consent topic read here (`gateway.subject_report.STICKY_GPC_UNKNOWN`).
 """
 
 from __future__ import annotations
@@ -26,11 +36,11 @@ import orjson
 
 from gateway.consent import apply_consent, parse_consent
 from gateway.engine import Engine
+from gateway.errors import GatewayError
 from gateway.events import Invalid
 from gateway.keys import KeyringError, load_keyring
 from gateway.records import HEADER_DEDUP_ID
 from gateway.subject_report import NoticeSeen, subject_report
-from topologies.admin import describe_partitions
 from topologies.consent_cli import ClusterUnreachableError
 from topologies.security import ClientSecurity
 from topologies.worker_cli import command_settings, refusing
@@ -39,6 +49,16 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
 READ_TIMEOUT = 60.0  # seconds to read a topic to the end offsets taken at the start
+# Kafka's error codes in a topic's metadata (describe_topics) the report names.
+_TOPIC_ERRORS = {3: "it does not exist", 29: "not authorized to describe or read it"}
+
+
+class TopicUnreadableError(GatewayError):
+    """A topic the report needs could not be read to its end: `topic` and `why`, one line."""
+
+    def __init__(self, topic: str, why: str) -> None:
+        super().__init__(f"cannot read {topic}: {why}")
+        self.topic, self.why = topic, why
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,43 +81,75 @@ async def _read_to_end(
     """Every record of `topic` from its start to its current end, assigned by hand, no group.
 
     With `key`, only the records with that key (every partition is read: a privacy team's
-    look-up, not a hot path; a large consent topic takes seconds).
-    Raises `ClusterUnreachableError` when no bootstrap server answers.
+    look-up, not a hot path; a large consent topic takes seconds). A partition is done when the
+    consumer's position reaches its end offset (module docstring: a transaction marker may be
+    the last offset). Raises `ClusterUnreachableError` when no bootstrap server answers, and
+    `TopicUnreadableError` for a topic that is missing, not authorized, refused with another
+    Kafka error, or not read to its end in `READ_TIMEOUT` seconds.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaConnectionError
+    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
-    try:
-        counts = await describe_partitions(bootstrap, [topic], security=security)
-    except KafkaConnectionError as exc:
-        raise ClusterUnreachableError(exc) from exc
-    partitions = list(range(counts.get(topic, 0)))
-    if not partitions:
-        return []
+    counts = await _partition_count(bootstrap, security, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
         **security.aiokafka(),
     )  # fmt: skip
     try:
-        await consumer.start()
-        tps = [TopicPartition(topic, p) for p in partitions]
+        try:
+            await consumer.start()
+        except KafkaConnectionError as exc:
+            raise ClusterUnreachableError(exc) from exc
+        tps = [TopicPartition(topic, p) for p in range(counts)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         await consumer.seek_to_beginning(*tps)
         found: list[ConsumerRecord[bytes, bytes]] = []
-        reached = dict.fromkeys(tps, 0)  # the next offset to read, by what was read
+        left = {tp: end for tp, end in ends.items() if end > 0}
         deadline = time.monotonic() + READ_TIMEOUT
-        while any(reached[tp] < end for tp, end in ends.items()):
+        while True:
+            for tp in list(left):
+                if await consumer.position(tp) >= left[tp]:
+                    del left[tp]
+            if not left:
+                return found
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic} not read to its end in {READ_TIMEOUT:.0f}s")
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
+                why = f"not read to its end in {READ_TIMEOUT:.0f} s"
+                raise TopicUnreadableError(topic, why)
+            batch = await consumer.getmany(*left, timeout_ms=500)
+            for records in batch.values():
                 found += [r for r in records if key is None or r.key == key]
-                if records:
-                    reached[tp] = records[-1].offset + 1
-        return found
+    except TopicAuthorizationFailedError as exc:
+        raise TopicUnreadableError(topic, _TOPIC_ERRORS[29]) from exc
+    except KafkaConnectionError as exc:
+        raise ClusterUnreachableError(exc) from exc
+    except KafkaError as exc:
+        raise TopicUnreadableError(topic, f"the broker answered {type(exc).__name__}") from exc
     finally:
         await consumer.stop()
+
+
+async def _partition_count(bootstrap: str, security: ClientSecurity, topic: str) -> int:
+    """The topic's partition count; raises as `_read_to_end` does (missing, not authorized)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **security.aiokafka()
+    )
+    try:
+        await admin.start()
+        (described,) = await admin.describe_topics([topic])
+    except KafkaConnectionError as exc:
+        raise ClusterUnreachableError(exc) from exc
+    except KafkaError as exc:
+        raise TopicUnreadableError(topic, f"the broker answered {type(exc).__name__}") from exc
+    finally:
+        await admin.close()
+    code = described.get("error_code", 0)
+    if code:
+        raise TopicUnreadableError(topic, _TOPIC_ERRORS.get(code, f"Kafka error code {code}"))
+    return len(described["partitions"])
 
 
 async def read_state(
@@ -172,13 +224,16 @@ def _report(args: argparse.Namespace) -> int:
         return state, await read_notices(bootstrap, security, topics.erasure)
 
     try:
-        with quiet_kafka_client():
+        with quiet_kafka_client() as trouble:
             state, notices = asyncio.run(gather())
     except ClusterUnreachableError as exc:
         print(
-            f"gateway subject-report: {unreachable(settings.bootstrap, exc.args[0])}",
+            f"gateway subject-report: {unreachable(settings.bootstrap, exc.args[0], trouble)}",
             file=sys.stderr,
         )
+        return 2
+    except TopicUnreadableError as exc:
+        print(f"gateway subject-report: {exc}; no report", file=sys.stderr)
         return 2
     report = subject_report(engine, args.subject, state, notices)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())

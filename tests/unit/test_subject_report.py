@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 
+from gateway.consent import sticky_gpc
 from gateway.engine import Engine
 from gateway.erasure import ErasureReason
-from gateway.keys import pseudonymize
+from gateway.keys import Keyring, pseudonymize
 from gateway.records import HEADER_DEDUP_ID, Source
-from gateway.subject_report import NoticeSeen, subject_report
+from gateway.subject_report import STICKY_GPC_UNKNOWN, NoticeSeen, subject_report
 from tests.unit.helpers import ALL_GRANTED, consent_state
+from tests.unit.test_sticky_gpc import _engine
 
 SUBJECT = "subj-canary-1a2b3c"
 
@@ -58,3 +62,25 @@ def test_when_consent_is_granted_then_gpc_on_an_event_would_withdraw_ads(engine:
     )
     assert report["consent"]["known"] is True
     assert report["sinks"]["analytics"]["erasure_notices"] == []
+
+
+def test_when_gpc_is_sticky_then_the_report_says_the_kept_signal_is_unknown(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    # The report rebuilds the state from the consent topic, which never holds the kept signal.
+    sticky = _engine(tmp_path, keyring, "sticky")
+    report = subject_report(sticky, SUBJECT, consent_state(ALL_GRANTED), [])
+    assert report["consent"]["sticky_gpc"] is None
+    assert report["consent"]["sticky_gpc_unknown"] == STICKY_GPC_UNKNOWN
+    known = subject_report(sticky, SUBJECT, sticky_gpc(consent_state(ALL_GRANTED)), [],
+                           sticky_gpc_known=True)  # fmt: skip
+    assert known["consent"]["sticky_gpc"] is True and "sticky_gpc_unknown" not in known["consent"]
+
+
+def test_when_gpc_is_per_event_then_no_signal_is_kept_and_the_report_says_false(
+    engine: Engine,
+) -> None:
+    assert engine.config.settings.gpc == "per_event"
+    report = subject_report(engine, SUBJECT, consent_state(ALL_GRANTED), [])
+    assert report["consent"]["sticky_gpc"] is False
+    assert "sticky_gpc_unknown" not in report["consent"]
