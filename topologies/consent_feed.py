@@ -73,7 +73,7 @@ from gateway.reasons import Reason
 from gateway.records import Output, Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import Outage, backoff_delays, transient
+from topologies.outage import Outage, Renewable, backoff_delays, needs_new_producer, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
@@ -104,7 +104,8 @@ class ConsentFeed:
     learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
     seconds. `consumer_factory` makes the feed's two aiokafka consumers (fakes in broker-free
     tests); `security` is how both authenticate; `outage` reports a Kafka outage (by default to
-    `metrics`). `run` rides out a transient Kafka error (`topologies.outage`) and raises any
+    `metrics`); `producer` is the output producer, replaced after an outage that broke its
+    idempotence state. `run` rides out a transient Kafka error (`topologies.outage`) and raises any
     other error the broker gives (the app exits without committing); a record that raises goes
     to the DLQ instead.
     """
@@ -126,8 +127,10 @@ class ConsentFeed:
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         security: ClientSecurity = PLAINTEXT,
         outage: Outage | None = None,
+        producer: Renewable | None = None,
     ) -> None:
         self._topic = topic
+        self._producer = producer
         self._outage = outage or Outage(
             "consent_feed", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
         )
@@ -260,15 +263,21 @@ class ConsentFeed:
             future.cancel()
         self._unacked, self._pending = [], {}
         assignment = self._follower.assignment()
+        producer = self._producer
+        seen = producer.generation if producer is not None else 0
+        renew = needs_new_producer(exc)
         delays = backoff_delays()
         while not self._stopping and self._ready.is_set():
             await asyncio.sleep(next(delays))
             try:  # a new consumer: an outage can leave aiokafka's own broken for good
                 await self._follower.renew()
                 await asyncio.wait_for(self._follower.take(assignment), timeout=30)
+                if renew and producer is not None:
+                    await asyncio.wait_for(producer.renew(seen), timeout=30)
             except Exception as again:
                 if not transient(again):
                     raise
+                renew = renew or needs_new_producer(again)
                 self._outage.begin(again)
                 continue
             self._outage.end()

@@ -38,6 +38,9 @@ from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
 
+PROBE_EVERY = 5.0  # seconds without a record before the reader checks that Kafka answers
+PROBE_TIMEOUT = 10.0  # seconds the check may take before the cluster counts as away
+
 
 class RawReader:
     """Owns the raw topics' fetching, the batches in flight and the reader group's offsets.
@@ -105,6 +108,7 @@ class RawReader:
         self._stopping = False
         self._outage = outage or Outage("raw_reader", began=_ignore, ended=_ignore)
         self._producer = producer
+        self._last_heard = time.monotonic()
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -255,6 +259,21 @@ class RawReader:
         await self._settle(everything=not fetched, at_most=self._max_inflight)
         if not fetched or time.monotonic() - self._last_commit >= self._commit_interval:
             await self._commit()
+        if fetched:
+            self._last_heard = time.monotonic()
+        elif time.monotonic() - self._last_heard >= PROBE_EVERY:
+            await self._probe()
+
+    async def _probe(self) -> None:
+        """Idle for a while: ask the end offsets, so an outage shows even with nothing to do.
+
+        aiokafka's fetcher keeps a lost cluster to itself; this request raises a transient
+        error (a timeout after `PROBE_TIMEOUT` s) that `run` rides out, reporting it.
+        """
+        assigned = list(self._consumer.assignment())
+        if assigned:
+            await asyncio.wait_for(self._consumer.end_offsets(assigned), timeout=PROBE_TIMEOUT)
+        self._last_heard = time.monotonic()
 
     async def _pass_barrier(self, partitions: set[int]) -> float | None:
         """The seconds waited at the barrier, or None if a rebalance or stop came first."""

@@ -33,8 +33,10 @@ COLUMNS = (
     ("duplicate_sink_records", "dup. sink"), ("duplicates_deduplicable", "dedupable"),
     ("duplicate_audit_drops", "dup. audit"), ("conflicts", "conflicts"),
     ("conflicts_after_withdrawal", "redecided"), ("invalid_in_dlq", "in DLQ"),
-    ("lost_invalid", "DLQ lost"), ("withdrawals", "withdrawals"),
-    ("revocation_violations", "revoc. viol."), ("leaks", "leaks"), ("seconds", "s"),
+    ("lost_invalid", "DLQ lost"), ("duplicate_dlq", "dup. DLQ"), ("withdrawals", "withdrawals"),
+    ("tombstones", "of them erasures"),
+    ("revocation_violations", "revoc. viol."), ("leaks", "leaks"),
+    ("joinable_values", "joinable"), ("seconds", "s"),
 )  # fmt: skip
 
 
@@ -106,6 +108,7 @@ async def main(argv: list[str] | None = None) -> int:
                 report = await run_scenario(
                     name, bootstrap, Path(root), plan, scenario.fault,
                     rate=args.events / args.duration, workers=scenario.workers,
+                    log_level=scenario.log_level,
                 )  # fmt: skip
             reports.append(report)
             print(f"faults: {name}: {'ok' if report.ok else 'FAILED'} {report.as_dict()}",

@@ -65,12 +65,16 @@ class Report:
     unexplained_sink_records: int = 0
     invalid_records: int = 0
     invalid_in_dlq: int = 0
+    duplicate_dlq: int = 0
+    dlq_without_reason: int = 0
     lost_invalid: int = 0
     withdrawals: int = 0
+    tombstones: int = 0
     events_after_withdrawal: int = 0
     revocation_violations: int = 0
     leaks: int = 0
     leak_places: dict[str, int] = field(default_factory=dict)
+    joinable_values: int = 0
     faults: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -79,6 +83,7 @@ class Report:
     def ok(self) -> bool:
         return not (
             self.lost_pairs or self.lost_invalid or self.conflicts or self.unexplained_sink_records
+            or self.dlq_without_reason or self.joinable_values
             or self.revocation_violations or self.leaks or not self.duplicates_deduplicable
         )  # fmt: skip
 
@@ -127,6 +132,7 @@ def check(
     report.valid_events = len(events)
     report.pairs = len(events) * len(sinks)
     report.withdrawals = len(plan.withdrawals)
+    report.tombstones = sum(1 for w in plan.withdrawals if w.value is None)
     withdrew = {w.subject for w in plan.withdrawals}
     report.events_after_withdrawal = sum(1 for e in events if e.after_withdrawal)
 
@@ -179,12 +185,15 @@ def check(
                 else:
                     report.conflicts += 1
 
-    in_dlq = set()
+    in_dlq: Counter[Coordinates] = Counter()
     for record in dlq:
         source = record.header("gateway-source")
+        if not record.header("gateway-reason"):
+            report.dlq_without_reason += 1
         if source:
             topic, partition, offset = source.rsplit("/", 2)
-            in_dlq.add((topic, int(partition), int(offset)))
+            in_dlq[(topic, int(partition), int(offset))] += 1
+    report.duplicate_dlq = sum(n - 1 for n in in_dlq.values() if n > 1)
     for where, planned in by_source.items():
         if planned.event_id is None:
             if where in in_dlq:
@@ -207,3 +216,28 @@ def check(
     report.leaks = sum(places.values())
     report.leak_places = dict(places)
     return report
+
+
+_IDENTIFIER_FIELDS = ("subject_id", "device_id", "cookie_id", "pixel_id", "advertising_id")
+
+
+def joinable(sinks: Mapping[str, list[Written]]) -> int:
+    """Values two sinks' records share that could join them: keys, dedup ids, pseudonyms.
+
+    Each sink must know a subject by its own pseudonyms, and an event by its own dedup id.
+    """
+    seen: dict[str, set[str]] = {}
+    for sink, records in sinks.items():
+        values = seen.setdefault(sink, set())
+        for record in records:
+            if record.key:
+                values.add(record.key.decode(errors="replace"))
+            dedup = record.header("gateway-dedup-id")
+            if dedup:
+                values.add(dedup)
+            if record.value:
+                body = orjson.loads(record.value)
+                if isinstance(body, dict):
+                    values.update(str(body[f]) for f in _IDENTIFIER_FIELDS if body.get(f))
+    names = sorted(seen)
+    return sum(len(seen[a] & seen[b]) for i, a in enumerate(names) for b in names[i + 1 :])

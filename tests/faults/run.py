@@ -8,9 +8,11 @@ it produces, and the records it reads back for the checker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,7 +25,15 @@ from aiokafka.structs import RecordMetadata
 from devtools.local_broker import free_port
 from gateway.acls import worker_groups
 from gateway.keys import pseudonymize
-from tests.faults.checker import Coordinates, Report, Written, check
+from tests.faults.checker import (
+    Coordinates,
+    Report,
+    Written,
+    canary_pattern,
+    check,
+    joinable,
+    leaks_in,
+)
 from tests.faults.traffic import Plan, Planned, Withdrawal
 from tests.integration.procs import Proc
 from tests.integration.stack import SINKS, Stack
@@ -35,8 +45,9 @@ class FaultRun:
     """One scenario: a stack on unique topics, its workers, its traffic and what it wrote."""
 
     def __init__(
-        self, bootstrap: str, root: Path, plan: Plan, *, rate: float, partitions: int = 3
-    ) -> None:
+        self, bootstrap: str, root: Path, plan: Plan, *, rate: float, partitions: int = 3,
+        log_level: str = "info",
+    ) -> None:  # fmt: skip
         self.bootstrap = bootstrap
         self.root = root
         self.plan = plan
@@ -47,6 +58,9 @@ class FaultRun:
         self.progress = 0.0  # share of the steps produced
         self.faults: list[str] = []
         self.killed: set[int] = set()
+        self.log_level = log_level
+        self.metrics_ports: dict[int, int] = {}
+        self.exposed: list[str] = []  # /metrics pages scraped before the workers stopped
         self.notes: list[str] = []
         self._producer: AIOKafkaProducer | None = None
 
@@ -57,7 +71,10 @@ class FaultRun:
 
     async def start_worker(self, index: int = 0) -> Proc:
         """Start `gateway run` number `index` (its own metrics port and working directory)."""
-        env = self.stack.env() | {"GATEWAY_METRICS_PORT": str(free_port())}
+        port = self.metrics_ports[index] = free_port()
+        env = self.stack.env() | {
+            "GATEWAY_METRICS_PORT": str(port), "GATEWAY_LOG_LEVEL": self.log_level,
+        }  # fmt: skip
         log = self.root / f"worker-{index}-{len(self.stack.logs)}.log"
         self.stack.logs.append(log)
         workdir = self.workdir(index)
@@ -76,6 +93,14 @@ class FaultRun:
         self.workers[index].signal(signal.SIGKILL)
         self.workers[index].stop()  # reaps it and closes its log
 
+    def scrape_metrics(self) -> None:
+        """Keep each live worker's /metrics page, for the canary scan."""
+        for index, proc in enumerate(self.workers):
+            if proc.alive():
+                url = f"http://127.0.0.1:{self.metrics_ports[index]}/metrics"
+                with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as page:
+                    self.exposed.append(page.read().decode(errors="replace"))
+
     def stop_workers(self) -> None:
         for proc in self.workers:
             if proc.alive():
@@ -85,6 +110,13 @@ class FaultRun:
         """Delete worker `index`'s local state (the consent table comes back from Kafka)."""
         shutil.rmtree(self.workdir(index), ignore_errors=True)
         self.faults.append(f"local state of worker {index} wiped at {self.progress:.0%}")
+
+    def owns_broker(self) -> bool:
+        """True when the run's broker is the project's local one (it can be restarted)."""
+        from devtools import local_broker
+
+        state = local_broker.running_state()
+        return state is not None and state.bootstrap == self.bootstrap
 
     async def broker_outage(self, seconds: float) -> None:
         """Stop the local broker, keep it down `seconds`, start it again with its data.
@@ -142,7 +174,9 @@ class FaultRun:
                 await self._until_acknowledged(self.stack.topics["consent"], key, step.value)
             else:
                 topic = self.stack.topics[step.topic]
-                pending.append((step, await producer.send(topic, step.value, key=step.key)))
+                headers = list(step.headers) or None
+                sending = await producer.send(topic, step.value, key=step.key, headers=headers)
+                pending.append((step, sending))
                 sent += 1
                 ahead = sent / self.rate - (time.monotonic() - started)
                 if ahead > 0.02:
@@ -153,16 +187,21 @@ class FaultRun:
                 meta = await future
             except KafkaError:
                 topic = self.stack.topics[planned.topic]
-                meta = await self._until_acknowledged(topic, planned.key, planned.value)
+                meta = await self._until_acknowledged(
+                    topic, planned.key, planned.value, planned.headers
+                )
             self.produced.append((planned, (meta.topic, meta.partition, meta.offset)))
 
     async def _until_acknowledged(
-        self, topic: str, key: bytes | None, value: bytes
-    ) -> RecordMetadata:
+        self, topic: str, key: bytes | None, value: bytes | None,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> RecordMetadata:  # fmt: skip
         producer = await self.producer()
         while True:
             try:
-                return await producer.send_and_wait(topic, value, key=key)
+                return await producer.send_and_wait(
+                    topic, value, key=key, headers=list(headers) or None
+                )
             except KafkaError:
                 await asyncio.sleep(1.0)
 
@@ -180,23 +219,32 @@ class FaultRun:
     # Draining and reading back.
 
     async def drained(self, timeout: float) -> bool:
-        """Until the reader group committed every raw record (True), or `timeout` seconds."""
+        """Until the reader group committed every raw record (True), or `timeout` seconds.
+
+        Kafka errors while asking (the broker just came back) are retried.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await self._committed_to_end():
+                    return True
+            except (KafkaError, OSError):
+                pass
+            await asyncio.sleep(1.0)
+        return False
+
+    async def _committed_to_end(self) -> bool:
         raw = [self.stack.topics["usage_raw"], self.stack.topics["device_raw"]]
         group = worker_groups(self.stack.app_id).reader
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await consumer.start()
-        await admin.start()
         try:
+            await consumer.start()
+            await admin.start()
             parts = [TopicPartition(t, p) for t in raw for p in range(self.stack.partitions)]
             ends = await consumer.end_offsets(parts)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                committed = await admin.list_consumer_group_offsets(group)
-                if all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
-                    return True
-                await asyncio.sleep(1.0)
-            return False
+            committed = await admin.list_consumer_group_offsets(group)
+            return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
         finally:
             await consumer.stop()
             await admin.close()
@@ -216,20 +264,63 @@ class FaultRun:
 
         report = check(scenario, self.plan, self.produced, sinks, audit, dlq, dedup_id)
         report.faults = list(self.faults)
+        internal = await self.internal_records()
+        places = {
+            **{f"topic:{name}": records for name, records in internal.items()},
+            "worker logs": [self.stack.log_text()],
+            "/metrics": self.exposed,
+            "worker state on disk": self.state_files(),
+        }
+        pattern, ips = canary_pattern(self.plan.run), {s.ip for s in self.plan.subjects}
+        for place, texts in places.items():
+            found = sum(leaks_in(text.lower(), pattern, ips) for text in texts)
+            if found:
+                report.leaks += found
+                report.leak_places[place] = report.leak_places.get(place, 0) + found
+        report.joinable_values = joinable(sinks)
         report.notes = list(self.notes)
-        report.leaks += self.log_leaks()
         return report
 
-    def log_leaks(self) -> int:
-        """Canary ids in the workers' logs (they must never log a value)."""
-        from tests.faults.checker import canary_pattern, leaks_in
-
-        text = self.stack.log_text().lower()
-        ips = {subject.ip for subject in self.plan.subjects}
-        found = leaks_in(text, canary_pattern(self.plan.run), ips)
-        if found:
-            self.notes.append(f"{found} canary identifiers in the worker logs")
+    async def internal_records(self) -> dict[str, list[str]]:
+        """The erasure topic, and every topic faust made for the app (the table's changelog is
+        keyed by subject id, as the consent topic is: its keys are not scanned), as text."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            names = [t for t in await admin.list_topics() if t.startswith(self.stack.app_id + "-")]
+        finally:
+            await admin.close()
+        found: dict[str, list[str]] = {}
+        for name in [*names, self.stack.topics["erasure"]]:
+            consumer = AIOKafkaConsumer(
+                name, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )  # fmt: skip
+            await consumer.start()
+            texts: list[str] = []
+            try:
+                quiet = time.monotonic()
+                while time.monotonic() - quiet < 2.0:
+                    batch = await consumer.getmany(timeout_ms=300)
+                    for record in (r for rs in batch.values() for r in rs):
+                        quiet = time.monotonic()
+                        parts = [record.value or b"", *(v for _, v in record.headers)]
+                        if not name.endswith("-changelog"):
+                            parts.append(record.key or b"")
+                        texts.append(b"\x00".join(parts).decode(errors="replace"))
+            finally:
+                await consumer.stop()
+            found[name] = texts
         return found
+
+    def state_files(self) -> list[str]:
+        """Every file the workers left in their working directories, as text."""
+        return [
+            path.read_bytes().decode(errors="replace")
+            for index in range(len(self.workers))
+            for path in self.workdir(index).rglob("*")
+            if path.is_file()
+        ]
 
     async def close(self) -> None:
         self.stop_workers()
@@ -240,10 +331,10 @@ class FaultRun:
 
 async def run_scenario(
     name: str, bootstrap: str, root: Path, plan: Plan, fault: Fault, *, rate: float,
-    workers: int = 1, drain_timeout: float = 300.0,
+    workers: int = 1, drain_timeout: float = 300.0, log_level: str = "info",
 ) -> Report:  # fmt: skip
     """Load `plan` at `rate` events/s with `fault` running beside the load; drain; check."""
-    run = FaultRun(bootstrap, root, plan, rate=rate)
+    run = FaultRun(bootstrap, root, plan, rate=rate, log_level=log_level)
     started = time.monotonic()
     try:
         await run.setup()
@@ -252,6 +343,7 @@ async def run_scenario(
         await asyncio.gather(run.produce(), fault(run))
         if not await run.drained(drain_timeout):
             run.notes.append(f"not drained within {drain_timeout:.0f}s")
+        run.scrape_metrics()
         run.stop_workers()
         report = await run.check(name)
     finally:

@@ -56,7 +56,8 @@ async def consent_burst(run: FaultRun) -> None:
 
 
 async def everything(run: FaultRun) -> None:
-    """All at once: a burst, one of two workers killed, kill -9 and a wiped state of the other."""
+    """All at once: a burst, one of two workers killed, kill -9 of the other, the broker down
+    10 s (when the run owns the project's local broker), a wiped state, kill -9 again."""
 
     async def burst() -> None:
         await run.at(0.2)
@@ -65,9 +66,12 @@ async def everything(run: FaultRun) -> None:
     async def workers() -> None:
         await run.at(0.3)
         run.kill9(1)
-        await run.at(0.5)
+        await run.at(0.45)
         run.kill9(0)
         await run.start_worker(0)
+        if run.owns_broker():
+            await run.at(0.6)
+            await run.broker_outage(10)
         await run.at(0.7)
         run.workers[0].stop()
         run.wipe_state(0)
@@ -84,12 +88,13 @@ class Scenario:
     name: str
     fault: Fault
     workers: int = 1
+    log_level: str = "info"  # the control runs at debug: its logs are scanned for canaries too
 
 
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario("no-fault", no_fault),
+        Scenario("no-fault", no_fault, log_level="debug"),
         Scenario("kill-9-three-times", kill_three_times),
         Scenario("one-of-two-workers-killed", one_of_two_killed, workers=2),
         Scenario("local-state-wiped", state_wiped),

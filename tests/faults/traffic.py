@@ -54,18 +54,19 @@ class Planned:
 
     topic: RawTopic
     key: bytes | None
-    value: bytes
+    value: bytes | None
     event_id: str | None  # None: not a valid event (the DLQ must hold it)
     subject: int | None
     after_withdrawal: bool = False  # produced after its subject's acknowledged withdrawal
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
 class Withdrawal:
-    """A consent record denying every purpose; published with acks=all."""
+    """A consent record denying every purpose, or a tombstone (erasure); acks=all."""
 
     subject: int
-    value: bytes
+    value: bytes | None  # None: a tombstone, the subject's erasure
 
 
 @dataclass
@@ -172,12 +173,13 @@ def _bad(seq: int, subject: Subject, rng: random.Random) -> Planned:
 
 def make_plan(
     run: str, *, events: int, subjects: int, withdrawals: int, bad_every: int = 500,
-    after_each: int = 3, seed: int = 7,
+    after_each: int = 3, seed: int = 7, corpus: bool = True,
 ) -> Plan:  # fmt: skip
     """The traffic of one run: `events` valid events (withdrawal follow-ups included).
 
-    `withdrawals` granted subjects withdraw, spread evenly over the run; each withdrawal is
-    followed at once by `after_each` events of that subject. One record in `bad_every` is
+    `withdrawals` granted subjects withdraw, spread evenly over the run (every other one by a
+    tombstone, an erasure); each withdrawal is followed at once by `after_each` events of that
+    subject. One record in `bad_every` is
     invalid.
     """
     rng = random.Random(seed)
@@ -193,6 +195,10 @@ def make_plan(
     plain = events - len(chosen) * after_each
     every = max(1, plain // (len(chosen) + 1))
     plan = Plan(run, people, consents)
+    if corpus and granted:  # the hostile records first, for a granted subject
+        from tests.faults.corpus import planned
+
+        plan.steps += planned(run, granted[0])
     seq = 0
     queue = list(chosen)
     for n in range(plain):
@@ -207,7 +213,7 @@ def make_plan(
         if queue and (n % every == every - 1 or n == plain - 1):
             for who in queue[-1:] if n < plain - 1 else queue[::-1]:
                 done.add(who.index)
-                value = consent_record(
+                value = None if len(done) % 2 == 0 else consent_record(  # every other: erased
                     who.id, WITHDRAWN_AT, dict.fromkeys(PURPOSES, False), under_13=False,
                     parental_consent=False, source="faults",
                 )  # fmt: skip

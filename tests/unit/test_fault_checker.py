@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from gateway.keys import pseudonymize
-from tests.faults.checker import Coordinates, Written, check
+from tests.faults.checker import Coordinates, Written, check, joinable
 from tests.faults.traffic import Plan, Planned, make_plan
 
 KEYS = {"analytics": b"a" * 32, "ads": b"b" * 32}
@@ -17,7 +17,9 @@ def dedup_id(sink: str, event_id: str) -> str:
 
 
 def small() -> tuple[Plan, Produced]:
-    plan = make_plan("t0", events=40, subjects=10, withdrawals=2, bad_every=10, after_each=2)
+    plan = make_plan(
+        "t0", events=40, subjects=10, withdrawals=2, bad_every=10, after_each=2, corpus=False
+    )
     produced = [(p, (p.topic, 0, offset)) for offset, p in enumerate(plan.events)]
     return plan, produced
 
@@ -36,9 +38,9 @@ def drop(sink: str, where: Coordinates, version: int | None = 1) -> Written:
     return Written(None, orjson.dumps(body), ())
 
 
-def in_dlq(where: Coordinates) -> Written:
+def in_dlq(where: Coordinates, reason: bytes = b"invalid_json") -> Written:
     source = f"{where[0]}/{where[1]}/{where[2]}".encode()
-    return Written(None, b"{}", (("gateway-source", source),))
+    return Written(None, b"{}", (("gateway-source", source), ("gateway-reason", reason)))
 
 
 def everything_accounted(
@@ -78,6 +80,17 @@ def test_a_missing_output_is_a_lost_pair_and_a_missing_dlq_record_a_lost_invalid
     assert (report.lost_pairs, report.lost_invalid, report.ok) == (2, 1, False)
 
 
+def test_a_dlq_record_twice_is_a_duplicate_and_one_without_a_reason_is_a_defect() -> None:
+    plan, produced = small()
+    sinks, audit, dlq = everything_accounted(produced)
+    where = next(w for p, w in produced if p.event_id is None)
+    report = check("t", plan, produced, sinks, audit, [*dlq, in_dlq(where)], dedup_id)
+    assert report.duplicate_dlq == 1 and report.ok
+    bare = Written(None, b"{}", (("gateway-source", f"{where[0]}/0/{where[2]}".encode()),))
+    report = check("t", plan, produced, sinks, audit, [*dlq, bare], dedup_id)
+    assert report.dlq_without_reason == 1 and not report.ok
+
+
 def test_duplicates_are_counted_and_a_forward_after_withdrawal_is_a_violation() -> None:
     plan, produced = small()
     sinks, audit, dlq = everything_accounted(produced)
@@ -111,3 +124,15 @@ def test_a_canary_anywhere_in_an_output_is_a_leak_but_a_truncated_ip_is_not() ->
         record = Written(None, b"{}", (("x", leaked.encode()),))
         report = check("t", plan, produced, sinks, [*audit, record], dlq, dedup_id)
         assert report.leaks == 1 and report.leak_places == {"audit": 1}, leaked
+
+
+def test_a_key_or_pseudonym_two_sinks_share_makes_their_records_joinable() -> None:
+    plan, produced = small()
+    sinks, audit, dlq = everything_accounted(produced)
+    first = sinks["analytics"][0]
+    shared = Written(b"same-pseudonym", b'{"subject_id":"p1"}', first.headers)
+    sinks["analytics"][0] = shared
+    sinks["ads"].append(Written(b"other", b'{"subject_id":"p1"}', ()))
+    report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
+    assert report.joinable_values == 0, "the checker itself does not look; joinable() does"
+    assert joinable(sinks) == 1
