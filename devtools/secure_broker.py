@@ -8,7 +8,8 @@ state folder (`<state>/secure`, free ports), so it never touches a plaintext bro
 * SCRAM-SHA-256 and SCRAM-SHA-512 users created at format time (`kafka-storage format
   --add-scram`): `broker-admin` (the only super user; the broker's own login; a name no sink
   can have, as sink names hold no `-`, and refused as any other user's name), the gateway's
-  principal and one principal per sink (the partners), each with a random password;
+  principal, the privacy team's (`privacy`: `gateway consent`, `gateway subject-report`) and one
+  principal per sink (the partners), each with a random password;
 * the StandardAuthorizer with `allow.everyone.if.no.acl.found=false`, and exactly the ACLs that
   `gateway acls --format kafka-acls` prints for the config, parsed and added in one JVM through
   Kafka's Admin API (`devtools/java/AddAcls.java`; the cached jars hold no `kafka-acls.sh`);
@@ -149,7 +150,8 @@ def acl_plan(config_dir: Path, app_id: str) -> tuple[list[str], list[str]]:
     partners = partner_principals(config, "User:{sink}")
     entries = derive_acls(config, app_id=app_id, partners=partners)
     shown = render_json(entries, gateway_principal="User:gateway", partners=partners)
-    principals = [shown["principals"]["gateway"], *shown["principals"]["partners"].values()]
+    named = shown["principals"]
+    principals = [named["gateway"], named["privacy"], *named["partners"].values()]
     users = [p.removeprefix("User:") for p in principals]
     if ADMIN in users:  # a partner sharing the super user's name would be a super user
         raise lb.BrokerError(f"the principal User:{ADMIN} is the broker's super user; rename it")

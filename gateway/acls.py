@@ -10,11 +10,15 @@ authorizer with `allow.everyone.if.no.acl.found=false`):
   creates missing ones at start); owns the topics named `<app id>-...` (faust's changelog and
   assignor topics: read, write, create, describe) and reads its three consumer groups
   (`worker_groups`);
+* the privacy team's principal (`gateway consent`, `gateway subject-report`) writes, reads and
+  describes the consent topic and reads and describes the erasure notice topic; both commands
+  read by assigning partitions, without a consumer group, so it has no group;
 * each sink's partner principal reads and describes that sink's topic only, and uses the
   consumer groups named `<sink>.<anything>` (a prefix no other sink's groups share: sink names
   hold no dot);
 * nobody else gets anything: no partner reads a raw, consent, audit or DLQ topic, or another
-  partner's sink topic.
+  partner's sink topic; the gateway never writes the consent topic. (The producers of raw
+  events and of the consent platform's records are not derived here: their owners grant them.)
 
 The inputs are checked first (`AclError`, every problem at once): the app id must be usable as
 a topic-name prefix and a group id, every principal must be `Type:name` (`User:gateway`), and no
@@ -42,6 +46,7 @@ PatternType = Literal["literal", "prefixed"]
 Operation = Literal["Read", "Write", "Create", "Describe"]
 
 DEFAULT_GATEWAY_PRINCIPAL = "User:gateway"
+DEFAULT_PRIVACY_PRINCIPAL = "User:privacy"  # runs `gateway consent` and `gateway subject-report`
 DEFAULT_PARTNER_PRINCIPAL = "User:{sink}"  # `{sink}` is the sink's name
 PARTNER_GROUP_SEPARATOR = "."  # a partner's groups are `<sink>.<anything>`
 # Kafka topic names allow [A-Za-z0-9._-] up to 249 characters; faust appends table and assignor
@@ -121,6 +126,7 @@ def derive_acls(
     *,
     app_id: str,
     gateway_principal: str = DEFAULT_GATEWAY_PRINCIPAL,
+    privacy_principal: str = DEFAULT_PRIVACY_PRINCIPAL,
     partners: Mapping[str, str] | None = None,
 ) -> list[AclEntry]:
     """Every ACL entry the deployment needs, sorted; nothing for anyone not named here.
@@ -128,12 +134,13 @@ def derive_acls(
     `partners` maps each sink's name to its partner's principal (default
     `partner_principals(config, DEFAULT_PARTNER_PRINCIPAL)`). Raises `AclError` (a `ValueError`)
     listing every problem: an invalid app id (`app_id_problem`), a principal that is not
-    `Type:name`, a partner's principal that is the gateway's or another sink's (it would read
-    more than its sink).
+    `Type:name`, a partner's principal that is the gateway's, the privacy team's or another
+    sink's (it would read more than its sink), a privacy principal that is the gateway's (the
+    gateway must not write consent).
     """
     if partners is None:
         partners = partner_principals(config, DEFAULT_PARTNER_PRINCIPAL)
-    _check_inputs(app_id, gateway_principal, partners)
+    _check_inputs(app_id, gateway_principal, privacy_principal, partners)
     topics = config.settings.topics
     entries: set[AclEntry] = set()
 
@@ -152,6 +159,8 @@ def derive_acls(
         ("Read", "Write", "Create", "Describe"), "prefixed",
     )  # fmt: skip
     allow(gateway_principal, "group", worker_groups(app_id), ("Read",))
+    allow(privacy_principal, "topic", [topics.consent], ("Write", "Read", "Describe"))
+    allow(privacy_principal, "topic", [topics.erasure], ("Read", "Describe"))
     for rule in config.sinks:
         partner = partners[rule.name]
         allow(partner, "topic", [rule.topic], ("Read", "Describe"))
@@ -159,14 +168,28 @@ def derive_acls(
     return sorted(entries)
 
 
-def _check_inputs(app_id: str, gateway_principal: str, partners: Mapping[str, str]) -> None:
-    problems = [p for p in [app_id_problem(app_id), principal_problem(gateway_principal)] if p]
+def _check_inputs(
+    app_id: str, gateway_principal: str, privacy_principal: str, partners: Mapping[str, str]
+) -> None:
+    problems = [
+        p
+        for p in [
+            app_id_problem(app_id),
+            principal_problem(gateway_principal),
+            principal_problem(privacy_principal),
+        ]
+        if p
+    ]
+    if privacy_principal == gateway_principal:
+        problems.append("the privacy team's principal is the gateway's (it must not write consent)")
     for sink, partner in sorted(partners.items()):
         problem = principal_problem(partner)
         if problem is not None:
             problems.append(f"sink '{sink}': its partner's {problem}")
         elif partner == gateway_principal:
             problems.append(f"sink '{sink}': its partner's principal is the gateway's")
+        elif partner == privacy_principal:
+            problems.append(f"sink '{sink}': its partner's principal is the privacy team's")
     if len(set(partners.values())) < len(partners):
         problems.append("two sinks have the same partner principal; each needs its own")
     if problems:
@@ -174,11 +197,19 @@ def _check_inputs(app_id: str, gateway_principal: str, partners: Mapping[str, st
 
 
 def render_json(
-    entries: Iterable[AclEntry], *, gateway_principal: str, partners: Mapping[str, str]
+    entries: Iterable[AclEntry],
+    *,
+    gateway_principal: str,
+    partners: Mapping[str, str],
+    privacy_principal: str = DEFAULT_PRIVACY_PRINCIPAL,
 ) -> dict[str, Any]:
-    """The JSON form: the principals (gateway, partner per sink) and every ACL entry."""
+    """The JSON form: the principals (gateway, privacy team, partner per sink) and every entry."""
     return {
-        "principals": {"gateway": gateway_principal, "partners": dict(sorted(partners.items()))},
+        "principals": {
+            "gateway": gateway_principal,
+            "privacy": privacy_principal,
+            "partners": dict(sorted(partners.items())),
+        },
         "acls": [
             {
                 "principal": e.principal, "permission": "ALLOW", "host": "*",

@@ -167,13 +167,17 @@ def acls(args: argparse.Namespace) -> int:
     partners = partner_principals(config, args.partner_principal)
     try:
         entries = derive_acls(
-            config, app_id=args.app_id, gateway_principal=args.principal, partners=partners
-        )
+            config, app_id=args.app_id, gateway_principal=args.principal,
+            privacy_principal=args.privacy_principal, partners=partners,
+        )  # fmt: skip
     except ValueError as error:
         print(f"gateway acls: {error}", file=sys.stderr)
         return 2
     if args.format == "json":
-        shown = render_json(entries, gateway_principal=args.principal, partners=partners)
+        shown = render_json(
+            entries, gateway_principal=args.principal, partners=partners,
+            privacy_principal=args.privacy_principal,
+        )  # fmt: skip
         print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
     else:
         print(f"# ACLs for config {config.version}, app id {args.app_id}: allow only; run them")
@@ -216,6 +220,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the worker's GATEWAY_APP_ID (its groups and internal topics are named after it)",
     )
     acl.add_argument("--principal", default="User:gateway", help="the gateway's principal")
+    acl.add_argument(
+        "--privacy-principal",
+        default="User:privacy",
+        help="the privacy team's principal, for `gateway consent` and `gateway subject-report`: "
+        "writes and reads the consent topic, reads the erasure topic (default User:privacy)",
+    )
     acl.add_argument(
         "--partner-principal",
         default="User:{sink}",

@@ -52,19 +52,22 @@ def test_when_acls_are_derived_then_each_partner_reads_only_its_own_sink_and_gro
             ("topic", "literal", topic, "Describe"),
             ("group", "prefixed", f"{sink}.", "Read"),
         }
-    assert {e.principal for e in entries} == {"User:gateway"} | {f"User:{s}" for s in sinks}
+    everyone = {"User:gateway", "User:privacy"} | {f"User:{s}" for s in sinks}
+    assert {e.principal for e in entries} == everyone
 
 
-def test_when_acls_are_derived_then_only_the_gateway_touches_raw_consent_audit_and_dlq(
+def test_when_acls_are_derived_then_only_the_gateway_touches_raw_audit_and_dlq(
     config: GatewayConfig,
 ) -> None:
     topics = config.settings.topics
     entries = derive_acls(config, app_id="gw", gateway_principal="User:gw-worker")
-    private = {
-        topics.usage_raw, topics.device_raw, topics.consent, topics.audit, topics.dlq,
-        topics.erasure,
-    }  # fmt: skip
+    private = {topics.usage_raw, topics.device_raw, topics.audit, topics.dlq}
     assert {e.principal for e in entries if e.name in private} == {"User:gw-worker"}
+    for shared in (topics.consent, topics.erasure):  # the privacy team's commands need them
+        assert {e.principal for e in entries if e.name == shared} == {
+            "User:gw-worker",
+            "User:privacy",
+        }
     gateway = grants(entries, "User:gw-worker")
     for topic in (topics.usage_raw, topics.device_raw, topics.consent):
         assert ("topic", "literal", topic, "Read") in gateway
@@ -75,6 +78,30 @@ def test_when_acls_are_derived_then_only_the_gateway_touches_raw_consent_audit_a
     for group in worker_groups("gw"):
         assert ("group", "literal", group, "Read") in gateway
     assert ("topic", "prefixed", internal_topic_prefix("gw"), "Write") in gateway
+
+
+def test_when_acls_are_derived_then_the_privacy_team_writes_consent_and_reads_erasure_only(
+    config: GatewayConfig,
+) -> None:
+    topics = config.settings.topics
+    entries = derive_acls(config, app_id="gw", privacy_principal="User:dpo")
+    assert grants(entries, "User:dpo") == {
+        ("topic", "literal", topics.consent, "Write"),
+        ("topic", "literal", topics.consent, "Read"),
+        ("topic", "literal", topics.consent, "Describe"),
+        ("topic", "literal", topics.erasure, "Read"),
+        ("topic", "literal", topics.erasure, "Describe"),
+    }  # no group: subject-report assigns partitions, gateway consent only produces
+    assert ("topic", "literal", topics.consent, "Write") not in grants(entries, "User:gateway")
+
+
+def test_when_the_privacy_principal_is_the_gateways_or_a_partners_then_derivation_refuses(
+    config: GatewayConfig,
+) -> None:
+    with pytest.raises(AclError, match="must not write consent"):
+        derive_acls(config, app_id="gw", privacy_principal="User:gateway")
+    with pytest.raises(AclError, match="sink 'ads': its partner's principal is the privacy team's"):
+        derive_acls(config, app_id="gw", privacy_principal="User:ads")
 
 
 def test_when_a_partner_would_share_a_principal_then_derivation_refuses(
@@ -167,6 +194,7 @@ def test_when_rendered_as_json_then_principals_and_entries_are_listed(
     entries = derive_acls(config, app_id="gw", partners=partners)
     shown = render_json(entries, gateway_principal="User:gateway", partners=partners)
     assert shown["principals"]["partners"]["ads"] == "User:partner-ads"
+    assert shown["principals"]["privacy"] == "User:privacy"
     assert len(shown["acls"]) == len(entries)
     assert {a["permission"] for a in shown["acls"]} == {"ALLOW"}
 
