@@ -51,15 +51,28 @@ def _register_loadgen(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 @refusing
 def _loadgen(args: argparse.Namespace) -> int:
+    from aiokafka.errors import (
+        ClusterAuthorizationFailedError,
+        KafkaConnectionError,
+        TopicAuthorizationFailedError,
+    )
+
     from devtools.loadgen import LoadPlan, run_load
-    from topologies.worker import load_checked_config, load_checked_security, prepare_topics
+    from topologies.worker import (
+        StartError,
+        load_checked_config,
+        load_checked_security,
+        not_authorized,
+        prepare_checked_topics,
+        unreachable,
+    )
 
     settings = command_settings(args)
     config = load_checked_config(settings.config_dir)
     security = load_checked_security(settings)
     bootstrap = settings.bootstrap
     topics = config.settings.topics
-    asyncio.run(prepare_topics(bootstrap, config, settings.partitions, security=security))
+    prepare_checked_topics(settings, config, security)  # refusals: one line, exit 2
     plan = LoadPlan(
         bootstrap=bootstrap, usage_topic=topics.usage_raw, device_topic=topics.device_raw,
         consent_topic=topics.consent, rate=args.rate, subjects=args.subjects, count=args.count,
@@ -67,7 +80,14 @@ def _loadgen(args: argparse.Namespace) -> int:
         publish_consent=not args.no_initial_consent, invalid_share=args.invalid_share,
         security=security,
     )  # fmt: skip
-    asyncio.run(run_load(plan))
+    try:  # the topics' check above met the cluster already: a wrong password stops there
+        asyncio.run(run_load(plan))
+    except KafkaConnectionError as exc:
+        raise StartError(unreachable(bootstrap, exc)) from None
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as exc:
+        written = [topics.usage_raw, topics.device_raw, topics.consent]
+        named = [arg for arg in exc.args if arg in written] or written  # aiokafka names one
+        raise StartError(not_authorized(settings, "write to", named)) from None
     return 0
 
 

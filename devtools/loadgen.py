@@ -1,4 +1,9 @@
-"""`gateway loadgen`: synthetic usage, device and consent traffic at a given rate."""
+"""`gateway loadgen`: synthetic usage, device and consent traffic at a given rate.
+
+Sends are not awaited one by one (that would cap the rate), but none fails unseen: the first
+failed send (a topic the principal may not write, ...) ends the load with that error, which
+`gateway loadgen` reports in one line.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -39,7 +45,35 @@ def _producer(bootstrap: str, security: ClientSecurity) -> AIOKafkaProducer:
     )  # fmt: skip
 
 
-async def publish_all_consent(producer: AIOKafkaProducer, plan: LoadPlan, traffic: Traffic) -> int:
+class Sender:
+    """The load's producer: keeps the first failed send, which `check` raises."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.failure: BaseException | None = None
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> None:
+        """Hand one record to the producer; its outcome is looked at when it is known."""
+        sent = await self.producer.send(topic, value, key=key)
+        sent.add_done_callback(self._done)
+
+    def _done(self, sent: asyncio.Future[Any]) -> None:
+        failure = None if sent.cancelled() else sent.exception()
+        if failure is not None and self.failure is None:
+            self.failure = failure
+
+    def check(self) -> None:
+        """Raise the first failed send's error, if any."""
+        if self.failure is not None:
+            raise self.failure
+
+    async def flush(self) -> None:
+        """Wait until every record is acknowledged or failed, then `check`."""
+        await self.producer.flush()
+        self.check()
+
+
+async def publish_all_consent(producer: Sender, plan: LoadPlan, traffic: Traffic) -> int:
     sent = 0
     stamp = rfc3339(time.time())
     for index in range(plan.subjects):
@@ -53,9 +87,11 @@ async def publish_all_consent(producer: AIOKafkaProducer, plan: LoadPlan, traffi
 
 
 async def run_load(plan: LoadPlan) -> dict[str, int]:
+    """Send the plan's traffic; raises the first failed send's error (after stopping)."""
     traffic = Traffic(plan.subjects, seed=plan.seed)
-    producer = _producer(plan.bootstrap, plan.security)
-    await producer.start()
+    client = _producer(plan.bootstrap, plan.security)
+    await client.start()
+    producer = Sender(client)
     totals = {"usage": 0, "device": 0, "consent": 0}
     try:
         if plan.publish_consent:
@@ -92,6 +128,7 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
                 totals["consent"] += 1
             if plan.count is not None and sent >= plan.count:
                 break
+            producer.check()
             now = time.monotonic()
             if now - last_report >= 1.0:
                 last_report = now
@@ -103,13 +140,13 @@ async def run_load(plan: LoadPlan) -> dict[str, int]:
             await asyncio.sleep(tick)
         await producer.flush()
     finally:
-        await producer.stop()
+        await client.stop()
     _say(plan, f"done: {totals['usage']} usage, {totals['device']} device, "
                f"{totals['consent']} consent records")  # fmt: skip
     return totals
 
 
-async def _consent_change(producer: AIOKafkaProducer, plan: LoadPlan, traffic: Traffic) -> None:
+async def _consent_change(producer: Sender, plan: LoadPlan, traffic: Traffic) -> None:
     """A subject changes their mind: withdraw everything, or grant everything again."""
     index = traffic.random_subject()
     grant = traffic.chance(0.5)

@@ -1,4 +1,8 @@
-"""Topic administration: create missing topics with the right settings, read partition counts."""
+"""Topic administration: create missing topics with the right settings, read partition counts.
+
+A topic the broker refuses to describe or create for this client's principal (its ACLs) raises
+`TopicsNotAuthorizedError` at once, naming the topics, instead of looking like a missing topic.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,20 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from gateway.errors import GatewayError
 from topologies.security import PLAINTEXT, ClientSecurity
+
+# Kafka's error codes for a request the authorizer refused (TOPIC_/CLUSTER_AUTHORIZATION_FAILED).
+_NOT_AUTHORIZED = frozenset({29, 31})
+
+
+class TopicsNotAuthorizedError(GatewayError):
+    """The broker refused this client's principal `action` ("describe", "create") on `topics`."""
+
+    def __init__(self, action: str, topics: Iterable[str]) -> None:
+        self.action = action
+        self.topics = sorted(set(topics))
+        super().__init__(f"not authorized to {action} {', '.join(self.topics)}")
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,15 @@ class TopicSpec:
 
 
 async def partition_counts(admin: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
-    """Partition count per existing topic; missing topics are left out."""
+    """Partition count per existing topic; missing topics are left out.
+
+    Raises `TopicsNotAuthorizedError` naming every topic the principal may not describe.
+    """
     wanted = set(names)
     described = await admin.describe_topics(sorted(wanted))
+    refused = [t["topic"] for t in described if t.get("error_code", 0) in _NOT_AUTHORIZED]
+    if refused:
+        raise TopicsNotAuthorizedError("describe", refused)
     counts: dict[str, int] = {}
     for topic in described:
         if topic.get("error_code", 0) == 0 and topic["topic"] in wanted:
@@ -55,7 +78,8 @@ async def ensure_topics(
 ) -> dict[str, int]:
     """Create the topics that do not exist; return the partition count of every named topic.
 
-    `security` is how the admin client authenticates (`topologies.security`).
+    `security` is how the admin client authenticates (`topologies.security`). Raises
+    `TopicsNotAuthorizedError` when the principal may not describe or create named topics.
     """
     specs = list(specs)
     admin = AIOKafkaAdminClient(
@@ -67,7 +91,10 @@ async def ensure_topics(
         missing = [s.new_topic(replication) for s in specs if s.name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing, timeout_ms=15000)
+                created = await admin.create_topics(missing, timeout_ms=15000)
+                refused = [e[0] for e in created.topic_errors if e[1] in _NOT_AUTHORIZED]
+                if refused:
+                    raise TopicsNotAuthorizedError("create", refused)
         # New topics may describe with an error until their leaders are elected: wait for all.
         names = [s.name for s in specs]
         deadline = time.monotonic() + 30.0

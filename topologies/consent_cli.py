@@ -54,6 +54,10 @@ class ClusterUnreachableError(GatewayError):
     """The producer could not start: no bootstrap server answered; `args[0]` is the error."""
 
 
+class TopicMissingError(GatewayError):
+    """The consent topic does not exist (the worker creates it); `args[0]` is its name."""
+
+
 async def publish_consent(
     bootstrap: str,
     topic: str,
@@ -66,11 +70,20 @@ async def publish_consent(
 
     `security` is how the producer authenticates (`topologies.security`).
 
-    Raises `ClusterUnreachableError` if no bootstrap server answers (nothing was sent); the
-    producer is closed however this ends, a failed start included.
+    Raises `ClusterUnreachableError` if no bootstrap server answers (nothing was sent), and
+    `TopicsNotAuthorizedError` if the broker's ACLs do not let the principal write to `topic`,
+    `TopicMissingError` if it does not exist (nothing was written either way); the producer
+    is closed however this ends, a failed start included.
     """
     from aiokafka import AIOKafkaProducer
-    from aiokafka.errors import KafkaConnectionError
+    from aiokafka.errors import (
+        ClusterAuthorizationFailedError,
+        KafkaConnectionError,
+        TopicAuthorizationFailedError,
+        UnknownTopicOrPartitionError,
+    )
+
+    from topologies.admin import TopicsNotAuthorizedError
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security.aiokafka()
@@ -81,6 +94,10 @@ async def publish_consent(
         except KafkaConnectionError as exc:
             raise ClusterUnreachableError(exc) from exc
         meta = await producer.send_and_wait(topic, value, key=subject.encode())
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+        raise TopicsNotAuthorizedError("write to", [topic]) from None
+    except UnknownTopicOrPartitionError:
+        raise TopicMissingError(topic) from None
     finally:
         await producer.stop()
     return meta.partition, meta.offset
@@ -92,7 +109,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "consent",
         help="publish one consent record (acks=all)",
         description="Publish one consent record (or a tombstone) with acks=all. Contradictory "
-        "options, an invalid --file or an unreachable cluster: one line, exit 2, nothing sent.",
+        "options, an invalid --file, an unreachable cluster or a principal the broker does not "
+        "let write the consent topic: one line, exit 2, nothing sent.",
     )
     consent.add_argument("--subject", required=True, help="the subject id (the record key)")
     consent.add_argument("--grant", default="", help=f"comma-separated purposes: {PURPOSE_HELP}")
@@ -173,9 +191,11 @@ def file_record(path: Path, subject: str) -> bytes:
 
 @refusing
 def _consent(args: argparse.Namespace) -> int:
+    from topologies.admin import TopicsNotAuthorizedError
     from topologies.worker import (
         load_checked_config,
         load_checked_security,
+        not_authorized,
         quiet_kafka_client,
         unreachable,
     )
@@ -203,7 +223,7 @@ def _consent(args: argparse.Namespace) -> int:
     security = load_checked_security(settings)
     topic = config.settings.topics.consent
     try:
-        with quiet_kafka_client() as trouble:
+        with quiet_kafka_client(settings.security_protocol) as trouble:
             partition, offset = asyncio.run(
                 publish_consent(settings.bootstrap, topic, args.subject, value, security=security)
             )
@@ -211,6 +231,20 @@ def _consent(args: argparse.Namespace) -> int:
         print(
             f"gateway consent: {unreachable(settings.bootstrap, exc.args[0], trouble)}; "
             "nothing was published",
+            file=sys.stderr,
+        )
+        return 2
+    except TopicsNotAuthorizedError as exc:
+        print(
+            f"gateway consent: {not_authorized(settings, exc.action, exc.topics)}; "
+            "nothing was published (the privacy team's principal may write consent)",
+            file=sys.stderr,
+        )
+        return 2
+    except TopicMissingError:
+        print(
+            f"gateway consent: the topic {topic} does not exist (`gateway run` creates it at its "
+            "start; check --config); nothing was published",
             file=sys.stderr,
         )
         return 2

@@ -3,7 +3,9 @@
 Start-up fails closed and says why: invalid settings (environment) or an invalid config list
 every problem; missing keys are listed (only `--demo` makes ephemeral keys); raw and consent
 topics that are not co-partitioned stop the start. Missing topics are created (consent
-compacted) with the raw topics' partitions.
+compacted) with the raw topics' partitions. A cluster that cannot be reached, or that does not
+authorize the principal on the topics, stops the start with one line naming the cause
+(`unreachable`, `not_authorized`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,21 @@ from gateway.engine import Engine
 from gateway.errors import GatewayError
 from gateway.keys import KeyringError, load_keyring
 from gateway.metrics import BuildInfo, GatewayMetrics
-from topologies.admin import TopicSpec, describe_partitions, ensure_topics
+from topologies.admin import (
+    TopicsNotAuthorizedError,
+    TopicSpec,
+    describe_partitions,
+    ensure_topics,
+)
 from topologies.outage import quiet_aiokafka_repeats
 from topologies.security import PLAINTEXT, ClientSecurity, resolve_security
-from topologies.settings import KafkaClientSettings, SettingsError, WorkerSettings, load_settings
+from topologies.settings import (
+    SASL_PROTOCOLS,
+    KafkaClientSettings,
+    SettingsError,
+    WorkerSettings,
+    load_settings,
+)
 
 log = logging.getLogger("gateway.worker")
 
@@ -67,21 +81,56 @@ _CONNECTION_HINTS = (
     ("WRONG_VERSION_NUMBER", "TLS to a listener that does not speak it (check "
      "KAFKA_SECURITY_PROTOCOL)"),
 )  # fmt: skip
+# A client without TLS reads the listener's TLS alert as a Kafka response size: aiokafka's debug
+# line "... N bytes read on a total of M expected bytes" with M's first bytes a TLS record header
+# (content type 0x14-0x17, major version 3).
+_EXPECTED_BYTES = re.compile(r"on a total of (\d+) expected bytes")
+_SPEAKS_TLS = (
+    "the listener speaks TLS but KAFKA_SECURITY_PROTOCOL={protocol} does not (use SSL or SASL_SSL)"
+)
+# A client without SASL: the broker answers ApiVersions, then closes the connection at the
+# first other request, as a SASL listener does before authentication.
+_WANTS_SASL = (
+    "the broker closed the connection at the first request after the handshake: the listener "
+    "probably requires SASL, which KAFKA_SECURITY_PROTOCOL={protocol} does not use (use SASL_SSL "
+    "or SASL_PLAINTEXT with KAFKA_SASL_*)"
+)
+
+
+def _tls_record_header(size: int) -> bool:
+    return 0x14 <= size >> 24 <= 0x17 and (size >> 16) & 0xFF == 3
 
 
 class ConnectionTrouble(logging.Handler):
-    """Collects why aiokafka failed to connect, as fixed hints (never its text or addresses)."""
+    """Collects why aiokafka failed to connect, as fixed hints (never its text or addresses).
 
-    def __init__(self) -> None:
+    `protocol` (KAFKA_SECURITY_PROTOCOL) lets it name a protocol mismatch: a client without TLS
+    at a TLS listener, or a client without SASL at a SASL listener.
+    """
+
+    def __init__(self, protocol: str | None = None) -> None:
         super().__init__(logging.DEBUG)
+        self.protocol = protocol
         self.hints: list[str] = []
+
+    def _hint(self, hint: str) -> None:
+        if hint not in self.hints:
+            self.hints.append(hint)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Keep the hint of each known cause the record names (once)."""
         text = record.getMessage()
         for marker, hint in _CONNECTION_HINTS:
-            if marker in text and hint not in self.hints:
-                self.hints.append(hint)
+            if marker in text:
+                self._hint(hint)
+        if self.protocol is None:
+            return
+        expected = _EXPECTED_BYTES.search(text)
+        if expected is not None and _tls_record_header(int(expected.group(1))):
+            self._hint(_SPEAKS_TLS.format(protocol=self.protocol))
+        sasl = self.protocol in SASL_PROTOCOLS
+        if not sasl and "Unable to request metadata" in text and "closed" in text:
+            self._hint(_WANTS_SASL.format(protocol=self.protocol))
 
 
 def unreachable(bootstrap: str, error: Exception, trouble: ConnectionTrouble | None = None) -> str:
@@ -98,17 +147,36 @@ def unreachable(bootstrap: str, error: Exception, trouble: ConnectionTrouble | N
     return text
 
 
+def principal_of(settings: KafkaClientSettings) -> str:
+    """The principal the settings authenticate as, for messages: `User:NAME` with SASL."""
+    if settings.security_protocol in SASL_PROTOCOLS and settings.sasl_username:
+        return f"User:{settings.sasl_username}"
+    return "this client's principal"
+
+
+def not_authorized(settings: KafkaClientSettings, action: str, topics: Iterable[str]) -> str:
+    """One line: the broker's ACLs do not let this principal `action` the topics (no secrets)."""
+    names = sorted(set(topics))
+    word = "topic" if len(names) == 1 else "topics"
+    return (
+        f"the broker did not authorize {principal_of(settings)} to {action} the {word} "
+        f"{', '.join(names)}; check its ACLs (`gateway acls` prints the ones each principal needs)"
+    )
+
+
 @contextlib.contextmanager
-def quiet_kafka_client() -> Iterator[ConnectionTrouble]:
+def quiet_kafka_client(protocol: str | None = None) -> Iterator[ConnectionTrouble]:
     """Silence aiokafka's own log while a command first talks to the cluster.
 
     Its connection errors name each address; the command says what failed in one line instead,
-    with the causes the yielded `ConnectionTrouble` recognised.
+    with the causes the yielded `ConnectionTrouble` recognised (`protocol`, the settings'
+    KAFKA_SECURITY_PROTOCOL, lets it name a protocol mismatch). Every aiokafka record reaches
+    only that handler, which keeps fixed hints and never the records' text.
     """
     logger = logging.getLogger("aiokafka")
     level, propagate = logger.level, logger.propagate
-    trouble = ConnectionTrouble()
-    logger.setLevel(logging.ERROR)
+    trouble = ConnectionTrouble(protocol)
+    logger.setLevel(logging.DEBUG if protocol is not None else logging.ERROR)
     logger.propagate = False
     logger.addHandler(trouble)
     try:
@@ -165,6 +233,25 @@ async def prepare_topics(
     if len(set(check.values())) != 1:
         raise StartError(_not_copartitioned(check))
     return shared, final
+
+
+def prepare_checked_topics(
+    settings: WorkerSettings, config: GatewayConfig, security: ClientSecurity
+) -> tuple[int, dict[str, int]]:
+    """`prepare_topics` for a command, its refusals as one-line `StartError`s.
+
+    An unreachable cluster (with the recognised cause) or a principal without the topics' ACLs
+    (naming the topics); never an address or a secret.
+    """
+    try:
+        with quiet_kafka_client(settings.security_protocol) as trouble:
+            return asyncio.run(
+                prepare_topics(settings.bootstrap, config, settings.partitions, security=security)
+            )
+    except KafkaConnectionError as exc:
+        raise StartError(unreachable(settings.bootstrap, exc, trouble)) from None
+    except TopicsNotAuthorizedError as exc:
+        raise StartError(not_authorized(settings, exc.action, exc.topics)) from None
 
 
 def _not_copartitioned(counts: Mapping[str, int]) -> str:
@@ -228,13 +315,7 @@ def run(settings: WorkerSettings, *, demo: bool) -> int:
             file=sys.stderr,
         )
     engine = Engine(config, keyring)
-    try:
-        with quiet_kafka_client() as trouble:
-            partitions, output_partitions = asyncio.run(
-                prepare_topics(settings.bootstrap, config, settings.partitions, security=security)
-            )
-    except KafkaConnectionError as exc:
-        raise StartError(unreachable(settings.bootstrap, exc, trouble)) from None
+    partitions, output_partitions = prepare_checked_topics(settings, config, security)
     registry = CollectorRegistry()
     metrics = build_metrics(config, registry)
     start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)

@@ -2,8 +2,10 @@
 
 One secure broker for the module (`gateway local up --secure`, set up for this stack's config
 and app id); the worker runs over SASL_SSL as `User:gateway`; each partner's principal reads its
-own sink and is refused everywhere else; wrong credentials and an untrusted CA stop the start
-with one clear line; no password appears in the worker's log or its /metrics.
+own sink and is refused everywhere else; the privacy team's principal (`User:privacy`) publishes
+a tombstone and runs `gateway subject-report`, which neither the gateway nor a partner may;
+wrong credentials, an untrusted CA, a protocol mismatch and a principal without the worker's
+ACLs stop the start with one clear line; no password appears in the worker's log or /metrics.
 """
 
 from __future__ import annotations
@@ -146,6 +148,127 @@ def start_refused(stack: Stack, env: dict[str, str]) -> subprocess.CompletedProc
         [sys.executable, "-m", "topologies.cli", "run"],
         capture_output=True, text=True, env=full, timeout=120, check=False,
     )  # fmt: skip
+
+
+def run_as(
+    stack: Stack, root: Path, user: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A `gateway` command with `user`'s credentials on the secure broker (or `env` on top)."""
+    creds = secure_broker.read_credentials()
+    assert creds is not None
+    users = creds["users"]
+    assert isinstance(users, dict)
+    full = stack.env() | secure_env(root, user, users[user], str(creds["ca_file"])) | (env or {})
+    return subprocess.run(
+        stack.argv(*args), capture_output=True, text=True, env=full, timeout=120, check=False
+    )
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    for password in passwords():
+        assert password not in result.stderr
+    return lines[0]
+
+
+async def test_when_the_privacy_team_erases_a_subject_then_its_principal_may_and_no_other(
+    secure: Stack, tmp_path: Path
+) -> None:
+    subject = f"u-{uuid.uuid4().hex[:8]}"
+    record = {
+        "subject_id": subject, "updated_at": NOW, "purposes": dict.fromkeys(PURPOSES, True),
+        "age": {"under_13": False, "parental_consent": False}, "source": "test",
+    }  # fmt: skip
+    await secure.consent(subject, record)
+    consent_topic = secure.topics["consent"]
+    tombstone = ("consent", "--subject", subject, "--tombstone")
+    for user in ("gateway", "ads"):  # the gateway reads consent, never writes it; nor partners
+        refused = await asyncio.to_thread(run_as, secure, tmp_path, user, *tombstone)
+        assert_one_line(refused, f"User:{user}", consent_topic, "nothing was published")
+    refused = await asyncio.to_thread(
+        run_as, secure, tmp_path, "ads", "subject-report", "--subject", subject
+    )
+    assert_one_line(refused, "gateway subject-report:")
+    assert subject not in refused.stdout + refused.stderr
+    done = await asyncio.to_thread(run_as, secure, tmp_path, "privacy", *tombstone)
+    assert done.returncode == 0, done.stderr
+    assert f"published tombstone to {consent_topic}" in done.stdout
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        report = await asyncio.to_thread(
+            run_as, secure, tmp_path, "privacy", "subject-report", "--subject", subject
+        )
+        assert report.returncode == 0, report.stderr
+        shown = json.loads(report.stdout)
+        notices = [n for s in shown["sinks"].values() for n in s["erasure_notices"]]
+        if notices or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert shown["consent"]["known"] is False  # the tombstone was read back by the report
+    assert notices and {n["reason"] for n in notices} == {"subject_erased"}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "expected"),
+    [
+        ("PLAINTEXT", "the listener speaks TLS but KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not"),
+        ("SSL", "the listener probably requires SASL, which KAFKA_SECURITY_PROTOCOL=SSL does not"),
+    ],
+)
+def test_when_the_protocol_does_not_match_the_listener_then_the_start_names_the_mismatch(
+    secure: Stack, tmp_path: Path, protocol: str, expected: str
+) -> None:
+    creds = secure_broker.read_credentials()
+    assert creds is not None
+    full = {k: v for k, v in secure.env().items() if not k.startswith(("KAFKA_SASL", "KAFKA_SSL"))}
+    full["KAFKA_SECURITY_PROTOCOL"] = protocol
+    if protocol == "SSL":
+        full["KAFKA_SSL_CAFILE"] = str(creds["ca_file"])
+    result = subprocess.run(
+        secure.argv("run"), capture_output=True, text=True, env=full, timeout=120, check=False
+    )
+    line = assert_one_line(result, "cannot reach the Kafka cluster at KAFKA_BOOTSTRAP", expected)
+    assert secure.bootstrap not in line
+
+
+def test_when_the_worker_starts_as_a_principal_without_its_acls_then_one_line_names_topics(
+    secure: Stack, tmp_path: Path
+) -> None:
+    result = run_as(secure, tmp_path, "ads", "run")
+    line = assert_one_line(result, "the broker did not authorize User:ads to describe the topics")
+    for name in ("usage_raw", "device_raw", "consent"):
+        assert secure.topics[name] in line
+
+
+@pytest.mark.parametrize("fault", ["wrong password", "untrusted CA", "no write ACL"])
+def test_when_loadgen_cannot_connect_or_write_then_one_line(
+    secure: Stack, tmp_path: Path, fault: str
+) -> None:
+    creds = secure_broker.read_credentials()
+    assert creds is not None
+    canary = f"wrong-canary-{uuid.uuid4().hex}"
+    env = {
+        "wrong password": secure_env(tmp_path, "gateway", canary, str(creds["ca_file"])),
+        "untrusted CA": {
+            "KAFKA_SSL_CAFILE": str(write_tls_files(tmp_path / "ca", ["127.0.0.1"]).ca_cert)
+        },
+        "no write ACL": {},  # the gateway's principal writes no raw or consent topic
+    }[fault]
+    result = run_as(secure, tmp_path, "gateway", "loadgen", "--count", "5", env=env)
+    assert_one_line(
+        result,
+        {
+            "wrong password": "the broker refused the SASL credentials",
+            "untrusted CA": "the broker's TLS certificate is not trusted",
+            "no write ACL": "the broker did not authorize User:gateway to write to the topic",
+        }[fault],
+    )
+    assert canary not in result.stderr
 
 
 def test_when_the_password_is_wrong_then_the_start_is_refused_in_one_clear_line(
