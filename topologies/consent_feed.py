@@ -73,7 +73,14 @@ from gateway.reasons import Reason
 from gateway.records import Output, Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import Outage, Renewable, backoff_delays, needs_new_producer, transient
+from topologies.outage import (
+    Outage,
+    Renewable,
+    backoff_delays,
+    needs_new_producer,
+    settled,
+    transient,
+)
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
@@ -270,10 +277,10 @@ class ConsentFeed:
         while not self._stopping and self._ready.is_set():
             await asyncio.sleep(next(delays))
             try:  # a new consumer: an outage can leave aiokafka's own broken for good
-                await self._follower.renew()
-                await asyncio.wait_for(self._follower.take(assignment), timeout=30)
+                await settled(self._follower.renew(), timeout=30)
+                await settled(self._follower.take(assignment), timeout=30)
                 if renew and producer is not None:
-                    await asyncio.wait_for(producer.renew(seen), timeout=30)
+                    await settled(producer.renew(seen), timeout=30)
             except Exception as again:
                 if not transient(again):
                     raise
@@ -290,7 +297,7 @@ class ConsentFeed:
         offsets, self._pending = self._pending, {}
         # The changelog writes (and DLQ records) are acknowledged before the offsets move.
         unacked, self._unacked = self._unacked, []
-        await asyncio.gather(*unacked)
+        await settled(asyncio.gather(*unacked))  # a send its client cancelled: an error
         assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:

@@ -20,8 +20,9 @@ ConsumerFactory = Callable[..., AIOKafkaConsumer]  # called with aiokafka's keyw
 class FollowingConsumer:
     """Owns one aiokafka consumer, made on `start` by `factory(**settings)`.
 
-    `name` says which one in errors; `settings` are aiokafka's (auto commit off and
-    `auto_offset_reset="earliest"` unless given). `client` raises `RuntimeError` before `start`.
+    `name` says which one in errors; `settings` are aiokafka's (auto commit off,
+    `auto_offset_reset="earliest"` and `isolation_level="read_committed"` unless given).
+    `client` raises `RuntimeError` before `start`.
     """
 
     def __init__(
@@ -29,7 +30,12 @@ class FollowingConsumer:
     ) -> None:
         self._name = name
         self._factory = factory
-        self._settings = {"enable_auto_commit": False, "auto_offset_reset": "earliest", **settings}
+        self._settings = {
+            "enable_auto_commit": False, "auto_offset_reset": "earliest",
+            # records of aborted transactions are not events or consent; end offsets then stop
+            # at the last stable offset, so the barrier never waits for an open transaction's
+            "isolation_level": "read_committed", **settings,
+        }  # fmt: skip
         self._client: AIOKafkaConsumer | None = None
 
     @property
@@ -68,9 +74,13 @@ class FollowingConsumer:
         given 10 s, and its errors are ignored.
         """
         old, self._client = self._client, None
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.stop(), timeout=10)
+        if old is not None:  # its stop may cancel its own tasks: never ours
+            stopping = asyncio.ensure_future(old.stop())
+            await asyncio.wait({stopping}, timeout=10)
+            if stopping.done() and not stopping.cancelled():
+                stopping.exception()  # retrieved: ignored, the shutdown goes on
+            else:
+                stopping.cancel()
         await self.start()
 
     def assignment(self) -> set[TopicPartition]:

@@ -21,12 +21,13 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
 log = logging.getLogger("gateway.outage")
+T = TypeVar("T")
 
 STILL_DEGRADED_EVERY = 30.0  # seconds between "still degraded" lines
 
@@ -72,6 +73,36 @@ def transient(exc: BaseException) -> bool:
             "CommitFailedError", "RequestTimedOutError",
         }  # fmt: skip
     return isinstance(exc, (asyncio.TimeoutError, ConnectionError))
+
+
+class ClientCancelledError(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A Kafka client cancelled its own request (aiokafka does while it closes or reconnects).
+
+    Raised instead of letting that `CancelledError` cancel the caller's task; retriable.
+    """
+
+    retriable = True
+
+
+async def settled(future: Awaitable[T], timeout: float | None = None) -> T:
+    """`await future`, except that the future's own cancellation or a timeout is an error.
+
+    A Kafka client's future cancelled by the client (not by our caller) raises
+    `ClientCancelledError`, and `timeout` seconds without an answer raise `TimeoutError`, both
+    transient; cancelling the caller still cancels it (and the future).
+    """
+    task = asyncio.ensure_future(future)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"no answer from Kafka within {timeout} s")
+    if task.cancelled():
+        raise ClientCancelledError("the Kafka client cancelled the request")
+    return task.result()
 
 
 def backoff_delays(first: float = 0.5, most: float = 10.0) -> Iterator[float]:

@@ -33,7 +33,14 @@ from faust.types import TP
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import Outage, Renewable, backoff_delays, needs_new_producer, transient
+from topologies.outage import (
+    Outage,
+    Renewable,
+    backoff_delays,
+    needs_new_producer,
+    settled,
+    transient,
+)
 from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
@@ -223,12 +230,12 @@ class RawReader:
         while not self._stopping and not self._give_up.is_set():
             await asyncio.sleep(next(delays))
             try:  # a new consumer: an outage can leave aiokafka's own broken for good
-                await self._follower.renew()
-                await asyncio.wait_for(self._follower.take(assignment), timeout=30)
+                await settled(self._follower.renew(), timeout=30)
+                await settled(self._follower.take(assignment), timeout=30)
                 acknowledged = dict(self._committable)
-                await asyncio.wait_for(self._commit(), timeout=30)
+                await settled(self._commit(), timeout=30)
                 if renew and producer is not None:
-                    await asyncio.wait_for(producer.renew(seen), timeout=30)
+                    await settled(producer.renew(seen), timeout=30)
             except Exception as again:
                 if not transient(again):
                     raise
@@ -272,7 +279,7 @@ class RawReader:
         """
         assigned = list(self._consumer.assignment())
         if assigned:
-            await asyncio.wait_for(self._consumer.end_offsets(assigned), timeout=PROBE_TIMEOUT)
+            await settled(self._consumer.end_offsets(assigned), timeout=PROBE_TIMEOUT)
         self._last_heard = time.monotonic()
 
     async def _pass_barrier(self, partitions: set[int]) -> float | None:
@@ -299,7 +306,7 @@ class RawReader:
             or (at_most is not None and len(inflight) > at_most)
         ):
             batch = inflight.popleft()
-            await batch.acked  # raises if an output failed: run() exits without committing
+            await settled(batch.acked)  # raises if an output failed: never committed
             self._committable.update(batch.positions)
             self._on_batch(batch.size, batch.waited, time.perf_counter() - batch.started)
 

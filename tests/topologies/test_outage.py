@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from itertools import islice
 
@@ -17,7 +18,14 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from topologies.outage import Outage, QuietRepeats, backoff_delays, transient
+from topologies.outage import (
+    ClientCancelledError,
+    Outage,
+    QuietRepeats,
+    backoff_delays,
+    settled,
+    transient,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,3 +101,31 @@ def test_quiet_repeats_keeps_one_record_per_shape_per_interval_and_says_how_many
     again = record("Unable connect to node with id 1: [Errno 111]")
     assert quiet.filter(again)
     assert again.getMessage().endswith("(5 similar records held back)")
+
+
+async def test_settled_turns_a_clients_own_cancellation_and_a_timeout_into_transient_errors() -> (
+    None
+):
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+    done.set_result(7)
+    assert await settled(done) == 7
+    cancelled: asyncio.Future[int] = loop.create_future()
+    cancelled.cancel()  # the client cancelled its own request
+    with pytest.raises(ClientCancelledError) as raised:
+        await settled(cancelled)
+    assert transient(raised.value)
+    with pytest.raises(TimeoutError) as late:
+        await settled(loop.create_future(), timeout=0.01)
+    assert transient(late.value)
+
+
+async def test_cancelling_the_caller_of_settled_still_cancels_it_and_the_future() -> None:
+    pending: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.ensure_future(settled(pending))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0)
+    assert pending.cancelled()
