@@ -3,7 +3,7 @@
 `make faults` runs each scenario alone and all together at full size (100,000 events over
 10,000 subjects, 1,000 withdrawals); this runs the combined scenario at 10,000 events with the
 whole hostile corpus: two workers (one killed), kill -9 of the other, the broker down 10 s and
-restarted with its data, a wiped local state, kill -9 again, a consent burst (docs/faults.md).
+restarted with its data, a wiped local state, kill -9 again, a consent burst (docs/reliability.md).
 """
 
 from __future__ import annotations
