@@ -111,11 +111,11 @@ class FaultRun:
         shutil.rmtree(self.workdir(index), ignore_errors=True)
         self.faults.append(f"local state of worker {index} wiped at {self.progress:.0%}")
 
-    def owns_broker(self) -> bool:
+    async def owns_broker(self) -> bool:
         """True when the run's broker is the project's local one (it can be restarted)."""
         from devtools import local_broker
 
-        state = local_broker.running_state()
+        state = await asyncio.to_thread(local_broker.running_state)  # it probes the broker
         return state is not None and state.bootstrap == self.bootstrap
 
     async def broker_outage(self, seconds: float) -> None:

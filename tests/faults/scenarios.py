@@ -69,7 +69,7 @@ async def everything(run: FaultRun) -> None:
         await run.at(0.45)
         run.kill9(0)
         await run.start_worker(0)
-        if run.owns_broker():
+        if await run.owns_broker():
             await run.at(0.6)
             await run.broker_outage(10)
         await run.at(0.7)
