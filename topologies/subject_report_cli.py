@@ -93,6 +93,7 @@ async def _read_to_end(
     counts = await _partition_count(bootstrap, security, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed",  # as the worker reads consent: aborted ones never count
         **security.aiokafka(),
     )  # fmt: skip
     try:
