@@ -89,7 +89,7 @@ async def main(argv: list[str] | None = None) -> int:
     if not bootstrap:
         from devtools import local_broker
 
-        state, reused = local_broker.up(log=False)
+        state, reused = await asyncio.to_thread(local_broker.up, log=False)
         bootstrap, started_broker = state.bootstrap, not reused
     settings = {
         "events": args.events, "subjects": args.subjects, "withdrawals": args.withdrawals,
@@ -117,7 +117,7 @@ async def main(argv: list[str] | None = None) -> int:
         if started_broker:
             from devtools import local_broker
 
-            local_broker.down()
+            await asyncio.to_thread(local_broker.down)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     body = {"settings": settings, "reports": [r.as_dict() for r in reports]}
