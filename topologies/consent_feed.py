@@ -10,7 +10,8 @@ The table stays faust's: values go into its store and its changelog (the record'
 faust restores it on start and rebalance (the store's internals: `topologies.faust_adapter`).
 The feed pauses from a revocation until faust reports recovery complete, then resumes from the
 offsets it committed; it commits only after the changelog writes are acknowledged.
-Re-applying a record is harmless: equal timestamps are stale.
+Re-applying a record is harmless: equal timestamps are stale. After an outage the changelog is
+written again for the subjects changed since the last commit (`ConsentFeed._rewrite_changelog`).
 
 Erasure notices (README, "Erasure notices"): a tombstone, or a record that makes the subject a
 child without a parent's consent, adds the notices `gateway.erasure.erasure_reason` calls for
@@ -164,6 +165,8 @@ class ConsentFeed:
         self._wanted: set[int] = set()
         self._ready = asyncio.Event()
         self._pending: dict[TopicPartition, int] = {}
+        # Subjects whose changelog write is not acknowledged yet: key -> consent partition.
+        self._dirty: dict[bytes, int] = {}
         self._stopping = False
 
     def swap(self, engine: Engine) -> None:
@@ -262,8 +265,11 @@ class ConsentFeed:
         """A Kafka outage: stop applying, then go on from the committed offsets once it answers.
 
         The changelog, DLQ and erasure writes not yet acknowledged are abandoned with their
-        offsets (not committed): the records are applied again, which is idempotent, and
-        written again with the same dedup ids. Errors that are not transient raise.
+        offsets (not committed): the records are read again (DLQ records and erasure notices
+        written again, with the same dedup ids), and the table's current state of every subject
+        changed since the last commit is written to the changelog again first
+        (`_rewrite_changelog`: read again, those records are stale and write nothing). Errors
+        that are not transient raise.
         """
         self._outage.begin(exc)
         for future in self._unacked:
@@ -281,6 +287,7 @@ class ConsentFeed:
                 await settled(self._follower.take(assignment), timeout=30)
                 if renew and producer is not None:
                     await settled(producer.renew(seen), timeout=30)
+                await self._rewrite_changelog()
             except Exception as again:
                 if not transient(again):
                     raise
@@ -291,6 +298,24 @@ class ConsentFeed:
             return
         # A rebalance or stop came first: `resume` takes the partitions and ends the outage.
 
+    async def _rewrite_changelog(self) -> None:
+        """Write the table's current state of every subject changed since the last commit.
+
+        After an outage the changelog writes of those records may be lost while the table holds
+        them; read again, the records are stale (already applied) and would write nothing, so a
+        restart would restore the older state (a withdrawal forgotten). Raises what the send
+        raises (the ride-out retries).
+        """
+        if not self._dirty:
+            return
+        if self._writer is None:
+            self._writer = await self._make_writer()
+        store = self._table.data
+        for key, partition in self._dirty.items():
+            self._writer.add(self._changelog, partition, key, store.get(key), [])
+        await settled(await self._writer.send(), timeout=30)
+        self._dirty.clear()
+
     async def _commit(self) -> None:
         if not self._pending:
             return
@@ -298,6 +323,7 @@ class ConsentFeed:
         # The changelog writes (and DLQ records) are acknowledged before the offsets move.
         unacked, self._unacked = self._unacked, []
         await settled(asyncio.gather(*unacked))  # a send its client cancelled: an error
+        self._dirty.clear()  # every changelog write of the applied records is acknowledged
         assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:
@@ -387,10 +413,12 @@ class ConsentFeed:
             value = b"%d" % new
             writer.add(self._changelog, partition, key, value, [])
             store[key] = value
+            self._dirty[key] = partition
             self._remember_partition(key, partition)
             applied_at = ConsentState.ordered_at_us(new)
         elif outcome is ConsentOutcome.TOMBSTONE and current is not None:
             store.pop(key, None)
+            self._dirty[key] = partition
             writer.add(self._changelog, partition, key, None, [])
         erased = self._erase(
             writer, current, update, outcome, source=source, timestamp_ms=timestamp_ms

@@ -211,7 +211,13 @@ class QuietRepeats(logging.Filter):
 
 
 def quiet_aiokafka_repeats(interval: float = 10.0) -> QuietRepeats:
-    """Install one `QuietRepeats` on every aiokafka logger (they log under their module names)."""
+    """Install one `QuietRepeats` on every aiokafka logger (they log under their module names).
+
+    aiokafka's own log is also kept at INFO or above whatever the worker's level: its DEBUG
+    lines quote whole requests and responses, record keys and values included (raw subject ids
+    and identifiers, found by the fault suite's canary scan at `GATEWAY_LOG_LEVEL=debug`).
+    """
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
     quiet = QuietRepeats(interval)
     for module in _NOISY_MODULES:  # imported so that their loggers exist
         importlib.import_module(module)

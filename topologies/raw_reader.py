@@ -145,8 +145,18 @@ class RawReader:
         self._give_up.set()
         async with self._lock:
             self._give_up.clear()
-            await self._settle(everything=True)
-            await self._commit()
+            try:
+                await self._settle(everything=True)
+                await self._commit()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                # The cluster is away: what is not committed is decided again by the next owner.
+                log.warning("partitions revoked during a Kafka outage: uncommitted work redone")
+                for batch in self._inflight:
+                    batch.acked.cancel()
+                self._inflight.clear()
+                self._committable.clear()
 
     def assign(self, tps: Iterable[TP]) -> None:
         """The raw topic-partitions to take on `resume`; those of other topics are left out."""
@@ -216,12 +226,16 @@ class RawReader:
         """
         outage = self._outage
         outage.begin(exc)
+        settled_in_order = True  # only the leading acknowledged batches may be committed
         while self._inflight:
             batch = self._inflight.popleft()
-            if batch.acked.done() and not batch.acked.cancelled() and not batch.acked.exception():
+            acked = batch.acked
+            landed = acked.done() and not acked.cancelled() and not acked.exception()
+            if settled_in_order and landed:
                 self._committable.update(batch.positions)
-            else:
-                batch.acked.cancel()
+            else:  # this batch and every later one is decided again
+                settled_in_order = False
+                acked.cancel()
         assignment = self._follower.assignment()
         producer = self._producer
         seen = producer.generation if producer is not None else 0

@@ -36,7 +36,7 @@ COLUMNS = (
     ("lost_invalid", "DLQ lost"), ("duplicate_dlq", "dup. DLQ"), ("withdrawals", "withdrawals"),
     ("tombstones", "of them erasures"),
     ("revocation_violations", "revoc. viol."), ("leaks", "leaks"),
-    ("joinable_values", "joinable"), ("seconds", "s"),
+    ("joinable_values", "joinable"), ("crashes", "crashes"), ("seconds", "s"),
 )  # fmt: skip
 
 
@@ -108,7 +108,7 @@ async def main(argv: list[str] | None = None) -> int:
                 report = await run_scenario(
                     name, bootstrap, Path(root), plan, scenario.fault,
                     rate=args.events / args.duration, workers=scenario.workers,
-                    log_level=scenario.log_level,
+                    log_level=scenario.log_level, strict=scenario.strict,
                 )  # fmt: skip
             reports.append(report)
             print(f"faults: {name}: {'ok' if report.ok else 'FAILED'} {report.as_dict()}",

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -75,6 +76,8 @@ class Report:
     leaks: int = 0
     leak_places: dict[str, int] = field(default_factory=dict)
     joinable_values: int = 0
+    crashes: int = 0  # workers found dead that no fault had killed
+    strict: bool = False  # the control: no duplicate or redecision of any kind either
     faults: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -83,7 +86,11 @@ class Report:
     def ok(self) -> bool:
         return not (
             self.lost_pairs or self.lost_invalid or self.conflicts or self.unexplained_sink_records
-            or self.dlq_without_reason or self.joinable_values
+            or self.dlq_without_reason or self.joinable_values or self.crashes
+            or (self.strict and (
+                self.duplicate_sink_records or self.duplicate_audit_drops
+                or self.duplicate_dlq or self.conflicts_after_withdrawal
+            ))
             or self.revocation_violations or self.leaks or not self.duplicates_deduplicable
         )  # fmt: skip
 
@@ -94,14 +101,27 @@ class Report:
 _IPV4 = re.compile(r"(?<![\d.])198\.1[89]\.\d{1,3}\.\d{1,3}(?!\d)")
 
 
+def _version(value: object) -> str:
+    """A consent version as both the sink header and the audit write it ("none": none)."""
+    return "none" if value is None or value in ("none", "None") else str(value)
+
+
 def canary_pattern(run: str) -> re.Pattern[str]:
     """Every canary id of run `run` (lower case) as traffic.py spells them (IPs: `leaks_in`)."""
     return re.compile(rf"(?:fz|ck|dv|ad)-{re.escape(run)}\d{{5}}-(?:subj|c00k|d3v1|ad1d)")
 
 
 def leaks_in(text: str, pattern: re.Pattern[str], ips: set[str]) -> int:
-    """Canary ids, and canary IP addresses written out whole, in lower-cased `text`."""
-    return len(pattern.findall(text)) + sum(1 for ip in _IPV4.findall(text) if ip in ips)
+    """Canary ids, and canary IP addresses written out whole, in lower-cased `text`.
+
+    Also percent-decoded: the larger count of the text as written and as decoded.
+    """
+
+    def count(text: str) -> int:
+        return len(pattern.findall(text)) + sum(1 for ip in _IPV4.findall(text) if ip in ips)
+
+    found = count(text)
+    return max(found, count(unquote(text))) if "%" in text else found
 
 
 def check(
@@ -136,10 +156,11 @@ def check(
     withdrew = {w.subject for w in plan.withdrawals}
     report.events_after_withdrawal = sum(1 for e in events if e.after_withdrawal)
 
-    forwarded: dict[tuple[str, str], list[str | None]] = {}  # (sink, event) -> consent versions
+    forwarded: dict[tuple[str, str], list[str]] = {}  # (sink, event) -> consent versions
     for sink, records in sinks.items():
         wanted = {dedup_id(sink, e.event_id): e.event_id for e in events if e.event_id}
         seen: Counter[str] = Counter()
+        first: dict[str, tuple[bytes | None, bytes | None, str]] = {}
         for record in records:
             dedup = record.header("gateway-dedup-id")
             if dedup is None or dedup not in wanted:
@@ -147,11 +168,15 @@ def check(
                     report.unexplained_sink_records += 1
                 continue
             seen[dedup] += 1
+            version = _version(record.header("gateway-consent-version"))
+            copy = (record.key, record.value, version)
+            if first.setdefault(dedup, copy) != copy:  # a duplicate that differs
+                report.duplicates_deduplicable = False
             pair = (sink, wanted[dedup])
-            forwarded.setdefault(pair, []).append(record.header("gateway-consent-version"))
+            forwarded.setdefault(pair, []).append(version)
         report.duplicate_sink_records += sum(n - 1 for n in seen.values() if n > 1)
 
-    dropped: dict[tuple[str, str], list[str | None]] = {}
+    dropped: dict[tuple[str, str], list[str]] = {}
     for record in audit:
         entry = orjson.loads(record.value or b"{}")
         source = entry.get("source") or {}
@@ -161,7 +186,7 @@ def check(
             continue
         version = entry.get("consent_version")
         pair = (entry["sink"], planned.event_id)
-        dropped.setdefault(pair, []).append(None if version is None else str(version))
+        dropped.setdefault(pair, []).append(_version(version))
     report.duplicate_audit_drops = sum(len(v) - 1 for v in dropped.values() if len(v) > 1)
 
     subject_of = {e.event_id: e.subject for e in events}
@@ -179,7 +204,7 @@ def check(
             if not fwd and not drp:
                 report.lost_pairs += 1
             if fwd and drp:
-                versions_differ = set(map(str, fwd)) != set(map(str, drp))
+                versions_differ = not set(fwd) & set(drp)  # never both under one version
                 if versions_differ and subject_of[event.event_id] in withdrew:
                     report.conflicts_after_withdrawal += 1
                 else:

@@ -24,6 +24,7 @@ from aiokafka.structs import RecordMetadata
 
 from devtools.local_broker import free_port
 from gateway.acls import worker_groups
+from gateway.consent_state import PURPOSES
 from gateway.keys import pseudonymize
 from tests.faults.checker import (
     Coordinates,
@@ -34,9 +35,10 @@ from tests.faults.checker import (
     joinable,
     leaks_in,
 )
-from tests.faults.traffic import Plan, Planned, Withdrawal
+from tests.faults.traffic import GRANTED_AT, Plan, Planned, Withdrawal
 from tests.integration.procs import Proc
 from tests.integration.stack import SINKS, Stack
+from topologies.consent_cli import consent_record
 
 Fault = Callable[["FaultRun"], Awaitable[None]]
 
@@ -58,6 +60,7 @@ class FaultRun:
         self.progress = 0.0  # share of the steps produced
         self.faults: list[str] = []
         self.killed: set[int] = set()
+        self.crashes: list[str] = []  # workers found dead that no fault had killed
         self.log_level = log_level
         self.metrics_ports: dict[int, int] = {}
         self.exposed: list[str] = []  # /metrics pages scraped before the workers stopped
@@ -89,9 +92,23 @@ class FaultRun:
 
     def kill9(self, index: int = 0) -> None:
         self.faults.append(f"kill -9 worker {index} at {self.progress:.0%}")
+        self.check_alive(index)
         self.killed.add(index)
         self.workers[index].signal(signal.SIGKILL)
         self.workers[index].stop()  # reaps it and closes its log
+
+    def check_alive(self, index: int) -> None:
+        """Record a crash if worker `index` died without a fault killing it."""
+        proc = self.workers[index]
+        if index not in self.killed and not proc.alive():
+            code = proc.popen.returncode
+            self.crashes.append(f"worker {index} exited with {code} at {self.progress:.0%}")
+
+    def stop_worker(self, index: int) -> None:
+        """SIGTERM worker `index` (a crash before it is recorded)."""
+        self.check_alive(index)
+        self.killed.add(index)
+        self.workers[index].stop()
 
     def scrape_metrics(self) -> None:
         """Keep each live worker's /metrics page, for the canary scan."""
@@ -210,10 +227,14 @@ class FaultRun:
         self.faults.append(f"consent burst of {count} records at {self.progress:.0%}")
         producer = await self.producer()
         topic = self.stack.topics["consent"]
-        record = self.plan.consents[0][1]
-        pending = [
-            await producer.send(topic, record, key=f"burst-{n:06d}".encode()) for n in range(count)
-        ]
+        pending = []
+        for n in range(count):  # real grants for subjects outside the traffic: table writes
+            subject = f"burst-{self.plan.run}-{n:06d}"
+            record = consent_record(
+                subject, GRANTED_AT, dict.fromkeys(PURPOSES, True), under_13=False,
+                parental_consent=False, source="faults",
+            )  # fmt: skip
+            pending.append(await producer.send(topic, record, key=subject.encode()))
         await asyncio.gather(*pending)
 
     # Draining and reading back.
@@ -278,7 +299,8 @@ class FaultRun:
                 report.leaks += found
                 report.leak_places[place] = report.leak_places.get(place, 0) + found
         report.joinable_values = joinable(sinks)
-        report.notes = list(self.notes)
+        report.crashes = len(self.crashes)
+        report.notes = [*self.notes, *self.crashes]
         return report
 
     async def internal_records(self) -> dict[str, list[str]]:
@@ -332,6 +354,7 @@ class FaultRun:
 async def run_scenario(
     name: str, bootstrap: str, root: Path, plan: Plan, fault: Fault, *, rate: float,
     workers: int = 1, drain_timeout: float = 300.0, log_level: str = "info",
+    strict: bool = False,
 ) -> Report:  # fmt: skip
     """Load `plan` at `rate` events/s with `fault` running beside the load; drain; check."""
     run = FaultRun(bootstrap, root, plan, rate=rate, log_level=log_level)
@@ -343,9 +366,12 @@ async def run_scenario(
         await asyncio.gather(run.produce(), fault(run))
         if not await run.drained(drain_timeout):
             run.notes.append(f"not drained within {drain_timeout:.0f}s")
+        for index in range(len(run.workers)):
+            run.check_alive(index)
         run.scrape_metrics()
         run.stop_workers()
         report = await run.check(name)
+        report.strict = strict
     finally:
         await run.close()
     report.seconds = round(time.monotonic() - started, 1)

@@ -29,7 +29,7 @@ async def one_of_two_killed(run: FaultRun) -> None:
 async def state_wiped(run: FaultRun) -> None:
     """The worker stopped at 50%, its local state deleted, restarted (table from Kafka)."""
     await run.at(0.5)
-    run.workers[0].stop()
+    run.stop_worker(0)
     run.wipe_state(0)
     await run.start_worker(0)
 
@@ -73,7 +73,7 @@ async def everything(run: FaultRun) -> None:
             await run.at(0.6)
             await run.broker_outage(10)
         await run.at(0.7)
-        run.workers[0].stop()
+        run.stop_worker(0)
         run.wipe_state(0)
         await run.start_worker(0)
         await run.at(0.85)
@@ -89,12 +89,13 @@ class Scenario:
     fault: Fault
     workers: int = 1
     log_level: str = "info"  # the control runs at debug: its logs are scanned for canaries too
+    strict: bool = False  # the control: no duplicate or redecision either
 
 
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario("no-fault", no_fault, log_level="debug"),
+        Scenario("no-fault", no_fault, log_level="debug", strict=True),
         Scenario("kill-9-three-times", kill_three_times),
         Scenario("one-of-two-workers-killed", one_of_two_killed, workers=2),
         Scenario("local-state-wiped", state_wiped),

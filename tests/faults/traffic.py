@@ -179,7 +179,8 @@ def make_plan(
 
     `withdrawals` granted subjects withdraw, spread evenly over the run (every other one by a
     tombstone, an erasure); each withdrawal is followed at once by `after_each` events of that
-    subject. One record in `bad_every` is
+    subject, and every withdrawn subject sends one more event at the very end (after every
+    fault). One record in `bad_every` is
     invalid.
     """
     rng = random.Random(seed)
@@ -192,7 +193,7 @@ def make_plan(
     granted = [p for p in people if p.situation == "granted"]
     chosen = rng.sample(granted, min(withdrawals, len(granted)))
     done: set[int] = set()  # subjects whose withdrawal was published
-    plain = events - len(chosen) * after_each
+    plain = events - len(chosen) * (after_each + 1)
     every = max(1, plain // (len(chosen) + 1))
     plan = Plan(run, people, consents)
     if corpus and granted:  # the hostile records first, for a granted subject
@@ -222,4 +223,9 @@ def make_plan(
                     plan.steps.append(_event(run, seq, who, rng, after=True))
                     seq += 1
             queue = queue[:-1] if n < plain - 1 else []
+    # Late follow-ups, after every fault: a withdrawal lost on the way (a changelog write
+    # abandoned in an outage, a stale restore after a restart) shows here as a violation.
+    for who in chosen:
+        plan.steps.append(_event(run, seq, who, rng, after=True))
+        seq += 1
     return plan

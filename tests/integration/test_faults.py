@@ -8,6 +8,7 @@ restarted with its data, a wiped local state, kill -9 again, a consent burst (do
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tests.faults.run import run_scenario
@@ -27,14 +28,16 @@ async def test_under_every_fault_at_once_nothing_is_lost_leaked_or_forwarded_aft
         workers=scenario.workers, drain_timeout=240,
     )  # fmt: skip
     summary = report.as_dict()
-    assert len(report.faults) >= 5, summary  # the faults did happen
+    assert len(report.faults) >= 5 and report.crashes == 0, summary  # the faults did happen
+    external = os.environ.get("KAFKA_BOOTSTRAP")  # only the project's broker can be restarted
+    assert external or any(f.startswith("broker down") for f in report.faults), summary
     assert report.valid_events == len(valid) > 10_000 and report.pairs == 3 * len(valid), summary
     assert report.lost_pairs == 0 and report.lost_invalid == 0, summary
     assert report.invalid_records >= invalid and report.invalid_records == report.invalid_in_dlq, (
         summary
     )
     assert report.dlq_without_reason == 0, summary
-    assert report.events_after_withdrawal == 300 and report.tombstones == 50, summary
+    assert report.events_after_withdrawal == 400 and report.tombstones == 50, summary
     assert report.revocation_violations == 0, summary
     assert report.leaks == 0 and report.joinable_values == 0, summary
     assert report.conflicts == 0, summary

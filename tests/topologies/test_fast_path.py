@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -20,6 +21,7 @@ from aiokafka.errors import (
 from tests.topologies.harness import FakeBroker, Gateway, eventually
 from tests.topologies.test_enforce import event
 from tests.topologies.test_poison_pills import consent_record
+from topologies.raw_reader import _InFlight
 
 USAGE, CONSENT = "events.usage.raw", "consent.state"
 
@@ -173,3 +175,41 @@ async def test_when_the_consent_feed_catches_up_then_the_barrier_releases_the_ba
     await eventually(lambda: gateway.committed("raw", USAGE, 0) == 1, what="the release")
     assert outputs(gateway, "e-1"), "decided with the grant the barrier waited for"
     assert gateway.barrier.applied_next[0] == 1
+
+
+async def test_when_an_outage_abandons_an_earlier_batch_then_no_later_one_is_committed_past_it(
+    gateway: Gateway,
+) -> None:
+    broker, reader, tp = gateway.broker, gateway.reader, TopicPartition(USAGE, 0)
+    await gateway.start([0])
+    grant(broker, "subj-a", 0)
+    await eventually(lambda: gateway.committed("consent-feed", CONSENT, 0) == 1, what="grant")
+    async with reader._lock:  # as in run(): the ride-out holds the lock
+        for n in range(10):
+            broker.produce(USAGE, 0, b"subj-a", event("subj-a", f"e-{n}"))
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        second.set_result(None)  # a later batch landed on another output partition
+        reader._inflight.extend(
+            [_InFlight(first, {tp: 5}, 0, 0, 5), _InFlight(second, {tp: 10}, 0, 0, 5)]
+        )
+        await reader._ride_out(KafkaConnectionError())
+        assert (gateway.committed("raw", USAGE, 0) or 0) <= 5, "never past the abandoned batch"
+    await eventually(lambda: gateway.committed("raw", USAGE, 0) == 10, what="redone")
+    for n in range(5):
+        assert outputs(gateway, f"e-{n}"), f"e-{n} decided again after the outage"
+
+
+async def test_when_an_outage_loses_a_withdrawals_changelog_write_then_it_is_written_again(
+    gateway: Gateway,
+) -> None:
+    broker = gateway.broker
+    await gateway.start([0])
+    grant(broker, "subj-a", 0)
+    await eventually(lambda: gateway.committed("consent-feed", CONSENT, 0) == 1, what="grant")
+    changelog = gateway.table.changelog_topic
+    gateway.producer.fail_next(KafkaConnectionError())  # the outage hits the changelog write
+    broker.produce(CONSENT, 0, b"subj-a", consent_record("subj-a", "2026-11-26T11:30:00Z", False))
+    await eventually(lambda: gateway.committed("consent-feed", CONSENT, 0) == 2, what="committed")
+    log = [r.value for r in broker.records(changelog) if r.key == b"subj-a"]
+    assert log[-1] == gateway.table.data[b"subj-a"], "a restart restores the withdrawal"

@@ -23,6 +23,7 @@ from topologies.outage import (
     Outage,
     QuietRepeats,
     backoff_delays,
+    quiet_aiokafka_repeats,
     settled,
     transient,
 )
@@ -129,3 +130,15 @@ async def test_cancelling_the_caller_of_settled_still_cancels_it_and_the_future(
         await waiting
     await asyncio.sleep(0)
     assert pending.cancelled()
+
+
+def test_aiokafka_never_logs_below_info_in_the_worker_its_debug_lines_quote_records() -> None:
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    try:
+        logging.getLogger().setLevel(logging.DEBUG)
+        quiet_aiokafka_repeats()
+        assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("aiokafka.conn").isEnabledFor(logging.INFO)
+    finally:
+        logger.setLevel(level)

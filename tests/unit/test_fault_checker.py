@@ -67,7 +67,7 @@ def test_a_complete_run_is_ok_and_counts_every_pair() -> None:
     assert report.pairs == 2 * report.valid_events == 80
     assert report.forwarded + report.dropped == report.pairs
     assert report.invalid_records == report.invalid_in_dlq == 3
-    assert report.events_after_withdrawal == 4
+    assert report.events_after_withdrawal == 2 * 2 + 2  # two right after each, one at the end
 
 
 def test_a_missing_output_is_a_lost_pair_and_a_missing_dlq_record_a_lost_invalid() -> None:
@@ -120,7 +120,8 @@ def test_a_canary_anywhere_in_an_output_is_a_leak_but_a_truncated_ip_is_not() ->
     first = sinks["analytics"][0]
     sinks["analytics"][0] = Written(b"k", f'{{"ip":"{truncated}"}}'.encode(), first.headers)
     assert check("t", plan, produced, sinks, audit, dlq, dedup_id).ok
-    for leaked in (person.id.upper(), person.ip, person.cookie):
+    encoded = person.cookie.replace("-", "%2D")
+    for leaked in (person.id.upper(), person.ip, person.cookie, encoded):
         record = Written(None, b"{}", (("x", leaked.encode()),))
         report = check("t", plan, produced, sinks, [*audit, record], dlq, dedup_id)
         assert report.leaks == 1 and report.leak_places == {"audit": 1}, leaked
@@ -136,3 +137,44 @@ def test_a_key_or_pseudonym_two_sinks_share_makes_their_records_joinable() -> No
     report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
     assert report.joinable_values == 0, "the checker itself does not look; joinable() does"
     assert joinable(sinks) == 1
+
+
+def test_duplicates_that_differ_are_not_deduplicable_and_one_shared_version_is_a_conflict() -> None:
+    plan, produced = small()
+    sinks, audit, dlq = everything_accounted(produced)
+    first = sinks["analytics"][0]
+    sinks["analytics"].append(Written(first.key, b'{"other":1}', first.headers))
+    report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
+    assert not report.duplicates_deduplicable and not report.ok
+    sinks, audit, dlq = everything_accounted(produced)
+    withdrawn = {w.subject for w in plan.withdrawals}
+    event, where = next(
+        (p, w)
+        for p, w in produced
+        if p.subject in withdrawn and p.event_id and not p.after_withdrawal
+    )
+    audit += [drop("analytics", where, version=1), drop("analytics", where, version=2)]
+    sinks["analytics"].append(forward("analytics", event, version="1"))
+    report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
+    assert report.conflicts >= 1, "a forward and a drop under version 1: not a redecision"
+
+
+def test_no_consent_is_one_version_in_sink_headers_and_audit_records() -> None:
+    plan, produced = small()
+    sinks, audit, dlq = everything_accounted(produced)
+    where = next(w for p, w in produced if p.event_id and not p.after_withdrawal)
+    event = next(p for p, w in produced if w == where)
+    sinks["ads"].append(forward("ads", event, version="none"))
+    audit.append(drop("ads", where, version=None))
+    report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
+    assert report.conflicts >= 1
+
+
+def test_the_control_scenario_allows_no_duplicate() -> None:
+    plan, produced = small()
+    sinks, audit, dlq = everything_accounted(produced)
+    sinks["analytics"].append(sinks["analytics"][0])
+    report = check("t", plan, produced, sinks, audit, dlq, dedup_id)
+    assert report.ok
+    report.strict = True
+    assert not report.ok
