@@ -142,7 +142,7 @@ async def test_when_pills_sit_between_valid_events_then_the_worker_decides_every
             assert reasons[offset] in (DEEP_REASONS if name == "deep" else BIG_NUMBER_REASONS)
     assert sum(by_offset.values()) == len(dlq) and set(by_offset) <= set(plan.pills)
 
-    audit = {(a["event_id"], a["sink"]) for a in values(await stack.read("audit"))}
+    audit = {(a.get("event_id"), a["sink"]) for a in values(await stack.read("audit"))}
     for sink in SINKS:
         ids = {pseudonymize(stack.keys[sink], "event:" + e): e for e in plan.valid}
         forwarded = {
@@ -186,7 +186,7 @@ async def test_when_consent_pills_precede_a_withdrawal_then_the_feed_still_appli
     await stack.wait_consumed(int(before) + len(after))
     assert stack.proc is not None and stack.proc.alive(), "the worker is still running"
 
-    audit = {(a["event_id"], a["sink"]) for a in values(await stack.read("audit"))}
+    audit = {(a.get("event_id"), a["sink"]) for a in values(await stack.read("audit"))}
     for sink in SINKS:
         ids = {pseudonymize(stack.keys[sink], "event:" + e): e for e in after}
         leaked = {

@@ -36,7 +36,7 @@ async def accounted(stack: Stack, event_ids: list[str]) -> dict[str, set[str]]:
                 seen[sink].add(dedup[d])
     for record in await stack.read("audit"):
         entry = orjson.loads(record.value)
-        if entry["event_id"] in wanted:
+        if entry.get("event_id") in wanted:
             seen[entry["sink"]].add(entry["event_id"])
     return seen
 
