@@ -139,6 +139,7 @@ class ConsentFeed:
     ) -> None:
         self._topic = topic
         self._producer = producer
+        self._sent_on = 0  # the producer generation of the latest send
         self._outage = outage or Outage(
             "consent_feed", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
         )
@@ -277,7 +278,7 @@ class ConsentFeed:
         self._unacked, self._pending = [], {}
         assignment = self._follower.assignment()
         producer = self._producer
-        seen = producer.generation if producer is not None else 0
+        seen = self._sent_on  # the producer the failed sends went through, not a newer one
         renew = needs_new_producer(exc)
         delays = backoff_delays()
         while not self._stopping and self._ready.is_set():
@@ -369,6 +370,7 @@ class ConsentFeed:
             if messages:
                 self._pending[tp] = messages[-1].offset + 1
         acked = await writer.send()
+        self._sent_on = self._producer.generation if self._producer else 0
         self._unacked.append(acked)
         if erasures:
             acked.add_done_callback(functools.partial(self._erasures_acknowledged, erasures))

@@ -115,6 +115,7 @@ class RawReader:
         self._stopping = False
         self._outage = outage or Outage("raw_reader", began=_ignore, ended=_ignore)
         self._producer = producer
+        self._sent_on = 0  # the producer generation of the latest send
         self._last_heard = time.monotonic()
 
     @property
@@ -238,7 +239,7 @@ class RawReader:
                 acked.cancel()
         assignment = self._follower.assignment()
         producer = self._producer
-        seen = producer.generation if producer is not None else 0
+        seen = self._sent_on  # the producer the failed sends went through, not a newer one
         renew = needs_new_producer(exc)
         delays = backoff_delays()
         while not self._stopping and not self._give_up.is_set():
@@ -274,6 +275,7 @@ class RawReader:
                 return  # given up for a rebalance: fetched again from the committed offsets
             assert self._enforcer is not None
             acked = await self._enforcer.submit(records)
+            self._sent_on = self._producer.generation if self._producer else 0
             positions = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
             self._inflight.append(_InFlight(acked, positions, started, waited, len(records)))
         # Idle, or too many batches in flight: wait for the oldest; otherwise only collect.
