@@ -74,14 +74,7 @@ from gateway.reasons import Reason
 from gateway.records import Output, Source
 from topologies.barrier import ConsentBarrier
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import (
-    Outage,
-    Renewable,
-    backoff_delays,
-    needs_new_producer,
-    settled,
-    transient,
-)
+from topologies.outage import Outage, Renewable, reconnect, settled, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 from topologies.writer import BatchWriter
 
@@ -276,28 +269,16 @@ class ConsentFeed:
         for future in self._unacked:
             future.cancel()
         self._unacked, self._pending = [], {}
-        assignment = self._follower.assignment()
-        producer = self._producer
-        seen = self._sent_on  # the producer the failed sends went through, not a newer one
-        renew = needs_new_producer(exc)
-        delays = backoff_delays()
-        while not self._stopping and self._ready.is_set():
-            await asyncio.sleep(next(delays))
-            try:  # a new consumer: an outage can leave aiokafka's own broken for good
-                await settled(self._follower.renew(), timeout=30)
-                await settled(self._follower.take(assignment), timeout=30)
-                if renew and producer is not None:
-                    await settled(producer.renew(seen), timeout=30)
-                await self._rewrite_changelog()
-            except Exception as again:
-                if not transient(again):
-                    raise
-                renew = renew or needs_new_producer(again)
-                self._outage.begin(again)
-                continue
-            self._outage.end()
-            return
-        # A rebalance or stop came first: `resume` takes the partitions and ends the outage.
+        # False: a rebalance or stop came first (`resume` takes the partitions, ends the outage)
+        await reconnect(
+            self._outage,
+            exc,
+            self._follower,
+            producer=self._producer,
+            sent_on=self._sent_on,
+            going=lambda: not self._stopping and self._ready.is_set(),
+            then=self._rewrite_changelog,
+        )
 
     async def _rewrite_changelog(self) -> None:
         """Write the table's current state of every subject changed since the last commit.

@@ -26,6 +26,8 @@ from typing import Protocol, TypeVar
 
 from aiokafka.errors import KafkaError
 
+from topologies.follower import FollowingConsumer
+
 log = logging.getLogger("gateway.outage")
 T = TypeVar("T")
 
@@ -168,6 +170,47 @@ class Outage:
             "Kafka reachable again from the %s after %.1f s; going on from the committed offsets",
             self.client.replace("_", " "), seconds,
         )  # fmt: skip
+
+
+async def reconnect(
+    outage: Outage,
+    exc: BaseException,
+    follower: FollowingConsumer,
+    *,
+    producer: Renewable | None,
+    sent_on: int,
+    going: Callable[[], bool],
+    then: Callable[[], Awaitable[None]],
+) -> bool:
+    """Retry, with backoff, until the cluster answers again; the reader's and the feed's loop.
+
+    Each attempt makes a new consumer (an outage can leave aiokafka's own broken for good) on the
+    partitions `follower` holds now, replaces `producer` if `exc` or a later error says its
+    idempotence state broke (asking with `sent_on`, the generation the failed sends went
+    through), then runs `then` (the caller's own catching up). Returns True once an attempt
+    succeeds (the outage is ended), False when `going()` turns false first (a rebalance or a
+    stop: the caller's `resume` ends it). Raises the first error that is not transient.
+    """
+    assignment = follower.assignment()
+    renew = needs_new_producer(exc)
+    delays = backoff_delays()
+    while going():
+        await asyncio.sleep(next(delays))
+        try:
+            await settled(follower.renew(), timeout=30)
+            await settled(follower.take(assignment), timeout=30)
+            if renew and producer is not None:
+                await settled(producer.renew(sent_on), timeout=30)
+            await then()
+        except Exception as again:
+            if not transient(again):
+                raise
+            renew = renew or needs_new_producer(again)
+            outage.begin(again)
+            continue
+        outage.end()
+        return True
+    return False
 
 
 # The aiokafka modules that log while the cluster is away.

@@ -33,14 +33,7 @@ from faust.types import TP
 from topologies.barrier import ConsentBarrier
 from topologies.enforce import Enforcer
 from topologies.follower import ConsumerFactory, FollowingConsumer
-from topologies.outage import (
-    Outage,
-    Renewable,
-    backoff_delays,
-    needs_new_producer,
-    settled,
-    transient,
-)
+from topologies.outage import Outage, Renewable, reconnect, settled, transient
 from topologies.security import PLAINTEXT, ClientSecurity
 
 log = logging.getLogger("gateway.raw")
@@ -237,31 +230,26 @@ class RawReader:
             else:  # this batch and every later one is decided again
                 settled_in_order = False
                 acked.cancel()
-        assignment = self._follower.assignment()
-        producer = self._producer
-        seen = self._sent_on  # the producer the failed sends went through, not a newer one
-        renew = needs_new_producer(exc)
-        delays = backoff_delays()
-        while not self._stopping and not self._give_up.is_set():
-            await asyncio.sleep(next(delays))
-            try:  # a new consumer: an outage can leave aiokafka's own broken for good
-                await settled(self._follower.renew(), timeout=30)
-                await settled(self._follower.take(assignment), timeout=30)
-                acknowledged = dict(self._committable)
-                await settled(self._commit(), timeout=30)
-                if renew and producer is not None:
-                    await settled(producer.renew(seen), timeout=30)
-            except Exception as again:
-                if not transient(again):
-                    raise
-                renew = renew or needs_new_producer(again)
-                outage.begin(again)
-                continue
+        acknowledged: dict[TopicPartition, int] = {}
+
+        async def commit_acknowledged() -> None:
+            acknowledged.clear()
+            acknowledged.update(self._committable)
+            await settled(self._commit(), timeout=30)
+
+        back = await reconnect(
+            outage,
+            exc,
+            self._follower,
+            producer=self._producer,
+            sent_on=self._sent_on,
+            going=lambda: not self._stopping and not self._give_up.is_set(),
+            then=commit_acknowledged,
+        )
+        if back:
             for tp, position in acknowledged.items():  # go on after what was acknowledged
                 self._consumer.seek(tp, position)
-            outage.end()
-            return
-        # A rebalance or stop came first: `resume` takes the partitions and ends the outage.
+        # else a rebalance or stop came first: `resume` takes the partitions, ends the outage
 
     async def _one_batch(self) -> None:
         """Fetch, pass the barrier, decide and send; acks are settled while the next is fetched."""
