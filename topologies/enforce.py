@@ -127,10 +127,12 @@ class Enforcer:
     `OutputRecords` (gateway.records), so `swap` (a config reload) changes the rules and every
     output's config version at once. Parameters: `engine` (the compiled config, its guard and
     records), `kinds` (raw topic -> EventKind), `consent` (subject id -> packed consent, None
-    when unknown), `writer` (where outputs go), `metrics` (None: nothing recorded), `clock`
-    (wall time in seconds, for the end-to-end latency), `keep_gpc(subject_id, partition,
-    state)` (keeps a GPC signal under `gpc: sticky` and returns the table's changelog record;
-    None: never kept). `submit` raises only when the writer does (a record that cannot be
+    when unknown), `consent_in` (subject id and the record's partition of the co-partitioned
+    table -> the same; used instead of `consent` when given), `writer` (where outputs go),
+    `metrics` (None: nothing recorded), `clock` (wall time in seconds, for the end-to-end
+    latency), `keep_gpc(subject_id, partition, state)` (keeps a GPC signal under
+    `gpc: sticky` and returns the table's changelog record; None: never kept). `submit`
+    raises only when the writer does (a record that cannot be
     decided costs itself only: module docstring).
     """
 
@@ -140,6 +142,7 @@ class Enforcer:
         *,
         kinds: Mapping[str, EventKind],
         consent: Callable[[str], int | None],
+        consent_in: Callable[[str, int], int | None] | None = None,
         writer: OutputWriter,
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
@@ -148,7 +151,7 @@ class Enforcer:
         self._engine = engine
         self._keep_gpc = keep_gpc
         self._kinds = dict(kinds)
-        self._consent = consent
+        self._consent = consent_in or (lambda subject, _partition: consent(subject))
         self._writer = writer
         self._metrics = metrics
         self._clock = clock
@@ -214,7 +217,7 @@ class Enforcer:
         if isinstance(parsed, Invalid):
             invalid = (record.topic, parsed.reason.value)
             return [self._dead_letter(record, parsed, engine)], (invalid, _NO_DECISIONS, 0, 0)
-        state = self._consent(parsed.subject_id)
+        state = self._consent(parsed.subject_id, record.partition)
         kept = None
         if (
             self._keep_gpc is not None
