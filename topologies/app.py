@@ -38,7 +38,6 @@ from faust.types import TP
 
 from gateway.acls import worker_groups
 from gateway.config import GatewayConfig
-from gateway.consent_state import ConsentState
 from gateway.engine import Engine
 from gateway.events import EventKind
 from gateway.keys import Keyring
@@ -48,8 +47,12 @@ from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
 from topologies.enforce import Enforcer
 from topologies.faust_adapter import (
-    ConsentTableView,
+    ConsentStoreConfig,
+    ConsentTable,
     connect_rebalance_hooks,
+    consent_store_arguments,
+    consent_table_arguments,
+    consent_table_view,
     install_never_fetching_consumer,
     pause_fetching,
 )
@@ -68,6 +71,11 @@ def _default(name: str) -> Any:
     return WorkerSettings.model_fields[name].default
 
 
+_DEFAULT_STORE = ConsentStoreConfig(
+    _default("consent_store"), _default("consent_store_dir"), _default("consent_store_cache_bytes")
+)
+
+
 @dataclass(frozen=True)
 class Tuning:
     """How the fast path batches, commits and pipelines; defaults are `WorkerSettings`'.
@@ -84,6 +92,9 @@ class Tuning:
             reader and the consent feed (`GATEWAY_COMMIT_INTERVAL`).
         max_inflight: batches whose outputs may await acknowledgement at once
             (`GATEWAY_MAX_INFLIGHT`).
+        consent_store: which store holds the consent table and where
+            (`GATEWAY_CONSENT_STORE`, `GATEWAY_CONSENT_STORE_DIR`,
+            `GATEWAY_CONSENT_STORE_CACHE_BYTES`).
 
     Nothing is checked here: `WorkerSettings` bounds the values `from_settings` takes, and a
     `Tuning` built by hand (tests, benchmarks) is used as given.
@@ -95,13 +106,15 @@ class Tuning:
     max_batch_bytes: int = _default("max_batch_bytes")  # bytes per output partition batch
     commit_interval: float = _default("commit_interval")  # seconds between offset commits
     max_inflight: int = _default("max_inflight")  # batches awaiting acknowledgement at once
+    consent_store: ConsentStoreConfig = _DEFAULT_STORE  # the settings' defaults (frozen)
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Tuning:
         """The tuning the worker's settings ask for; `barrier_timeout` keeps its default.
 
         Takes `GATEWAY_BATCH_MAX`, `GATEWAY_LINGER_MS`, `GATEWAY_MAX_BATCH_BYTES`,
-        `GATEWAY_COMMIT_INTERVAL` and `GATEWAY_MAX_INFLIGHT`, already validated by the settings.
+        `GATEWAY_COMMIT_INTERVAL`, `GATEWAY_MAX_INFLIGHT` and the `GATEWAY_CONSENT_STORE*`
+        settings, already validated by the settings.
         """
         return cls(
             batch_max=settings.batch_max,
@@ -109,6 +122,11 @@ class Tuning:
             max_batch_bytes=settings.max_batch_bytes,
             commit_interval=settings.commit_interval,
             max_inflight=settings.max_inflight,
+            consent_store=ConsentStoreConfig(
+                settings.consent_store,
+                settings.consent_store_dir,
+                settings.consent_store_cache_bytes,
+            ),
         )
 
 
@@ -140,7 +158,7 @@ def build_app(
         app_id, bootstrap, tuning=tuning, partitions=partitions, replication=replication,
         security=security,
     )  # fmt: skip
-    consent = ConsentTableView(table)
+    consent = consent_table_view(table, tuning.consent_store)
     output = OutputProducer(bootstrap, tuning, output_partitions, security=security)
     feed, barrier = make_consent_feed(
         bootstrap, app_id, config=config, engine=engine, metrics=metrics, table=consent,
@@ -183,14 +201,15 @@ def make_faust_app(
 ) -> tuple[faust.App, Any]:
     """The faust app (group, assignment, life cycle) and its changelog-backed consent table.
 
-    `tuning.commit_interval` is in seconds, `tuning.linger_ms` in milliseconds; `security`
+    `tuning.commit_interval` is in seconds, `tuning.linger_ms` in milliseconds;
+    `tuning.consent_store` picks the table's store (memory, or RocksDB on disk); `security`
     gives faust's clients their `broker_credentials`.
     """
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
         broker_credentials=security.faust_credentials(),
-        store="memory://",
+        **consent_store_arguments(tuning.consent_store, app_id),
         web_enabled=False,
         topic_replication_factor=replication,
         topic_partitions=partitions,
@@ -210,6 +229,7 @@ def make_faust_app(
         key_type=bytes,  # faust's "raw" codec on every path (writes, changelog, recovery)
         value_type=bytes,
         help="current consent per subject: UTF-8 subject id -> packed consent int as ASCII",
+        **consent_table_arguments(tuning.consent_store),
     )
     return app, table
 
@@ -221,7 +241,7 @@ def make_consent_feed(
     config: GatewayConfig,
     engine: Engine,
     metrics: GatewayMetrics,
-    table: ConsentTableView,
+    table: ConsentTable,
     output: OutputProducer,
     partitions: int,
     output_partitions: Mapping[str, int],
@@ -233,7 +253,9 @@ def make_consent_feed(
 
     The feed writes the table's changelog (`partitions` of them), the DLQ and the erasure
     notices (erasure, sink and audit topics: every topic of `output_partitions`) on a writer of
-    its own on the shared producer; the barrier asks the feed for the consent end offsets.
+    its own on the shared producer; the barrier asks the feed for the consent end offsets. It
+    writes each record's partition of the table (`table.in_partition`) and, for a persistent
+    store, records the changelog offsets acknowledged (`table.persist_changelog_offsets`).
     """
     topics = config.settings.topics
     changelog = table.changelog_topic
@@ -242,7 +264,6 @@ def make_consent_feed(
         bootstrap=bootstrap,
         topic=topics.consent,
         group_id=worker_groups(app_id).consent_feed,
-        table=table,
         barrier=barrier,
         engine=engine,
         metrics=metrics,
@@ -250,6 +271,8 @@ def make_consent_feed(
         changelog_topic=changelog,
         commit_interval=commit_interval,
         remember_partition=table.remember_partition,
+        partition_store=table.in_partition,
+        persist_offsets=table.persist_changelog_offsets if table.persistent else None,
         consumer_factory=consumer_factory,
         security=security,
         producer=output,
@@ -265,7 +288,7 @@ def make_reader(
     engine: Engine,
     metrics: GatewayMetrics,
     barrier: ConsentBarrier,
-    consent: ConsentTableView,
+    consent: ConsentTable,
     output: OutputProducer,
     tuning: Tuning,
     on_failure: Callable[[BaseException], None],
@@ -276,18 +299,15 @@ def make_reader(
 ) -> RawReader:
     """The raw reader (group `<app id>-raw`) and its enforcer, writing on the shared producer.
 
-    The enforcer reads consent from the table's dict; `on_failure` is called with the exception
+    The enforcer reads consent from the table (`consent.lookup()`: the record's partition of
+    it, no scan over partitions); `on_failure` is called with the exception
     of a batch that could not be completed (the worker's: exit without committing). `keep_gpc`
     (`ConsentFeed.keep_gpc`) keeps a GPC signal under `gpc: sticky`; the enforcer's writer then
     also writes the table's changelog (as many partitions as the raw topics).
     """
     topics = config.settings.topics
     kinds = {topics.usage_raw: EventKind.USAGE, topics.device_raw: EventKind.DEVICE}
-    table = consent.data
-
-    def consent_of(subject: str) -> int | None:
-        packed = table.get(subject.encode())
-        return None if packed is None else int(packed)
+    lookup = consent.lookup()
 
     async def make_enforcer() -> Enforcer:
         writer = await output.start()
@@ -295,8 +315,8 @@ def make_reader(
             changelog = {consent.changelog_topic: output.partitions[topics.usage_raw]}
             writer = await output.writer({**output.partitions, **changelog})
         return Enforcer(
-            engine, kinds=kinds, consent=consent_of, writer=writer, metrics=metrics, clock=clock,
-            keep_gpc=keep_gpc,
+            engine, kinds=kinds, consent=lookup.any_partition, consent_in=lookup.in_partition,
+            writer=writer, metrics=metrics, clock=clock, keep_gpc=keep_gpc,
         )  # fmt: skip
 
     def on_batch(size: int, waited: float, seconds: float) -> None:
@@ -394,13 +414,13 @@ def subscribe_raw_topics(app: faust.App, raw_names: frozenset[str]) -> None:
 
 
 def report_state(
-    app: faust.App, *, consent: ConsentTableView, barrier: ConsentBarrier, metrics: GatewayMetrics
+    app: faust.App, *, consent: ConsentTable, barrier: ConsentBarrier, metrics: GatewayMetrics
 ) -> None:
-    """Every 2 seconds: the table's subject count and the consent lag per partition."""
+    """Every 2 seconds: the table's subject count (RocksDB: its estimate), the consent lag."""
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def report() -> None:
-        metrics.set_consent_subjects(len(consent.data))
+        metrics.set_consent_subjects(consent.size())
         for partition, lag in barrier.lag().items():
             metrics.set_consent_lag(partition, lag)
 
@@ -421,7 +441,7 @@ class FastPathRebalance:
         feed: ConsentFeed,
         reader: RawReader,
         raw_topics: frozenset[str],
-        consent: ConsentTableView,
+        consent: ConsentTable,
         metrics: GatewayMetrics,
         pause_fetching: Callable[[set[TP]], None],
     ) -> None:
@@ -451,10 +471,13 @@ class FastPathRebalance:
         self._reader.assign(raw)
 
     async def complete(self) -> None:
-        """The table is restored: report its newest state's time, resume the feed and reader."""
-        restored = self._consent.data
-        if restored:  # freshness survives a restart: the newest record in the restored table
-            newest = max(ConsentState.ordered_at_us(int(v)) for v in restored.values())
+        """The table is restored: report its newest state's time, resume the feed and reader.
+
+        The newest time is found by a scan of the memory store; a RocksDB store skips it (it
+        would read every value), and the metric waits for the next record applied.
+        """
+        newest = self._consent.newest_ordered_at_us()
+        if newest is not None:  # freshness survives a restart: the newest restored record
             self._metrics.restore_consent_newest(newest / 1e6)
         await self._feed.resume()
         await self._reader.resume()

@@ -84,12 +84,24 @@ _Erasure = tuple[tuple[str, ...], ErasureReason, int | None]
 
 
 class ConsentTable(Protocol):
-    """The consent table as the feed writes it: UTF-8 subject id -> packed consent int as ASCII."""
+    """The consent table as one dict: UTF-8 subject id -> packed consent int as ASCII."""
 
     @property
     def data(self) -> MutableMapping[bytes, bytes]:
         """The table's dict, written in place."""
         ...
+
+
+class PartitionStore(Protocol):
+    """One partition's part of the table (a dict, or a RocksDB partition's `Rdict`)."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value held for `key`, None: none."""
+        ...
+
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+
+    def __delitem__(self, key: bytes) -> None: ...
 
 
 def _no_partition_map(key: bytes, partition: int) -> None:
@@ -99,14 +111,20 @@ def _no_partition_map(key: bytes, partition: int) -> None:
 class ConsentFeed:
     """Owns the consent topic's consumer, the table's writes and changelog, its offsets.
 
-    `table.data` receives the applied states; `remember_partition(key, partition)` is told each
+    `partition_store(partition)` is the part of the table a consent partition's records are
+    applied to (None: `table.data` for every partition; one of the two is required, else
+    `TypeError`); `remember_partition(key, partition)` is told each
     key written (faust's store drops a partition's keys when it moves away); `writer()` makes the
     writer of changelog and DLQ records; `changelog_topic` is the table's changelog; the barrier
     learns every applied offset and, on `resume`, the committed ones. `commit_interval` is in
     seconds. `consumer_factory` makes the feed's two aiokafka consumers (fakes in broker-free
     tests); `security` is how both authenticate; `outage` reports a Kafka outage (by default to
     `metrics`); `producer` is the output producer, replaced after an outage that broke its
-    idempotence state. `run` rides out a transient Kafka error (`topologies.outage`) and raises any
+    idempotence state. `persist_offsets` (a store kept across restarts: faust's RocksDB) is told,
+    before each commit, the newest changelog offset acknowledged per partition, so recovery reads
+    only what came after; such a store may also hold states whose changelog write a crash lost,
+    so records read again after a restart rewrite the changelog even when stale
+    (`_replayed`). `run` rides out a transient Kafka error (`topologies.outage`) and raises any
     other error the broker gives (the app exits without committing); a record that raises goes
     to the DLQ instead.
     """
@@ -117,7 +135,7 @@ class ConsentFeed:
         bootstrap: str,
         topic: str,
         group_id: str,
-        table: ConsentTable,
+        table: ConsentTable | None = None,
         barrier: ConsentBarrier,
         engine: Engine,
         metrics: GatewayMetrics,
@@ -125,6 +143,8 @@ class ConsentFeed:
         changelog_topic: str,
         commit_interval: float = 1.0,
         remember_partition: Callable[[bytes, int], None] = _no_partition_map,
+        partition_store: Callable[[int], PartitionStore] | None = None,
+        persist_offsets: Callable[[Mapping[int, int]], None] | None = None,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
         security: ClientSecurity = PLAINTEXT,
         outage: Outage | None = None,
@@ -136,7 +156,15 @@ class ConsentFeed:
         self._outage = outage or Outage(
             "consent_feed", began=metrics.kafka_outage_began, ended=metrics.kafka_outage_ended
         )
-        self._table = table
+        if partition_store is None:
+            if table is None:
+                raise TypeError("the consent feed needs a table or a partition_store")
+            data = table.data
+            partition_store = lambda _partition: data  # noqa: E731 - one dict for all
+        self._store_of = partition_store
+        self._persist_offsets = persist_offsets
+        self._acked_changelog: dict[int, int] = {}  # partition -> an acknowledged offset
+        self._replay_until: dict[int, int] = {}  # partition -> end offset when taken
         self._remember_partition = remember_partition
         self._barrier = barrier
         self._engine = engine
@@ -189,6 +217,8 @@ class ConsentFeed:
             self._barrier.forget(gone)
             self._metrics.forget_consent_partition(gone)
         tps = [TopicPartition(self._topic, p) for p in self._wanted]
+        if self._persist_offsets is not None:  # what a crash may have applied, unacknowledged
+            self._replay_until = await self.end_offsets(self._wanted)
         for tp, committed in (await self._follower.take(tps)).items():
             self._barrier.seed(tp.partition, committed)
         self._outage.end()  # the cluster answered (no-op unless an outage was being ridden)
@@ -292,9 +322,10 @@ class ConsentFeed:
             return
         if self._writer is None:
             self._writer = await self._make_writer()
-        store = self._table.data
         for key, partition in self._dirty.items():
-            self._writer.add(self._changelog, partition, key, store.get(key), [])
+            self._writer.add(
+                self._changelog, partition, key, self._store_of(partition).get(key), []
+            )
         await settled(await self._writer.send(), timeout=30)
         self._dirty.clear()
 
@@ -306,6 +337,9 @@ class ConsentFeed:
         unacked, self._unacked = self._unacked, []
         await settled(asyncio.gather(*unacked))  # a send its client cancelled: an error
         self._dirty.clear()  # every changelog write of the applied records is acknowledged
+        if self._persist_offsets is not None and self._acked_changelog:
+            acked, self._acked_changelog = self._acked_changelog, {}
+            self._persist_offsets(acked)  # the store holds everything up to these
         assigned = self._consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if offsets:
@@ -316,7 +350,6 @@ class ConsentFeed:
         if self._writer is None:
             self._writer = await self._make_writer()
         writer = self._writer
-        store: MutableMapping[bytes, bytes] = self._table.data
         barrier = self._barrier
         counts: Counter[ConsentOutcome] = Counter()
         tolerance = self._engine.config.settings.consent_clock_tolerance_seconds
@@ -324,6 +357,7 @@ class ConsentFeed:
         erasures: list[_Erasure] = []
         for tp, messages in batch.items():
             partition = tp.partition
+            store = self._store_of(partition)
             for message in messages:
                 try:
                     parsed = parse_consent(
@@ -353,6 +387,8 @@ class ConsentFeed:
         acked = await writer.send()
         self._sent_on = self._producer.generation if self._producer else 0
         self._unacked.append(acked)
+        if self._persist_offsets is not None:
+            acked.add_done_callback(self._changelog_acknowledged)
         if erasures:
             acked.add_done_callback(functools.partial(self._erasures_acknowledged, erasures))
         now, metrics = time.time(), self._metrics
@@ -367,9 +403,30 @@ class ConsentFeed:
         if future_dated:
             metrics.consent_future_dated(future_dated)
 
+    def _changelog_acknowledged(self, acked: asyncio.Future[Any]) -> None:
+        """Note the changelog offsets of an acknowledged send (each batch's first record's).
+
+        A batch's first offset is a safe mark: recovery reads on from the record after it, so
+        at most the rest of that batch is read twice (the same values).
+        """
+        if acked.cancelled() or acked.exception() is not None:
+            return
+        noted = self._acked_changelog
+        for sent in acked.result():
+            if getattr(sent, "topic", None) == self._changelog:
+                noted[sent.partition] = max(sent.offset, noted.get(sent.partition, -1))
+
+    def _replayed(self, source: Source) -> bool:
+        """Whether a persistent store may hold this record's state without its changelog write.
+
+        True for records read again after a restart or rebalance (offsets below the end taken
+        then): a crash may have applied them to the store and lost their changelog writes.
+        """
+        return source.offset < self._replay_until.get(source.partition, -1)
+
     def _apply(
         self,
-        store: MutableMapping[bytes, bytes],
+        store: PartitionStore,
         writer: BatchWriter,
         update: ConsentUpdate | Tombstone,
         source: Source,
@@ -400,9 +457,15 @@ class ConsentFeed:
             self._remember_partition(key, partition)
             applied_at = ConsentState.ordered_at_us(new)
         elif outcome is ConsentOutcome.TOMBSTONE and current is not None:
-            store.pop(key, None)
+            del store[key]
             self._dirty[key] = partition
             writer.add(self._changelog, partition, key, None, [])
+        elif self._replay_until and self._replayed(source):
+            # Stale, or the tombstone of a subject not held: the store already holds the
+            # outcome, and after a crash it may be the only place that does (the changelog
+            # write lost). Write what it holds, so no later restore brings an older state back.
+            writer.add(self._changelog, partition, key, packed, [])
+            self._dirty[key] = partition
         erased = self._erase(
             writer, current, update, outcome, source=source, timestamp_ms=timestamp_ms
         )
@@ -485,7 +548,7 @@ class ConsentFeed:
         """
         key = subject_id.encode()
         value = b"%d" % state
-        self._table.data[key] = value
+        self._store_of(partition)[key] = value
         return Output(self._changelog, key, value, [])
 
     def _dead_letter(

@@ -30,6 +30,7 @@ from gateway.errors import GatewayError
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ConsentStoreKind = Literal["memory", "rocksdb"]
 SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 SSL_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 
@@ -265,6 +266,27 @@ class WorkerSettings(KafkaClientSettings):
         le=64,
         description="batches whose outputs may await acknowledgement at once (1-64)",
     )
+    consent_store: ConsentStoreKind = Field(
+        "memory",
+        validation_alias="GATEWAY_CONSENT_STORE",
+        description="where the consent table lives: `memory` (restored from its changelog at "
+        "every start) or `rocksdb` (on disk in `GATEWAY_CONSENT_STORE_DIR`, kept across "
+        "restarts; docs/consent-store.md)",
+    )
+    consent_store_dir: Path = Field(
+        Path("consent-store"),
+        validation_alias="GATEWAY_CONSENT_STORE_DIR",
+        description="the directory of the `rocksdb` consent store, one per worker; it holds "
+        "subject ids, so it is as sensitive as the consent topic",
+    )
+    consent_store_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        validation_alias="GATEWAY_CONSENT_STORE_CACHE_BYTES",
+        ge=8 * 1024 * 1024,
+        le=64 * 1024 * 1024 * 1024,
+        description="bytes of the block cache the `rocksdb` store's partitions share "
+        "(8 MiB-64 GiB)",
+    )
 
     @field_validator("bootstrap")
     @classmethod
@@ -289,7 +311,7 @@ class WorkerSettings(KafkaClientSettings):
             raise PydanticCustomError("gateway_app_id", problem)
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "consent_store", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
