@@ -51,6 +51,8 @@ from faust.types import TP
 from gateway.consent_state import ConsentState
 
 TESTED_FAUST = ">=0.15.0,<0.16"  # the range the adapter tests were written against
+# The key under which faust's RocksDB store keeps a partition DB's persisted changelog offset.
+OFFSET_KEY: bytes = RocksDBStore.offset_key
 
 
 class RawTopicsPausedConsumer(FaustAiokafkaConsumer):
