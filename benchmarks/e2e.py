@@ -1,20 +1,23 @@
-"""End-to-end benchmark: the gateway against a plain aiokafka passthrough on the same broker.
+"""End-to-end benchmark: the gateway against honest yardsticks on the same broker, same records.
 
-    python -m benchmarks.e2e [--quick] [--events N] [--reps N] [--skip PHASE ...]
+    python -m benchmarks.e2e [--quick] [--reps N] [--window-seconds S] [--skip PHASE ...]
 
-Phases (each figure is the median of --reps repetitions unless noted):
+Phases (each figure is the median of --reps repetitions, with its min-max, unless noted):
 
-1. load: 100,000 subjects' consent records and --events synthetic events (both raw topics) into
-   topics unique to this run, before anything is timed;
-2. throughput: the passthrough and the gateway, alternately, each from offset 0 with a fresh
-   group/app id and fresh output topics: events/s and CPU µs/event over the processing window;
-3. two workers: two `gateway run` processes with one app id on the same pre-loaded topics;
-4. latency: events offered at 50% of the baseline's median throughput, occurred_at = send time;
-   latency = broker append time of the event's outputs - send time; then consent propagation
-   probes on the same gateway worker;
-5. memory: a worker whose consent table holds --rss-subjects subjects: VmHWM (one run).
+1. load: 100,000 subjects' consent records and --events synthetic events (both raw topics, from
+   a pool of --pool distinct events) into topics unique to this run, before anything is timed;
+2. throughput, interleaved (batch, per-record, confluent, gateway, broker; then again): the
+   aiokafka batch-API passthrough (the baseline), the aiokafka per-record passthrough, the
+   confluent-kafka passthrough and the gateway, each from offset 0 of the pre-loaded topics
+   with a fresh group and output topics, in a time-boxed window (--window-seconds and at least
+   --window-events); the broker's ceiling with Kafka's ProducerPerformance/ConsumerPerformance;
+3. two workers: one and two `gateway run` processes with one app id on the same partitions;
+4. latency: events offered at 50% of the batch baseline's median throughput for
+   --latency-seconds (plus 1 s of warm-up), the baseline and the gateway alternately; per-second
+   series; then consent propagation probes on the same gateway worker;
+5. memory (only with --memory): a worker whose consent table holds --rss-subjects subjects.
 
-Prints a table and writes bench-results/e2e-<timestamp>.json (and .md, the table as Markdown).
+Prints the tables, writes bench-results/e2e-<stamp>.json, .md and the charts (.png).
 See docs/benchmarks.md.
 """
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
 import secrets
@@ -38,68 +40,94 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import phases, workload
-from benchmarks.phases import Bench, RawTopics, median
+from benchmarks import brokerperf, budget, charts, fixedload, latency, phases, report, workload
+from benchmarks.phases import Bench, RawTopics
 from benchmarks.procs import BenchError, Window
+from benchmarks.stats import median, percentile
 from devtools import local_broker
 from devtools.processes import ChildError
 
 REPO = Path(__file__).resolve().parents[1]
-PHASES = ("throughput", "two-workers", "latency", "memory")
+PHASES = ("throughput", "broker", "two-workers", "latency")
+YARDSTICKS = ("batch", "per-record", "confluent", "gateway")
 console = Console(stderr=True, highlight=False)
 
 
 @dataclass(frozen=True)
 class Settings:
-    events: int
+    events: int  # pre-loaded raw events every throughput window reads from offset 0
+    pool: int  # distinct synthetic events they cycle through
     subjects: int
     reps: int
     partitions: int
+    window_seconds: float
+    window_events: int
     latency_seconds: float
     load_fraction: float
+    rate: float | None
     probes: int
+    scaling_events: int
+    memory: bool
     rss_subjects: int
     min_rate: float
     skip: tuple[str, ...]
     quick: bool
 
+    def plan(self) -> budget.Plan:
+        return budget.Plan(
+            reps=self.reps if "throughput" not in self.skip else 0,
+            window_seconds=self.window_seconds, yardsticks=len(YARDSTICKS),
+            broker_ceiling="broker" not in self.skip, preload_events=self.events,
+            latency_seconds=self.latency_seconds,
+            latency_reps=0 if "latency" in self.skip else self.reps, probes=self.probes,
+            scaling_events=0 if "two-workers" in self.skip else self.scaling_events,
+            memory_subjects=self.rss_subjects if self.memory else 0,
+        )  # fmt: skip
+
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.e2e", description="Gateway vs passthrough, end to end."
+        prog="python -m benchmarks.e2e", description="The gateway against honest yardsticks."
     )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (smaller counts)")
-    parser.add_argument("--events", type=int, help="events per throughput repetition (60000)")
-    parser.add_argument("--subjects", type=int, default=100_000, help="subjects of the workload")
-    parser.add_argument("--reps", type=int, help="repetitions per figure (3)")
-    parser.add_argument("--partitions", type=int, default=6, help="partitions of every topic")
-    parser.add_argument("--latency-seconds", type=float, help="offered-load duration (6; quick 3)")
-    parser.add_argument("--load-fraction", type=float, default=0.5, help="of baseline max (0.5)")
-    parser.add_argument("--probes", type=int, help="consent probes per repetition (20; quick 10)")
-    parser.add_argument("--rss-subjects", type=int, help="consent table size (1000000)")
-    parser.add_argument(
-        "--min-rate", type=float, default=300.0,
-        help="events/s below which a phase counts as stuck; scales every time budget (300)",
-    )  # fmt: skip
-    parser.add_argument("--skip", nargs="+", choices=PHASES, default=[], help="phases to leave out")
-    parser.add_argument("--bootstrap", help="broker (default: KAFKA_BOOTSTRAP or the local broker)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench-results")
-    parser.add_argument("--keep", action="store_true", help="keep topics and worker logs")
+    add = parser.add_argument
+    add("--quick", action="store_true", help="a smoke run of a few minutes (smaller counts)")
+    add("--events", type=int, help="pre-loaded events (1,500,000; quick 150,000)")
+    add("--pool", type=int, default=100_000, help="distinct synthetic events (100,000)")
+    add("--subjects", type=int, default=100_000, help="subjects of the workload")
+    add("--reps", type=int, help="interleaved repetitions per figure (3; quick 1)")
+    add("--partitions", type=int, default=6, help="partitions of every topic")
+    add("--window-seconds", type=float, help="throughput time box (20; quick 4)")
+    add("--window-events", type=int, help="least events per window (200,000; quick 20,000)")
+    add("--latency-seconds", type=float, help="latency window (60; quick 8)")
+    add("--load-fraction", type=float, default=0.5, help="of the batch baseline's max (0.5)")
+    add(
+        "--rate",
+        type=float,
+        help="offered rate of the latency phase (default: from --load-fraction)",
+    )
+    add("--probes", type=int, help="consent probes per repetition (20; quick 10)")
+    add("--scaling-events", type=int, help="events of the two-worker phase (150,000; quick 40,000)")
+    add("--memory", action="store_true", help="also the memory phase (consent table size)")
+    add("--rss-subjects", type=int, help="consent table size of --memory (1,000,000)")
+    add("--min-rate", type=float, default=300.0, help="events/s below which a phase is stuck")
+    add("--skip", nargs="+", choices=PHASES, default=[], help="phases to leave out")
+    add("--bootstrap", help="broker (default: KAFKA_BOOTSTRAP or the local broker)")
+    add("--out", type=Path, default=REPO / "bench-results")
+    add("--keep", action="store_true", help="keep the worker logs")
     args = parser.parse_args(argv)
-    quick = bool(args.quick)
+    q = bool(args.quick)
     settings = Settings(
-        events=args.events or (20_000 if quick else 60_000),
-        subjects=args.subjects,
-        reps=args.reps or 3,
-        partitions=args.partitions,
-        latency_seconds=args.latency_seconds or (3.0 if quick else 6.0),
-        load_fraction=args.load_fraction,
-        probes=args.probes if args.probes is not None else (10 if quick else 20),
-        rss_subjects=args.rss_subjects or (200_000 if quick else 1_000_000),
-        min_rate=args.min_rate,
-        skip=tuple(args.skip),
-        quick=quick,
-    )
+        events=args.events or (150_000 if q else 1_500_000), pool=args.pool,
+        subjects=args.subjects, reps=args.reps or (1 if q else 3), partitions=args.partitions,
+        window_seconds=args.window_seconds or (4.0 if q else 20.0),
+        window_events=args.window_events or (20_000 if q else 200_000),
+        latency_seconds=args.latency_seconds or (8.0 if q else 60.0),
+        load_fraction=args.load_fraction, rate=args.rate,
+        probes=args.probes if args.probes is not None else (10 if q else 20),
+        scaling_events=args.scaling_events or (40_000 if q else 150_000),
+        memory=bool(args.memory), rss_subjects=args.rss_subjects or 1_000_000,
+        min_rate=args.min_rate, skip=tuple(args.skip), quick=q,
+    )  # fmt: skip
     return settings, args
 
 
@@ -152,30 +180,38 @@ def say(line: str) -> None:
     console.print(line)
 
 
-async def load(bench: Bench, s: Settings) -> tuple[RawTopics, list[workload.Template], int]:
+async def load(bench: Bench, s: Settings) -> tuple[RawTopics, list[workload.Template], int, Path]:
+    """Consent records and the pre-loaded events; the payload file of the perf tools."""
     started = time.monotonic()
-    templates = workload.make_templates(s.events, s.subjects)
+    templates = workload.make_templates(min(s.pool, s.events), s.subjects)
     raw = await bench.raw_topics("", bench.topic("consent.state"))
     await workload.create_topics(
         bench.bootstrap, [raw.consent], s.partitions, compacted=True, log_append=True
     )
     stamp = workload.rfc3339_ms(int(time.time() * 1000))
-    consents, secs_c = await workload.produce_all(
+    consents, secs_c = await latency.produce_fast(
         bench.bootstrap,
         ((raw.consent, k, v) for k, v in workload.consent_records(s.subjects, stamp)),
     )
     stamp_b = stamp.encode()
-    events, secs_e = await workload.produce_all(
+    pool = len(templates)
+    events, secs_e = await latency.produce_fast(
         bench.bootstrap,
-        ((raw.of(t.kind), t.key, t.fill(stamp_b, b"ev-%d" % i)) for i, t in enumerate(templates)),
+        (
+            (raw.of(t.kind), t.key, t.fill(stamp_b, b"ev-%d" % i))
+            for i, t in ((i, templates[i % pool]) for i in range(s.events))
+        ),
     )
-    size = sum(len(t.fill(stamp_b, b"ev-%d" % i)) for i, t in enumerate(templates)) / len(templates)
+    payloads = bench.workdir / "payloads.txt"
+    brokerperf.write_payloads(payloads, templates, stamp_b)
+    size = sum(len(t.fill(stamp_b, b"ev-%d" % i)) for i, t in enumerate(templates)) / pool
     say(
         f"[bold]load[/]: {consents} consent records ({s.subjects} subjects) in {secs_c:.1f}s, "
-        f"{events} events (mean {size:.0f} B) in {secs_e:.1f}s; "
+        f"{events} events ({pool} distinct, mean {size:.0f} B) in {secs_e:.1f}s; "
         f"total {time.monotonic() - started:.1f}s"
     )
-    return raw, templates, consents
+    bench.preloaded = events
+    return raw, templates, consents, payloads
 
 
 def window_dict(w: Window) -> dict[str, Any]:
@@ -183,24 +219,104 @@ def window_dict(w: Window) -> dict[str, Any]:
         "events": w.events, "seconds": round(w.seconds, 3), "cpu_seconds": round(w.cpu_seconds, 3),
         "events_per_s": round(w.rate, 1), "cpu_us_per_event": round(w.cpu_us_per_event, 2),
         "per_process": list(w.per_process), "broker_cores": round(w.broker_cores, 2),
-        "foreign_cores": round(w.foreign_cores, 2),
+        "foreign_cores": round(w.foreign_cores, 2), "loadavg": w.loadavg,
+        "exhausted": w.exhausted,
     }  # fmt: skip
 
 
 def window_line(who: str, rep: int, w: Window) -> str:
+    short = " [yellow](input ran out: shorter window)[/]" if w.exhausted else ""
     return (
-        f"  {who:<10} rep {rep}: {w.rate:8.0f} ev/s  {w.cpu_us_per_event:6.1f} µs/ev  "
-        f"(broker {w.broker_cores:.2f} cores, other load {w.foreign_cores:.2f} cores)"
+        f"  {who:<11} rep {rep}: {w.rate:8.0f} ev/s  {w.cpu_us_per_event:6.1f} µs/ev  "
+        f"{w.events:9.0f} ev in {w.seconds:4.1f}s (broker {w.broker_cores:.2f} cores, other "
+        f"{w.foreign_cores:.2f}, loadavg {w.loadavg:.2f}){short}"
     )
 
 
-def latency_line(who: str, rep: int, lat: phases.LatencyResult) -> str:
+def latency_line(who: str, rep: int, lat: latency.LatencyResult) -> str:
     return (
-        f"  {who:<10} rep {rep}: p50 {lat.p50_ms:7.1f} ms  p99 {lat.p99_ms:7.1f} ms  "
-        f"({lat.measured}/{lat.events} events, sent at {lat.sent_rate:.0f}/s, drained "
-        f"{lat.drain_seconds:.1f}s after the last send; other load "
-        f"{lat.load['foreign_cores']:.2f} cores)"
+        f"  {who:<10} rep {rep}: p50 {lat.p50_ms:6.1f}  p99 {lat.p99_ms:7.1f}  p99.9 "
+        f"{lat.p999_ms:7.1f}  max {lat.max_ms:6.0f} ms ({lat.measured}/{lat.events} events, sent "
+        f"{lat.sent_rate:.0f}/s, drained {lat.drain_seconds:.1f}s after; broker "
+        f"{lat.load.get('broker_cores', 0):.2f} cores, other "
+        f"{lat.load.get('foreign_cores', 0):.2f}, loadavg {lat.load.get('loadavg', 0):.2f}; "
+        f"spikes at s {lat.spikes[:8]})"
     )
+
+
+async def throughput_phase(
+    bench: Bench, s: Settings, raw: RawTopics, consents: int, payloads: Path,
+    reps: dict[str, list[Any]],
+) -> None:  # fmt: skip
+    """Interleaved: every yardstick once per repetition, in the same order each time."""
+    for r in range(s.reps):
+        if "throughput" not in s.skip:
+            for kind in YARDSTICKS:
+                label = f"tp-{kind}-{r}"
+                if kind == "gateway":
+                    w = await phases.gateway_throughput(bench, raw, consents, label)
+                else:
+                    w = await phases.baseline_throughput(bench, raw, label, kind)
+                reps.setdefault(f"throughput_{kind}", []).append(window_dict(w))
+                say(window_line(kind, r, w))
+        if "broker" not in s.skip:
+            c = await phases.broker_ceiling(bench, payloads, f"tp-broker-{r}")
+            reps.setdefault("broker_ceiling", []).append(
+                {"produce": window_dict(c.produce), "consume": asdict(c.consume),
+                 "events_per_s": round(c.events_per_s, 1)}
+            )  # fmt: skip
+            say(
+                f"  {'broker':<11} rep {r}: {c.events_per_s:8.0f} ev/s ceiling (producer-perf "
+                f"{c.produce.rate:,.0f} rec/s acks=all over {c.produce.seconds:.1f}s, "
+                f"consumer-perf {c.consume.rate:,.0f} rec/s over {c.consume.fetch_seconds:.1f}s; "
+                f"broker {c.produce.broker_cores:.2f} cores, other {c.produce.foreign_cores:.2f})"
+            )
+
+
+async def latency_phase(
+    bench: Bench, s: Settings, raw: RawTopics, consents: int,
+    templates: list[workload.Template], reps: dict[str, list[Any]], results: dict[str, Any],
+) -> None:  # fmt: skip
+    base_rate = median([w["events_per_s"] for w in reps.get("throughput_batch", [])])
+    if s.rate is None and base_rate != base_rate:  # NaN: no throughput phase in this run
+        raise BenchError("the latency phase needs the throughput phase, or --rate")
+    rate = s.rate or s.load_fraction * base_rate
+    results["offered_rate"] = round(rate, 1)
+    say(f"[bold]latency[/] at {rate:.0f} ev/s ({s.load_fraction:.0%} of the batch baseline)")
+    pending: list[asyncio.Task[latency.LatencyResult]] = []
+
+    async def quiet() -> None:
+        for task in pending:
+            await task
+
+    windows: list[tuple[str, int, asyncio.Task[latency.LatencyResult], list[float]]] = []
+    for r in range(s.reps):
+        bl = await fixedload.baseline_latency(
+            bench, raw.consent, templates, rate, s.latency_seconds, f"lat-base-{r}", quiet
+        )
+        pending.append(bl)
+        windows.append(("baseline", r, bl, []))
+        say(f"  baseline   rep {r}: window done")
+        gl, probes = await fixedload.gateway_latency(
+            bench, raw.consent, consents, templates, rate, s.latency_seconds, f"lat-gw-{r}",
+            s.probes, quiet,
+        )  # fmt: skip
+        pending.append(gl)
+        windows.append(("gateway", r, gl, probes))
+        say(f"  gateway    rep {r}: window done")
+    for who, r, task, probes in windows:
+        result = await task
+        reps.setdefault(f"{who}_latency", []).append(asdict(result))
+        line = latency_line(who, r, result)
+        if who == "gateway":
+            reps.setdefault("consent_propagation_ms", []).append(probes)
+            gen2 = [p for p in result.gc_pauses if p["generation"] >= 2]
+            line += (
+                f"; {len(gen2)} gen-2 GCs (max {max((p['ms'] for p in gen2), default=0):.0f} ms)"
+                f"; consent p50 {percentile(probes, 50):.0f} ms p99 "
+                f"{percentile(probes, 99):.0f} ms"
+            )
+        say(line)
 
 
 async def run(
@@ -212,76 +328,50 @@ async def run(
     workdir = args.out / f"work-{run_id}"
     workdir.mkdir(parents=True, exist_ok=True)
     bench = Bench(
-        bootstrap, run_id, workdir, s.partitions, s.min_rate, broker_pid=broker_pid, log=say
-    )
+        bootstrap, run_id, workdir, s.partitions, s.min_rate, broker_pid=broker_pid, log=say,
+        window_seconds=s.window_seconds, window_events=s.window_events,
+    )  # fmt: skip
+    expected = budget.estimate(s.plan())
     say(f"[bold]e2e benchmark[/] run {run_id} on {bootstrap}: {s}")
+    say(f"expected seconds per phase: {expected}")
     results: dict[str, Any] = {
         "run_id": run_id, "started_at": workload.rfc3339_ms(int(started_wall * 1000)),
         "settings": asdict(s), "passthrough_args": phases.passthrough_tuning(),
-        "machine": machine(), "bootstrap": bootstrap, "reps": {},
-        "phase_seconds": {},
+        "machine": machine(), "bootstrap": bootstrap, "reps": {}, "phase_seconds": {},
+        "expected_seconds": expected,
     }  # fmt: skip
     reps: dict[str, list[Any]] = results["reps"]
     ok = False
     try:
-        raw, templates, consents = await load(bench, s)
+        raw, templates, consents, payloads = await load(bench, s)
         results["phase_seconds"]["load"] = round(time.monotonic() - started, 1)
-        total = s.events
 
         mark = time.monotonic()
-        if "throughput" not in s.skip or "latency" not in s.skip:
-            for r in range(s.reps):
-                base = await phases.baseline_throughput(bench, raw, total, f"pt{r}")
-                reps.setdefault("baseline_throughput", []).append(window_dict(base))
-                say(window_line("baseline", r, base))
-                if "throughput" in s.skip:
-                    continue
-                gw = await phases.gateway_throughput(bench, raw, total, consents, f"gw{r}")
-                reps.setdefault("gateway_throughput", []).append(window_dict(gw))
-                say(window_line("gateway", r, gw))
+        say("[bold]throughput[/] (interleaved repetitions, time-boxed windows)")
+        await throughput_phase(bench, s, raw, consents, payloads, reps)
         results["phase_seconds"]["throughput"] = round(time.monotonic() - mark, 1)
 
         mark = time.monotonic()
         if "two-workers" not in s.skip:
             say("[bold]two workers[/] (events produced once the workers hold their partitions)")
-            for r in range(s.reps):
-                for n in (1, 2):
-                    w = await phases.gateway_live_throughput(
-                        bench, raw.consent, consents, templates, f"gw{n}w{r}", workers=n
-                    )
-                    reps.setdefault(f"gateway_live_{n}_worker", []).append(window_dict(w))
-                    split = "/".join(f"{c:.0f}" for c in w.per_process)
-                    say(window_line(f"{n} worker" + "s" * (n > 1), r, w) + f"  split {split}")
+            for n in (1, 2):
+                w = await phases.gateway_live_throughput(
+                    bench, raw.consent, consents, templates, s.scaling_events, f"scale-{n}w",
+                    workers=n,
+                )  # fmt: skip
+                reps.setdefault(f"gateway_live_{n}_worker", []).append(window_dict(w))
+                split = "/".join(f"{c:.0f}" for c in w.per_process)
+                say(window_line(f"{n} worker" + "s" * (n > 1), 0, w) + f"  split {split}")
         results["phase_seconds"]["two_workers"] = round(time.monotonic() - mark, 1)
 
         mark = time.monotonic()
         if "latency" not in s.skip:
-            base_rate = median([w["events_per_s"] for w in reps["baseline_throughput"]])
-            rate = s.load_fraction * base_rate
-            results["offered_rate"] = round(rate, 1)
-            say(f"[bold]latency[/] at {rate:.0f} ev/s ({s.load_fraction:.0%} of the baseline)")
-            for r in range(s.reps):
-                bl = await phases.baseline_latency(
-                    bench, raw.consent, templates, rate, s.latency_seconds, f"lb{r}"
-                )
-                reps.setdefault("baseline_latency", []).append(asdict(bl))
-                say(latency_line("baseline", r, bl))
-                gl, probes = await phases.gateway_latency(
-                    bench, raw.consent, consents, templates, rate, s.latency_seconds, f"lg{r}",
-                    s.probes,
-                )  # fmt: skip
-                reps.setdefault("gateway_latency", []).append(asdict(gl))
-                reps.setdefault("consent_propagation_ms", []).append(probes)
-                say(
-                    latency_line("gateway", r, gl)
-                    + f"; consent p50 {phases.percentile(probes, 50):.0f} ms "
-                    f"p99 {phases.percentile(probes, 99):.0f} ms"
-                )
+            await latency_phase(bench, s, raw, consents, templates, reps, results)
         results["phase_seconds"]["latency"] = round(time.monotonic() - mark, 1)
 
         mark = time.monotonic()
-        if "memory" not in s.skip:
-            mem = await phases.consent_memory(bench, s.rss_subjects, "rss")
+        if s.memory:
+            mem = await fixedload.consent_memory(bench, s.rss_subjects, "rss")
             reps["memory"] = [asdict(mem)]
             say(
                 f"  memory: {mem.subjects} subjects, VmHWM {mem.vmhwm_mb:.0f} MB, "
@@ -291,167 +381,45 @@ async def run(
         ok = True
     finally:
         bench.stop_all()
-        results["duration_s"] = round(time.monotonic() - started, 1)
-        if not args.keep:
-            try:
-                deleted = await workload.delete_topics_containing(bootstrap, f"bench-{run_id}")
-                say(f"deleted {deleted} topics of run {run_id}")
-            except Exception as exc:  # cleanup is best effort
-                say(f"could not delete the run's topics: {exc!r}")
-            if ok:
-                shutil.rmtree(workdir, ignore_errors=True)
-        if not ok:
+        try:
+            deleted = await workload.delete_topics_containing(bootstrap, f"bench-{run_id}")
+            say(f"deleted {deleted} topics of run {run_id}")
+        except Exception as exc:  # cleanup is best effort
+            say(f"could not delete the run's topics: {exc!r}")
+        if ok and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if not ok or args.keep:
             say(f"worker logs kept in {workdir}")
-    results["figures"], results["targets"] = figures(results, s)
+        results["duration_s"] = round(time.monotonic() - started, 1)
     return results
 
 
-def _med(reps: dict[str, list[Any]], phase: str, key: str) -> float:
-    return median([r[key] for r in reps.get(phase, [])])
-
-
-def figures(results: dict[str, Any], s: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    reps = results["reps"]
-    f: dict[str, Any] = {
-        "gateway_events_per_s": _med(reps, "gateway_throughput", "events_per_s"),
-        "baseline_events_per_s": _med(reps, "baseline_throughput", "events_per_s"),
-        "gateway_cpu_us_per_event": _med(reps, "gateway_throughput", "cpu_us_per_event"),
-        "baseline_cpu_us_per_event": _med(reps, "baseline_throughput", "cpu_us_per_event"),
-        "live_one_worker_events_per_s": _med(reps, "gateway_live_1_worker", "events_per_s"),
-        "two_workers_events_per_s": _med(reps, "gateway_live_2_worker", "events_per_s"),
-        "two_workers_cpu_us_per_event": _med(reps, "gateway_live_2_worker", "cpu_us_per_event"),
-        "gateway_latency_p50_ms": _med(reps, "gateway_latency", "p50_ms"),
-        "gateway_latency_p99_ms": _med(reps, "gateway_latency", "p99_ms"),
-        "baseline_latency_p50_ms": _med(reps, "baseline_latency", "p50_ms"),
-        "baseline_latency_p99_ms": _med(reps, "baseline_latency", "p99_ms"),
-        "consent_propagation_p50_ms": median(
-            [phases.percentile(p, 50) for p in reps.get("consent_propagation_ms", [])]
-        ),
-        "consent_propagation_p99_ms": median(
-            [phases.percentile(p, 99) for p in reps.get("consent_propagation_ms", [])]
-        ),
-        "offered_rate": results.get("offered_rate", float("nan")),
-    }
-    f["throughput_ratio"] = f["gateway_events_per_s"] / f["baseline_events_per_s"]
-    f["cpu_overhead_us_per_event"] = f["gateway_cpu_us_per_event"] - f["baseline_cpu_us_per_event"]
-    f["two_workers_scaling"] = f["two_workers_events_per_s"] / f["live_one_worker_events_per_s"]
-    foreign = [
-        w["foreign_cores"]
-        for phase in ("baseline_throughput", "gateway_throughput", "gateway_live_1_worker",
-                      "gateway_live_2_worker")
-        for w in reps.get(phase, [])
-    ] + [r["load"]["foreign_cores"] for p in ("baseline_latency", "gateway_latency")
-         for r in reps.get(p, [])]  # fmt: skip
-    f["other_load_cores"] = median(foreign)
-    mem = (reps.get("memory") or [{}])[0]
-    f["consent_subjects"] = mem.get("subjects", 0)
-    f["peak_rss_mb"] = mem.get("vmhwm_mb", float("nan"))
-
-    def target(
-        name: str, value: float, goal: str, met: bool | None, note: str = ""
-    ) -> dict[str, Any]:
-        status = "n/a" if met is None or math.isnan(value) else ("met" if met else "not met")
-        return {"name": name, "value": value, "target": goal, "status": status, "note": note}
-
-    ratio = f["throughput_ratio"]
-    rss_ok = f["peak_rss_mb"] <= 400 if f["consent_subjects"] >= 1_000_000 else None
-    targets = [
-        target(
-            "throughput vs baseline", ratio, ">= 0.6x (< 0.4x is a defect)", ratio >= 0.6,
-            "DEFECT (< 0.4x)" if ratio < 0.4 else "",
-        ),
-        target("CPU overhead per event", f["cpu_overhead_us_per_event"], "<= 10 µs above baseline",
-               f["cpu_overhead_us_per_event"] <= 10),
-        target("p99 latency at 50% load", f["gateway_latency_p99_ms"],
-               f"<= baseline p99 + 5 ms ({fmt(f['baseline_latency_p99_ms'] + 5, 1)} ms)",
-               f["gateway_latency_p99_ms"] <= f["baseline_latency_p99_ms"] + 5),
-        target("consent propagation p99", f["consent_propagation_p99_ms"], "<= 100 ms",
-               f["consent_propagation_p99_ms"] <= 100),
-        target("peak RSS, 1M consent subjects", f["peak_rss_mb"], "<= 400 MB", rss_ok,
-               "" if rss_ok is not None else f"measured with {f['consent_subjects']} subjects"),
-    ]  # fmt: skip
-    return f, targets
-
-
-def fmt(value: float, digits: int = 0, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:,.{digits}f}{unit}"
-
-
-def rows(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
-    f = results["figures"]
-    figure_rows = [
-        ["throughput (events/s)", fmt(f["gateway_events_per_s"]), fmt(f["baseline_events_per_s"]),
-         fmt(f["throughput_ratio"], 2, "x")],
-        ["CPU per event (µs)", fmt(f["gateway_cpu_us_per_event"], 1),
-         fmt(f["baseline_cpu_us_per_event"], 1), "+" + fmt(f["cpu_overhead_us_per_event"], 1)],
-        [f"latency p50 @ {fmt(f['offered_rate'])} ev/s (ms)", fmt(f["gateway_latency_p50_ms"], 1),
-         fmt(f["baseline_latency_p50_ms"], 1), ""],
-        [f"latency p99 @ {fmt(f['offered_rate'])} ev/s (ms)", fmt(f["gateway_latency_p99_ms"], 1),
-         fmt(f["baseline_latency_p99_ms"], 1), ""],
-        ["consent propagation p50 (ms)", fmt(f["consent_propagation_p50_ms"]), "", ""],
-        ["consent propagation p99 (ms)", fmt(f["consent_propagation_p99_ms"]), "", ""],
-        [f"peak RSS, {fmt(f['consent_subjects'])} consent subjects (MB)", fmt(f["peak_rss_mb"]),
-         "", ""],
-        ["1 worker, events produced live (events/s)", fmt(f["live_one_worker_events_per_s"]),
-         "", ""],
-        ["2 workers, events produced live (events/s)", fmt(f["two_workers_events_per_s"]), "",
-         fmt(f["two_workers_scaling"], 2, "x of 1 worker")],
-        ["2 workers: CPU per event (µs)", fmt(f["two_workers_cpu_us_per_event"], 1), "", ""],
-    ]  # fmt: skip
-    target_rows = [
-        [t["name"], fmt(t["value"], 2 if "vs" in t["name"] else 1), t["target"],
-         t["status"] + (f" - {t['note']}" if t["note"] else "")]
-        for t in results["targets"]
-    ]  # fmt: skip
-    return figure_rows, target_rows
-
-
-def print_tables(results: dict[str, Any]) -> None:
-    figure_rows, target_rows = rows(results)
+def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
     out = Console(highlight=False)
-    table = Table(title=f"e2e benchmark {results['run_id']} ({results['duration_s']:.0f}s)")
-    for column in ("figure (median of reps)", "gateway", "baseline", "ratio / delta"):
-        table.add_column(column, justify="left" if column.startswith("figure") else "right")
-    for row in figure_rows:
-        table.add_row(*row)
-    out.print(table)
-    targets = Table(title="targets")
-    for column in ("target", "value", "goal", "status"):
-        targets.add_column(column)
-    colours = {"met": "green", "not met": "red", "n/a": "yellow"}
-    for row, t in zip(target_rows, results["targets"], strict=True):
-        targets.add_row(*row[:3], f"[{colours[t['status']]}]{row[3]}[/]")
-    out.print(targets)
-    other = results["figures"]["other_load_cores"]
-    out.print(noise_note(other, results["machine"]["nproc"]))
 
+    def show(title: str, header: list[str], rows: list[list[str]]) -> None:
+        table = Table(title=title)
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
 
-def noise_note(other: float, nproc: int) -> str:
-    note = (
-        f"Other load on the machine during the measured windows (median): {max(other, 0):.2f} of "
-        f"{nproc} cores"
-    )
-    if other > 0.25:
-        note += " - the machine was busy; these figures are noisy, compare with a quiet run"
-    return note
-
-
-def markdown(results: dict[str, Any]) -> str:
-    figure_rows, target_rows = rows(results)
-    lines = [
-        "| figure (median of reps) | gateway | baseline | ratio / delta |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    lines += ["| " + " | ".join(r) + " |" for r in figure_rows]
-    lines += ["", "| target | value | goal | status |", "| --- | ---: | --- | --- |"]
-    lines += ["| " + " | ".join(r) + " |" for r in target_rows]
-    other = results["figures"]["other_load_cores"]
-    lines += ["", noise_note(other, results["machine"]["nproc"]) + "."]
-    return "\n".join(lines) + "\n"
+    secs = results["duration_s"]
+    show(f"throughput, run {results['run_id']} ({secs:.0f} s in all): median (min-max) of "
+         f"{results['settings']['reps']} interleaved repetitions", report.THROUGHPUT_HEADER,
+         report.throughput_rows(summary))  # fmt: skip
+    show(f"latency at {report.fmt(results.get('offered_rate'))} events/s, "
+         f"{results['settings']['latency_seconds']:.0f} s windows", report.LATENCY_HEADER,
+         report.latency_rows(summary))  # fmt: skip
+    show("other figures", ["figure", "value"], report.other_rows(summary))
+    show("targets (against the aiokafka batch-API baseline)",
+         ["target", "value", "goal", "status"], report.target_rows(summary))  # fmt: skip
+    show("paper projection (gateway workers; brokers like the local one)",
+         ["goal events/s", "events/s per core", "cores", "workers", "brokers like this one"],
+         report.projection_rows(summary))  # fmt: skip
+    out.print(report.noise_note(summary["foreign_cores"], results["machine"]["nproc"]))
+    out.print(f"phase seconds: {results['phase_seconds']} (expected {results['expected_seconds']})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,13 +430,20 @@ def main(argv: list[str] | None = None) -> int:
     except (BenchError, ChildError) as exc:
         console.print(f"[red]benchmark failed:[/] {exc}")
         return 1
+    summary = report.summarise(results)
+    results["summary"] = summary
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = args.out / f"e2e-{stamp}.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    (args.out / f"e2e-{stamp}.md").write_text(markdown(results))
-    print_tables(results)
-    say(f"wrote {path} (and .md); total {results['duration_s']:.0f}s")
+    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    (args.out / f"e2e-{stamp}.md").write_text(report.markdown(results, summary))
+    title = f"run {results['run_id']}, machine load {summary['foreign_cores']:.2f} other cores"
+    charts.throughput_chart(summary, args.out / f"e2e-{stamp}-throughput.png", title)
+    charts.latency_chart(results["reps"], args.out / f"e2e-{stamp}-latency.png", title)
+    print_tables(results, summary)
+    say(
+        f"wrote {path} (and .md, -throughput.png, -latency.png); total {results['duration_s']:.0f}s"
+    )
     return 0
 
 

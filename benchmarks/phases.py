@@ -1,17 +1,16 @@
-"""The benchmark's phases: throughput, latency at a fixed load, consent propagation, memory.
+"""The benchmark's processes and throughput phases: the gateway, the passthroughs, the broker.
 
 Every repetition gets its own output topics and a fresh gateway app id (or baseline group id),
-so it reads the pre-loaded raw topics from offset 0 and writes to empty topics.
+so it reads the pre-loaded raw topics from offset 0 and writes to empty topics, which are
+deleted when the repetition ends (the broker does not carry them into the next window).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -19,26 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from benchmarks import workload
-from benchmarks.passthrough import ASSIGNED, COUNTER
-from benchmarks.procs import (
-    BenchError,
-    Child,
-    LoadMeter,
-    Monitored,
-    Window,
-    measure_window,
-    memory_kib,
-)
+from benchmarks import brokerperf, latency, workload
+from benchmarks.passthrough import COUNTER
+from benchmarks.procs import BenchError, Child, Monitored, Window, measure_timed, measure_window
 from devtools.local_broker import free_port
-from devtools.synthetic import PURPOSES, consent_record
 from gateway.keys import env_name
-from gateway.records import HEADER_CONSENT
-from topologies.admin import describe_partitions
 from topologies.app import Tuning
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,8 +62,20 @@ class Bench:
     def topic(self, base: str, label: str = "") -> str:
         return f"{base}.bench-{self.run_id}" + (f".{label}" if label else "")
 
+    # Throughput windows: time box (s) and least events; the pre-loaded events available.
+    window_seconds: float = 20.0
+    window_events: int = 200_000
+    preloaded: int = 0
+
     def budget(self, events: float) -> float:
         return 120.0 + events / self.min_rate
+
+    async def drop_topics(self, label: str) -> None:
+        """Delete a repetition's topics (best effort): later windows do not pay for them."""
+        try:
+            await workload.delete_topics_containing(self.bootstrap, f"bench-{self.run_id}.{label}")
+        except Exception as exc:  # cleanup is best effort
+            self.log(f"  could not delete the topics of {label}: {exc!r}")
 
     def stop(self, children: Sequence[Child]) -> None:
         """SIGTERM all first, then wait for each (the workers shut down in parallel)."""
@@ -116,8 +114,15 @@ class GatewayGroup:
     def pids(self) -> list[int]:
         return [w.child.pid for w in self.workers]
 
+    def check(self) -> None:
+        for worker in self.workers:
+            worker.child.check_alive()
 
-async def start_gateway(bench: Bench, raw: RawTopics, label: str, workers: int = 1) -> GatewayGroup:
+
+async def start_gateway(
+    bench: Bench, raw: RawTopics, label: str, workers: int = 1, *, gc_log: bool = False
+) -> GatewayGroup:
+    """`workers` workers with one app id; `gc_log`: under `benchmarks.gcprobe` (gc.log)."""
     root = bench.workdir / label
     config_dir = root / "config"
     app_id = f"bench-{bench.run_id}-{label}"
@@ -146,14 +151,16 @@ async def start_gateway(bench: Bench, raw: RawTopics, label: str, workers: int =
         "GATEWAY_PARTITIONS": str(bench.partitions),
         "GATEWAY_LOG_LEVEL": "warning",
         "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO),
     }
     for sink, key in keys.items():
         env[env_name(sink)] = f"bench-{sink}:{base64.b64encode(key).decode()}"
     group = GatewayGroup(app_id, {**topics, **sink_topics}, keys, [])
     for n in range(workers):
         port = free_port()
+        probe = ["benchmarks.gcprobe", str(root / f"gc-{n}.log")] if gc_log else []
         child = Child(
-            [sys.executable, "-m", "topologies.cli", "run"],
+            [sys.executable, "-m", *probe, "topologies.cli", "run"],
             log=root / f"worker-{n}.log", cwd=root, name=f"gateway worker {label}/{n}",
             env={**env, "GATEWAY_METRICS_PORT": str(port)},
         )  # fmt: skip
@@ -186,29 +193,128 @@ async def wait_consent_loaded(group: GatewayGroup, subjects: int, within: float)
 
 
 async def gateway_throughput(
-    bench: Bench, raw: RawTopics, total: int, consents: int, label: str, workers: int = 1
+    bench: Bench, raw: RawTopics, consents: int, label: str, workers: int = 1
 ) -> Window:
     """On the pre-loaded topics; the window opens once the whole consent topic has been read."""
     group = await start_gateway(bench, raw, label, workers)
+
+    async def count() -> tuple[float, ...]:
+        return tuple(w.consumed() for w in group.workers)
+
+    async def ready() -> bool:
+        return sum(w.gauge("gateway_consent_records_total") for w in group.workers) >= consents
+
     try:
-        return await measure_window(
-            group.workers, total, within=bench.budget(total), broker_pid=bench.broker_pid,
-            gate=("gateway_consent_records_total", consents),
-        )  # fmt: skip
+        return await timed(bench, count, group.pids, ready=ready, check=group.check)
     finally:
         bench.stop([w.child for w in group.workers])
+        await bench.drop_topics(label)
+
+
+async def timed(bench: Bench, count: Any, pids: Sequence[int], **kw: Any) -> Window:
+    return await measure_timed(
+        count, pids, seconds=bench.window_seconds, min_events=bench.window_events,
+        available=bench.preloaded, within=bench.budget(bench.preloaded), warmup=1.0,
+        broker_pid=bench.broker_pid, **kw,
+    )  # fmt: skip
+
+
+# The baselines.
+
+PASSTHROUGHS = {
+    "batch": ["-m", "benchmarks.passthrough", "--mode", "batch"],
+    "per-record": ["-m", "benchmarks.passthrough", "--mode", "per-record"],
+    "confluent": ["-m", "benchmarks.passthrough_ck"],
+}
+
+
+def passthrough_tuning() -> list[str]:
+    """The gateway's own batch, linger, batch-size, commit and in-flight settings."""
+    t = Tuning()
+    return [
+        "--max-records", str(t.batch_max), "--linger-ms", str(t.linger_ms),
+        "--max-batch-bytes", str(t.max_batch_bytes), "--commit-interval", str(t.commit_interval),
+        "--max-inflight", str(t.max_inflight),
+    ]  # fmt: skip
+
+
+async def start_passthrough(
+    bench: Bench, raw: RawTopics, label: str, kind: str = "batch"
+) -> tuple[Monitored, list[str]]:
+    """A passthrough process (`PASSTHROUGHS`) copying the raw topics to 3 fresh output topics."""
+    outputs = [bench.topic("passthrough.out", f"{label}.{i}") for i in range(len(bench.sinks))]
+    await workload.create_topics(bench.bootstrap, outputs, bench.partitions, log_append=True)
+    port = free_port()
+    root = bench.workdir / label
+    root.mkdir(parents=True, exist_ok=True)
+    child = Child(
+        [
+            sys.executable, *PASSTHROUGHS[kind], "--bootstrap", bench.bootstrap,
+            "--inputs", raw.usage, raw.device, "--outputs", *outputs,
+            "--group", f"bench-{bench.run_id}-{label}", "--metrics-port", str(port),
+            *passthrough_tuning(),
+        ],
+        log=root / "passthrough.log", cwd=REPO, name=f"passthrough {kind} {label}",
+        env={"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    bench.children.append(child)
+    proc = Monitored(child, port, COUNTER)
+    await proc.wait_metrics(within=60)
+    return proc, outputs
+
+
+async def baseline_throughput(bench: Bench, raw: RawTopics, label: str, kind: str) -> Window:
+    proc, _ = await start_passthrough(bench, raw, label, kind)
+
+    async def count() -> tuple[float, ...]:
+        return (proc.consumed(),)
+
+    try:
+        return await timed(bench, count, [proc.child.pid], check=proc.child.check_alive)
+    finally:
+        bench.stop([proc.child])
+        await bench.drop_topics(label)
+
+
+# The broker's ceiling.
+
+
+@dataclass(frozen=True)
+class BrokerCeiling:
+    produce: Window  # records acknowledged per second by ProducerPerformance (acks=all)
+    consume: brokerperf.ConsumeResult  # ConsumerPerformance over what was produced
+    events_per_s: float  # brokerperf.ceiling of the two
+
+
+async def broker_ceiling(bench: Bench, payloads: Path, label: str) -> BrokerCeiling:
+    t = Tuning()
+    topic = bench.topic("perf", label)
+    try:
+        produced = await brokerperf.produce_window(
+            bench.bootstrap, topic, bench.partitions, payloads, bench.workdir,
+            seconds=bench.window_seconds, min_events=bench.window_events,
+            linger_ms=t.linger_ms, batch_bytes=t.max_batch_bytes, broker_pid=bench.broker_pid,
+        )  # fmt: skip
+        total = await brokerperf.end_offsets_total(bench.bootstrap, topic, bench.partitions)
+        consumed = await brokerperf.consume_all(
+            bench.bootstrap, topic, min(total, 2 * bench.window_events), bench.workdir,
+            f"bench-{bench.run_id}-{label}",
+        )  # fmt: skip
+    finally:
+        await bench.drop_topics(label)
+    return BrokerCeiling(produced, consumed, brokerperf.ceiling(produced.rate, consumed.rate))
 
 
 async def gateway_live_throughput(
     bench: Bench, consent: str, consents: int, templates: Sequence[workload.Template],
-    label: str, workers: int,
+    count: int, label: str, workers: int,
 ) -> Window:  # fmt: skip
     """Throughput of `workers` workers that all hold their partitions before the events arrive.
 
     Workers do not start in step: on pre-loaded topics the first to join would take every
     partition and process a good part of the load before the other joins. So here the raw
     topics are empty until every worker is ready and its share of the consent table is loaded;
-    then the events are produced as fast as possible (~65k/s, well above the gateway's rate)
+    then the events are produced as fast as librdkafka takes them (well above the gateway's rate)
     and the window is measured as usual.
     """
     raw = await bench.raw_topics(label, consent)
@@ -221,375 +327,18 @@ async def gateway_live_throughput(
                 raise BenchError(f"{label}: a worker never got a share of the consent table")
             await asyncio.sleep(0.25)
         stamp = workload.rfc3339_ms(int(time.time() * 1000)).encode()
+        pool = len(templates)
         records = (
             (raw.of(t.kind), t.key, t.fill(stamp, b"%s-%d" % (label.encode(), i)))
-            for i, t in enumerate(templates)
+            for i, t in ((i, templates[i % pool]) for i in range(count))
         )
-        loading = asyncio.create_task(workload.produce_all(bench.bootstrap, records))
+        loading = asyncio.create_task(latency.produce_fast(bench.bootstrap, records))
         window = await measure_window(
-            group.workers, len(templates), within=bench.budget(len(templates)),
+            group.workers, count, within=bench.budget(count),
             broker_pid=bench.broker_pid,
         )  # fmt: skip
         await loading
         return window
     finally:
         bench.stop([w.child for w in group.workers])
-
-
-# The baseline.
-
-
-def passthrough_tuning() -> list[str]:
-    """The gateway's own batch, linger, batch-size and commit settings, for the baseline."""
-    t = Tuning()
-    return [
-        "--max-records", str(t.batch_max), "--linger-ms", str(t.linger_ms),
-        "--max-batch-bytes", str(t.max_batch_bytes), "--commit-interval", str(t.commit_interval),
-    ]  # fmt: skip
-
-
-async def start_passthrough(
-    bench: Bench, raw: RawTopics, label: str
-) -> tuple[Monitored, list[str]]:
-    outputs = [bench.topic("passthrough.out", f"{label}.{i}") for i in range(len(bench.sinks))]
-    await workload.create_topics(bench.bootstrap, outputs, bench.partitions, log_append=True)
-    port = free_port()
-    root = bench.workdir / label
-    root.mkdir(parents=True, exist_ok=True)
-    child = Child(
-        [
-            sys.executable, "-m", "benchmarks.passthrough", "--bootstrap", bench.bootstrap,
-            "--inputs", raw.usage, raw.device, "--outputs", *outputs,
-            "--group", f"bench-{bench.run_id}-{label}", "--metrics-port", str(port),
-            *passthrough_tuning(),
-        ],
-        log=root / "passthrough.log", cwd=REPO, name=f"passthrough {label}",
-        env={"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    bench.children.append(child)
-    proc = Monitored(child, port, COUNTER)
-    await proc.wait_metrics(within=60)
-    return proc, outputs
-
-
-async def baseline_throughput(bench: Bench, raw: RawTopics, total: int, label: str) -> Window:
-    proc, _ = await start_passthrough(bench, raw, label)
-    try:
-        return await measure_window(
-            [proc], total, within=bench.budget(total), broker_pid=bench.broker_pid
-        )
-    finally:
-        bench.stop([proc.child])
-
-
-# Latency at a fixed offered load.
-
-
-@dataclass(frozen=True)
-class LatencyResult:
-    offered_rate: float  # what was asked
-    sent_rate: float  # what the producer achieved
-    events: int
-    measured: int  # events with at least one output seen
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    drain_seconds: float  # from the last send to the last record consumed
-    load: dict[str, float]  # cores used while the load was offered (procs.LoadMeter)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of unsorted values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-async def offered_load(
-    bench: Bench, raw: RawTopics, templates: Sequence[workload.Template], rate: float,
-    seconds: float, prefix: bytes, warmup: float = 1.0,
-) -> tuple[dict[bytes, float], float, int]:  # fmt: skip
-    """Produce at `rate` events/s for `seconds`, occurred_at = send time; return send times.
-
-    The first `warmup` seconds of the same load are sent but not returned: they take the
-    one-time costs (metadata of new topics, first fetches, connections) out of the figures.
-    Returns the send time of each measured event by id, the achieved rate, and the number of
-    events produced (warm-up included).
-    """
-    warm = int(rate * warmup)
-    count = warm + max(1, int(rate * seconds))
-    sent_at: dict[bytes, float] = {}
-    producer = workload.producer(bench.bootstrap)
-    await producer.start()
-    try:
-        for topic in (raw.usage, raw.device):
-            await producer.partitions_for(topic)  # metadata before the clock runs
-        started = time.monotonic()
-        i = 0
-        pool = len(templates)
-        while i < count:
-            due = min(count, int(rate * (time.monotonic() - started)) + 1)
-            now = time.time()
-            stamp = workload.rfc3339_ms(int(now * 1000)).encode()
-            while i < due:
-                template = templates[i % pool]
-                event_id = b"%s-%d" % (prefix, i)
-                await producer.send(
-                    raw.of(template.kind), template.fill(stamp, event_id), key=template.key
-                )
-                if i >= warm:
-                    sent_at[event_id] = now
-                i += 1
-            await asyncio.sleep(0.002)
-        elapsed = time.monotonic() - started
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return sent_at, count / elapsed if elapsed > 0 else rate, count
-
-
-async def wait_consumed(procs: Sequence[Monitored], total: int, within: float) -> float:
-    started = time.monotonic()
-    while sum(p.consumed() for p in procs) < total:
-        if time.monotonic() - started > within:
-            raise BenchError(
-                f"{procs[0].child.name}: {total} records not consumed in {within:.0f}s"
-            )
-        for p in procs:
-            p.child.check_alive()
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
-
-
-async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
-    counts = await describe_partitions(bootstrap, topics)
-    return [TopicPartition(t, p) for t in topics for p in range(counts.get(t, 0))]
-
-
-async def read_all(bootstrap: str, topics: Sequence[str]) -> list[Any]:
-    """Every record of the topics, from the beginning to the end offsets seen at the start."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000
-    )
-    await consumer.start()
-    try:
-        tps = await partitions_of(bootstrap, topics)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, messages in batch.items():
-                records.extend(messages)
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
-
-
-def latency_of(sent_at: dict[bytes, float], records: Sequence[Any]) -> list[float]:
-    """Per event: the broker append time of its last observed output minus its send time (ms)."""
-    last: dict[bytes, int] = {}
-    for record in records:
-        event_id: bytes | None = None  # in the body: analytics keeps it, audit records carry it
-        if record.value is not None:
-            found = orjson.loads(record.value).get("event_id")
-            event_id = found.encode() if isinstance(found, str) else None
-        if event_id is not None and event_id in sent_at:
-            last[event_id] = max(last.get(event_id, 0), record.timestamp)
-    return [ts - sent_at[eid] * 1000 for eid, ts in last.items()]
-
-
-def summarise(
-    sent_at: dict[bytes, float], records: Sequence[Any], rate: float, sent_rate: float,
-    drain: float, load: dict[str, float],
-) -> LatencyResult:  # fmt: skip
-    lat = latency_of(sent_at, records)
-    return LatencyResult(
-        offered_rate=rate, sent_rate=sent_rate, events=len(sent_at), measured=len(lat),
-        p50_ms=percentile(lat, 50), p99_ms=percentile(lat, 99), max_ms=max(lat, default=0.0),
-        drain_seconds=drain, load=load,
-    )  # fmt: skip
-
-
-async def baseline_latency(
-    bench: Bench, consent: str, templates: Sequence[workload.Template], rate: float,
-    seconds: float, label: str,
-) -> LatencyResult:  # fmt: skip
-    raw = await bench.raw_topics(label, consent)
-    proc, outputs = await start_passthrough(bench, raw, label)
-    try:
-        deadline = time.monotonic() + 60
-        while proc.gauge(ASSIGNED) < 2 * bench.partitions:
-            if time.monotonic() > deadline:
-                raise BenchError("the passthrough was never assigned its partitions")
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
-        meter = LoadMeter([proc.child.pid], bench.broker_pid)
-        sent_at, sent_rate, total = await offered_load(
-            bench, raw, templates, rate, seconds, label.encode()
-        )
-        load = meter.cores()
-        drain = await wait_consumed([proc], total, bench.budget(len(sent_at)))
-    finally:
-        bench.stop([proc.child])
-    records = await read_all(bench.bootstrap, outputs)
-    return summarise(sent_at, records, rate, sent_rate, drain, load)
-
-
-async def gateway_latency(
-    bench: Bench, consent: str, consent_subjects: int, templates: Sequence[workload.Template],
-    rate: float, seconds: float, label: str, probes: int,
-) -> tuple[LatencyResult, list[float]]:  # fmt: skip
-    """Latency at the offered load, then consent propagation probes on the same worker."""
-    raw = await bench.raw_topics(label, consent)
-    group = await start_gateway(bench, raw, label)
-    observed = [group.topics[LATENCY_SINK], group.topics["audit"]]
-    try:
-        await wait_consent_loaded(group, consent_subjects, bench.budget(consent_subjects / 10))
-        await asyncio.sleep(0.5)
-        meter = LoadMeter(group.pids, bench.broker_pid)
-        sent_at, sent_rate, total = await offered_load(
-            bench, raw, templates, rate, seconds, label.encode()
-        )
-        load = meter.cores()
-        drain = await wait_consumed(group.workers, total, bench.budget(len(sent_at)))
-        propagation = await consent_probes(bench, raw, observed, label, probes)
-    finally:
-        bench.stop([w.child for w in group.workers])
-    records = await read_all(bench.bootstrap, observed)
-    return summarise(sent_at, records, rate, sent_rate, drain, load), propagation
-
-
-# Consent propagation.
-
-
-async def consent_probes(
-    bench: Bench, raw: RawTopics, observed: Sequence[str], label: str, count: int,
-    *, interval: float = 0.005, give_up: float = 10.0,
-) -> list[float]:  # fmt: skip
-    """Consent record appended at the broker -> first output decided with it (ms), per probe.
-
-    Probe subjects (new ids, so nothing else carries their consent versions) alternate grants
-    and withdrawals; while a probe runs, the probed subject sends a usage event every
-    `interval` seconds. The output decided with the new consent is the first record on the
-    analytics sink (a forward) or the audit topic (a drop) whose `gateway-consent-version`
-    header is that record's `updated_at` in microseconds. Both ends are broker timestamps
-    (LogAppendTime topics).
-    """
-    if count <= 0:
-        return []
-    subjects = [f"probe-{bench.run_id}-{label}-{n}" for n in range(4)]
-    first_seen: dict[int, int] = {}
-    wanted: dict[int, asyncio.Event] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bench.bootstrap, enable_auto_commit=False)
-    events = workload.producer(bench.bootstrap, linger_ms=0)
-    consents = workload.producer(bench.bootstrap, linger_ms=0)
-    await consumer.start()
-    await events.start()
-    await consents.start()
-    stop = asyncio.Event()
-    current = [subjects[0]]
-
-    async def read() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=50)
-            for messages in batch.values():
-                for m in messages:
-                    for name, value in m.headers or ():
-                        if name == HEADER_CONSENT and value.isdigit():
-                            version = int(value)
-                            if version in wanted and version not in first_seen:
-                                first_seen[version] = m.timestamp
-                                wanted[version].set()
-
-    async def send_events() -> None:
-        seq = 0
-        while not stop.is_set():
-            seq += 1
-            subject = current[0]
-            value = workload.probe_event(subject, seq, int(time.time() * 1000))
-            await events.send(raw.usage, value, key=subject.encode())
-            await asyncio.sleep(interval)
-
-    try:
-        tps = await partitions_of(bench.bootstrap, observed)
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        tasks = [asyncio.create_task(read()), asyncio.create_task(send_events())]
-        latencies: list[float] = []
-        last_ms = 0
-        for n in range(count):
-            subject = subjects[n % len(subjects)]
-            current[0] = subject
-            await asyncio.sleep(0.1)  # the subject's event stream is flowing
-            grant = (n // len(subjects)) % 2 == 1  # first unknown -> withdrawn, then granted, ...
-            ms = max(int(time.time() * 1000), last_ms + 1)
-            last_ms = ms
-            version = ms * 1000
-            seen = wanted[version] = asyncio.Event()
-            record = consent_record(
-                subject, workload.rfc3339_ms(ms), dict.fromkeys(PURPOSES, grant),
-                under_13=False, parental_consent=False, source="bench-probe",
-            )  # fmt: skip
-            meta = await consents.send_and_wait(raw.consent, record, key=subject.encode())
-            appended = meta.timestamp if meta.timestamp_type == 1 and meta.timestamp > 0 else ms
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(seen.wait(), give_up)
-            if version in first_seen:
-                latencies.append(float(first_seen[version] - appended))
-            else:
-                latencies.append(float("inf"))
-                bench.log(f"  probe {n}: no output with consent version {version} in {give_up}s")
-        stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        return latencies
-    finally:
-        stop.set()
-        await events.stop()
-        await consents.stop()
-        await consumer.stop()
-
-
-# Memory with a large consent table.
-
-
-@dataclass(frozen=True)
-class MemoryResult:
-    subjects: int
-    vmhwm_mb: float
-    vmrss_mb: float
-    produce_seconds: float
-    apply_seconds: float  # worker metrics up -> table holds every subject
-
-
-async def consent_memory(bench: Bench, subjects: int, label: str) -> MemoryResult:
-    consent = bench.topic("consent.state", label)
-    await workload.create_topics(bench.bootstrap, [consent], bench.partitions, compacted=True)
-    raw = await bench.raw_topics(label, consent)
-    stamp = workload.rfc3339_ms(int(time.time() * 1000))
-    _, produce_seconds = await workload.produce_all(
-        bench.bootstrap,
-        ((consent, k, v) for k, v in workload.many_consent_records(subjects, stamp)),
-    )
-    group = await start_gateway(bench, raw, label)
-    try:
-        apply_seconds = await wait_consent_loaded(group, subjects, bench.budget(subjects / 5))
-        mem = memory_kib(group.pids[0])
-    finally:
-        bench.stop([w.child for w in group.workers])
-    return MemoryResult(
-        subjects=subjects, vmhwm_mb=mem["VmHWM"] * 1024 / 1e6, vmrss_mb=mem["VmRSS"] * 1024 / 1e6,
-        produce_seconds=produce_seconds, apply_seconds=apply_seconds,
-    )  # fmt: skip
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+        await bench.drop_topics(label)

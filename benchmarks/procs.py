@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,11 @@ def machine_busy_seconds() -> float:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def loadavg() -> float:
+    """The machine's 1-minute load average, from /proc/loadavg."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def own_cpu_seconds() -> float:
@@ -132,6 +137,8 @@ class Window:
     # the broker and the benchmark itself: other work on the machine, i.e. noise.
     foreign_cores: float = 0.0
     broker_cores: float = 0.0
+    loadavg: float = 0.0  # 1-minute load average at the close
+    exhausted: bool = False  # the input ran out before the time box closed the window
 
     @property
     def rate(self) -> float:
@@ -183,7 +190,7 @@ async def measure_window(
             return Window(
                 n - n0, secs, cpu - c0, tuple(counts),
                 foreign_cores=(others - o0) / secs if secs > 0 else 0.0,
-                broker_cores=(broker - b0) / secs if secs > 0 else 0.0,
+                broker_cores=(broker - b0) / secs if secs > 0 else 0.0, loadavg=loadavg(),
             )  # fmt: skip
         if now > deadline:
             raise BenchError(
@@ -192,4 +199,74 @@ async def measure_window(
             )
         for p in procs:
             p.child.check_alive()
+        await asyncio.sleep(poll)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One instant: monotonic seconds, records counted, CPU seconds (processes, broker, rest)."""
+
+    at: float
+    count: float
+    cpu: float
+    broker: float
+    others: float
+
+
+def take_sample(count: float, pids: Sequence[int], broker_pid: int | None) -> Sample:
+    cpu = sum(cpu_seconds(p) for p in pids)
+    broker = cpu_seconds(broker_pid) if broker_pid else 0.0
+    others = machine_busy_seconds() - cpu - broker - own_cpu_seconds()
+    return Sample(time.monotonic(), count, cpu, broker, others)
+
+
+def window_between(
+    first: Sample, last: Sample, per_process: tuple[float, ...], exhausted: bool = False
+) -> Window:
+    """The window from `first` to `last`: records, seconds and CPU of the processes between."""
+    secs = last.at - first.at
+    return Window(
+        last.count - first.count, secs, last.cpu - first.cpu, per_process,
+        foreign_cores=(last.others - first.others) / secs if secs > 0 else 0.0,
+        broker_cores=(last.broker - first.broker) / secs if secs > 0 else 0.0,
+        loadavg=loadavg(), exhausted=exhausted,
+    )  # fmt: skip
+
+
+async def measure_timed(
+    count: Callable[[], Awaitable[tuple[float, ...]]], pids: Sequence[int], *, seconds: float,
+    min_events: float, available: float, within: float, warmup: float = 1.0,
+    poll: float = 0.25, broker_pid: int | None = None,
+    ready: Callable[[], Awaitable[bool]] | None = None, check: Callable[[], None] | None = None,
+) -> Window:  # fmt: skip
+    """A time-boxed window over a pre-loaded input of `available` records.
+
+    `count()` returns the records each process has handled so far. The window opens `warmup`
+    seconds after the first poll at which every process has handled a record and `ready()` (if
+    given) holds, so start-up, group joins and the ramp are outside; it closes at the first poll
+    at which it has lasted `seconds` and counted `min_events`. If the input runs out first the
+    window closes there, marked `exhausted` (the figures are then over a shorter window).
+    """
+    deadline = time.monotonic() + within
+    started: float | None = None
+    first: Sample | None = None
+    while True:
+        counts = await count()
+        n = sum(counts)
+        now = time.monotonic()
+        if started is None and all(c > 0 for c in counts) and (ready is None or await ready()):
+            started = now
+        if first is None and started is not None and now - started >= warmup:
+            first = take_sample(n, pids, broker_pid)
+        if first is not None:
+            last = take_sample(n, pids, broker_pid)
+            long_enough = last.at - first.at >= seconds and n - first.count >= min_events
+            if long_enough or n >= available:
+                return window_between(first, last, counts, exhausted=not long_enough)
+        elif n >= available:
+            raise BenchError(f"all {available:.0f} records were handled before the window opened")
+        if now > deadline:
+            raise BenchError(f"the window did not close within {within:.0f}s ({n:.0f} records)")
+        if check is not None:
+            check()
         await asyncio.sleep(poll)

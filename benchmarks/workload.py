@@ -82,7 +82,7 @@ def many_consent_records(subjects: int, stamp: str) -> Iterator[tuple[bytes, byt
         variants.append(
             consent_record(
                 SID.decode(), stamp, purposes, under_13=child,
-                parental_consent=child and share >= 52, source="bench",
+                parental_consent=child and share >= 52,
             )
         )  # fmt: skip
     for index in range(subjects):

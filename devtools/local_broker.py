@@ -1,7 +1,8 @@
 """A real single-node Kafka (KRaft) broker on loopback, owned by the project.
 
 It is assembled from Maven Central jars (`kafka_2.13` plus the log4j2 binding the published POM
-leaves out) into a cache folder keyed by the Kafka version, then reused with no download. The
+leaves out, and `kafka-tools` for the perf tools the benchmark runs) into a cache folder keyed
+by the Kafka version, then reused with no download. The
 broker's state (config, data, log, pid) lives in a state folder; `up` reuses a broker that an
 earlier `up` left running, `down` stops it and leaves no process behind.
 """
@@ -43,6 +44,18 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
       <groupId>org.apache.kafka</groupId>
       <artifactId>kafka_2.13</artifactId>
       <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
+      <version>{kafka}</version>
+      <exclusions>
+        <exclusion>
+          <!-- only the Connect tools need it (jetty, jersey): not the perf tools -->
+          <groupId>org.apache.kafka</groupId>
+          <artifactId>connect-runtime</artifactId>
+        </exclusion>
+      </exclusions>
     </dependency>
     <dependency>
       <groupId>org.apache.logging.log4j</groupId>
@@ -128,32 +141,68 @@ def assemble(version: str = KAFKA_VERSION, *, log: bool = True) -> tuple[Path, b
     lib = jars_dir(version)
     marker = lib / ".complete"
     if marker.exists():
+        if not (lib / f"kafka-tools-{version}.jar").exists():
+            _add_tools(lib, version, log=log)  # a cache assembled before the tools were added
+            return lib, True
         return lib, False
-    if shutil.which("mvn") is None:
-        raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; it is not on PATH")
     work = lib.parent
-    work.mkdir(parents=True, exist_ok=True)
-    pom = work / "pom.xml"
-    pom.write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
     if lib.exists():
         shutil.rmtree(lib)
     if log:
         print(f"assembling Kafka {version} from Maven Central into {lib} (first run only)")
-    cmd = [
-        "mvn", "-B", "-q", "-f", str(pom),
-        f"-Dmaven.repo.local={work / 'm2'}",
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}", "-DincludeScope=runtime",
-    ]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = (result.stdout + result.stderr)[-2000:]
-        raise BrokerError(f"Maven could not assemble Kafka {version}:\n{tail}")
+    _maven_copy(version, lib)
     if not any(lib.glob("kafka_2.13-*.jar")):
         raise BrokerError(f"Maven ran but no kafka_2.13 jar is in {lib}")
     shutil.rmtree(work / "m2", ignore_errors=True)  # the jars are copied; keep the cache small
     marker.write_text(version)
     return lib, True
+
+
+def _maven_copy(version: str, into: Path) -> None:
+    """Copy the runtime jars of `_POM` (broker, tools, log4j2 binding) into `into` with Maven."""
+    if shutil.which("mvn") is None:
+        raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; it is not on PATH")
+    work = jars_dir(version).parent
+    work.mkdir(parents=True, exist_ok=True)
+    pom = work / "pom.xml"
+    pom.write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
+    cmd = [
+        "mvn", "-B", "-q", "-f", str(pom),
+        f"-Dmaven.repo.local={work / 'm2'}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={into}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr)[-2000:]
+        raise BrokerError(f"Maven could not assemble Kafka {version}:\n{tail}")
+
+
+def _add_tools(lib: Path, version: str, *, log: bool) -> None:
+    """Add `kafka-tools` and its runtime dependencies to an assembled lib folder, in place.
+
+    Brokers of other state folders may be running from `lib`, so nothing there is removed or
+    replaced: the jars are resolved together with the broker's (one version of each artifact),
+    staged beside it, and only files `lib` lacks are moved in, each under a temporary name
+    first (the JVM's `lib/*` only matches names ending in .jar).
+    """
+    work = lib.parent
+    staging = work / f"tools-staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    if log:
+        print(f"adding kafka-tools {version} from Maven Central to {lib} (first run only)")
+    _maven_copy(version, staging)
+    tools = staging / f"kafka-tools-{version}.jar"
+    if not tools.exists():
+        raise BrokerError(f"Maven ran but no kafka-tools jar is in {staging}")
+    for jar in sorted(staging.glob("*.jar"), key=lambda p: p == tools):  # the tools jar last
+        target = lib / jar.name
+        if not target.exists():
+            partial = lib / f".{jar.name}.partial"
+            shutil.copyfile(jar, partial)
+            partial.rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(work / "m2", ignore_errors=True)
 
 
 def _port_free(port: int) -> bool:
