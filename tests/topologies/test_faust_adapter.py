@@ -1,6 +1,7 @@
 """Every faust internal the gateway relies on, checked against the installed faust, no broker.
 
-One test per reach in `topologies.faust_adapter` (its docstring numbers them). When a faust
+One test per reach in `topologies.faust_adapter` (its docstring numbers them); the RocksDB
+store's DBs live in each test's `tmp_path`. When a faust
 upgrade changes one, the failure is here and names it. Written against faust-streaming 0.15.x
 (0.15.3) and mode-streaming 0.7.x (0.7.1): `faust_adapter.TESTED_FAUST`.
 """
@@ -9,22 +10,31 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
+import rocksdict
 from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.types import TP, Message
 from packaging.specifiers import SpecifierSet
 
+from topologies.app import Tuning, make_faust_app
 from topologies.faust_adapter import (
+    OFFSET_KEY,
     TESTED_FAUST,
+    ConsentRocksDBOptions,
+    ConsentStoreConfig,
     ConsentTableView,
     RawTopicsPausedConsumer,
+    RocksDBConsentTableView,
     connect_rebalance_hooks,
+    consent_table_view,
     install_never_fetching_consumer,
     pause_fetching,
 )
@@ -208,3 +218,183 @@ def test_when_faust_is_upgraded_then_it_still_sends_the_signals_as_the_hooks_exp
     for step in (Recovery.on_recovery_completed, Recovery._resume_streams):
         source = inspect.getsource(step)
         assert source.index("on_rebalance_complete.send()") < source.index("resume_partitions(")
+
+
+# 7. The RocksDB store (GATEWAY_CONSENT_STORE=rocksdb): faust's, with the rocksdict driver.
+
+CACHE = 8 * 1024 * 1024
+
+
+@pytest.fixture
+async def rocks_app(tmp_path: Path) -> AsyncIterator[faust.App]:
+    app = faust.App(
+        "adapter-rocks", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=tmp_path
+    )
+    yield app
+    consumer = app._consumer
+    if consumer is not None:
+        consumer._thread.thread_loop.close()
+
+
+def rocks_table(app: faust.App) -> Any:
+    options = {"driver": "rocksdict"}
+    return app.Table("consent", partitions=4, key_type=bytes, value_type=bytes, options=options)
+
+
+def test_when_rocksdb_is_chosen_then_faust_builds_its_rocksdict_store_with_the_gateways_options(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    assert isinstance(table.data, RocksDBStore) and table.data.use_rocksdict
+    assert isinstance(table.data.rocksdb_options, ConsentRocksDBOptions)
+    assert view.persistent and view.changelog_topic == "adapter-rocks-consent-changelog"
+    assert view.partition_path(2) == table.data.partition_path(2)
+    assert list(inspect.signature(table.data.set_persisted_offset).parameters) == ["tp", "offset"]
+
+
+def test_when_the_feed_writes_a_partition_then_faust_reads_it_from_that_partitions_db(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    view.in_partition(2)[b"subj-a"] = b"42"
+    assert table.data._db_for_partition(2).get(b"subj-a") == b"42"
+    assert table.data._dbs[2] is view.in_partition(2), "the DB faust opened, not another"
+    assert table.data[b"subj-a"] == b"42", "faust's own read (outside a stream) finds it"
+
+
+def test_when_the_enforcer_looks_up_a_subject_then_only_its_records_partition_is_read(
+    rocks_app: faust.App,
+) -> None:
+    view = RocksDBConsentTableView(rocks_table(rocks_app), cache_bytes=CACHE)
+    view.in_partition(2)[b"subj-a"] = b"42"
+    view.in_partition(1)[b"subj-b"] = b"7"
+    lookup = view.lookup()
+    assert lookup.in_partition("subj-a", 2) == 42
+    assert lookup.in_partition("subj-a", 1) is None, "no scan over the other partitions"
+    assert lookup.in_partition("subj-a", 3) is None, "an unopened partition is opened, empty"
+    assert lookup.any_partition("subj-b") == 7
+    assert lookup.many_in_partition(["subj-a", "subj-x", "subj-a"], 2) == [42, None, 42]
+    assert view.size() == 2
+
+
+def test_when_a_subject_is_erased_then_rocksdb_reads_nothing_and_compaction_drops_its_bytes(
+    rocks_app: faust.App,
+) -> None:
+    """A tombstone deletes the key at once for every read; its bytes leave the files at the
+    next compaction that reaches them (forced here) and the MANIFEST when the DB is reopened
+    (docs/consent-store.md, "Erasure on disk")."""
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    db: Any = view.in_partition(2)
+    erased = b"subj-erased-4f1c9a"
+    db[erased] = b"42"
+    db[b"subj-kept"] = b"7"
+    db.flush()  # the key is in an SST file now, not only in the memtable and the WAL
+    assert any(erased in path.read_bytes() for path in files(view.partition_path(2)))
+
+    del db[erased]  # what the consent feed does with a tombstone
+    assert db.get(erased) is None
+    assert view.lookup().in_partition(erased.decode(), 2) is None
+    assert table.data[b"subj-kept"] == b"7" and erased not in table.data
+    db.flush()
+    forced = rocksdict.CompactOptions()
+    forced.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+    db.compact_range(None, None, forced)
+    db.close()
+    db = table.data.rocksdb_options.open(view.partition_path(2))  # a restart reopens it
+
+    assert [p.name for p in files(view.partition_path(2)) if erased in p.read_bytes()] == []
+    assert db.get(b"subj-kept") == b"7"
+    db.close()
+
+
+def files(directory: Path) -> list[Path]:
+    return [path for path in directory.rglob("*") if path.is_file()]
+
+
+async def test_when_faust_replays_the_changelog_into_rocksdb_then_it_holds_the_bytes_and_offset(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    topic = table.changelog_topic
+
+    def record(offset: int, key: bytes, value: bytes | None) -> Message:
+        return Message(topic.get_topic_name(), 2, offset, 0.0, 0, [], key, value, None)
+
+    events = [
+        await topic.decode(record(0, b"subj-a", b"12345")),
+        await topic.decode(record(1, b"subj-b", b"678")),
+        await topic.decode(record(2, b"subj-b", None)),  # a tombstone the feed wrote
+    ]
+    table.apply_changelog_batch(events)
+
+    lookup = view.lookup()
+    assert (lookup.in_partition("subj-a", 2), lookup.in_partition("subj-b", 2)) == (12345, None)
+    assert table.persisted_offset(TP(view.changelog_topic, 2)) == 2
+
+
+def test_when_the_feed_persists_changelog_offsets_then_recovery_starts_after_them(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    view.persist_changelog_offsets({1: 41, 3: 7})
+    changelog = view.changelog_topic
+    assert table.persisted_offset(TP(changelog, 1)) == 41
+    assert table.persisted_offset(TP(changelog, 3)) == 7
+    assert table.persisted_offset(TP(changelog, 0)) is None
+    assert view.in_partition(1).get(OFFSET_KEY) == b"41"
+    # Recovery's start offset of each active changelog partition is the persisted one.
+    assert "table.persisted_offset(tp)" in inspect.getsource(Recovery._add)
+
+
+async def test_when_partitions_are_revoked_and_assigned_again_then_the_lookup_follows_faust(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    lookup = view.lookup()
+    tp = TP(view.changelog_topic, 1)
+    await table.data.assign_partitions(table, {tp})
+    view.in_partition(1)[b"subj-a"] = b"42"
+    assert lookup.in_partition("subj-a", 1) == 42
+
+    table.data.revoke_partitions(table, {tp})  # faust drops the DB (it closes when collected)
+    assert 1 not in table.data._dbs
+    await table.data.assign_partitions(table, {tp})  # reopened: no reference kept its lock
+
+    assert 1 in table.data._dbs
+    assert lookup.in_partition("subj-a", 1) == 42, "the state outlived the assignment"
+
+
+def test_when_the_store_is_not_the_one_chosen_then_each_view_refuses_it(
+    app: faust.App, rocks_app: faust.App
+) -> None:
+    with pytest.raises(TypeError, match="RocksDB store"):
+        RocksDBConsentTableView(consent_table(app), cache_bytes=CACHE)
+    with pytest.raises(TypeError, match="memory store"):
+        ConsentTableView(rocks_table(rocks_app))
+
+
+def test_when_settings_choose_a_store_then_the_app_and_the_view_are_made_for_it(
+    tmp_path: Path,
+) -> None:
+    rocks = ConsentStoreConfig("rocksdb", tmp_path / "state", CACHE)
+    _, table = make_faust_app(
+        "adapter-choice", "127.0.0.1:9", tuning=Tuning(consent_store=rocks), partitions=3,
+        replication=1,
+    )  # fmt: skip
+    view = consent_table_view(table, rocks)
+    assert isinstance(view, RocksDBConsentTableView)
+    assert view.partition_path(0).is_relative_to(tmp_path / "state" / "adapter-choice")
+
+    _, table = make_faust_app("adapter-mem", "127.0.0.1:9", tuning=Tuning(), partitions=3,
+                              replication=1)  # fmt: skip
+    memory = consent_table_view(table, Tuning().consent_store)
+    assert isinstance(memory, ConsentTableView) and not memory.persistent
+    memory.in_partition(1)[b"subj-a"] = b"42"
+    assert memory.lookup().in_partition("subj-a", 5) == 42, "one dict holds every partition"
+    assert memory.size() == 1

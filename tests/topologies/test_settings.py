@@ -165,3 +165,34 @@ def test_when_gateway_app_id_cannot_name_groups_and_topics_then_it_is_refused(
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert [p.split(":")[0] for p in caught.value.problems] == ["GATEWAY_APP_ID"]
+
+
+def test_when_nothing_chooses_a_consent_store_then_it_is_the_memory_store() -> None:
+    store = Tuning.from_settings(load_settings()).consent_store
+    assert (store.kind, store.directory) == ("memory", Path("consent-store"))
+    assert store.cache_bytes == 256 * 1024 * 1024
+
+
+def test_when_the_rocksdb_store_is_chosen_then_its_directory_and_cache_reach_the_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_CONSENT_STORE", "RocksDB")
+    monkeypatch.setenv("GATEWAY_CONSENT_STORE_DIR", "/var/lib/gateway/consent")
+    monkeypatch.setenv("GATEWAY_CONSENT_STORE_CACHE_BYTES", str(64 * 1024 * 1024))
+    store = Tuning.from_settings(load_settings()).consent_store
+    assert store.kind == "rocksdb"
+    assert store.directory == Path("/var/lib/gateway/consent")
+    assert store.cache_bytes == 64 * 1024 * 1024
+
+
+def test_when_the_consent_store_settings_are_bad_then_each_is_named_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_CONSENT_STORE", "s3cr3t-redis")
+    monkeypatch.setenv("GATEWAY_CONSENT_STORE_CACHE_BYTES", "1024")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert sorted(p.split(":")[0] for p in caught.value.problems) == [
+        "GATEWAY_CONSENT_STORE", "GATEWAY_CONSENT_STORE_CACHE_BYTES",
+    ]  # fmt: skip
+    assert "s3cr3t" not in str(caught.value)
