@@ -122,9 +122,10 @@ class OutputRecords:
         self._config_header: Header = (HEADER_CONFIG, config_version.encode())
         self._dedup = {sink: keyed_pseudonymizer(key) for sink, key in dedup_keys.items()}
         self._key_id_headers: dict[str, Header] = {}
-        self._audit_headers: dict[tuple[str, str], tuple[Header, Header]] = {}
-        self._last_event: Event | None = None
-        self._last_event_id = ""
+        # Per (sink, reason): the audit value's head (its first four keys) and sink headers.
+        self._audit_heads: dict[tuple[str, str], tuple[bytes, tuple[Header, Header]]] = {}
+        self._last_audited: tuple[Event, Source, int | None] | None = None
+        self._audit_tail = b""
         self._label = event_type_label
         self._guard = guard
 
@@ -162,21 +163,47 @@ class OutputRecords:
     ) -> Output:
         """The audit record of a decision: no subject id, identifier or pseudonym in it.
 
-        The event id is the producer's free text, so the value guard scrubs it too.
+        The event id is the producer's free text, so the value guard scrubs it too. The value
+        is `{"sink", "sink_topic", "verdict", "reason", "event_id", "event_type", "kind",
+        "source", "config_version", "consent_version"}`, serialized as two pieces: a head per
+        (sink, reason) and a tail per event, so an event's drops serialize its part once.
         """
-        if event is self._last_event:  # one event's drops are audited one after another
-            event_id = self._last_event_id
-        else:
-            event_id = event.event_id
-            if self._guard is not None:
-                event_id = self._guard.scrub_free_text(event_id, event.fields)
-            self._last_event, self._last_event_id = event, event_id
-        value = _dumps(
+        sink, reason = decision.sink, decision.reason
+        head = self._audit_heads.get((sink, reason))
+        if head is None:
+            head = self._audit_heads[(sink, reason)] = self._audit_head(decision)
+        audited = (event, source, consent_version)
+        if audited != self._last_audited:  # one event's drops are audited one after another
+            self._last_audited = audited
+            self._audit_tail = self._audit_tail_of(event, source, consent_version)
+        headers = [
+            self._config_header,
+            consent if consent is not None else self.consent_header(consent_version),
+            *head[1],
+        ]
+        return _new_tuple(Output, (self.audit_topic, None, head[0] + self._audit_tail, headers))
+
+    @staticmethod
+    def _audit_head(decision: SinkDecision) -> tuple[bytes, tuple[Header, Header]]:
+        """The audit value's opening up to its event part, and the sink and reason headers."""
+        head = _dumps(
             {
                 "sink": decision.sink,
                 "sink_topic": decision.topic,
                 "verdict": decision.verdict,  # StrEnum members: orjson writes their values
                 "reason": decision.reason,
+            }
+        )
+        headers = ((HEADER_SINK, decision.sink.encode()), (HEADER_REASON, decision.reason.encode()))
+        return head[:-1] + b",", headers
+
+    def _audit_tail_of(self, event: Event, source: Source, consent_version: int | None) -> bytes:
+        """The audit value's event part, from its fifth key to the closing brace."""
+        event_id = event.event_id
+        if self._guard is not None:
+            event_id = self._guard.scrub_free_text(event_id, event.fields)
+        tail = _dumps(
+            {
                 "event_id": event_id,
                 "event_type": self._label(event.event_type),
                 "kind": event.kind,
@@ -185,18 +212,7 @@ class OutputRecords:
                 "consent_version": consent_version,
             }
         )
-        sink_headers = self._audit_headers.get((decision.sink, decision.reason))
-        if sink_headers is None:
-            sink_headers = self._audit_headers[(decision.sink, decision.reason)] = (
-                (HEADER_SINK, decision.sink.encode()),
-                (HEADER_REASON, decision.reason.encode()),
-            )
-        headers = [
-            self._config_header,
-            consent if consent is not None else self.consent_header(consent_version),
-            *sink_headers,
-        ]
-        return _new_tuple(Output, (self.audit_topic, None, value, headers))
+        return tail[1:]
 
     def dlq(self, invalid: Invalid, source: Source) -> Output:
         """The DLQ record of an invalid input (an event or a consent record).
