@@ -4,11 +4,13 @@ Kafka's `ProducerPerformance` and `ConsumerPerformance` (the classes behind
 `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`, from the `kafka-tools` jar the
 local broker's cache holds) run from the jars in their own JVM, on the same broker:
 
-- produce: the run's event bytes (a payload file of the synthetic mix, ~590 B each) to a fresh
-  topic with the run's partitions, acks=all, no compression, the gateway's linger and batch
-  size, unthrottled. The tool runs until stopped; the window is time-boxed like the others and
-  counted at the broker (the sum of the topic's end offsets), CPU of the tool's JVM from /proc.
-- consume: that topic from the start, twice the least events of a window (400,000 records: a
+- produce: the run's event bytes (a payload file of the synthetic mix, ~590 B each) into a
+  fresh topic with the run's partitions, acks=all, no compression, the gateway's linger and
+  batch size, unthrottled. The tool runs until stopped; the window (3 s of warm-up for the JIT,
+  then time-boxed like the others) is counted at the broker (the sum of the topic's end
+  offsets), CPU of the tool's JVM from /proc. (`produce_window` can run one tool per topic at
+  once; on 2 cores three JVMs starve each other, so the benchmark runs one.)
+- consume: that topic from the start, 50,000 more than the least events of a window (250,000: a
   few seconds for the Java consumer, a shorter window than the others', to stay in the time
   budget); the tool's own `fetch.nMsg.sec` (fetch time, without the group join).
 
@@ -93,36 +95,64 @@ async def end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
 
 
 async def produce_window(
-    bootstrap: str, topic: str, partitions: int, payloads: Path, workdir: Path, *,
+    bootstrap: str, topics: list[str], partitions: int, payloads: Path, workdir: Path, *,
     seconds: float, min_events: float, linger_ms: int, batch_bytes: int,
     broker_pid: int | None,
 ) -> Window:  # fmt: skip
-    """ProducerPerformance, unthrottled, time-boxed: records acknowledged into `topic` per s."""
-    await workload.create_topics(bootstrap, [topic], partitions)
+    """ProducerPerformance into each of `topics` at once, unthrottled, time-boxed.
+
+    The window's events are records acknowledged into all the topics together.
+    """
+    await workload.create_topics(bootstrap, topics, partitions)
     props = [
         f"bootstrap.servers={bootstrap}", "acks=all", f"linger.ms={linger_ms}",
         f"batch.size={batch_bytes}", "compression.type=none",
     ]  # fmt: skip
-    argv = java_command(
-        PRODUCER, "--topic", topic, "--num-records", "1000000000", "--throughput", "-1",
-        "--payload-file", str(payloads), "--producer-props", *props,
-    )  # fmt: skip
-    child = Child(argv, log=workdir / f"{topic}.producer-perf.log", env={}, name="producer-perf")
+    children = [
+        Child(
+            java_command(
+                PRODUCER,
+                "--topic",
+                topic,
+                "--num-records",
+                "1000000000",
+                "--throughput",
+                "-1",
+                "--payload-file",
+                str(payloads),
+                "--producer-props",
+                *props,
+            ),
+            log=workdir / f"{topic}.producer-perf.log",
+            env={},
+            name=f"producer-perf {topic}",
+        )
+        for topic in topics
+    ]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(partitions)]
 
     async def count() -> tuple[float, ...]:
-        return (float(sum((await consumer.end_offsets(tps)).values())),)
+        ends = await consumer.end_offsets(tps)
+        return tuple(float(sum(ends[tp] for tp in tps if tp.topic == t)) for t in topics)
+
+    def check() -> None:
+        for child in children:
+            child.check_alive()
 
     try:
         return await measure_timed(
-            count, [child.pid], seconds=seconds, min_events=min_events, available=float("inf"),
-            within=seconds + 120, warmup=1.0, broker_pid=broker_pid, check=child.check_alive,
+            count, [c.pid for c in children], seconds=seconds, min_events=min_events,
+            available=float("inf"), within=seconds + 120, warmup=3.0, broker_pid=broker_pid,
+            check=check,
         )  # fmt: skip
     finally:
         await consumer.stop()
-        child.stop(timeout=10)
+        for child in children:
+            child.popen.terminate()
+        for child in children:
+            child.stop(timeout=10)
 
 
 async def consume_all(

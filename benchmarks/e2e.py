@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         help="offered rate of the latency phase (default: from --load-fraction)",
     )
     add("--probes", type=int, help="consent probes per repetition (20; quick 10)")
-    add("--scaling-events", type=int, help="events of the two-worker phase (150,000; quick 40,000)")
+    add("--scaling-events", type=int, help="events of the two-worker phase (60,000; quick 40,000)")
     add("--memory", action="store_true", help="also the memory phase (consent table size)")
     add("--rss-subjects", type=int, help="consent table size of --memory (1,000,000)")
     add("--min-rate", type=float, default=300.0, help="events/s below which a phase is stuck")
@@ -124,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         latency_seconds=args.latency_seconds or (8.0 if q else 60.0),
         load_fraction=args.load_fraction, rate=args.rate,
         probes=args.probes if args.probes is not None else (10 if q else 20),
-        scaling_events=args.scaling_events or (40_000 if q else 150_000),
+        scaling_events=args.scaling_events or (40_000 if q else 60_000),
         memory=bool(args.memory), rss_subjects=args.rss_subjects or 1_000_000,
         min_rate=args.min_rate, skip=tuple(args.skip), quick=q,
     )  # fmt: skip
@@ -381,6 +381,7 @@ async def run(
         ok = True
     finally:
         bench.stop_all()
+        await bench.cleaned()
         try:
             deleted = await workload.delete_topics_containing(bootstrap, f"bench-{run_id}")
             say(f"deleted {deleted} topics of run {run_id}")
@@ -395,7 +396,7 @@ async def run(
 
 
 def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
-    out = Console(highlight=False)
+    out = Console(highlight=False, width=max(Console().width, 180))
 
     def show(title: str, header: list[str], rows: list[list[str]]) -> None:
         table = Table(title=title)
@@ -416,7 +417,7 @@ def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
     show("targets (against the aiokafka batch-API baseline)",
          ["target", "value", "goal", "status"], report.target_rows(summary))  # fmt: skip
     show("paper projection (gateway workers; brokers like the local one)",
-         ["goal events/s", "events/s per core", "cores", "workers", "brokers like this one"],
+         report.PROJECTION_HEADER,
          report.projection_rows(summary))  # fmt: skip
     out.print(report.noise_note(summary["foreign_cores"], results["machine"]["nproc"]))
     out.print(f"phase seconds: {results['phase_seconds']} (expected {results['expected_seconds']})")

@@ -53,6 +53,8 @@ def throughput_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[
         rate = spread(windows, "events_per_s")
         out[key] = {
             "label": label, "events_per_s": rate,
+            "broker_us_per_event": Spread.of([w["broker_cores"] / w["events_per_s"] * 1e6
+                                              for w in windows if w["events_per_s"]]),
             "cpu_us_per_event": spread(windows, "cpu_us_per_event"),
             "broker_cores": spread(windows, "broker_cores"),
             "foreign_cores": spread(windows, "foreign_cores"),
@@ -89,14 +91,16 @@ def latency_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str
 
 
 def projection(
-    cpu_us_per_event: float, worker_events_per_s: float, broker_events_per_s: float,
+    cpu_us_per_event: float, worker_events_per_s: float, broker_us_per_event: float,
     goals: Sequence[float] = (100_000, 1_000_000, 10_000_000),
 ) -> list[dict[str, float]]:  # fmt: skip
-    """Paper projection per goal rate (events/s): cores and workers for the gateway, brokers.
+    """Paper projection per goal rate (events/s): gateway cores and workers, broker cores.
 
     A worker is one Python process (one core at most); its CPU per event sets the events/s per
-    core, its measured single-worker rate the events/s per worker. Broker count: the goal over
-    the measured ceiling of this one broker for the shape (3 copies per event), as a lower bound.
+    core, its measured single-worker rate the events/s per worker (rounded up). Broker cores:
+    the broker's CPU per event of the gateway's traffic (its reads and writes) times the goal.
+    Linear, so a lower bound: no replication (the local broker has one replica), no
+    coordination, no headroom.
     """
     per_core = 1e6 / cpu_us_per_event if cpu_us_per_event > 0 else math.nan
     rows = []
@@ -107,8 +111,7 @@ def projection(
                 "cores": goal / per_core if per_core else math.nan,
                 "workers": math.ceil(goal / worker_events_per_s) if worker_events_per_s > 0
                 else math.nan,
-                "brokers_like_this_one": math.ceil(goal / broker_events_per_s)
-                if broker_events_per_s > 0 else math.nan,
+                "broker_cores": goal * broker_us_per_event / 1e6,
             }
         )  # fmt: skip
     return rows
@@ -179,7 +182,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
                            mem.get("subjects", 0), noisy),
         "projection": projection(tp["gateway"]["cpu_us_per_event"].median,
                                  tp["gateway"]["events_per_s"].median,
-                                 tp["broker"]["events_per_s"].median),
+                                 tp["gateway"]["broker_us_per_event"].median),
     }  # fmt: skip
 
 
@@ -188,25 +191,29 @@ def throughput_rows(summary: dict[str, Any]) -> list[list[str]]:
     for key, _ in (*VARIANTS, ("broker", "")):
         f = summary["throughput"][key]
         cpu = f.get("cpu_us_per_event")
+        broker_us = f.get("broker_us_per_event")
         rows.append(
             [f["label"], fmt_spread(f["events_per_s"]), fmt(f["ratio"], 2, "x"),
              fmt_spread(cpu, 1) if cpu is not None else "-", fmt_spread(f["broker_cores"], 2),
+             fmt_spread(broker_us, 1) if broker_us is not None else "-",
              fmt_spread(f["foreign_cores"], 2)]
         )  # fmt: skip
     broker = summary["throughput"]["broker"]
     rows.append(
         ["  of which: producer-perf records/s (acks=all)",
-         fmt_spread(broker["produce_records_per_s"]), "", "", "", ""]
+         fmt_spread(broker["produce_records_per_s"]), "", "", "", "", ""]
     )  # fmt: skip
     rows.append(
         ["  of which: consumer-perf records/s", fmt_spread(broker["consume_records_per_s"]),
-         "", "", "", ""]
+         "", "", "", "", ""]
     )  # fmt: skip
     return rows
 
 
 THROUGHPUT_HEADER = ["yardstick", "events/s", "vs batch", "CPU µs/event", "broker cores",
-                     "other load cores"]  # fmt: skip
+                     "broker µs/event", "other load cores"]  # fmt: skip
+PROJECTION_HEADER = ["goal events/s", "gateway events/s per core", "gateway cores",
+                     "gateway workers", "broker cores"]  # fmt: skip
 LATENCY_HEADER = ["at 50% of batch max", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "sent/s",
                   "broker cores", "other load cores", "loadavg"]  # fmt: skip
 
@@ -248,7 +255,7 @@ def target_rows(summary: dict[str, Any]) -> list[list[str]]:
 def projection_rows(summary: dict[str, Any]) -> list[list[str]]:
     return [
         [fmt(p["goal_events_per_s"]), fmt(p["events_per_s_per_core"]), fmt(p["cores"], 1),
-         fmt(p["workers"]), fmt(p["brokers_like_this_one"])]
+         fmt(p["workers"]), fmt(p["broker_cores"], 1)]
         for p in summary["projection"]
     ]  # fmt: skip
 
@@ -277,10 +284,7 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
         markdown_table(LATENCY_HEADER, latency_rows(summary)),
         markdown_table(["figure", "value"], other_rows(summary)),
         markdown_table(["target", "value", "goal", "status"], target_rows(summary)),
-        markdown_table(
-            ["goal events/s", "events/s per core", "cores", "workers", "brokers like this one"],
-            projection_rows(summary),
-        ),
+        markdown_table(PROJECTION_HEADER, projection_rows(summary)),
         noise_note(summary["foreign_cores"], results["machine"]["nproc"]) + ".",
     ]
     return "\n\n".join(parts) + "\n"

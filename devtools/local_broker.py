@@ -191,18 +191,20 @@ def _add_tools(lib: Path, version: str, *, log: bool) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     if log:
         print(f"adding kafka-tools {version} from Maven Central to {lib} (first run only)")
-    _maven_copy(version, staging)
-    tools = staging / f"kafka-tools-{version}.jar"
-    if not tools.exists():
-        raise BrokerError(f"Maven ran but no kafka-tools jar is in {staging}")
-    for jar in sorted(staging.glob("*.jar"), key=lambda p: p == tools):  # the tools jar last
-        target = lib / jar.name
-        if not target.exists():
-            partial = lib / f".{jar.name}.partial"
-            shutil.copyfile(jar, partial)
-            partial.rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(work / "m2", ignore_errors=True)
+    try:
+        _maven_copy(version, staging)
+        tools = staging / f"kafka-tools-{version}.jar"
+        if not tools.exists():
+            raise BrokerError(f"Maven ran but no kafka-tools jar is in {staging}")
+        for jar in sorted(staging.glob("*.jar"), key=lambda p: p == tools):  # tools jar last
+            target = lib / jar.name
+            if not target.exists():
+                partial = lib / f".{jar.name}.partial"
+                shutil.copyfile(jar, partial)
+                partial.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(work / "m2", ignore_errors=True)
 
 
 def _port_free(port: int) -> bool:

@@ -79,14 +79,14 @@ def test_when_a_figure_has_reps_then_it_prints_as_median_with_min_max() -> None:
     assert fmt_spread(Spread.of([])) == "-"
 
 
-def test_when_projecting_then_workers_and_brokers_round_up_and_cores_follow_cpu() -> None:
+def test_when_projecting_then_workers_round_up_and_cores_follow_cpu_per_event() -> None:
     rows = projection(cpu_us_per_event=40.0, worker_events_per_s=20_000.0,
-                      broker_events_per_s=30_000.0)  # fmt: skip
+                      broker_us_per_event=5.0)  # fmt: skip
     first, _, last = rows
     assert first["events_per_s_per_core"] == 25_000.0
     assert first["cores"] == 4.0
     assert first["workers"] == 5
-    assert first["brokers_like_this_one"] == 4
+    assert first["broker_cores"] == 0.5
     assert last["workers"] == 500
 
 
