@@ -39,8 +39,8 @@ unit: install ## the tests that need no broker (unit, topologies, devtools)
 integration: install ## the integration tests (starts or reuses the local broker)
 	$(BIN)/pytest -q -m integration
 
-bench: install ## the end-to-end benchmark against a raw aiokafka passthrough (local broker)
-	$(PY) -m benchmarks.e2e
+bench: install ## the end-to-end benchmark against honest yardsticks (aiokafka batch API, per-record, librdkafka, the broker's ceiling), ~15 min; BENCH_ARGS=--quick for a smoke run
+	$(PY) -m benchmarks.e2e $(BENCH_ARGS)
 
 bench-decide: install ## decisions per second of the pure core
 	$(PY) benchmarks/bench_decide.py
