@@ -45,6 +45,9 @@ bench: install ## the end-to-end benchmark against honest yardsticks (aiokafka b
 bench-decide: install ## decisions per second of the pure core
 	$(PY) benchmarks/bench_decide.py
 
+bench-store: install ## the consent table's stores (memory, rocksdb) at 1M and 10M subjects: RSS, lookups, cold start, warm restart
+	$(PY) -m benchmarks.store $(STORE_ARGS)
+
 faults: install ## the fault and attack suite on the local broker: kill -9, two workers, wiped state, consent burst, all together; report in faults-report/
 	$(PY) -m tests.faults $(FAULTS_ARGS)
 

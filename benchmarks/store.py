@@ -500,6 +500,7 @@ async def bench_count(
     worker_runs: int,
     root: Path,
     cold_limit: int,
+    reuse_state: bool = False,
 ) -> dict[str, Any]:
     setup = Setup(bootstrap, subjects, root)
     await setup.prepare()
@@ -518,7 +519,8 @@ async def bench_count(
             if store == "memory":
                 result[store] = {"filled": memory_fill_rss(subjects)}
             else:
-                result[store] = {"seeded": seed_rocksdb(setup)}
+                kept = reuse_state and setup.state_dir(store).is_dir()
+                result[store] = {"seeded": "kept" if kept else seed_rocksdb(setup)}
                 warm = []
                 for _ in range(runs):
                     produce(bootstrap, setup.changelog, range(TAIL), value)
@@ -569,6 +571,11 @@ def main(argv: list[str] | None = None) -> int:
         help="above this many subjects: no faust cold starts (RocksDB seeded "
         "from the changelog, the memory store's RSS measured filled)",
     )
+    parser.add_argument(
+        "--reuse-state",
+        action="store_true",
+        help="above --cold-limit: keep a RocksDB state a previous run seeded",
+    )
     parser.add_argument("--fill-memory", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fill_memory:
@@ -580,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         run = bench_count(
             bootstrap, subjects, args.stores, repeat=max(args.repeat, 1),
             worker_runs=max(args.runs, 1), root=args.root, cold_limit=args.cold_limit,
+            reuse_state=args.reuse_state,
         )  # fmt: skip
         results.append(asyncio.run(run))
         args.out.write_text(json.dumps(results, indent=2))
