@@ -179,10 +179,13 @@ def consent_store_arguments(store: ConsentStoreConfig, app_id: str) -> dict[str,
     """The faust `App` keywords for the consent table's store (the data directory).
 
     RocksDB keeps its DBs under `<directory>/<app id>/v1/tables/consent-<partition>.db`: one
-    subdirectory per app id, so two gateways of different ids never share a DB.
+    subdirectory per app id, so two gateways of different ids never share a DB. A missing
+    `directory` is created owner-only (0700): the DBs hold subject ids. Raises `OSError` when
+    it cannot be created.
     """
     if store.kind == "memory":
         return {"store": "memory://"}
+    store.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {"store": "rocksdb://", "datadir": store.directory / app_id}
 
 

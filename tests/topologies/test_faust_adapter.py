@@ -390,6 +390,7 @@ def test_when_settings_choose_a_store_then_the_app_and_the_view_are_made_for_it(
     view = consent_table_view(table, rocks)
     assert isinstance(view, RocksDBConsentTableView)
     assert view.partition_path(0).is_relative_to(tmp_path / "state" / "adapter-choice")
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0, "made owner-only: it holds ids"
 
     _, table = make_faust_app("adapter-mem", "127.0.0.1:9", tuning=Tuning(), partitions=3,
                               replication=1)  # fmt: skip
