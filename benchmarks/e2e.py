@@ -65,6 +65,7 @@ class Settings:
     latency_seconds: float
     load_fraction: float
     rate: float | None
+    latency_baseline: str
     probes: int
     scaling_events: int
     memory: bool
@@ -105,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         type=float,
         help="offered rate of the latency phase (default: from --load-fraction)",
     )
+    add(
+        "--latency-baseline",
+        choices=YARDSTICKS[:3],
+        default="batch",
+        help="the passthrough of the baseline's latency windows (batch)",
+    )
     add("--probes", type=int, help="consent probes per repetition (20; quick 10)")
     add("--scaling-events", type=int, help="events of the two-worker phase (60,000; quick 40,000)")
     add("--memory", action="store_true", help="also the memory phase (consent table size)")
@@ -122,7 +129,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         window_seconds=args.window_seconds or (4.0 if q else 20.0),
         window_events=args.window_events or (20_000 if q else 200_000),
         latency_seconds=args.latency_seconds or (8.0 if q else 60.0),
-        load_fraction=args.load_fraction, rate=args.rate,
+        load_fraction=args.load_fraction, rate=args.rate, latency_baseline=args.latency_baseline,
         probes=args.probes if args.probes is not None else (10 if q else 20),
         scaling_events=args.scaling_events or (40_000 if q else 60_000),
         memory=bool(args.memory), rss_subjects=args.rss_subjects or 1_000_000,
@@ -282,7 +289,8 @@ async def latency_phase(
         raise BenchError("the latency phase needs the throughput phase, or --rate")
     rate = s.rate or s.load_fraction * base_rate
     results["offered_rate"] = round(rate, 1)
-    say(f"[bold]latency[/] at {rate:.0f} ev/s ({s.load_fraction:.0%} of the batch baseline)")
+    share = f"{s.load_fraction:.0%} of the batch baseline" if s.rate is None else "--rate"
+    say(f"[bold]latency[/] at {rate:.0f} ev/s ({share})")
     pending: list[asyncio.Task[latency.LatencyResult]] = []
 
     async def quiet() -> None:
@@ -292,8 +300,9 @@ async def latency_phase(
     windows: list[tuple[str, int, asyncio.Task[latency.LatencyResult], list[float]]] = []
     for r in range(s.reps):
         bl = await fixedload.baseline_latency(
-            bench, raw.consent, templates, rate, s.latency_seconds, f"lat-base-{r}", quiet
-        )
+            bench, raw.consent, templates, rate, s.latency_seconds, f"lat-base-{r}", quiet,
+            s.latency_baseline,
+        )  # fmt: skip
         pending.append(bl)
         windows.append(("baseline", r, bl, []))
         say(f"  baseline   rep {r}: window done")

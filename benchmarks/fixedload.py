@@ -43,13 +43,19 @@ async def nothing() -> None:
     return None
 
 
+# Seconds a latency window's process may take, after the last send, to consume what was sent.
+# A process that cannot keep up with the offered load would otherwise drain its backlog for
+# minutes; its unconsumed events then count as not delivered (latency +inf in the
+# percentiles), so the figures say "overloaded" instead of the run overrunning its budget.
+DRAIN_LIMIT = 20.0
+
+
 async def wait_consumed(procs: Sequence[Monitored], total: int, within: float) -> float:
+    """Seconds until the processes have consumed `total` records, at most `within`."""
     started = time.monotonic()
     while sum(p.consumed() for p in procs) < total:
         if time.monotonic() - started > within:
-            raise BenchError(
-                f"{procs[0].child.name}: {total} records not consumed in {within:.0f}s"
-            )
+            break
         for p in procs:
             p.child.check_alive()
         await asyncio.sleep(0.1)
@@ -63,15 +69,16 @@ async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPart
 
 async def baseline_latency(
     bench: Bench, consent: str, templates: Sequence[workload.Template], rate: float,
-    seconds: float, label: str, quiet: Quiet = nothing,
+    seconds: float, label: str, quiet: Quiet = nothing, kind: str = "batch",
 ) -> asyncio.Task[LatencyResult]:  # fmt: skip
-    """The batch-API passthrough at `rate` events/s for `seconds` (plus 1 s of warm-up).
+    """A passthrough (`kind`, the batch API by default) at `rate` events/s for `seconds` (plus
+    1 s of warm-up).
 
     Returns a task that reads the outputs back and summarises (it runs while the next window's
     process starts).
     """
     raw = await bench.raw_topics(label, consent)
-    proc, outputs = await start_passthrough(bench, raw, label, "batch")
+    proc, outputs = await start_passthrough(bench, raw, label, kind)
     try:
         deadline = time.monotonic() + 60
         while proc.gauge(ASSIGNED) < 2 * bench.partitions:
@@ -84,7 +91,7 @@ async def baseline_latency(
             bench.bootstrap, raw.of, templates, rate, seconds, label.encode(),
             pids=[proc.child.pid], broker_pid=bench.broker_pid,
         )  # fmt: skip
-        drain = await wait_consumed([proc], len(offered.send_wall), bench.budget(rate * seconds))
+        drain = await wait_consumed([proc], len(offered.send_wall), DRAIN_LIMIT)
     finally:
         bench.stop([proc.child])
 
@@ -122,10 +129,12 @@ async def gateway_latency(
             pids=group.pids, broker_pid=bench.broker_pid, metrics=lambda: gateway_series(worker),
         )  # fmt: skip
         ended = time.time()
-        drain = await wait_consumed(
-            group.workers, len(offered.send_wall), bench.budget(rate * seconds)
-        )
-        propagation = await consent_probes(bench, raw, observed, label, probes)
+        drain = await wait_consumed(group.workers, len(offered.send_wall), DRAIN_LIMIT)
+        if sum(w.consumed() for w in group.workers) >= len(offered.send_wall):
+            propagation = await consent_probes(bench, raw, observed, label, probes)
+        else:  # the probes' events would queue behind the backlog: they would time the backlog
+            bench.log(f"  {label}: backlog left after {DRAIN_LIMIT:.0f}s, consent probes skipped")
+            propagation = []
     finally:
         bench.stop([w.child for w in group.workers])
     gc_log = bench.workdir / label / "gc-0.log"

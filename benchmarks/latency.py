@@ -216,6 +216,9 @@ def summarise(
     gc_pauses: list[dict[str, float]] | None = None,
 ) -> LatencyResult:  # fmt: skip
     seen = sorted(v for v in latencies if not math.isnan(v))
+    # Events with no output seen (not consumed within the drain limit) are later than any seen:
+    # they rank last, so a p99 with more than 1% of them is +inf ("overloaded").
+    ranked = seen + [math.inf] * (len(latencies) - len(seen))
     offsets = [t - offered.started_wall for t in offered.send_wall[offered.warm :]]
     seconds = stats.per_second(offsets, latencies)
     by_second = {round(row["t"]) - 1: row for row in offered.seconds}  # t: end of its second
@@ -227,8 +230,8 @@ def summarise(
         series.append(row)
     return LatencyResult(
         offered_rate=rate, sent_rate=offered.sent_rate, events=len(latencies), measured=len(seen),
-        p50_ms=stats.percentile_sorted(seen, 50), p99_ms=stats.percentile_sorted(seen, 99),
-        p999_ms=stats.percentile_sorted(seen, 99.9), max_ms=seen[-1] if seen else math.nan,
+        p50_ms=stats.percentile_sorted(ranked, 50), p99_ms=stats.percentile_sorted(ranked, 99),
+        p999_ms=stats.percentile_sorted(ranked, 99.9), max_ms=ranked[-1] if ranked else math.nan,
         drain_seconds=drain, load=offered.load, series=series, spikes=stats.spikes(seconds),
         gc_pauses=gc_pauses or [],
     )  # fmt: skip

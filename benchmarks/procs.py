@@ -8,6 +8,7 @@ read utime+stime of the processes from /proc/<pid>/stat at the same instants.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 import urllib.request
@@ -238,6 +239,7 @@ async def measure_timed(
     min_events: float, available: float, within: float, warmup: float = 1.0,
     poll: float = 0.25, broker_pid: int | None = None,
     ready: Callable[[], Awaitable[bool]] | None = None, check: Callable[[], None] | None = None,
+    max_seconds: float = math.inf,
 ) -> Window:  # fmt: skip
     """A time-boxed window over a pre-loaded input of `available` records.
 
@@ -245,7 +247,9 @@ async def measure_timed(
     seconds after the first poll at which every process has handled a record and `ready()` (if
     given) holds, so start-up, group joins and the ramp are outside; it closes at the first poll
     at which it has lasted `seconds` and counted `min_events`. If the input runs out first the
-    window closes there, marked `exhausted` (the figures are then over a shorter window).
+    window closes there, marked `exhausted` (the figures are then over a shorter window). A
+    process too slow to count `min_events` in `max_seconds` has its window closed there (fewer
+    events than asked: the time budget of the run wins; the window's `events` shows it).
     """
     deadline = time.monotonic() + within
     started: float | None = None
@@ -260,7 +264,10 @@ async def measure_timed(
             first = take_sample(n, pids, broker_pid)
         if first is not None:
             last = take_sample(n, pids, broker_pid)
-            long_enough = last.at - first.at >= seconds and n - first.count >= min_events
+            lasted = last.at - first.at
+            long_enough = lasted >= seconds and (
+                n - first.count >= min_events or lasted >= max_seconds
+            )
             if long_enough or n >= available:
                 return window_between(first, last, counts, exhausted=not long_enough)
         elif n >= available:

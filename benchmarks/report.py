@@ -192,8 +192,10 @@ def throughput_rows(summary: dict[str, Any]) -> list[list[str]]:
         f = summary["throughput"][key]
         cpu = f.get("cpu_us_per_event")
         broker_us = f.get("broker_us_per_event")
+        window = f.get("events")
         rows.append(
             [f["label"], fmt_spread(f["events_per_s"]), fmt(f["ratio"], 2, "x"),
+             fmt_spread(window) if window is not None else "-",
              fmt_spread(cpu, 1) if cpu is not None else "-", fmt_spread(f["broker_cores"], 2),
              fmt_spread(broker_us, 1) if broker_us is not None else "-",
              fmt_spread(f["foreign_cores"], 2)]
@@ -201,16 +203,17 @@ def throughput_rows(summary: dict[str, Any]) -> list[list[str]]:
     broker = summary["throughput"]["broker"]
     rows.append(
         ["  of which: producer-perf records/s (acks=all)",
-         fmt_spread(broker["produce_records_per_s"]), "", "", "", "", ""]
+         fmt_spread(broker["produce_records_per_s"]), "", "", "", "", "", ""]
     )  # fmt: skip
     rows.append(
         ["  of which: consumer-perf records/s", fmt_spread(broker["consume_records_per_s"]),
-         "", "", "", "", ""]
+         "", "", "", "", "", ""]
     )  # fmt: skip
     return rows
 
 
-THROUGHPUT_HEADER = ["yardstick", "events/s", "vs batch", "CPU µs/event", "broker cores",
+THROUGHPUT_HEADER = ["yardstick", "events/s", "vs batch", "events/window", "CPU µs/event",
+                     "broker cores",
                      "broker µs/event", "other load cores"]  # fmt: skip
 PROJECTION_HEADER = ["goal events/s", "gateway events/s per core", "gateway cores",
                      "gateway workers", "broker cores"]  # fmt: skip

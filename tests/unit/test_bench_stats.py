@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from benchmarks.latency import event_index, read_gc_log
+from benchmarks.latency import Offered, event_index, read_gc_log, summarise
 from benchmarks.stats import Spread, median, per_second, percentile, spikes
 
 
@@ -76,3 +76,23 @@ def test_when_the_gc_log_is_read_then_only_collections_inside_the_window_are_kep
         {"t": 0.5, "generation": 2.0, "ms": 12.0},
         {"t": 1.0, "generation": 0.0, "ms": 1.5},
     ]
+
+
+def offered(n: int) -> Offered:
+    return Offered(b"p", warm=0, send_wall=[100.0 + i / n for i in range(n)], started_wall=100.0,
+                   sent_rate=float(n), load={})  # fmt: skip
+
+
+def test_when_more_than_1_percent_of_events_never_arrive_then_p99_is_infinite() -> None:
+    lat = [10.0] * 97 + [math.nan] * 3
+    result = summarise(offered(100), lat, rate=100.0, drain=20.0)
+    assert result.measured == 97
+    assert result.p50_ms == 10.0
+    assert math.isinf(result.p99_ms)
+
+
+def test_when_every_event_arrives_then_p99_and_p999_are_the_ranked_latencies() -> None:
+    lat = [float(i) for i in range(1, 1001)]
+    result = summarise(offered(1000), lat, rate=1000.0, drain=0.1)
+    assert (result.p50_ms, result.p99_ms, result.p999_ms, result.max_ms) == (500, 990, 999, 1000)
+    assert result.series[0]["events"] == 1000.0
