@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         help="the passthrough of the baseline's latency windows (batch)",
     )
     add("--probes", type=int, help="consent probes per repetition (20; quick 10)")
-    add("--scaling-events", type=int, help="events of the two-worker phase (60,000; quick 40,000)")
+    add("--scaling-events", type=int, help="events of the two-worker phase (50,000; quick 40,000)")
     add("--memory", action="store_true", help="also the memory phase (consent table size)")
     add("--rss-subjects", type=int, help="consent table size of --memory (1,000,000)")
     add("--min-rate", type=float, default=300.0, help="events/s below which a phase is stuck")
@@ -131,7 +131,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         latency_seconds=args.latency_seconds or (8.0 if q else 60.0),
         load_fraction=args.load_fraction, rate=args.rate, latency_baseline=args.latency_baseline,
         probes=args.probes if args.probes is not None else (10 if q else 20),
-        scaling_events=args.scaling_events or (40_000 if q else 60_000),
+        scaling_events=args.scaling_events or (40_000 if q else 50_000),
         memory=bool(args.memory), rss_subjects=args.rss_subjects or 1_000_000,
         min_rate=args.min_rate, skip=tuple(args.skip), quick=q,
     )  # fmt: skip

@@ -47,7 +47,7 @@ async def nothing() -> None:
 # A process that cannot keep up with the offered load would otherwise drain its backlog for
 # minutes; its unconsumed events then count as not delivered (latency +inf in the
 # percentiles), so the figures say "overloaded" instead of the run overrunning its budget.
-DRAIN_LIMIT = 20.0
+DRAIN_LIMIT = 15.0
 
 
 async def wait_consumed(procs: Sequence[Monitored], total: int, within: float) -> float:

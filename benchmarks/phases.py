@@ -231,7 +231,7 @@ async def timed(
         count, pids, seconds=bench.window_seconds,
         min_events=0 if time_box_only else bench.window_events,
         available=bench.preloaded, within=bench.budget(bench.preloaded), warmup=0.5,
-        max_seconds=2 * bench.window_seconds,
+        max_seconds=1.5 * bench.window_seconds,
         broker_pid=bench.broker_pid, **kw,
     )  # fmt: skip
 
