@@ -15,7 +15,7 @@ from gateway.consent_state import ConsentState
 from gateway.decision import DNT_BIT, GPC_BIT, PolicyRule, SinkDecision, policy_reason
 from gateway.erasure import erasable_sinks
 from gateway.events import Event, EventKind
-from gateway.guard import ValueGuard
+from gateway.guard import SynthesisRisk, ValueGuard
 from gateway.keys import Keyring
 from gateway.operators import OperatorTools
 from gateway.operators.base import UserAgentParser
@@ -90,7 +90,10 @@ class Engine:
             )
         self.plans = tuple(plans)
         self._routes: dict[tuple[int, EventKind, str], _Route] = {}
-        self.guard = ValueGuard(settings.identifier_min_length) if value_guard else None
+        # The fixed texts an output may hold besides its operators': key ids, event type labels.
+        vocabulary = (*(plan.key_id for plan in plans), *self._event_type_labels, OTHER_EVENT_TYPE)
+        risk = SynthesisRisk((s for plan in plans for s in plan.syntheses), vocabulary)
+        self.guard = ValueGuard(settings.identifier_min_length, risk) if value_guard else None
         # Every record this config version writes (sink, audit, DLQ): swapped with the engine
         # on a reload, so the config version follows everywhere.
         self.records = OutputRecords(

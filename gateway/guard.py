@@ -48,6 +48,7 @@ from urllib.parse import unquote
 import orjson
 
 from gateway.ipforms import embedded_ipv4s
+from gateway.operators.base import Synthesis
 
 __all__ = [
     "EMAIL",
@@ -56,6 +57,7 @@ __all__ = [
     "GuardedInput",
     "Needle",
     "Scrub",
+    "SynthesisRisk",
     "ValueGuard",
     "has_at_sign",
     "output_clean",
@@ -79,6 +81,7 @@ PROPERTIES: Final = "properties"
 TIMESTAMP_FIELD: Final = "occurred_at"
 UNSCRUBBED_FIELDS: Final = (*GUARDED_IDENTIFIERS, TIMESTAMP_FIELD)
 _NEEDLE_CACHE_SIZE = 65536
+_ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings are its own
 # An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
 # path segment or a query value is matched, not the whole URL around it.
 _EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
@@ -117,7 +120,9 @@ class GuardedInput(NamedTuple):
     which every output is checked for; `hits` the occurrences replaced per field (`page`,
     `properties.<name>`) and identifier. `needles()` gives the full needles (slow path only).
     When `marks_free`, an output can hold an at-sign only if the sink's own config text put it
-    there (`output_clean`'s `marks` argument).
+    there (`output_clean`'s `marks` argument). When `proven`, no output of a sink whose
+    operators all declare what they write can hold an identifier value either (`SynthesisRisk`):
+    such outputs need no check.
     """
 
     fields: Mapping[str, Any]
@@ -126,6 +131,7 @@ class GuardedInput(NamedTuple):
     source: Mapping[str, Any]
     guard: ValueGuard
     marks_free: bool  # the input holds no at-sign in any spelling and no encoding mark
+    proven: bool  # values only in their own fields, none that an operator could write
 
     def needles(self) -> tuple[Needle, ...]:
         """The event's needles, longest value first (built on demand: a slow path)."""
@@ -428,20 +434,111 @@ def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> 
     return True
 
 
+class SynthesisRisk:
+    """Which identifier values the engine's operators could write rather than copy.
+
+    The proof behind `GuardedInput.proven`: when every identifier value occurs in the event
+    only in its own field (and no at-sign or encoding mark occurs), any run an operator copies
+    from the input holds none, and the identifier fields themselves leave only as pseudonyms,
+    network prefixes, markers or not at all (keep is never allowed on them, gateway.operators).
+    So an output can hold a value only inside text an operator wrote (`Synthesis`). A value is
+    *writable* when it holds a joiner an operator puts between copied runs, when it is inside
+    one of the fixed texts (placeholders, markers, browser families, key ids, event type
+    labels), or when every character of it is in the alphabet of text some operator generates
+    whole (a pseudonym's hex digits, an address's prefix, a major version's digits). The IP's
+    own spellings are tested against its network prefixes themselves (`ip_writable`).
+
+    `syntheses` pairs each operator's `Synthesis` with whether it works on the event's own
+    `ip` field; OPAQUE ones are left out (their sinks check every output, `SinkPlan`).
+    `vocabulary` adds the engine's own fixed texts. Answers are cached per value (bounded).
+    """
+
+    def __init__(
+        self, syntheses: Iterable[tuple[Synthesis, bool]], vocabulary: Iterable[str] = ()
+    ) -> None:
+        joiners: set[str] = set()
+        texts = list(vocabulary)
+        alphabets: list[str] = []
+        prefix_alphabets: list[str] = []
+        truncators = []
+        for synthesis, on_ip in syntheses:
+            if synthesis.opaque:
+                continue
+            joiners.update(synthesis.joiners)
+            texts += synthesis.vocabulary
+            if synthesis.truncates_ip is not None and on_ip:
+                prefix_alphabets.append(synthesis.alphabet)
+                truncators.append(synthesis.truncates_ip)
+            elif synthesis.alphabet:
+                alphabets.append(synthesis.alphabet)
+        self._joiners = "".join(sorted(joiners))
+        # Every piece of every fixed text: a value is inside one when it is in this set.
+        self._pieces = frozenset(
+            text[start:end]
+            for text in dict.fromkeys(text.lower() for text in texts)
+            for start in range(len(text))
+            for end in range(start + 1, len(text) + 1)
+        )
+        # One alphabet, the union: a value made of its characters may be written (a few more
+        # values are checked than strictly needed, for one C-level test)
+        self._alphabet = "".join(sorted(set("".join(alphabets))))
+        self._value_alphabet = "".join(sorted(set("".join(alphabets + prefix_alphabets))))
+        self._joined = re.compile(f"[{re.escape(self._joiners)}]").search if joiners else None
+        self._truncators = tuple(truncators)
+        # value -> writable, for the hot path to read before calling `writable` (bounded)
+        self.known: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"SynthesisRisk(joiners={self._joiners!r}, pieces={len(self._pieces)})"
+
+    def _written(self, spelling: str, alphabet: str) -> bool:
+        if spelling in self._pieces or (self._joined is not None and self._joined(spelling)):
+            return True
+        # str.strip removes the alphabet's characters from both ends: nothing is left when
+        # every character of the value is in it
+        return not spelling.strip(alphabet) if alphabet else False
+
+    def writable(self, spelling: str) -> bool:
+        """True when an operator could write `spelling` (lower case, as in JSON)."""
+        known = self.known.get(spelling)
+        if known is None:
+            if len(self.known) >= _NEEDLE_CACHE_SIZE:
+                self.known.clear()
+            known = self.known[spelling] = self._written(spelling, self._value_alphabet)
+        return known
+
+    def ip_writable(self, address: str, spellings: Iterable[str]) -> bool:
+        """True when an operator could write one of `spellings` of the event's IP `address`.
+
+        `spellings` are in lower case (as in JSON, and its other forms: `ip_spellings`); the
+        address's network prefixes (the truncating operators applied to it) are searched too.
+        Not cached: `ValueGuard` keeps the answer with the address's other spellings.
+        """
+        outputs = [truncate(address) for truncate in self._truncators]
+        written = [out.lower() for out in outputs if type(out) is str]
+        return any(
+            self._written(spelling, self._alphabet) or any(spelling in w for w in written)
+            for spelling in spellings
+        )
+
+
 class ValueGuard:
     """Finds and replaces the event's own identifier values (and email addresses) by value.
 
     Built once per engine; `needles` is per event (values are remembered in a bounded cache, so
     a subject seen again costs a dict lookup). `min_length` (characters, >= 1) is the shortest
-    value matched inside other text; shorter values match as whole tokens only.
+    value matched inside other text; shorter values match as whole tokens only. `risk` is what
+    the engine's operators could write (None: nothing is proven, every output is checked).
+    Raises `ValueError` for a `min_length` below 1.
     """
 
-    def __init__(self, min_length: int) -> None:
+    def __init__(self, min_length: int, risk: SynthesisRisk | None = None) -> None:
         if min_length < 1:
             raise ValueError(f"min_length: must be at least 1; got {min_length}")
         self.min_length = min_length
+        self._risk = risk
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
-        self._ip_cache: dict[str, tuple[str, ...]] = {}
+        self._ip_cache: dict[str, tuple[tuple[str, ...], bool]] = {}
         # The last event prepared, so its audit records reuse what `prepare` found out.
         self._last: GuardedInput | None = None
 
@@ -482,7 +579,8 @@ class ValueGuard:
         `canonical` is the event's JSON as orjson writes it (computed here when not given).
         Fast path: when no at-sign or encoding mark occurs and each identifier value occurs
         exactly once (in its own field), nothing else can hold one; otherwise the needles are
-        built and the event is looked at closely.
+        built and the event is looked at closely. On the fast path the input is also `proven`
+        when no value is one the operators could write (`SynthesisRisk`).
         """
         get = fields.get
         encoded = _dumps(fields) if canonical is None else canonical
@@ -492,46 +590,67 @@ class ValueGuard:
         # Without a backslash no string in the event has an escape, so a value's JSON spelling
         # is the value itself (orjson writes non-ASCII as is).
         plain = "\\" not in text
+        marks_free = clean = not _may_hide_spelling(text)
+        risk = self._risk
+        proven = clean and risk is not None
+        if proven:
+            writable, known = risk.writable, risk.known.get  # type: ignore[union-attr]
         spellings = []
-        for name in GUARDED_IDENTIFIERS:
+        count = text.count
+        for name in _ID_FIELDS:
             value = get(name)
             if value:
-                spellings.append(value.lower() if plain else _json_text(value.lower()))
-        marks_free = not _may_hide_spelling(text)
-        clean = marks_free
-        if clean:
-            for spelling in spellings:  # each value once: in its own field
-                if text.count(spelling) != 1:
-                    clean = False
-                    break
-            ip = get("ip")
-            if clean and ip:
-                forms = self._ip_forms(ip)
-                spellings += forms
-                for form in forms:  # other spellings of the IP: only where the IP's own has them
-                    if form in text and text.count(form) != ip.lower().count(form):
-                        clean = False
-                        break
+                spelling = value.lower() if plain else _json_text(value.lower())
+                spellings.append(spelling)
+                if clean and count(spelling) != 1:  # each value once: in its own field
+                    clean = proven = False
+                elif proven:
+                    written = known(spelling)
+                    if written or (written is None and writable(spelling)):
+                        proven = False
+        ip = get("ip")
+        if ip:
+            low = ip.lower()
+            own = low if plain else _json_text(low)
+            spellings.append(own)
+            if clean:
+                if count(own) != 1:
+                    clean = proven = False
+                else:
+                    forms, ip_written = self._ip_forms(ip)
+                    if forms:
+                        spellings += forms
+                        for form in forms:  # other spellings: only where the IP's own has them
+                            if form in text and count(form) != low.count(form):
+                                clean = proven = False
+                                break
+                    if ip_written:
+                        proven = False
         if not clean:
             needles = self.needles(fields)
             spellings = [spelling for needle in needles for spelling in needle.encoded]
             if not self.input_clean(text, fields, needles):
                 scrubbed, hits = self.scrub_fields(fields, needles)
-                found = (scrubbed, tuple(spellings), hits, fields, self, False)
+                found = (scrubbed, tuple(spellings), hits, fields, self, False, False)
                 self._last = _new_tuple(GuardedInput, found)
                 return self._last
         # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
-        guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free)
+        guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free, proven)
         self._last = _new_tuple(GuardedInput, guarded)
         return self._last
 
-    def _ip_forms(self, address: str) -> tuple[str, ...]:
-        forms = self._ip_cache.get(address)
-        if forms is None:
+    def _ip_forms(self, address: str) -> tuple[tuple[str, ...], bool]:
+        """The address's other spellings, and whether an operator could write any spelling."""
+        found = self._ip_cache.get(address)
+        if found is None:
             if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
                 self._ip_cache.clear()
-            forms = self._ip_cache[address] = ip_spellings(address)
-        return forms
+            forms = ip_spellings(address)
+            low = address.lower()
+            risk = self._risk
+            written = risk is None or risk.ip_writable(address, (low, _json_text(low), *forms))
+            found = self._ip_cache[address] = (forms, written)
+        return found
 
     @staticmethod
     def input_clean(canonical: str, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
@@ -624,7 +743,7 @@ class ValueGuard:
                     break
             else:
                 ip = get("ip")
-                if not ip or not any(form in low for form in self._ip_forms(ip)):
+                if not ip or not any(form in low for form in self._ip_forms(ip)[0]):
                     return text
         return self.scrub_text(text, self.needles(fields))[0]
 

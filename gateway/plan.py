@@ -24,6 +24,7 @@ from gateway.events import IDENTIFIER_FIELDS, Event, EventKind
 from gateway.guard import EMAIL, GuardedInput, Scrub, ValueGuard, has_at_sign, output_clean
 from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
+from gateway.operators.base import Synthesis
 from gateway.operators.drop import Drop
 from gateway.operators.keep import Keep
 from gateway.operators.timestamp import Timestamp
@@ -150,6 +151,15 @@ class SinkPlan:
         self.emits_marks = any(
             has_at_sign(str(getattr(config, "replacement", ""))) for config in rules
         )
+        # What its operators write beyond copies, each with whether it works on the event's
+        # own `ip` (gateway.guard.SynthesisRisk). A proven input needs no output check here
+        # unless an operator is opaque or the config text may write an at-sign.
+        self.syntheses: tuple[tuple[Synthesis, bool], ...] = tuple(
+            (OPERATORS[config.op](config, tools).synthesis(), on_fields and name == "ip")
+            for on_fields, configs in ((True, rule.fields), (False, rule.properties))
+            for name, config in configs.items()
+        )
+        self.checks_outputs = self.emits_marks or any(s.opaque for s, _ in self.syntheses)
         self.drops = {
             reason: SinkDecision(
                 self.name, self.topic, Verdict.DROP, reason, None, None, None, None, ()
@@ -189,7 +199,7 @@ class SinkPlan:
                 key_id = self.key_id
         value = orjson.dumps(output)
         scrubbed: tuple[Scrub, ...] = ()
-        if guarded is not None:
+        if guarded is not None and (self.checks_outputs or not guarded.proven):
             spellings = guarded.spellings
             if guarded.hits:
                 scrubbed = guarded.received(output)

@@ -28,7 +28,10 @@ _MAJOR = re.compile(r"[0-9]{1,4}\Z")
 
 
 def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
-    """A function UA -> (browser family, major version, OS family), cached per UA string."""
+    """A function UA -> (browser family, major version, OS family), cached per UA string.
+
+    Its `families` attribute is the frozenset of every family it can return.
+    """
     matchers = load_builtins()
     resolver = Resolver(matchers)
     domains = Domain.USER_AGENT | Domain.OS
@@ -55,6 +58,8 @@ def build_user_agent_parser(cache_size: int = UA_CACHE_SIZE) -> UserAgentParser:
         seen[user_agent] = found
         return found
 
+    # Every family it can return: what the value guard's proof may trust (gateway.guard).
+    parse.families = browsers | systems | {OTHER}  # type: ignore[attr-defined]
     return parse
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,6 +60,30 @@ class Refusal:
 UserAgentParser = Callable[[str], tuple[str | None, str | None, str | None]]
 
 
+class Synthesis(NamedTuple):
+    """What text an operator writes that is not a run copied from the input value.
+
+    The value guard's proof (gateway.guard, `SynthesisRisk`) reads it: when an event's
+    identifier values occur only in their own fields, an output can hold one only in text an
+    operator wrote. `joiners` are the characters it puts between copied runs (url_clean's
+    `/ ? & =`); `vocabulary` the fixed texts it writes (placeholders, a marker, browser
+    families); `alphabet` the characters of text it generates whole (a pseudonym's hex digits);
+    `truncates_ip` the operator itself when it writes an IP address's network prefix (checked
+    against the event's own IP). `opaque`: nothing is known, so every output of a sink using it
+    is checked by value (the default: an operator that does not declare is never trusted).
+    """
+
+    joiners: str = ""
+    vocabulary: tuple[str, ...] = ()
+    alphabet: str = ""
+    truncates_ip: Callable[[Any], Any] | None = None
+    opaque: bool = False
+
+
+OPAQUE: Final = Synthesis(opaque=True)
+COPIES: Final = Synthesis()  # writes only runs copied from its input, or nothing
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorTools:
     """What operators of one sink may use: that sink's pseudonymizer and shared parsers."""
@@ -95,6 +119,10 @@ class Operator(ABC):
     def refusals(cls, config: OperatorConfig, audience: str) -> Iterable[Refusal]:
         """What in `config` a sink of `audience` may not use (it would barely transform)."""
         return ()
+
+    def synthesis(self) -> Synthesis:
+        """What this operator writes beyond copies of its input (`Synthesis`); OPAQUE here."""
+        return OPAQUE
 
     @abstractmethod
     def apply(self, value: Any) -> Any:

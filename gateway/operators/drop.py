@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import ALL_CLASSES, DROP, Operator, OperatorConfig
+from gateway.operators.base import (
+    ALL_CLASSES,
+    COPIES,
+    DROP,
+    Operator,
+    OperatorConfig,
+    Synthesis,
+)
 
 
 class DropConfig(OperatorConfig):
@@ -19,6 +26,10 @@ class Drop(Operator):
     name: ClassVar[str] = "drop"
     config_model: ClassVar[type[OperatorConfig]] = DropConfig
     field_classes: ClassVar[frozenset[str]] = ALL_CLASSES
+
+    def synthesis(self) -> Synthesis:
+        """Nothing written."""
+        return COPIES
 
     def apply(self, value: Any) -> Any:
         """Always DROP: the field is left out."""

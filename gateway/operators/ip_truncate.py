@@ -34,10 +34,12 @@ from gateway.operators.base import (
     DROP,
     INTERNAL,
     IP,
+    OPAQUE,
     Operator,
     OperatorConfig,
     OperatorTools,
     Refusal,
+    Synthesis,
 )
 
 # (option, address bits, most bits any sink may keep, most bits a partner sink may keep): past
@@ -93,6 +95,17 @@ class IpTruncate(Operator):
             elif audience != INTERNAL and prefix > partner_limit:
                 message = f"a sink of audience '{audience}' may keep at most /{partner_limit}"
                 yield Refusal((option,), f"{message}; got /{prefix}")
+
+    def synthesis(self) -> Synthesis:
+        """An address written whole (hex digits, dots, colons); OPAQUE when a prefix keeps it all.
+
+        A whole address is the raw value: a sink that keeps one (an internal sink's waived
+        refusal) has every output checked by value.
+        """
+        assert isinstance(self.config, IpTruncateConfig)
+        if self.config.ipv4_prefix >= 32 or self.config.ipv6_prefix >= 128:
+            return OPAQUE
+        return Synthesis(alphabet="0123456789abcdef.:", truncates_ip=self.apply)
 
     def apply(self, value: Any) -> Any:
         """The address with its host bits zeroed; DROP for anything that is not an address.

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import PLAIN, PROPERTY, TIMESTAMP, Operator, OperatorConfig
+from gateway.operators.base import (
+    COPIES,
+    PLAIN,
+    PROPERTY,
+    TIMESTAMP,
+    Operator,
+    OperatorConfig,
+    Synthesis,
+)
 
 
 class KeepConfig(OperatorConfig):
@@ -19,6 +27,10 @@ class Keep(Operator):
     name: ClassVar[str] = "keep"
     config_model: ClassVar[type[OperatorConfig]] = KeepConfig
     field_classes: ClassVar[frozenset[str]] = frozenset({PLAIN, PROPERTY, TIMESTAMP})
+
+    def synthesis(self) -> Synthesis:
+        """The value as it is: nothing written."""
+        return COPIES
 
     def apply(self, value: Any) -> Any:
         """`value` itself."""

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import DROP, IDENTIFIER, IP, Operator, OperatorConfig, OperatorTools
+from gateway.operators.base import (
+    DROP,
+    IDENTIFIER,
+    IP,
+    Operator,
+    OperatorConfig,
+    OperatorTools,
+    Synthesis,
+)
+
+HEX_DIGITS = "0123456789abcdef"  # of a pseudonym (hashlib's hexdigest)
 
 
 class PseudonymConfig(OperatorConfig):
@@ -28,6 +38,10 @@ class Pseudonym(Operator):
     def __init__(self, config: OperatorConfig, tools: OperatorTools) -> None:
         super().__init__(config, tools)
         self._pseudonymize = tools.pseudonymize
+
+    def synthesis(self) -> Synthesis:
+        """Generated whole from lower-case hex digits."""
+        return Synthesis(alphabet=HEX_DIGITS)
 
     def apply(self, value: Any) -> Any:
         """The keyed pseudonym (hex) of a non-empty string; DROP for anything else."""

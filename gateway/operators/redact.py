@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from gateway.operators.base import ALL_CLASSES, Operator, OperatorConfig, OperatorTools
+from gateway.operators.base import ALL_CLASSES, Operator, OperatorConfig, OperatorTools, Synthesis
 
 
 class RedactConfig(OperatorConfig):
@@ -27,6 +27,10 @@ class Redact(Operator):
         super().__init__(config, tools)
         assert isinstance(config, RedactConfig)
         self._replacement = config.replacement
+
+    def synthesis(self) -> Synthesis:
+        """The marker, fixed text."""
+        return Synthesis(vocabulary=(self._replacement,))
 
     def apply(self, value: Any) -> Any:
         """The configured marker, whatever `value` was."""

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from gateway.operators.base import DROP, TIMESTAMP, Operator, OperatorConfig, OperatorTools
+from gateway.operators.base import (
+    COPIES,
+    DROP,
+    TIMESTAMP,
+    Operator,
+    OperatorConfig,
+    OperatorTools,
+    Synthesis,
+)
 from gateway.strictjson import LAST_FORMATTED_US, format_rfc3339_us, parse_rfc3339_us
 
 _UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
@@ -40,6 +48,14 @@ class Timestamp(Operator):
         self._unit = _UNIT_US[config.unit]
         self._last_start = LAST_FORMATTED_US - LAST_FORMATTED_US % self._unit
         self._last: tuple[int, str] = (-1, "")
+
+    def synthesis(self) -> Synthesis:
+        """Nothing the value guard rewrites.
+
+        Only `occurred_at` is of its class, and the guard never rewrites that validated
+        timestamp (gateway.guard, TIMESTAMP_FIELD).
+        """
+        return COPIES
 
     def apply(self, value: Any) -> Any:
         """The unit start of an RFC 3339 timestamp, as RFC 3339 text; DROP for anything else."""

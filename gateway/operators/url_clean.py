@@ -30,6 +30,7 @@ from gateway.operators.base import (
     OperatorConfig,
     OperatorTools,
     Refusal,
+    Synthesis,
 )
 
 # An at-sign: raw, full-width, small, percent-encoded (any depth) or as an HTML entity.
@@ -143,6 +144,18 @@ class UrlClean(Operator):
             if query_carries_identifier(name):
                 message = f"query parameter '{name}' commonly carries an identifier"
                 yield Refusal(("keep_query", index), message, exception=f"keep_query.{name}")
+
+    def synthesis(self) -> Synthesis:
+        """Copied runs of the URL joined by `/ ? & =`, and the placeholders.
+
+        Every text it writes between two copied runs holds one of those joiners: the
+        `scheme://host` it rebuilds is cut from the input at `://` (and at `@`, which no
+        proven input holds), path segments are joined by `/`, parameters by `?` and `&`, a
+        templated value follows `=`.
+        """
+        return Synthesis(
+            joiners="/?&=", vocabulary=(ID_PLACEHOLDER, EMAIL_PLACEHOLDER, EMAIL_MARKER)
+        )
 
     def apply(self, value: Any) -> Any:
         """The cleaned URL (module docstring); DROP for a non-string or an email in the host."""

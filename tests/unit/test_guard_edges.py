@@ -123,10 +123,13 @@ def test_when_an_address_is_not_ip_then_it_has_no_other_spellings() -> None:
 def test_when_a_pseudonym_holds_a_value_by_chance_then_the_record_goes_unkeyed(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Only a value made of hex digits can be inside a (hex) pseudonym, so only such a value
+    # makes the guard check the key (gateway.guard.SynthesisRisk)
     plan = next(p for p in engine.plans if p.keyed)
     monkeypatch.setattr(plan, "subject_pseudonym_out", False)
     monkeypatch.setattr(plan, "pseudonymize", lambda subject: "00" + subject.upper())
-    decision = next(d for d in engine.decide(_event(), ADULT) if d.sink == plan.name)
+    event = _event(subject_id="deadbeef7f3a9c11")
+    decision = next(d for d in engine.decide(event, ADULT) if d.sink == plan.name)
     assert decision.verdict is Verdict.FORWARD
     assert decision.key is None
     assert Scrub("key", "subject_id", 1) in decision.scrubbed

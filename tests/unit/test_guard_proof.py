@@ -1,0 +1,215 @@
+"""The value guard's proof: outputs of a proven input are not checked, and need not be.
+
+`GuardedInput.proven` skips the output check when every identifier value occurs only in its own
+field and none is text an operator could write (`gateway.guard.SynthesisRisk`). The property
+below is the proof's test: with and without it, every decision is the same, byte for byte, for
+events whose identifiers are chosen to be what operators write (digits, hex, dotted and colon
+forms, placeholders, browser families, URL joiners) as well as ordinary ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.config import GatewayConfig
+from gateway.decision import SinkDecision
+from gateway.engine import Engine
+from gateway.events import Event, EventKind, parse_event
+from gateway.guard import SynthesisRisk, ValueGuard
+from gateway.keys import Keyring
+from gateway.operators import OPERATOR_CLASSES, OPERATORS, OperatorTools
+from gateway.operators.base import OPAQUE, Synthesis
+from gateway.operators.ip_truncate import IpTruncate, IpTruncateConfig
+from tests.unit.helpers import ALL_GRANTED, UA_CHROME, consent_state, event_dict, make_event
+
+STATES = [
+    consent_state(ALL_GRANTED, under_13=False, parental=False),
+    consent_state(ALL_GRANTED, under_13=True, parental=True),
+    consent_state({"analytics": True, "advertising": True}, under_13=False),
+    None,
+]
+# Values operators write, or pieces of them, and ordinary identifiers.
+WRITTEN = [
+    "192.0.2.0",
+    "198.51.100.0",
+    "2001:db8::",
+    "0123456789",
+    "12345",
+    "deadbeefcafe",
+    "0a1b2c3d4e5f",
+    ":id",
+    "id/settings",
+    "a=b&c",
+    "chrome",
+    "Chrome Mobile",
+    "Windows",
+    "other",
+    "page_view",
+    "k1-analytics",
+    "browser",
+    "major",
+]
+ORDINARY = ["u-7f3a9c11", "ck-0a1b2c3x", "dev-91x2", "ad-77ab-x1", "visitor_42q"]
+IDS = st.sampled_from(WRITTEN + ORDINARY) | st.text(
+    alphabet="abcdef0123456789.:-/=&?", min_size=3, max_size=14
+)
+
+
+def _unproven(config: GatewayConfig, keyring: Keyring) -> Engine:
+    """The same engine with the proof off: every output is checked by value."""
+    engine = Engine(config, keyring)
+    engine.guard = ValueGuard(config.settings.identifier_min_length)
+    return engine
+
+
+def _shape(decision: SinkDecision) -> tuple[Any, ...]:
+    return (decision.verdict, decision.reason, decision.value, decision.key, decision.scrubbed)
+
+
+@pytest.fixture(scope="module")
+def unproven(config: GatewayConfig, keyring: Keyring) -> Engine:
+    return _unproven(config, keyring)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    ids = draw(st.lists(IDS, min_size=4, max_size=4, unique_by=str.lower))
+    octet = draw(st.sampled_from([0, 7, 77, 255]))
+    ip = draw(st.sampled_from([f"192.0.2.{octet}", f"::ffff:198.51.100.{octet}", "2001:db8::1"]))
+    page = draw(st.sampled_from(["/account/12345678/settings", "/", "/products/term-life"]))
+    return event_dict(
+        subject_id=ids[0],
+        device_id=ids[1],
+        cookie_id=ids[2],
+        advertising_id=ids[3],
+        ip=ip,
+        page=f"https://www.example.com{page}?utm_source=mail&utm_campaign=spring",
+        user_agent=UA_CHROME,
+        properties={"experiment": "hero", "variant": {"nested": ["b", 12345]}},
+    )
+
+
+def _clean(**changes: str) -> Event:
+    """An event with no at-sign or encoding mark, its identifiers ordinary unless changed."""
+    fields = {
+        "subject_id": "u-7f3a9c11",
+        "ip": "192.0.2.77",
+        "device_id": "dev-91x2",
+        "cookie_id": "ck-0a1b2c3x",
+        "pixel_id": "px-5q6r7s",
+        "advertising_id": "ad-77ab-x1",
+        "page": "https://www.example.com/products?utm_source=mail",
+        "properties": {"experiment": "hero"},
+    }
+    return make_event(**{**fields, **changes})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=events(), state=st.sampled_from(STATES), device=st.booleans())
+def test_when_the_proof_skips_output_checks_then_every_decision_is_the_same(
+    engine: Engine, unproven: Engine, data: dict[str, Any], state: int | None, device: bool
+) -> None:
+    kind = EventKind.DEVICE if device else EventKind.USAGE
+    event = parse_event(orjson.dumps(data), data["subject_id"].encode(), kind, max_bytes=65536)
+    assert isinstance(event, Event), event
+    proven = [_shape(d) for d in engine.decide(event, state)]
+    checked = [_shape(d) for d in unproven.decide(event, state)]
+    assert proven == checked
+
+
+def test_when_a_subject_id_is_its_events_network_prefix_then_the_output_is_checked(
+    engine: Engine,
+) -> None:
+    event = _clean(subject_id="192.0.2.0")
+    state = consent_state(ALL_GRANTED, under_13=False, parental=False)
+    guarded = engine.guard.prepare(event.fields, event.canonical)  # type: ignore[union-attr]
+    assert not guarded.proven
+    analytics = next(d for d in engine.decide(event, state) if d.sink == "analytics")
+    assert analytics.value is not None
+    assert b"192.0.2.0" not in analytics.value
+    assert orjson.loads(analytics.value)["ip"] == "[subject_id]"
+
+
+def test_when_identifiers_are_ordinary_and_only_in_their_fields_then_the_input_is_proven(
+    engine: Engine,
+) -> None:
+    event = _clean()
+    guarded = engine.guard.prepare(event.fields, event.canonical)  # type: ignore[union-attr]
+    assert guarded.proven
+    assert guarded.marks_free
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"page": "https://www.example.com/u-7f3a9c11/x"}, "a value outside its field"),
+        ({"page": "https://www.example.com/a%40b"}, "an encoding mark"),
+        ({"subject_id": "deadbeefcafe"}, "hex: a pseudonym could hold it"),
+        ({"subject_id": "12345678"}, "digits: a major version could be it"),
+        ({"subject_id": "chrome"}, "a browser family"),
+        ({"subject_id": "u/7f3a9c11"}, "a joiner of url_clean"),
+        ({"ip": "10.0.0.0"}, "an address that is its own network prefix"),
+    ],
+)
+def test_when_an_input_is_not_proven_then_the_reason_is_one_the_proof_names(
+    engine: Engine, changes: dict[str, str], why: str
+) -> None:
+    event = _clean(**changes)
+    guarded = engine.guard.prepare(event.fields, event.canonical)  # type: ignore[union-attr]
+    assert not guarded.proven, why
+
+
+def test_synthesis_risk_names_what_operators_write() -> None:
+    truncate = IpTruncate(IpTruncateConfig(op="ip_truncate"), _tools())
+    risk = SynthesisRisk(
+        [
+            (Synthesis(joiners="/?&=", vocabulary=(":id",)), False),
+            (Synthesis(alphabet="0123456789abcdef"), False),
+            (truncate.synthesis(), True),
+        ],
+        vocabulary=["Chrome Mobile"],
+    )
+    assert risk.writable("a/b")
+    assert risk.writable("id")  # inside a placeholder
+    assert risk.writable("rome mob")  # inside a fixed text, any case
+    assert risk.writable("deadbeef")
+    assert risk.writable("10.0.0.0")  # a network prefix could be it
+    assert not risk.writable("u-7f3a9c11")
+    assert not risk.writable("ck-0a1b2c3x")
+    assert risk.ip_writable("10.0.0.0", ["10.0.0.0"])  # /24 of itself
+    assert not risk.ip_writable("192.0.2.77", ["192.0.2.77", "c000:24d"])
+    assert risk.ip_writable("not an address", ["not an address"]) is False
+    assert "pieces=" in repr(risk)
+
+
+def _tools() -> OperatorTools:
+    return OperatorTools(lambda value: "0" * 32, "k1", lambda: lambda ua: (None, None, None))
+
+
+def test_every_shipped_operator_declares_what_it_writes() -> None:
+    # An operator that does not declare is OPAQUE (every output of its sink is checked); the
+    # shipped ones all declare, so the default sinks run the fast path.
+    undeclared = [cls.name for cls in OPERATOR_CLASSES if "synthesis" not in cls.__dict__]
+    assert undeclared == []
+
+
+def test_when_a_prefix_keeps_the_whole_address_then_the_operator_is_opaque() -> None:
+    whole = IpTruncate(IpTruncateConfig(op="ip_truncate", ipv4_prefix=32), _tools())
+    assert whole.synthesis() is OPAQUE
+
+
+def test_when_the_user_agent_parser_publishes_no_families_then_it_is_opaque() -> None:
+    user_agent = OPERATORS["user_agent"]
+    assert user_agent(user_agent.config_model(op="user_agent"), _tools()).synthesis() is OPAQUE
+
+
+def test_when_every_sink_checks_its_outputs_then_a_proven_input_changes_nothing(
+    engine: Engine,
+) -> None:
+    for plan in engine.plans:
+        assert not plan.checks_outputs, plan.name  # the shipped sinks all run the fast path
