@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         while not stopping:
-            messages = consumer.consume(num_messages=args.max_records, timeout=0.1)
+            # librdkafka waits for a full batch or the timeout: a short one keeps latency low
+            messages = consumer.consume(num_messages=args.max_records, timeout=0.01)
             assigned.set(len(consumer.assignment()))
             records = [m for m in messages if m.error() is None]
             if records:
