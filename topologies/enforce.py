@@ -24,6 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Protocol
 
 from gateway.consent import sticky_gpc
@@ -38,6 +39,7 @@ from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
 _FORWARD = Verdict.FORWARD  # module constants: attribute lookups cost on the hot path
+_topic_of = attrgetter("topic")
 _new_tuple = tuple.__new__
 
 
@@ -97,7 +99,9 @@ class _Tally:
 
     def __init__(self) -> None:
         self.consumed: Counter[str] = Counter()  # per raw topic
-        self.decisions: Counter[tuple[str, Verdict, str]] = Counter()  # (sink, verdict, reason)
+        # (sink, sink topic, verdict, reason): a SinkDecision's first four fields. A plain dict:
+        # indexing a Counter (a dict subclass) misses the interpreter's fast path for dicts.
+        self.decisions: dict[tuple[str, str, Verdict, str], int] = {}
         self.invalid: Counter[tuple[str, str]] = Counter()  # (topic, reason)
         self.forwarded: list[tuple[str, int]] = []  # (sink, occurred_at µs): latency
         self.scrubs: Counter[tuple[str, str]] = Counter()  # (sink, identifier) the guard replaced
@@ -110,13 +114,15 @@ class _Tally:
             self.invalid[invalid] += 1
             return
         tallied, forwarded = self.decisions, self.forwarded
+        counted = tallied.get
         for decision in decisions:
-            sink, verdict = decision.sink, decision.verdict
-            tallied[(sink, verdict, decision.reason)] += 1
-            if verdict is _FORWARD:
-                forwarded.append((sink, occurred_at_us))
-                for _, identifier, n in decision.scrubbed:
-                    self.scrubs[(sink, identifier)] += n
+            key = decision[:4]
+            tallied[key] = counted(key, 0) + 1
+            if decision.verdict is _FORWARD:
+                forwarded.append((decision.sink, occurred_at_us))
+                if decision.scrubbed:
+                    for _, identifier, n in decision.scrubbed:
+                        self.scrubs[(decision.sink, identifier)] += n
         self.audits += audits
 
 
@@ -172,8 +178,8 @@ class Enforcer:
         raises costs itself only (module docstring); the DLQ writer failing fails the batch.
         """
         engine, out, tally = self._engine, self._writer, _Tally()
+        tally.consumed.update(map(_topic_of, records))
         for record in records:
-            tally.consumed[record.topic] += 1
             try:
                 outputs, count = self._outputs(record, engine)
                 if len(outputs) > 1 and len(record.value or b"") > _LARGE_RECORD_BYTES:
@@ -188,7 +194,7 @@ class Enforcer:
                 tally.add(count)
         acked = await out.send()
         decisions = tally.decisions
-        n_forwarded = sum(n for (_, v, _), n in decisions.items() if v is Verdict.FORWARD)
+        n_forwarded = sum(n for (_, _, v, _), n in decisions.items() if v is Verdict.FORWARD)
         result = BatchResult(
             consumed=len(records),
             invalid=sum(tally.invalid.values()),
@@ -283,7 +289,7 @@ class Enforcer:
         for topic, n in tally.consumed.items():
             metrics.event_consumed(topic, n)
         sink_writes: Counter[str] = Counter()
-        for (sink, verdict, reason), n in tally.decisions.items():
+        for (sink, _, verdict, reason), n in tally.decisions.items():
             metrics.decision(sink, "forward" if verdict is Verdict.FORWARD else "drop", reason, n)
             if verdict is Verdict.FORWARD:
                 sink_writes[sink] += n
