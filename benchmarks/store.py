@@ -479,11 +479,11 @@ def fill_memory(subjects: int) -> int:
                                  partitions=PARTITIONS, replication=1)  # fmt: skip
     view = consent_table_view(table, tuning.consent_store)
     before = peak_rss_mib(os.getpid())
-    value = granted_value()
+    state = int(granted_value())
     data = view.in_partition(0)
     for i in range(subjects):  # the partition map costs too: faust keeps one per key
         key = subject(i)
-        data[key] = value
+        data[key] = b"%d" % (state + (i << 16))  # one value object per subject, as restored
         view.remember_partition(key, i % PARTITIONS)
     peak = peak_rss_mib(os.getpid())
     print(json.dumps({"baseline_mib": round(before), "peak_rss_mib": round(peak),
@@ -501,6 +501,7 @@ async def bench_count(
     root: Path,
     cold_limit: int,
     reuse_state: bool = False,
+    tail: int = TAIL,
 ) -> dict[str, Any]:
     setup = Setup(bootstrap, subjects, root)
     await setup.prepare()
@@ -523,17 +524,21 @@ async def bench_count(
                 result[store] = {"seeded": "kept" if kept else seed_rocksdb(setup)}
                 warm = []
                 for _ in range(runs):
-                    produce(bootstrap, setup.changelog, range(TAIL), value)
+                    if tail:
+                        produce(bootstrap, setup.changelog, range(tail), value)
                     warm.append(await run_worker(setup, store, kind="warm"))
                 result[store]["warm"] = median_run(warm)
         else:
             cold = [await run_worker(setup, store, kind="cold") for _ in range(runs)]
+            result[store] = {"cold": median_run(cold)}
+            emit({"subjects": subjects, "store": store, **result[store]})
             warm = []
             for _ in range(runs):
                 # Start the warm run from the state a cold run left (memory: nothing is left).
-                produce(bootstrap, setup.changelog, range(TAIL), value)
+                if tail:
+                    produce(bootstrap, setup.changelog, range(tail), value)
                 warm.append(await run_worker(setup, store, kind="warm"))
-            result[store] = {"cold": median_run(cold), "warm": median_run(warm)}
+            result[store]["warm"] = median_run(warm)
         emit({"subjects": subjects, "store": store, **result[store]})
         if store == "rocksdb":
             result[store]["lookups"] = rocksdb_lookups(setup, repeat)
@@ -576,6 +581,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="above --cold-limit: keep a RocksDB state a previous run seeded",
     )
+    parser.add_argument(
+        "--tail",
+        type=int,
+        default=TAIL,
+        help="changelog records appended before each warm restart (0: a plain "
+        "restart, nothing written while the worker was down)",
+    )
     parser.add_argument("--fill-memory", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fill_memory:
@@ -587,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         run = bench_count(
             bootstrap, subjects, args.stores, repeat=max(args.repeat, 1),
             worker_runs=max(args.runs, 1), root=args.root, cold_limit=args.cold_limit,
-            reuse_state=args.reuse_state,
+            reuse_state=args.reuse_state, tail=args.tail,
         )  # fmt: skip
         results.append(asyncio.run(run))
         args.out.write_text(json.dumps(results, indent=2))
