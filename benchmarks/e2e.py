@@ -121,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     add("--bootstrap", help="broker (default: KAFKA_BOOTSTRAP or the local broker)")
     add("--out", type=Path, default=REPO / "bench-results")
     add("--keep", action="store_true", help="keep the worker logs")
+    add("--report", type=Path, help="only re-render the tables and charts of a run's JSON")
     args = parser.parse_args(argv)
     q = bool(args.quick)
     settings = Settings(
@@ -432,25 +433,35 @@ def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
     out.print(f"phase seconds: {results['phase_seconds']} (expected {results['expected_seconds']})")
 
 
+def render(results: dict[str, Any], out: Path, stamp: str) -> dict[str, Any]:
+    """The summary, the Markdown tables and the charts of a run, next to its JSON."""
+    summary = report.summarise(results)
+    (out / f"e2e-{stamp}.md").write_text(report.markdown(results, summary))
+    title = f"run {results['run_id']}, machine load {summary['foreign_cores']:.2f} other cores"
+    charts.throughput_chart(summary, out / f"e2e-{stamp}-throughput.png", title)
+    charts.latency_chart(results["reps"], out / f"e2e-{stamp}-latency.png", title)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_args(argv)
+    if args.report is not None:
+        results = report.restore(orjson.loads(args.report.read_bytes()))
+        stamp = args.report.stem.removeprefix("e2e-")
+        print_tables(results, render(results, args.report.parent, stamp))
+        return 0
     try:
         bootstrap, broker_pid = bootstrap_address(args.bootstrap)  # runs its own event loop
         results = asyncio.run(run(settings, args, bootstrap, broker_pid))
     except (BenchError, ChildError) as exc:
         console.print(f"[red]benchmark failed:[/] {exc}")
         return 1
-    summary = report.summarise(results)
-    results["summary"] = summary
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = args.out / f"e2e-{stamp}.json"
-    path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    (args.out / f"e2e-{stamp}.md").write_text(report.markdown(results, summary))
-    title = f"run {results['run_id']}, machine load {summary['foreign_cores']:.2f} other cores"
-    charts.throughput_chart(summary, args.out / f"e2e-{stamp}-throughput.png", title)
-    charts.latency_chart(results["reps"], args.out / f"e2e-{stamp}-latency.png", title)
-    print_tables(results, summary)
+    results["summary"] = report.summarise(results)
+    path.write_bytes(orjson.dumps(report.jsonable(results), option=orjson.OPT_INDENT_2))
+    print_tables(results, render(results, args.out, stamp))
     say(
         f"wrote {path} (and .md, -throughput.png, -latency.png); total {results['duration_s']:.0f}s"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 from benchmarks.brokerperf import ceiling, parse_consumer_output
 from benchmarks.budget import Plan, estimate
-from benchmarks.report import fmt_spread, markdown, projection, summarise
+from benchmarks.report import fmt_spread, jsonable, markdown, projection, restore, summarise
 from benchmarks.stats import Spread
 
 
@@ -119,3 +121,20 @@ def test_when_windows_get_longer_then_the_budget_grows_by_every_window() -> None
     assert math.isclose(more["throughput"] - base["throughput"], 3 * 5 * 10, abs_tol=0.2)
     assert base["memory"] == 0.0
     assert math.isclose(base["total"], sum(v for k, v in base.items() if k != "total"), abs_tol=0.5)
+
+
+def test_when_the_gateway_cannot_sustain_the_load_then_the_p99_target_is_not_met() -> None:
+    r = results([36_000])
+    r["reps"]["gateway_latency"] = [lat(math.inf)] * 3
+    r["reps"]["baseline_latency"] = [lat(math.inf)] * 3
+    target = next(t for t in summarise(r)["targets"] if t["name"].startswith("p99"))
+    assert target["status"] == "not met"
+    assert "could not sustain" in target["note"]
+
+
+def test_when_a_run_is_written_and_read_back_then_infinite_latencies_survive() -> None:
+    r = results([36_000])
+    r["reps"]["gateway_latency"] = [lat(math.inf)] * 3
+    back = restore(orjson.loads(orjson.dumps(jsonable(r))))
+    assert math.isinf(back["reps"]["gateway_latency"][0]["p99_ms"])
+    assert back["reps"]["baseline_latency"][0]["p99_ms"] == 20.0
