@@ -190,6 +190,7 @@ class ConsentFeed:
         # Subjects whose changelog write is not acknowledged yet: key -> consent partition.
         self._dirty: dict[bytes, int] = {}
         self._stopping = False
+        self._starting = asyncio.Lock()  # `start` from the service and from `resume`
 
     def swap(self, engine: Engine) -> None:
         """Use `engine` from the next fetch on (a config reload).
@@ -241,9 +242,15 @@ class ConsentFeed:
         return self._follower.client
 
     async def start(self) -> None:
-        """Start the feed's consumer and its end-offset client; idempotent."""
-        await self._follower.start()
-        await self._offsets.start()
+        """Start the feed's consumer and its end-offset client; idempotent.
+
+        Calls overlap when faust reports recovery complete (`resume`) while the service is
+        still starting the feed, at once with a warm RocksDB store: the later call waits for
+        the first, so `resume` never uses a consumer whose start has not finished.
+        """
+        async with self._starting:
+            await self._follower.start()
+            await self._offsets.start()
 
     async def stop(self) -> None:
         """End `run`, commit what is acknowledged (a failure is ignored), stop both consumers.

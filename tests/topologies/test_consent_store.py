@@ -28,7 +28,7 @@ from gateway.consent import ConsentUpdate, apply_consent, parse_consent
 from gateway.consent_state import PURPOSES
 from gateway.engine import Engine
 from gateway.keys import load_keyring
-from tests.topologies.harness import FakeBroker, eventually
+from tests.topologies.harness import FakeBroker, FakeConsumer, eventually
 from topologies.app import Tuning, make_faust_app
 from topologies.barrier import ConsentBarrier
 from topologies.consent_feed import ConsentFeed
@@ -186,3 +186,46 @@ async def test_when_changelog_writes_are_acknowledged_then_their_offsets_are_per
     assert lookup.in_partition("subj-b", 0) is None, "the tombstone deleted the key"
     assert lookup.in_partition("subj-a", 0) is not None
     assert lookup.in_partition("subj-c", 0) is not None
+
+
+class SlowStartConsumer(FakeConsumer):
+    """A consumer whose start takes a while (a loaded machine) and that needs it done."""
+
+    started = False
+
+    async def start(self) -> None:
+        await asyncio.sleep(0.05)
+        self.started = True
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        assert self.started, "committed() on a consumer whose start has not finished"
+        return await super().committed(tp)
+
+
+async def test_when_recovery_completes_while_the_feed_is_still_starting_then_resume_waits(
+    rocks: tuple[Any, RocksDBConsentTableView],
+) -> None:
+    _, view = rocks
+    broker = FakeBroker()
+    config = load_config(REPO / "config")
+    sinks = [rule.name for rule in config.sinks]
+    engine = Engine(config, load_keyring({}, sinks, demo=True, random_bytes=os.urandom))
+
+    async def make_writer() -> Any:
+        return LoggingWriter(broker)
+
+    async def ends(partitions: Any) -> dict[int, int]:
+        return {}
+
+    feed = ConsentFeed(
+        bootstrap="fake:9092", topic=CONSENT, group_id=GROUP, barrier=ConsentBarrier(ends),
+        engine=engine, metrics=build_metrics(config, CollectorRegistry()), writer=make_writer,
+        changelog_topic=view.changelog_topic, partition_store=view.in_partition,
+        persist_offsets=view.persist_changelog_offsets,
+        consumer_factory=lambda **s: SlowStartConsumer(broker, s.get("group_id")),
+    )  # fmt: skip
+    feed.assign({0})
+    # The service starts the feed; faust's (instant, warm) recovery completes meanwhile.
+    await asyncio.gather(feed.start(), feed.resume())
+    assert feed._follower.assignment() == {TopicPartition(CONSENT, 0)}
+    await feed.stop()
