@@ -102,6 +102,10 @@ async def offered_load(
     whole: Sample | None = None
     tick: Sample | None = None
     tick_metrics: dict[str, float] = {}
+    # The process's /metrics is scraped in a thread: a busy worker answers slowly, and a scrape
+    # inline would stall the paced producing (a burst after each stall). Each second's row gets
+    # the deltas of the scrape started in it, once that scrape has answered.
+    scrape: tuple[asyncio.Task[dict[str, float]], dict[str, float]] | None = None
     i = 0
     while i < count:
         now_mono = time.monotonic()
@@ -122,20 +126,26 @@ async def offered_load(
         if i >= warm and whole is None:
             offered.started_wall = now
             whole = tick = take_sample(0, pids, broker_pid)
-            tick_metrics = metrics() if metrics else {}
+            tick_metrics = await asyncio.to_thread(metrics) if metrics else {}
         elif tick is not None and now_mono - tick.at >= 1.0:
             sample = take_sample(0, pids, broker_pid)
             row: dict[str, float] = {"t": round(now - offered.started_wall, 3)}
             row |= resources(tick, sample)
             row["loadavg"] = loadavg()
-            if metrics:
-                current = metrics()
-                row |= {k: round(current[k] - tick_metrics.get(k, 0.0), 6) for k in current}
-                tick_metrics = current
             offered.seconds.append(row)
             tick = sample
+            if metrics and (scrape is None or scrape[0].done()):
+                if scrape is not None:
+                    current = scrape[0].result()
+                    scrape[1].update(
+                        {k: round(current[k] - tick_metrics.get(k, 0.0), 6) for k in current}
+                    )
+                    tick_metrics = current
+                scrape = (asyncio.create_task(asyncio.to_thread(metrics)), row)
         await asyncio.sleep(0.002)
     elapsed = time.monotonic() - started
+    if scrape is not None:
+        await scrape[0]  # not recorded: it ends after the window
     if whole is not None:
         offered.load = resources(whole, take_sample(0, pids, broker_pid)) | {"loadavg": loadavg()}
     producer.flush(60)
