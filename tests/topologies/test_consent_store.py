@@ -194,7 +194,7 @@ class SlowStartConsumer(FakeConsumer):
     started = False
 
     async def start(self) -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1 if self._group else 0.0)  # the group's consumer is the slow one
         self.started = True
 
     async def committed(self, tp: TopicPartition) -> int | None:
