@@ -27,7 +27,8 @@ installed faust without a broker, so an upgrade that changes one fails there, by
    revocation) and `_db_for_partition` (opens one), so the hot path reads the record's own
    partition's DB, never a scan over all of them; it replaces the store's `rocksdb_options`
    before any DB opens (`ConsentRocksDBOptions`: one block cache shared by the partitions,
-   small memtables, a full bloom filter, compaction of files full of deletions), and calls
+   small memtables, a full bloom filter, compaction of files full of deletions, and its own
+   `open`, as faust's loses the cache when it reopens an existing DB), and calls
    `set_persisted_offset` (what faust's own changelog sends call once acknowledged) for the
    feed's hand-written changelog, so a warm restart reads only the changelog's tail.
 
@@ -280,6 +281,23 @@ class ConsentRocksDBOptions(RocksDBOptions):
             block_cache_size=cache_bytes, bloom_filter_size=10, use_rocksdict=True,
         )  # fmt: skip
         self._cache = rocksdict.Cache(cache_bytes)
+
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        """Open (or create) the DB at `path` with these options, also when it already exists.
+
+        Faust's `open` names no column family: rocksdict then reopens an existing DB with the
+        options saved in its OPTIONS file, which cannot hold a cache object, so every reopened
+        partition fell back to an 8 MiB block cache of its own (measured: `block-cache-capacity`).
+        Naming the default column family's options keeps the shared cache. `read_only` is
+        ignored, as faust ignores it with rocksdict.
+        """
+        options = self.as_options()
+        db = rocksdict.Rdict(
+            str(path), options=options, column_families={"default": options},
+            access_type=rocksdict.AccessType.read_write(),
+        )  # fmt: skip
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
 
     def as_options(self) -> Any:
         """Faust's rocksdict `Options` with the shared cache and the filter above."""

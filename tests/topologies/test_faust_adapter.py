@@ -17,6 +17,7 @@ import faust
 import pytest
 import rocksdict
 from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -251,6 +252,21 @@ def test_when_rocksdb_is_chosen_then_faust_builds_its_rocksdict_store_with_the_g
     assert view.persistent and view.changelog_topic == "adapter-rocks-consent-changelog"
     assert view.partition_path(2) == table.data.partition_path(2)
     assert list(inspect.signature(table.data.set_persisted_offset).parameters) == ["tp", "offset"]
+
+
+def test_when_a_partitions_db_is_reopened_then_it_keeps_the_shared_block_cache(
+    rocks_app: faust.App,
+) -> None:
+    table = rocks_table(rocks_app)
+    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    db: Any = view.in_partition(1)
+    db[b"subj-a"] = b"42"
+    db.close()  # a restart: the DB exists, with an OPTIONS file, when it is opened again
+    del table.data._dbs[1]
+    reopened: Any = view.in_partition(1)
+    assert reopened.property_int_value("rocksdb.block-cache-capacity") == CACHE
+    assert reopened.get(b"subj-a") == b"42"
+    assert list(inspect.signature(RocksDBOptions.open).parameters) == ["self", "path", "read_only"]
 
 
 def test_when_the_feed_writes_a_partition_then_faust_reads_it_from_that_partitions_db(
