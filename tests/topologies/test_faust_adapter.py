@@ -258,13 +258,14 @@ def test_when_a_partitions_db_is_reopened_then_it_keeps_the_shared_block_cache(
     rocks_app: faust.App,
 ) -> None:
     table = rocks_table(rocks_app)
-    view = RocksDBConsentTableView(table, cache_bytes=CACHE)
+    cache = 24 * 1024 * 1024  # not rocksdict's default (8 MiB)
+    view = RocksDBConsentTableView(table, cache_bytes=cache)
     db: Any = view.in_partition(1)
     db[b"subj-a"] = b"42"
     db.close()  # a restart: the DB exists, with an OPTIONS file, when it is opened again
     del table.data._dbs[1]
     reopened: Any = view.in_partition(1)
-    assert reopened.property_int_value("rocksdb.block-cache-capacity") == CACHE
+    assert reopened.property_int_value("rocksdb.block-cache-capacity") == cache
     assert reopened.get(b"subj-a") == b"42"
     assert list(inspect.signature(RocksDBOptions.open).parameters) == ["self", "path", "read_only"]
 
