@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run test lint typecheck unit integration bench bench-decide faults broker-up broker-down clean
+.PHONY: help install tools run test lint typecheck unit integration bench bench-decide bench-store faults broker-up broker-down clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'

@@ -37,6 +37,7 @@ class FollowingConsumer:
             "isolation_level": "read_committed", **settings,
         }  # fmt: skip
         self._client: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()  # bound to a loop on first use (Python >= 3.10)
 
     @property
     def client(self) -> AIOKafkaConsumer:
@@ -46,10 +47,16 @@ class FollowingConsumer:
         return self._client
 
     async def start(self) -> None:
-        """Idempotent: faust may report recovery complete before it starts extra services."""
-        if self._client is None:
-            self._client = self._factory(**self._settings)
-            await self._client.start()
+        """Idempotent: faust may report recovery complete before it starts extra services.
+
+        Overlapping calls wait for the first: `client` is set only once the consumer started,
+        so no caller ever gets an unstarted one (aiokafka raises on `committed` then).
+        """
+        async with self._starting:
+            if self._client is None:
+                client = self._factory(**self._settings)
+                await client.start()
+                self._client = client
 
     async def take(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         """Assign exactly `tps`, each at its committed offset; return those offsets."""
