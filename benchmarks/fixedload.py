@@ -104,7 +104,7 @@ async def baseline_latency(
 
 
 def gateway_series(worker: Monitored) -> dict[str, float]:
-    text = scrape(worker.port)
+    text = scrape(worker.port, tuple(latency.GATEWAY_SERIES))
     return {name: metric_sum(text, name) for name in latency.GATEWAY_SERIES}
 
 
