@@ -485,27 +485,33 @@ class SynthesisRisk:
         self._value_alphabet = "".join(sorted(set("".join(alphabets + prefix_alphabets))))
         self._joined = re.compile(f"[{re.escape(self._joiners)}]").search if joiners else None
         self._truncators = tuple(truncators)
-        # value -> writable, for the hot path to read before calling `writable` (bounded)
-        self.known: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"SynthesisRisk(joiners={self._joiners!r}, pieces={len(self._pieces)})"
 
     def _written(self, spelling: str, alphabet: str) -> bool:
-        if spelling in self._pieces or (self._joined is not None and self._joined(spelling)):
+        # the tests that touch no table first: a lookup in the pieces' set is the dear one
+        if self._joined is not None and self._joined(spelling) is not None:
             return True
         # str.strip removes the alphabet's characters from both ends: nothing is left when
         # every character of the value is in it
-        return not spelling.strip(alphabet) if alphabet else False
+        if alphabet and not spelling.strip(alphabet):
+            return True
+        return spelling in self._pieces
 
     def writable(self, spelling: str) -> bool:
-        """True when an operator could write `spelling` (lower case, as in JSON)."""
-        known = self.known.get(spelling)
-        if known is None:
-            if len(self.known) >= _NEEDLE_CACHE_SIZE:
-                self.known.clear()
-            known = self.known[spelling] = self._written(spelling, self._value_alphabet)
-        return known
+        """True when an operator could write `spelling` (lower case, as in JSON).
+
+        Not cached: identifiers such as cookie ids are new most of the time, and a cache of
+        them costs more (a miss, an insert, a clear) than the three tests, which are
+        `_written`'s, inlined (the hot path).
+        """
+        if self._joined is not None and self._joined(spelling) is not None:
+            return True
+        alphabet = self._value_alphabet
+        if alphabet and not spelling.strip(alphabet):
+            return True
+        return spelling in self._pieces
 
     def ip_writable(self, address: str, spellings: Iterable[str]) -> bool:
         """True when an operator could write one of `spellings` of the event's IP `address`.
@@ -594,7 +600,7 @@ class ValueGuard:
         risk = self._risk
         proven = clean and risk is not None
         if proven:
-            writable, known = risk.writable, risk.known.get  # type: ignore[union-attr]
+            writable = risk.writable  # type: ignore[union-attr]
         spellings = []
         count = text.count
         for name in _ID_FIELDS:
@@ -604,10 +610,8 @@ class ValueGuard:
                 spellings.append(spelling)
                 if clean and count(spelling) != 1:  # each value once: in its own field
                     clean = proven = False
-                elif proven:
-                    written = known(spelling)
-                    if written or (written is None and writable(spelling)):
-                        proven = False
+                elif proven and writable(spelling):
+                    proven = False
         ip = get("ip")
         if ip:
             low = ip.lower()
