@@ -90,8 +90,12 @@ class Engine:
             )
         self.plans = tuple(plans)
         self._routes: dict[tuple[int, EventKind, str], _Route] = {}
-        # The fixed texts an output may hold besides its operators': key ids, event type labels.
-        vocabulary = (*(plan.key_id for plan in plans), *self._event_type_labels, OTHER_EVENT_TYPE)
+        # The fixed texts an output may hold besides its operators': key ids, event type labels,
+        # the key id's field name and JSON's literals (an operator's None is `null`).
+        vocabulary = (
+            *(plan.key_id for plan in plans), *self._event_type_labels, OTHER_EVENT_TYPE,
+            KEY_ID_FIELD, "null", "true", "false",
+        )  # fmt: skip
         risk = SynthesisRisk((s for plan in plans for s in plan.syntheses), vocabulary)
         self.guard = ValueGuard(settings.identifier_min_length, risk) if value_guard else None
         # Every record this config version writes (sink, audit, DLQ): swapped with the engine

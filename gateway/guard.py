@@ -36,6 +36,7 @@ structure (`scrub_fields`, `scrub_output`).
 from __future__ import annotations
 
 import html
+import html.entities
 import re
 import unicodedata
 from collections import Counter
@@ -59,6 +60,7 @@ __all__ = [
     "Scrub",
     "SynthesisRisk",
     "ValueGuard",
+    "fold",
     "has_at_sign",
     "output_clean",
 ]
@@ -88,7 +90,14 @@ _EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
 # character reference, a full-width or small commercial at (U+FF20, U+FE6B).
 # An HTML named character reference (`&period;`), which html.unescape decodes.
-_NAMED_REF = re.compile(r"&[A-Za-z][A-Za-z0-9]{1,31};")
+# HTML's legacy references also decode without the `;` (`&lt`, `&eacute`: html.unescape, the
+# HTML standard's "named character references" table), so they are marks too.
+_LEGACY_NAMES = sorted(
+    (name for name in html.entities.html5 if not name.endswith(";")), key=len, reverse=True
+)
+_NAMED_REF = re.compile(
+    r"&(?:[A-Za-z][A-Za-z0-9]{1,31};|(?:" + "|".join(_LEGACY_NAMES) + "))", re.IGNORECASE
+)
 # A token for the whole-token fallback: text between URL and text delimiters.
 _DELIMITED = re.compile(r"([/?#&=;,|\s]+)")
 
@@ -168,6 +177,20 @@ _new_tuple = tuple.__new__
 _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 
+_FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
+
+
+def fold(text: str) -> str:
+    """`text` in lower case, the final sigma as sigma: how the guard compares text.
+
+    `str.lower` writes a capital sigma as a final or a medial sigma depending on the letters
+    around it, so one value lower-cased alone and inside a longer text could differ; the
+    length is unchanged.
+    """
+    low = text.lower()
+    return low if low.isascii() else low.replace(_FINAL_SIGMA, _SIGMA)
+
+
 def _json_text(text: str) -> str:
     """`text` as it appears inside a JSON string written by orjson (without the quotes)."""
     return _dumps(text)[1:-1].decode()
@@ -182,7 +205,7 @@ def _token_for(identifier: str, text: str) -> str:
 
 
 def _make_needle(identifier: str, text: str, min_length: int, *, derived: bool) -> Needle:
-    low = text.lower()
+    low = fold(text)
     # Only the JSON spelling: a percent-encoded one needs a `%`, which sends the whole record
     # down the decoding path anyway.
     spelling = _json_text(low)
@@ -212,7 +235,7 @@ def _pattern(text: str, *, whole_token: bool) -> re.Pattern[str]:
 
 def _replace(text: str, needle: Needle) -> tuple[str, int]:
     """`text` with every occurrence of the needle, in any case, replaced by its token."""
-    low = text.lower()
+    low = fold(text)
     if needle.whole_token or len(low) != len(text):  # lower() changed a length: use a regex
         return _pattern(needle.text, whole_token=needle.whole_token).subn(needle.token, text)
     parts: list[str] = []
@@ -291,7 +314,7 @@ class _Hits:
 
 
 def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
-    low = text.lower()
+    low = fold(text)
     for needle in needles:
         if needle.text in low and (
             not needle.whole_token or _pattern(needle.text, whole_token=True).search(text)
@@ -324,7 +347,7 @@ def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
 def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """Replace the needles as spelled, then email addresses, without decoding anything."""
     for needle in needles:  # longest first: a value that holds another is replaced whole
-        if needle.text in text.lower():
+        if needle.text in fold(text):
             text, n = _replace(text, needle)
             if n:
                 hits.add(needle.identifier, n)
@@ -351,7 +374,7 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
 
 
 def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) -> Any:
-    text = str(value)
+    text = _dumps(value).decode()  # the spelling the serialized record (and the check) has
     needle = _first_match(text, needles)
     if needle is None:
         return value
@@ -409,9 +432,7 @@ def _may_hide_spelling(text: str) -> bool:
     """
     if "@" in text or "%" in text:
         return True
-    if "&" in text and (
-        ("#" in text and "&#" in text) or (";" in text and _NAMED_REF.search(text) is not None)
-    ):
+    if "&" in text and (("#" in text and "&#" in text) or _NAMED_REF.search(text) is not None):
         return True
     return not text.isascii() and not unicodedata.is_normalized("NFKC", text)
 
@@ -475,7 +496,7 @@ class SynthesisRisk:
         # Every piece of every fixed text: a value is inside one when it is in this set.
         self._pieces = frozenset(
             text[start:end]
-            for text in dict.fromkeys(text.lower() for text in texts)
+            for text in dict.fromkeys(fold(text) for text in texts)
             for start in range(len(text))
             for end in range(start + 1, len(text) + 1)
         )
@@ -593,6 +614,8 @@ class ValueGuard:
         # str searches: a single character is a memchr there, not in bytes. Lower case: an
         # identifier in another case is still the identifier.
         text = encoded.decode().lower()
+        if not text.isascii():  # `fold`, inlined (hot path)
+            text = text.replace(_FINAL_SIGMA, _SIGMA)
         # Without a backslash no string in the event has an escape, so a value's JSON spelling
         # is the value itself (orjson writes non-ASCII as is).
         plain = "\\" not in text
@@ -606,7 +629,7 @@ class ValueGuard:
         for name in _ID_FIELDS:
             value = get(name)
             if value:
-                spelling = value.lower() if plain else _json_text(value.lower())
+                spelling = fold(value) if plain else _json_text(fold(value))
                 spellings.append(spelling)
                 if clean and count(spelling) != 1:  # each value once: in its own field
                     clean = proven = False
@@ -614,7 +637,7 @@ class ValueGuard:
                     proven = False
         ip = get("ip")
         if ip:
-            low = ip.lower()
+            low = fold(ip)
             own = low if plain else _json_text(low)
             spellings.append(own)
             if clean:
@@ -650,7 +673,7 @@ class ValueGuard:
             if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
                 self._ip_cache.clear()
             forms = ip_spellings(address)
-            low = address.lower()
+            low = fold(address)
             risk = self._risk
             written = risk is None or risk.ip_writable(address, (low, _json_text(low), *forms))
             found = self._ip_cache[address] = (forms, written)
@@ -738,12 +761,12 @@ class ValueGuard:
         if last is not None and last.source is fields and text is fields.get("event_id"):
             # `prepare` looked at the whole event, this text included: reuse its answer
             return text if not last.hits else str(last.fields.get("event_id", text))
-        low = text.lower()
+        low = fold(text)
         if not _may_hide_spelling(low):
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
                 value = get(name)
-                if value and value.lower() in low:
+                if value and fold(value) in low:
                     break
             else:
                 ip = get("ip")
@@ -761,7 +784,7 @@ def _own_count(fields: Mapping[str, Any], spelling: str) -> int:
     for name in UNSCRUBBED_FIELDS:
         value = fields.get(name)
         if type(value) is str:
-            total += _json_text(value.lower()).count(spelling)
+            total += _json_text(fold(value)).count(spelling)
     return total
 
 

@@ -21,7 +21,15 @@ import orjson
 from gateway.config_models import SinkRule
 from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event, EventKind
-from gateway.guard import EMAIL, GuardedInput, Scrub, ValueGuard, has_at_sign, output_clean
+from gateway.guard import (
+    EMAIL,
+    GuardedInput,
+    Scrub,
+    ValueGuard,
+    fold,
+    has_at_sign,
+    output_clean,
+)
 from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
 from gateway.operators.base import Synthesis
@@ -204,12 +212,12 @@ class SinkPlan:
             if guarded.hits:
                 scrubbed = guarded.received(output)
             marks = self.emits_marks or not guarded.marks_free
-            if not output_clean(value.decode().lower(), spellings, marks=marks):
+            if not output_clean(fold(value.decode()), spellings, marks=marks):
                 output, found = ValueGuard.scrub_output(output, guarded.needles())
                 value = orjson.dumps(output)
                 scrubbed += found
-            if key is not None and not output_clean(key.decode().lower(), spellings, marks=False):
-                raw_key = key.decode().lower()
+            if key is not None and not output_clean(fold(key.decode()), spellings, marks=False):
+                raw_key = fold(key.decode())
                 found_in_key = [
                     n for n in guarded.needles() if not output_clean(raw_key, n.encoded)
                 ]

@@ -213,3 +213,49 @@ def test_when_every_sink_checks_its_outputs_then_a_proven_input_changes_nothing(
 ) -> None:
     for plan in engine.plans:
         assert not plan.checks_outputs, plan.name  # the shipped sinks all run the fast path
+
+
+STATE = consent_state(ALL_GRANTED, under_13=False, parental=False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "hidden"),
+    [
+        # HTML's legacy references decode without a `;` (found by a reviewer of the proof)
+        (
+            {"cookie_id": "<ck>91x2q", "page": "https://www.example.com/&ltck&gt91x2q"},
+            "&ltck&gt91x2q",
+        ),
+        (
+            {
+                "cookie_id": "jos\u00e9-cookie-1",
+                "page": "https://www.example.com/jos&eacute-cookie-1/x",
+            },
+            "jos&eacute-cookie-1",
+        ),
+        # str.lower writes a capital sigma as final or medial by context
+        (
+            {"subject_id": "NIKOLAO\u03a3", "page": "https://www.example.com/NIKOLAO\u03a3.html"},
+            "NIKOLAO",
+        ),
+    ],
+)
+def test_when_an_identifier_hides_in_a_spelling_then_it_leaves_by_no_path(
+    engine: Engine, unproven: Engine, changes: dict[str, str], hidden: str
+) -> None:
+    for trigger in ({}, {"device_id": "00Z"}, {"device_id": "key_id"}):
+        event = _clean(**changes, **trigger)
+        proven = engine.decide(event, STATE)
+        assert [_shape(d) for d in proven] == [_shape(d) for d in unproven.decide(event, STATE)]
+        for decision in proven:
+            assert decision.value is not None
+            assert hidden.lower() not in decision.value.decode().lower(), decision.sink
+
+
+def test_when_a_number_equals_an_identifier_then_both_paths_agree(
+    engine: Engine, unproven: Engine
+) -> None:
+    event = _clean(advertising_id="1.5e-5", device_id="key_id", properties={"experiment": 1.5e-5})
+    assert [_shape(d) for d in engine.decide(event, STATE)] == [
+        _shape(d) for d in unproven.decide(event, STATE)
+    ]
