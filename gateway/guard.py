@@ -40,7 +40,7 @@ import html.entities
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -455,6 +455,23 @@ def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> 
     return True
 
 
+def _host_bits_set(address: str) -> bool:
+    """True when `address` surely has host bits set under any prefix a sink may keep.
+
+    Its last group (after the last `.` or `:`) is a number not divisible by 4, and no sink keeps
+    more than /30 of an IPv4 or /64 of an IPv6 address (`ip_truncate.PREFIX_LIMITS`; a whole
+    address is OPAQUE): then its network prefix differs from it, and (a dotted quad or a
+    compressed group list no longer than it) cannot hold it. The truncation is skipped then:
+    most addresses are new, and truncating each costs more than the rest of the check.
+    """
+    dot = "." in address
+    tail = address.rpartition("." if dot else ":")[2]
+    try:
+        return int(tail, 10 if dot else 16) % 4 != 0
+    except ValueError:
+        return False
+
+
 class SynthesisRisk:
     """Which identifier values the engine's operators could write rather than copy.
 
@@ -534,19 +551,21 @@ class SynthesisRisk:
             return True
         return spelling in self._pieces
 
-    def ip_writable(self, address: str, spellings: Iterable[str]) -> bool:
+    def ip_writable(self, address: str, spellings: Sequence[str]) -> bool:
         """True when an operator could write one of `spellings` of the event's IP `address`.
 
         `spellings` are in lower case (as in JSON, and its other forms: `ip_spellings`); the
         address's network prefixes (the truncating operators applied to it) are searched too.
         Not cached: `ValueGuard` keeps the answer with the address's other spellings.
         """
+        for spelling in spellings:
+            if self._written(spelling, self._alphabet):
+                return True
+        if not self._truncators or _host_bits_set(address):
+            return False
         outputs = [truncate(address) for truncate in self._truncators]
         written = [out.lower() for out in outputs if type(out) is str]
-        return any(
-            self._written(spelling, self._alphabet) or any(spelling in w for w in written)
-            for spelling in spellings
-        )
+        return any(spelling in w for spelling in spellings for w in written)
 
 
 class ValueGuard:
@@ -675,7 +694,9 @@ class ValueGuard:
             forms = ip_spellings(address)
             low = fold(address)
             risk = self._risk
-            written = risk is None or risk.ip_writable(address, (low, _json_text(low), *forms))
+            own = _json_text(low)
+            spellings = (low, *forms) if own == low else (low, own, *forms)
+            written = risk is None or risk.ip_writable(address, spellings)
             found = self._ip_cache[address] = (forms, written)
         return found
 

@@ -259,3 +259,23 @@ def test_when_a_number_equals_an_identifier_then_both_paths_agree(
     assert [_shape(d) for d in engine.decide(event, STATE)] == [
         _shape(d) for d in unproven.decide(event, STATE)
     ]
+
+
+@pytest.mark.parametrize(
+    ("address", "written"),
+    [
+        ("192.0.2.77", False),  # odd host part: no prefix keeps it whole
+        ("192.0.2.76", False),  # divisible by 4: truncated, and /24 gives 192.0.2.0
+        ("192.0.2.0", True),  # its own network prefix
+        ("::ffff:198.51.100.0", True),
+        ("2001:db8::1", False),
+        ("2001:db8::", True),
+        ("not an address", False),
+    ],
+)
+def test_an_address_is_writable_only_when_its_network_prefix_spells_it(
+    engine: Engine, address: str, written: bool
+) -> None:
+    risk = engine.guard._risk  # type: ignore[union-attr]
+    assert risk is not None
+    assert risk.ip_writable(address, [address.lower()]) is written
