@@ -68,20 +68,13 @@ def latency_chart(reps: dict[str, list[dict[str, Any]]], path: Path, title: str)
                 pauses = [p["t"] for p in window.get("gc_pauses", []) if p["generation"] >= 2]
                 ax.plot(pauses, [1.0] * len(pauses), "|", color="black", markersize=10,
                         label="gateway gen-2 GC" if r == 0 and pauses else None)  # fmt: skip
-                res.plot(
-                    [row["second"] for row in series],
-                    [row.get("broker_cores", math.nan) for row in series],
-                    color="#8172b2",
-                    lw=0.8,
-                    label="broker cores" if r == 0 else None,
-                )
-                res.plot(
-                    [row["second"] for row in series],
-                    [row.get("foreign_cores", math.nan) for row in series],
-                    color="#937860",
-                    lw=0.8,
-                    label="other load cores" if r == 0 else None,
-                )
+                seconds = [row["second"] for row in series]
+                for key, shade, label in (
+                    ("broker_cores", "#8172b2", "broker cores"),
+                    ("foreign_cores", "#937860", "other load cores"),
+                ):
+                    res.plot(seconds, [row.get(key, math.nan) for row in series], color=shade,
+                             lw=0.8, label=label if r == 0 else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set_ylabel("latency per second of sending (ms)")
     ax.set_title(title, fontsize=10)

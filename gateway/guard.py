@@ -584,7 +584,8 @@ class ValueGuard:
         self.min_length = min_length
         self._risk = risk
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
-        self._ip_cache: dict[str, tuple[tuple[str, ...], bool]] = {}
+        self._ip_cache: dict[str, tuple[str, ...]] = {}
+        self._ip_written_cache: dict[str, bool] = {}
         # The last event prepared, so its audit records reuse what `prepare` found out.
         self._last: GuardedInput | None = None
 
@@ -663,14 +664,14 @@ class ValueGuard:
                 if count(own) != 1:
                     clean = proven = False
                 else:
-                    forms, ip_written = self._ip_forms(ip)
+                    forms = self._ip_forms(ip)
                     if forms:
                         spellings += forms
                         for form in forms:  # other spellings: only where the IP's own has them
                             if form in text and count(form) != low.count(form):
                                 clean = proven = False
                                 break
-                    if ip_written:
+                    if proven and self._ip_written(ip, forms, risk):  # type: ignore[arg-type]
                         proven = False
         if not clean:
             needles = self.needles(fields)
@@ -685,20 +686,31 @@ class ValueGuard:
         self._last = _new_tuple(GuardedInput, guarded)
         return self._last
 
-    def _ip_forms(self, address: str) -> tuple[tuple[str, ...], bool]:
-        """The address's other spellings, and whether an operator could write any spelling."""
-        found = self._ip_cache.get(address)
-        if found is None:
+    def _ip_forms(self, address: str) -> tuple[str, ...]:
+        """The address's other spellings (`ip_spellings`), remembered (bounded)."""
+        forms = self._ip_cache.get(address)
+        if forms is None:
             if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
                 self._ip_cache.clear()
-            forms = ip_spellings(address)
+            forms = self._ip_cache[address] = ip_spellings(address)
+        return forms
+
+    def _ip_written(self, address: str, forms: tuple[str, ...], risk: SynthesisRisk) -> bool:
+        """Whether an operator could write any spelling of the address, remembered (bounded).
+
+        Asked by `prepare` only, for an input still proven: an audit record's scrub needs
+        the spellings alone.
+        """
+        written = self._ip_written_cache.get(address)
+        if written is None:
+            if len(self._ip_written_cache) >= _NEEDLE_CACHE_SIZE:
+                self._ip_written_cache.clear()
             low = fold(address)
-            risk = self._risk
             own = _json_text(low)
             spellings = (low, *forms) if own == low else (low, own, *forms)
-            written = risk is None or risk.ip_writable(address, spellings)
-            found = self._ip_cache[address] = (forms, written)
-        return found
+            written = risk.ip_writable(address, spellings)
+            self._ip_written_cache[address] = written
+        return written
 
     @staticmethod
     def input_clean(canonical: str, fields: Mapping[str, Any], needles: Iterable[Needle]) -> bool:
@@ -791,7 +803,7 @@ class ValueGuard:
                     break
             else:
                 ip = get("ip")
-                if not ip or not any(form in low for form in self._ip_forms(ip)[0]):
+                if not ip or not any(form in low for form in self._ip_forms(ip)):
                     return text
         return self.scrub_text(text, self.needles(fields))[0]
 
