@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import platform
 import secrets
@@ -67,6 +68,8 @@ class Settings:
     rate: float | None
     latency_baseline: str
     probes: int
+    own_reps: int  # supplementary gateway windows at load_fraction of its own max rate
+    stop_early: bool  # stop a gateway latency window once it certainly cannot sustain the load
     scaling_events: int
     memory: bool
     rss_subjects: int
@@ -74,7 +77,8 @@ class Settings:
     skip: tuple[str, ...]
     quick: bool
 
-    def plan(self) -> budget.Plan:
+    def plan(self, **rates: float) -> budget.Plan:
+        """The budget's plan; `rates`: baseline_rate / gateway_rate once measured."""
         return budget.Plan(
             reps=self.reps if "throughput" not in self.skip else 0,
             window_seconds=self.window_seconds, yardsticks=len(YARDSTICKS),
@@ -83,6 +87,8 @@ class Settings:
             latency_reps=0 if "latency" in self.skip else self.reps, probes=self.probes,
             scaling_events=0 if "two-workers" in self.skip else self.scaling_events,
             memory_subjects=self.rss_subjects if self.memory else 0,
+            own_reps=self.own_reps, load_fraction=self.load_fraction,
+            offered_rate=self.rate or 0.0, stop_early=self.stop_early, **rates,
         )  # fmt: skip
 
 
@@ -92,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     )
     add = parser.add_argument
     add("--quick", action="store_true", help="a smoke run of a few minutes (smaller counts)")
-    add("--events", type=int, help="pre-loaded events (1,500,000; quick 150,000)")
+    add("--events", type=int, help="pre-loaded events (2,400,000; quick 150,000)")
     add("--pool", type=int, default=100_000, help="distinct synthetic events (100,000)")
     add("--subjects", type=int, default=100_000, help="subjects of the workload")
     add("--reps", type=int, help="interleaved repetitions per figure (3; quick 1)")
@@ -113,6 +119,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         help="the passthrough of the baseline's latency windows (batch)",
     )
     add("--probes", type=int, help="consent probes per repetition (20; quick 10)")
+    add(
+        "--own-load-reps",
+        type=int,
+        default=1,
+        help="supplementary gateway latency windows at --load-fraction of the gateway's own "
+        "median throughput, run when it cannot sustain the main load (1; 0: none)",
+    )
+    add(
+        "--full-windows",
+        action="store_true",
+        help="never stop a gateway latency window early (it runs its whole window and drain)",
+    )
     add("--scaling-events", type=int, help="events of the two-worker phase (50,000; quick 40,000)")
     add("--memory", action="store_true", help="also the memory phase (consent table size)")
     add("--rss-subjects", type=int, help="consent table size of --memory (1,000,000)")
@@ -125,13 +143,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
     args = parser.parse_args(argv)
     q = bool(args.quick)
     settings = Settings(
-        events=args.events or (150_000 if q else 1_500_000), pool=args.pool,
+        events=args.events or (150_000 if q else 2_400_000), pool=args.pool,
         subjects=args.subjects, reps=args.reps or (1 if q else 3), partitions=args.partitions,
         window_seconds=args.window_seconds or (4.0 if q else 20.0),
         window_events=args.window_events or (20_000 if q else 200_000),
         latency_seconds=args.latency_seconds or (8.0 if q else 60.0),
         load_fraction=args.load_fraction, rate=args.rate, latency_baseline=args.latency_baseline,
         probes=args.probes if args.probes is not None else (10 if q else 20),
+        own_reps=max(0, args.own_load_reps), stop_early=not args.full_windows,
         scaling_events=args.scaling_events or (40_000 if q else 50_000),
         memory=bool(args.memory), rss_subjects=args.rss_subjects or 1_000_000,
         min_rate=args.min_rate, skip=tuple(args.skip), quick=q,
@@ -242,7 +261,7 @@ def window_line(who: str, rep: int, w: Window) -> str:
 
 
 def latency_line(who: str, rep: int, lat: latency.LatencyResult) -> str:
-    return (
+    line = (
         f"  {who:<10} rep {rep}: p50 {lat.p50_ms:6.1f}  p99 {lat.p99_ms:7.1f}  p99.9 "
         f"{lat.p999_ms:7.1f}  max {lat.max_ms:6.0f} ms ({lat.measured}/{lat.events} events, sent "
         f"{lat.sent_rate:.0f}/s, drained {lat.drain_seconds:.1f}s after; broker "
@@ -250,6 +269,14 @@ def latency_line(who: str, rep: int, lat: latency.LatencyResult) -> str:
         f"{lat.load.get('foreign_cores', 0):.2f}, loadavg {lat.load.get('loadavg', 0):.2f}; "
         f"spikes at s {lat.spikes[:8]})"
     )
+    if not lat.sustained:
+        stopped = f"load stopped after {lat.stopped_after:.0f}s, " if lat.stopped_after else ""
+        line += (
+            f" [yellow]NOT SUSTAINED[/]: {stopped}consumed {lat.consumed_rate:,.0f} ev/s, "
+            f"{lat.unconsumed:,} events never consumed, p50 of the delivered "
+            f"{lat.p50_delivered_ms:.0f} ms"
+        )
+    return line
 
 
 async def throughput_phase(
@@ -292,34 +319,73 @@ async def latency_phase(
     results["offered_rate"] = round(rate, 1)
     share = f"{s.load_fraction:.0%} of the batch baseline" if s.rate is None else "--rate"
     say(f"[bold]latency[/] at {rate:.0f} ev/s ({share})")
+    gateway_rates = [w["events_per_s"] for w in reps.get("throughput_gateway", [])]
+    if gateway_rates and base_rate == base_rate:
+        plan = s.plan(baseline_rate=base_rate, gateway_rate=median(gateway_rates))
+        again = budget.estimate(plan)
+        results["expected_seconds_at_latency"] = again
+        say(
+            f"  expected with this run's rates: latency {again['latency']:.0f}s, supplementary "
+            f"{again['latency_own']:.0f}s (gateway windows expected to be stopped early: "
+            f"{budget.gateway_stopped(plan)})"
+        )
+    hint = max(gateway_rates, default=0.0)  # the gateway's best: bounds what it can consume
     pending: list[asyncio.Task[latency.LatencyResult]] = []
 
     async def quiet() -> None:
         for task in pending:
             await task
 
-    windows: list[tuple[str, int, asyncio.Task[latency.LatencyResult], list[float]]] = []
+    # (key in reps, printed name, repetition, result, consent probes)
+    windows: list[tuple[str, str, int, asyncio.Task[latency.LatencyResult], list[float]]] = []
+    kept_pace = True
     for r in range(s.reps):
+        started = time.monotonic()
         bl = await fixedload.baseline_latency(
             bench, raw.consent, templates, rate, s.latency_seconds, f"lat-base-{r}", quiet,
             s.latency_baseline,
         )  # fmt: skip
         pending.append(bl)
-        windows.append(("baseline", r, bl, []))
-        say(f"  baseline   rep {r}: window done")
-        gl, probes = await fixedload.gateway_latency(
+        windows.append(("baseline_latency", "baseline", r, bl, []))
+        say(f"  baseline   rep {r}: window done ({time.monotonic() - started:.0f}s)")
+        started = time.monotonic()
+        gl, probes, kept = await fixedload.gateway_latency(
             bench, raw.consent, consents, templates, rate, s.latency_seconds, f"lat-gw-{r}",
-            s.probes, quiet,
+            s.probes, quiet, ceiling_hint=hint, stop_early=s.stop_early,
         )  # fmt: skip
+        kept_pace = kept_pace and kept
         pending.append(gl)
-        windows.append(("gateway", r, gl, probes))
-        say(f"  gateway    rep {r}: window done")
-    for who, r, task, probes in windows:
+        windows.append(("gateway_latency", "gateway", r, gl, probes))
+        say(f"  gateway    rep {r}: window done ({time.monotonic() - started:.0f}s)")
+    own_started = time.monotonic()
+    own = s.load_fraction * median(gateway_rates) if gateway_rates else math.nan
+    if s.own_reps and not kept_pace and own == own:
+        results["own_offered_rate"] = round(own, 1)
+        say(
+            f"[bold]latency, supplementary[/] at {own:.0f} ev/s ({s.load_fraction:.0%} of the "
+            f"gateway's own median throughput; the gateway did not keep up with the main load)"
+        )
+        for r in range(s.own_reps):
+            started = time.monotonic()
+            gl, probes, _ = await fixedload.gateway_latency(
+                bench, raw.consent, consents, templates, own, s.latency_seconds,
+                f"lat-own-{r}", s.probes, quiet, ceiling_hint=hint, stop_early=s.stop_early,
+            )  # fmt: skip
+            pending.append(gl)
+            windows.append(("gateway_own_latency", "gateway@own", r, gl, probes))
+            say(f"  gateway@own rep {r}: window done ({time.monotonic() - started:.0f}s)")
+        for task in pending:  # its read-backs are its own time
+            await task
+        results["phase_seconds"]["latency_own"] = round(time.monotonic() - own_started, 1)
+    elif s.own_reps and not kept_pace:
+        say("  no supplementary window: the gateway's own throughput was not measured in this run")
+    for key, who, r, task, probes in windows:
         result = await task
-        reps.setdefault(f"{who}_latency", []).append(asdict(result))
+        reps.setdefault(key, []).append(asdict(result))
         line = latency_line(who, r, result)
-        if who == "gateway":
+        if who != "baseline":
             reps.setdefault("consent_propagation_ms", []).append(probes)
+            reps.setdefault("consent_propagation_window", []).append(key)
             gen2 = [p for p in result.gc_pauses if p["generation"] >= 2]
             line += (
                 f"; {len(gen2)} gen-2 GCs (max {max((p['ms'] for p in gen2), default=0):.0f} ms)"
@@ -377,7 +443,8 @@ async def run(
         mark = time.monotonic()
         if "latency" not in s.skip:
             await latency_phase(bench, s, raw, consents, templates, reps, results)
-        results["phase_seconds"]["latency"] = round(time.monotonic() - mark, 1)
+        own_seconds = results["phase_seconds"].setdefault("latency_own", 0.0)
+        results["phase_seconds"]["latency"] = round(time.monotonic() - mark - own_seconds, 1)
 
         mark = time.monotonic()
         if s.memory:
@@ -423,6 +490,8 @@ def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
     show(f"latency at {report.fmt(results.get('offered_rate'))} events/s, "
          f"{results['settings']['latency_seconds']:.0f} s windows", report.LATENCY_HEADER,
          report.latency_rows(summary))  # fmt: skip
+    for note in report.sustain_notes(summary, results):
+        out.print(note)
     show("other figures", ["figure", "value"], report.other_rows(summary))
     show("targets (against the aiokafka batch-API baseline)",
          ["target", "value", "goal", "status"], report.target_rows(summary))  # fmt: skip
@@ -430,7 +499,14 @@ def print_tables(results: dict[str, Any], summary: dict[str, Any]) -> None:
          report.PROJECTION_HEADER,
          report.projection_rows(summary))  # fmt: skip
     out.print(report.noise_note(summary["foreign_cores"], results["machine"]["nproc"]))
-    out.print(f"phase seconds: {results['phase_seconds']} (expected {results['expected_seconds']})")
+    show("budget: seconds per phase", ["phase", "expected", "measured", "measured - expected"],
+         budget.comparison(results["expected_seconds"], measured_seconds(results)))  # fmt: skip
+
+
+def measured_seconds(results: dict[str, Any]) -> dict[str, float]:
+    """The phases' seconds, and what the run spent outside them (start, clean-up)."""
+    phases = {k: float(v) for k, v in results["phase_seconds"].items()}
+    return phases | {"other": round(results["duration_s"] - sum(phases.values()), 1)}
 
 
 def render(results: dict[str, Any], out: Path, stamp: str) -> dict[str, Any]:

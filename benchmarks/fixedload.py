@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks import latency, workload
-from benchmarks.latency import LatencyResult
+from benchmarks.latency import CONSUMED, LatencyResult
 from benchmarks.passthrough import ASSIGNED
 from benchmarks.phases import (
     Bench,
@@ -29,6 +29,7 @@ from benchmarks.phases import (
     wait_consent_loaded,
 )
 from benchmarks.procs import BenchError, Monitored, memory_kib, metric_sum, scrape
+from benchmarks.stats import OverloadWatch
 from devtools.synthetic import PURPOSES, consent_record
 from gateway.records import HEADER_CONSENT
 from topologies.admin import describe_partitions
@@ -90,31 +91,51 @@ async def baseline_latency(
         offered = await latency.offered_load(
             bench.bootstrap, raw.of, templates, rate, seconds, label.encode(),
             pids=[proc.child.pid], broker_pid=bench.broker_pid,
+            metrics=lambda: {CONSUMED: proc.consumed()},
         )  # fmt: skip
         drain = await wait_consumed([proc], len(offered.send_wall), DRAIN_LIMIT)
+        unconsumed = max(0, len(offered.send_wall) - int(proc.consumed()))
     finally:
         bench.stop([proc.child])
 
     async def finish() -> LatencyResult:
-        lat = await asyncio.to_thread(latency.read_latencies, bench.bootstrap, outputs, offered)
-        await bench.drop_topics(label)
-        return latency.summarise(offered, lat, rate, drain)
+        lat = await read_back(bench, label, outputs, offered)
+        return latency.summarise(offered, lat, rate, drain, unconsumed=unconsumed)
 
     return asyncio.create_task(finish())
 
 
+async def read_back(
+    bench: Bench, label: str, topics: Sequence[str], offered: latency.Offered
+) -> list[float]:
+    """The window's latencies from its output topics (in a thread), then its topics dropped."""
+    started = time.monotonic()
+    lat = await asyncio.to_thread(latency.read_latencies, bench.bootstrap, topics, offered)
+    bench.log(f"  {label}: read back in {time.monotonic() - started:.1f}s")
+    await bench.drop_topics(label)
+    return lat
+
+
 def gateway_series(worker: Monitored) -> dict[str, float]:
-    text = scrape(worker.port, tuple(latency.GATEWAY_SERIES))
-    return {name: metric_sum(text, name) for name in latency.GATEWAY_SERIES}
+    names = (*latency.GATEWAY_SERIES, worker.counter)
+    text = scrape(worker.port, names)
+    values = {name: metric_sum(text, name) for name in names}
+    values[CONSUMED] = values.pop(worker.counter)
+    return values
 
 
 async def gateway_latency(
     bench: Bench, consent: str, consent_subjects: int, templates: Sequence[workload.Template],
     rate: float, seconds: float, label: str, probes: int, quiet: Quiet = nothing,
-) -> tuple[asyncio.Task[LatencyResult], list[float]]:  # fmt: skip
+    ceiling_hint: float = 0.0, stop_early: bool = True,
+) -> tuple[asyncio.Task[LatencyResult], list[float], bool]:  # fmt: skip
     """Latency at the offered load, then consent propagation probes on the same worker.
 
-    Returns a task that reads the outputs back and summarises, and the probes' latencies (ms).
+    `stop_early`: the load stops as soon as the worker certainly cannot sustain it
+    (`stats.OverloadWatch`, `ceiling_hint`: the worker's best throughput of the run): the
+    window's p99 is then +inf whatever happens next, and it is reported as not sustained with
+    what was measured until then. Returns a task that reads the outputs back and summarises,
+    the probes' latencies (ms), and whether the worker consumed every event in time.
     """
     raw = await bench.raw_topics(label, consent)
     group = await start_gateway(bench, raw, label, gc_log=True)
@@ -124,13 +145,33 @@ async def gateway_latency(
         await wait_consent_loaded(group, consent_subjects, bench.budget(consent_subjects / 10))
         await quiet()
         await asyncio.sleep(0.5)
+        warm = int(rate)  # offered_load's 1 s of warm-up
+        watch = OverloadWatch(
+            planned=warm + max(1, int(rate * seconds)), warm=warm, seconds=seconds,
+            drain=DRAIN_LIMIT, hint=ceiling_hint,
+        )  # fmt: skip
         offered = await latency.offered_load(
             bench.bootstrap, raw.of, templates, rate, seconds, label.encode(),
             pids=group.pids, broker_pid=bench.broker_pid, metrics=lambda: gateway_series(worker),
+            give_up=watch if stop_early else None,
         )  # fmt: skip
         ended = time.time()
-        drain = await wait_consumed(group.workers, len(offered.send_wall), DRAIN_LIMIT)
-        if sum(w.consumed() for w in group.workers) >= len(offered.send_wall):
+        sent = len(offered.send_wall)
+        if offered.stopped_after:  # the verdict is in: no drain, no probes
+            drain = 0.0
+            bench.log(
+                f"  {label}: not sustained, load stopped after {offered.stopped_after:.0f}s of "
+                f"{seconds:.0f}: consumed {offered.consumed_rate:,.0f} ev/s of {rate:,.0f} "
+                f"offered, backlog {sent - offered.consumed_end:,.0f}; even at "
+                f"{watch.ceiling:,.0f} ev/s ({watch.margin}x its best) it could not end with "
+                f"<= 1% of the window's events left"
+            )
+        else:
+            drain = await wait_consumed(group.workers, sent, DRAIN_LIMIT)
+        consumed = int(sum(w.consumed() for w in group.workers))
+        if offered.stopped_after:
+            propagation = []
+        elif consumed >= sent:
             propagation = await consent_probes(bench, raw, observed, label, probes)
         else:  # the probes' events would queue behind the backlog: they would time the backlog
             bench.log(f"  {label}: backlog left after {DRAIN_LIMIT:.0f}s, consent probes skipped")
@@ -143,11 +184,12 @@ async def gateway_latency(
     )
 
     async def finish() -> LatencyResult:
-        lat = await asyncio.to_thread(latency.read_latencies, bench.bootstrap, observed, offered)
-        await bench.drop_topics(label)
-        return latency.summarise(offered, lat, rate, drain, pauses)
+        lat = await read_back(bench, label, observed, offered)
+        return latency.summarise(
+            offered, lat, rate, drain, pauses, unconsumed=max(0, sent - consumed)
+        )
 
-    return asyncio.create_task(finish()), propagation
+    return asyncio.create_task(finish()), propagation, consumed >= sent
 
 
 async def consent_probes(

@@ -102,9 +102,17 @@ def throughput_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[
     return out
 
 
-def latency_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Spread]]:
-    out = {}
-    for who in ("gateway", "baseline"):
+# The latency windows, in table order: (key in results["reps"] without "_latency", label).
+LATENCY_WINDOWS = (
+    ("gateway", "gateway"),
+    ("baseline", "aiokafka batch baseline"),
+    ("gateway_own", "gateway at 50% of its own max (supplementary)"),
+)
+
+
+def latency_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for who, _ in LATENCY_WINDOWS:
         windows = reps.get(f"{who}_latency", [])
         out[who] = {
             k: spread(windows, k) for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms", "sent_rate")
@@ -114,7 +122,50 @@ def latency_figures(reps: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str
         out[who]["foreign_cores"] = Spread.of([w["load"].get("foreign_cores", math.nan)
                                                for w in windows])  # fmt: skip
         out[who]["loadavg"] = Spread.of([w["load"].get("loadavg", math.nan) for w in windows])
+        out[who]["consumed_rate"] = Spread.of([w.get("consumed_rate", math.nan) for w in windows])
+        out[who]["p50_delivered_ms"] = Spread.of(
+            [w.get("p50_delivered_ms", math.nan) for w in windows]
+        )
+        out[who]["stopped_after"] = Spread.of(
+            [w["stopped_after"] for w in windows if w.get("stopped_after")]
+        )
+        out[who]["unconsumed"] = Spread.of([w.get("unconsumed", math.nan) for w in windows])
+        # (windows that did not keep up, windows)
+        out[who]["not_sustained"] = (
+            sum(1 for w in windows if not w.get("sustained", math.isfinite(w["p99_ms"]))),
+            len(windows),
+        )
     return out
+
+
+def sustain_notes(summary: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """A sentence per kind of latency window that did not keep up with its offered load."""
+    notes = []
+    for who, label in LATENCY_WINDOWS:
+        f = summary["latency"].get(who)
+        failed, windows = f["not_sustained"] if f else (0, 0)
+        if not failed:
+            continue
+        rate = results.get("own_offered_rate" if who == "gateway_own" else "offered_rate")
+        note = (
+            f"{label}: not sustained in {failed} of {windows} windows at "
+            f"{fmt(rate)} events/s offered: it consumed {fmt_spread(f['consumed_rate'])} "
+            f"events/s"
+        )
+        if f["stopped_after"].n:
+            note += (
+                f"; the load was stopped after {fmt_spread(f['stopped_after'])} s of "
+                f"{fmt((results.get('settings') or {}).get('latency_seconds'))} once a finite "
+                f"p99 was impossible (the events not yet consumed exceeded what it could consume "
+                f"by the end of the drain limit at 1.5x its best rate)"
+            )
+        note += (
+            f"; events sent but never consumed: {fmt_spread(f['unconsumed'])}; p50 of the "
+            f"events it did deliver: {fmt_spread(f['p50_delivered_ms'], 1)} ms (a lower bound: "
+            f"the undelivered ones are later)"
+        )
+        notes.append(note)
+    return notes
 
 
 def projection(
@@ -192,6 +243,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     tp = throughput_figures(reps)
     lat = latency_figures(reps)
     probes = reps.get("consent_propagation_ms", [])
+    sources = reps.get("consent_propagation_window", [])
+    probed = {k for k, p in zip(sources, probes, strict=False) if p}
     prop = {f"p{q}": median([percentile(p, q) for p in probes]) for q in (50, 99)}
     mem = (reps.get("memory") or [{}])[0]
     live = {
@@ -202,6 +255,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     noisy = other > NOISY_CORES
     return {
         "throughput": tp, "latency": lat, "consent_propagation_ms": prop,
+        "consent_propagation_after": sorted(probed),
         "live": live, "two_workers_scaling": live["2_worker"].median / live["1_worker"].median
         if live["1_worker"].median else math.nan,
         "peak_rss_mb": mem.get("vmhwm_mb", math.nan), "rss_subjects": mem.get("subjects", 0),
@@ -251,8 +305,11 @@ LATENCY_HEADER = ["at 50% of batch max", "p50 ms", "p99 ms", "p99.9 ms", "max ms
 
 def latency_rows(summary: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for who, label in (("gateway", "gateway"), ("baseline", "aiokafka batch baseline")):
-        f = summary["latency"][who]
+    for who, name in LATENCY_WINDOWS:
+        f = summary["latency"].get(who)
+        if f is None or (who == "gateway_own" and not f["p99_ms"].n):
+            continue
+        label = name + (" - not sustained" if f["not_sustained"][0] else "")
         rows.append(
             [label, fmt_spread(f["p50_ms"], 1), fmt_spread(f["p99_ms"], 1),
              fmt_spread(f["p999_ms"], 1), fmt_spread(f["max_ms"], 0),
@@ -265,8 +322,10 @@ def latency_rows(summary: dict[str, Any]) -> list[list[str]]:
 def other_rows(summary: dict[str, Any]) -> list[list[str]]:
     prop = summary["consent_propagation_ms"]
     live = summary["live"]
+    after = summary.get("consent_propagation_after", [])
+    where = " (after the supplementary windows)" if after == ["gateway_own_latency"] else ""
     return [
-        ["consent propagation p50 / p99 (ms)", f"{fmt(prop['p50'])} / {fmt(prop['p99'])}"],
+        [f"consent propagation p50 / p99 (ms){where}", f"{fmt(prop['p50'])} / {fmt(prop['p99'])}"],
         ["1 worker, events produced live (events/s)", fmt_spread(live["1_worker"])],
         ["2 workers, same partitions (events/s)",
          f"{fmt_spread(live['2_worker'])} = {fmt(summary['two_workers_scaling'], 2)}x of 1 worker"],
@@ -313,6 +372,7 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
     parts = [
         markdown_table(THROUGHPUT_HEADER, throughput_rows(summary)),
         markdown_table(LATENCY_HEADER, latency_rows(summary)),
+        *sustain_notes(summary, results),
         markdown_table(["figure", "value"], other_rows(summary)),
         markdown_table(["target", "value", "goal", "status"], target_rows(summary)),
         markdown_table(PROJECTION_HEADER, projection_rows(summary)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -85,3 +85,67 @@ def spikes(series: Sequence[Second], factor: float = 3.0, floor_ms: float = 20.0
     """Seconds whose p99 is over `factor` times the median per-second p99 and over `floor_ms`."""
     typical = median([s.p99_ms for s in series])
     return [s.second for s in series if s.p99_ms > max(factor * typical, floor_ms) and s.events > 0]
+
+
+def cannot_sustain(
+    *, unconsumed: float, warm: int, measured: int, remaining_s: float, drain_s: float,
+    ceiling: float,
+) -> bool:  # fmt: skip
+    """Whether a latency window's p99 is already certain to be +inf.
+
+    `unconsumed`: the window's events (warm-up included, those still to be sent included) not
+    yet consumed. Even consuming at `ceiling` events/s from now until the drain limit, more
+    than 1% of the `measured` events would be left unconsumed - assuming every warm-up event
+    is among those left (the most favourable case) - and unconsumed events rank after every
+    delivered one.
+    """
+    left = unconsumed - ceiling * (max(remaining_s, 0.0) + drain_s) - warm
+    return left > 0.01 * measured
+
+
+@dataclass
+class OverloadWatch:
+    """Decides, once a second, that a latency window's process cannot sustain the offered load.
+
+    The window's `planned` events (warm-up included) are offered at a fixed rate for `seconds`
+    measured seconds; the process then has `drain` seconds to consume what is left. Its
+    consumption rate is bounded by `ceiling`: `margin` times the best of `hint` (its best
+    throughput window of the run, on pre-loaded topics with the cores to itself) and the best
+    one-second rate it showed in this window. The window is given up once, for `hold`
+    consecutive checks and after at least `evidence` measured seconds, the p99 is certain to be
+    +inf (`cannot_sustain`) and the backlog (sent - consumed) kept growing.
+    """
+
+    planned: int
+    warm: int
+    seconds: float
+    drain: float
+    hint: float = 0.0
+    margin: float = 1.5
+    hold: int = 5
+    evidence: float = 10.0
+    best: float = 0.0
+    held: int = 0
+    _last: tuple[float, float] | None = None
+    _backlogs: list[float] = field(default_factory=list)
+
+    @property
+    def ceiling(self) -> float:
+        return self.margin * max(self.hint, self.best)
+
+    def __call__(self, measured: float, sent: int, consumed: float) -> bool:
+        if math.isnan(consumed):
+            return False
+        if self._last is not None and measured > self._last[0]:
+            self.best = max(self.best, (consumed - self._last[1]) / (measured - self._last[0]))
+        self._last = (measured, consumed)
+        self._backlogs.append(sent - consumed)
+        certain = self.ceiling > 0 and cannot_sustain(
+            unconsumed=self.planned - consumed, warm=self.warm, measured=self.planned - self.warm,
+            remaining_s=self.seconds - measured, drain_s=self.drain, ceiling=self.ceiling,
+        )  # fmt: skip
+        growing = len(self._backlogs) > self.hold and self._backlogs[-1] > max(
+            self._backlogs[-self.hold - 1 : -1]
+        )
+        self.held = self.held + 1 if certain else 0
+        return certain and growing and self.held >= self.hold and measured >= self.evidence

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from benchmarks.brokerperf import ceiling, parse_consumer_output
-from benchmarks.budget import Plan, estimate
+from benchmarks.budget import Plan, comparison, estimate, gateway_stopped
 from benchmarks.report import fmt_spread, jsonable, markdown, projection, restore, summarise
 from benchmarks.stats import Spread
 
@@ -138,3 +138,31 @@ def test_when_a_run_is_written_and_read_back_then_infinite_latencies_survive() -
     back = restore(orjson.loads(orjson.dumps(jsonable(r))))
     assert math.isinf(back["reps"]["gateway_latency"][0]["p99_ms"])
     assert back["reps"]["baseline_latency"][0]["p99_ms"] == 20.0
+
+
+def test_when_the_gateway_is_a_third_of_the_offered_rate_then_the_budget_stops_it() -> None:
+    plan = Plan(reps=3, window_seconds=20, yardsticks=4, broker_ceiling=True,
+                preload_events=2_400_000, latency_seconds=60, latency_reps=3, probes=20,
+                scaling_events=50_000, memory_subjects=0, own_reps=1)  # fmt: skip
+    assert gateway_stopped(plan)
+    fast = Plan(**{**plan.__dict__, "gateway_rate": 60_000.0})
+    assert not gateway_stopped(fast)
+    assert estimate(fast)["latency_own"] == 0.0  # no supplementary window when it keeps up
+    assert estimate(plan)["latency"] < estimate(fast)["latency"]
+    rows = comparison(estimate(plan), {"load": 10.0, "latency": 300.0, "other": 2.0})
+    assert rows[-1][0] == "total" and rows[-1][2] == "312"
+
+
+def test_when_a_gateway_window_was_stopped_early_then_the_report_says_not_sustained() -> None:
+    r = results([15_000])
+    stopped = lat(math.inf) | {"sustained": False, "stopped_after": 10.2, "consumed_rate": 14_900.0,
+                               "unconsumed": 300_000, "p50_delivered_ms": 4_000.0}  # fmt: skip
+    r["reps"]["gateway_latency"] = [stopped] * 3
+    r["reps"]["gateway_own_latency"] = [lat(40.0)]
+    r["offered_rate"], r["own_offered_rate"] = 45_000.0, 7_500.0
+    r["settings"] = {"latency_seconds": 60.0}
+    text = markdown(r, summarise(r))
+    assert "| gateway - not sustained | inf (inf-inf) |" in text
+    assert "supplementary" in text
+    assert "not sustained in 3 of 3 windows at 45,000 events/s" in text
+    assert "stopped after 10 (10-10) s of 60" in text

@@ -8,7 +8,15 @@ import random
 import pytest
 
 from benchmarks.latency import Offered, event_index, read_gc_log, summarise
-from benchmarks.stats import Spread, median, per_second, percentile, spikes
+from benchmarks.stats import (
+    OverloadWatch,
+    Spread,
+    cannot_sustain,
+    median,
+    per_second,
+    percentile,
+    spikes,
+)
 
 
 def test_when_values_are_1_to_1000_then_nearest_rank_percentiles_are_the_ranked_values() -> None:
@@ -96,3 +104,38 @@ def test_when_every_event_arrives_then_p99_and_p999_are_the_ranked_latencies() -
     result = summarise(offered(1000), lat, rate=1000.0, drain=0.1)
     assert (result.p50_ms, result.p99_ms, result.p999_ms, result.max_ms) == (500, 990, 999, 1000)
     assert result.series[0]["events"] == 1000.0
+
+
+def test_when_even_the_ceiling_cannot_drain_the_window_then_its_p99_is_certainly_infinite() -> None:
+    # 60 s at 45,000/s; 10 s in, 150,000 consumed; at 24,000/s for 50 + 15 s it consumes 1.56M
+    # of the 2.55M left (minus 45,000 warm-up): far more than 1% of 2.7M stays unconsumed.
+    args = {"warm": 45_000, "measured": 2_700_000, "remaining_s": 50.0, "drain_s": 15.0}
+    assert cannot_sustain(unconsumed=2_595_000, ceiling=24_000, **args)
+    assert not cannot_sustain(unconsumed=2_595_000, ceiling=40_000, **args)
+    assert not cannot_sustain(unconsumed=0, ceiling=1.0, **args)
+
+
+def test_when_the_process_falls_behind_then_the_watch_gives_up_only_after_its_evidence() -> None:
+    watch = OverloadWatch(planned=2_745_000, warm=45_000, seconds=60, drain=15, hint=16_000)
+    decisions = [watch(float(t), 45_000 * (t + 1), 15_000.0 * t) for t in range(1, 20)]
+    assert decisions.index(True) == 9  # the 10th second: 10 s of evidence, 5 checks in a row
+    assert watch.ceiling == 1.5 * 16_000
+
+
+def test_when_the_process_keeps_up_then_the_watch_never_gives_up() -> None:
+    watch = OverloadWatch(planned=2_745_000, warm=45_000, seconds=60, drain=15, hint=16_000)
+    assert not any(watch(float(t), 45_000 * (t + 1), 45_000.0 * t) for t in range(1, 61))
+    slow = OverloadWatch(planned=2_745_000, warm=45_000, seconds=60, drain=15)
+    assert not any(slow(float(t), 45_000 * (t + 1), math.nan) for t in range(1, 61))
+
+
+def test_when_a_window_is_stopped_early_then_it_is_not_sustained_with_what_it_measured() -> None:
+    o = offered(100)
+    o.stopped_after, o.planned = 1.0, 6000
+    o.consumed_start, o.consumed_end, o.measured_seconds = 0.0, 40.0, 1.0
+    result = summarise(o, [10.0] * 40 + [math.nan] * 60, rate=100.0, drain=0.0, unconsumed=60)
+    assert not result.sustained
+    assert math.isinf(result.p99_ms) and math.isinf(result.p50_ms)
+    assert result.p50_delivered_ms == 10.0
+    assert result.consumed_rate == 40.0
+    assert (result.planned, result.unconsumed) == (6000, 60)
