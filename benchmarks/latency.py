@@ -212,6 +212,9 @@ READER = {
 }  # fmt: skip
 
 
+PARALLEL_READ = 500_000  # output records from which the read-back uses several processes
+
+
 def read_latencies(
     bootstrap: str, topics: Sequence[str], offered: Offered, *, readers: int = 2
 ) -> list[float]:
@@ -234,6 +237,8 @@ def read_latencies(
                     high.append((topic, p, end))
     finally:
         consumer.close()
+    if sum(end for _, _, end in high) < PARALLEL_READ:  # not worth starting processes
+        readers = 1
     shares = [high[i :: max(1, readers)] for i in range(max(1, readers))]
     shares = [share for share in shares if share]
     if len(shares) <= 1:
