@@ -14,7 +14,8 @@ The terminal live view reads `snapshot()`, which is computed from the same colle
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from bisect import bisect_left as _bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -94,6 +95,24 @@ ERASURE_BUCKETS: Final = (
 _NAME_SHAPE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")  # sinks, reason codes
 _TOPIC_SHAPE: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's topic alphabet
 _VERSION_SHAPE: Final = re.compile(r"[A-Za-z0-9._:+-]{1,64}")
+
+
+def _histogram_internals() -> bool:
+    """Whether a labelled Histogram child has the parts `observe_latencies` adds to directly."""
+    child = Histogram("probe", "probe", ("l",), registry=None, buckets=(1.0,)).labels("x")
+    parts = (getattr(child, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    bounds, buckets, total = parts
+    return (
+        isinstance(bounds, list)
+        and isinstance(buckets, list)
+        and len(bounds) == len(buckets)
+        and all(hasattr(v, "inc") for v in buckets)
+        and hasattr(total, "get")
+        and hasattr(total, "set")
+    )
+
+
+_HISTOGRAM_INTERNALS: Final = _histogram_internals()
 
 
 class UnknownLabelValueError(GatewayError, ValueError):
@@ -380,6 +399,33 @@ class GatewayMetrics:
     def observe_latency(self, sink: str, seconds: float) -> None:
         """End-to-end latency; negative values (clock skew between producer and us) count as 0."""
         self.latency.labels(_check("sink", sink, self.sinks)).observe(max(seconds, 0.0))
+
+    def observe_latencies(self, sink: str, now_us: float, occurred_at_us: Sequence[int]) -> None:
+        """End-to-end latencies of `sink`'s records acknowledged at `now_us` (wall time, µs).
+
+        One per `occurred_at_us` (event times, µs), in order, each as `max(0.0, (now_us -
+        occurred_at_us) / 1e6)` seconds: the same series as that many `observe_latency` calls,
+        bit for bit (the sum is added in the same order). prometheus_client has no batch
+        observe, so this adds to the child's buckets and sum directly: a lock per bucket and
+        batch instead of per record (this module is the one adapter of prometheus_client).
+        Raises `UnknownLabelValueError` for an undeclared sink.
+        """
+        child = self.latency.labels(_check("sink", sink, self.sinks))
+        if not _HISTOGRAM_INTERNALS:  # a prometheus_client whose internals moved: the plain way
+            for at_us in occurred_at_us:
+                child.observe(max(0.0, (now_us - at_us) / 1_000_000))
+            return
+        bounds = child._upper_bounds
+        counts = [0] * len(bounds)
+        total = child._sum.get()
+        for at_us in occurred_at_us:
+            seconds = max(0.0, (now_us - at_us) / 1_000_000)
+            total += seconds
+            counts[_bisect_left(bounds, seconds)] += 1  # the first bound >= seconds, as observe
+        child._sum.set(total)
+        for bucket, n in zip(child._buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
 
     def batch_processed(self, size: int, seconds: float, now: float) -> None:
         """One batch done: its size, its processing time, and the wall time it finished."""

@@ -123,9 +123,7 @@ class OutputRecords:
         self._dedup = {sink: keyed_pseudonymizer(key) for sink, key in dedup_keys.items()}
         self._key_id_headers: dict[str, Header] = {}
         # Per (sink, reason): the audit value's head (its first four keys) and sink headers.
-        self._audit_heads: dict[tuple[str, str], tuple[bytes, tuple[Header, Header]]] = {}
-        self._last_audited: tuple[Event, Source, int | None] | None = None
-        self._audit_tail = b""
+        self._audit_heads: dict[tuple[str, str], tuple[bytes, Header, Header]] = {}
         self._label = event_type_label
         self._guard = guard
 
@@ -165,40 +163,29 @@ class OutputRecords:
 
         The event id is the producer's free text, so the value guard scrubs it too. The value
         is `{"sink", "sink_topic", "verdict", "reason", "event_id", "event_type", "kind",
-        "source", "config_version", "consent_version"}`, serialized as two pieces: a head per
-        (sink, reason) and a tail per event, so an event's drops serialize its part once.
+        "source", "config_version", "consent_version"}`. An event with several audit records
+        builds its part once with `audit_tail` and each record with `audit_of` (the same bytes).
         """
-        sink, reason = decision.sink, decision.reason
-        head = self._audit_heads.get((sink, reason))
+        if consent is None:
+            consent = self.consent_header(consent_version)
+        return self.audit_of(decision, self.audit_tail(event, source, consent_version), consent)
+
+    def audit_of(self, decision: SinkDecision, tail: bytes, consent: Header) -> Output:
+        """The audit record of one decision of the event whose `audit_tail` is `tail`.
+
+        The value is serialized as two pieces: a head per (sink, reason), remembered, and the
+        event's tail; `consent` is `consent_header(...)` of the event's consent version.
+        """
+        key = (decision.sink, decision.reason)
+        head = self._audit_heads.get(key)
         if head is None:
-            head = self._audit_heads[(sink, reason)] = self._audit_head(decision)
-        audited = (event, source, consent_version)
-        if audited != self._last_audited:  # one event's drops are audited one after another
-            self._last_audited = audited
-            self._audit_tail = self._audit_tail_of(event, source, consent_version)
-        headers = [
-            self._config_header,
-            consent if consent is not None else self.consent_header(consent_version),
-            *head[1],
-        ]
-        return _new_tuple(Output, (self.audit_topic, None, head[0] + self._audit_tail, headers))
+            head = self._audit_heads[key] = self._audit_head(decision)
+        value, sink_header, reason_header = head
+        headers = [self._config_header, consent, sink_header, reason_header]
+        return _new_tuple(Output, (self.audit_topic, None, value + tail, headers))
 
-    @staticmethod
-    def _audit_head(decision: SinkDecision) -> tuple[bytes, tuple[Header, Header]]:
-        """The audit value's opening up to its event part, and the sink and reason headers."""
-        head = _dumps(
-            {
-                "sink": decision.sink,
-                "sink_topic": decision.topic,
-                "verdict": decision.verdict,  # StrEnum members: orjson writes their values
-                "reason": decision.reason,
-            }
-        )
-        headers = ((HEADER_SINK, decision.sink.encode()), (HEADER_REASON, decision.reason.encode()))
-        return head[:-1] + b",", headers
-
-    def _audit_tail_of(self, event: Event, source: Source, consent_version: int | None) -> bytes:
-        """The audit value's event part, from its fifth key to the closing brace."""
+    def audit_tail(self, event: Event, source: Source, consent_version: int | None) -> bytes:
+        """The event's part of its audit records' values (`audit_of`), from the fifth key on."""
         event_id = event.event_id
         if self._guard is not None:
             event_id = self._guard.scrub_free_text(event_id, event.fields)
@@ -213,6 +200,20 @@ class OutputRecords:
             }
         )
         return tail[1:]
+
+    @staticmethod
+    def _audit_head(decision: SinkDecision) -> tuple[bytes, Header, Header]:
+        """The audit value's opening up to its event part, and the sink and reason headers."""
+        head = _dumps(
+            {
+                "sink": decision.sink,
+                "sink_topic": decision.topic,
+                "verdict": decision.verdict,  # StrEnum members: orjson writes their values
+                "reason": decision.reason,
+            }
+        )
+        sink_header = (HEADER_SINK, decision.sink.encode())
+        return head[:-1] + b",", sink_header, (HEADER_REASON, decision.reason.encode())
 
     def dlq(self, invalid: Invalid, source: Source) -> Output:
         """The DLQ record of an invalid input (an event or a consent record).

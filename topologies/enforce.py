@@ -24,7 +24,8 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from functools import partial
+from operator import attrgetter, itemgetter
 from typing import Protocol
 
 from gateway.consent import sticky_gpc
@@ -86,44 +87,66 @@ class BatchResult:
     dropped: int
 
 
-# What one record adds to its batch's tally: (topic, reason) if invalid, else its decisions,
-# its occurred_at (µs, for the latency) and how many audit records it wrote.
-_Count = tuple[tuple[str, str] | None, Sequence[SinkDecision], int, int]
-_NO_DECISIONS: tuple[SinkDecision, ...] = ()
+# What one valid record adds to its batch's tally: its decisions and its occurred_at (µs).
+_Decided = tuple[tuple[SinkDecision, ...], int]
+_reasons_of = partial(map, itemgetter(3))  # a SinkDecision's reason
+_NOT_INVALID = ("", "")
+_TIME_SHIFT = ConsentState.TIME_SHIFT
 
 
 class _Tally:
-    """What one batch did, summed per batch and recorded in the metrics once it is acked."""
+    """What one batch did, summed per batch and recorded in the metrics once it is acked.
 
-    __slots__ = ("audits", "consumed", "decisions", "forwarded", "invalid", "scrubs")
+    The hot loop only appends each valid record's decisions (`decided`); `close` counts them.
+    Within one engine a sink decision's sink, topic and verdict follow from its position (one
+    decision per sink, in config order) and its reason (`verdict_of`), so the decisions are
+    counted once per distinct tuple of reasons and expanded per sink from one example of it.
+    """
+
+    __slots__ = ("audits", "consumed", "decided", "decisions", "forwarded", "invalid", "scrubs")
 
     def __init__(self) -> None:
         self.consumed: Counter[str] = Counter()  # per raw topic
-        # (sink, sink topic, verdict, reason): a SinkDecision's first four fields. A plain dict:
-        # indexing a Counter (a dict subclass) misses the interpreter's fast path for dicts.
+        self.decided: list[_Decided] = []  # per valid record, in order
+        # (sink, sink topic, verdict, reason): a SinkDecision's first four fields.
         self.decisions: dict[tuple[str, str, Verdict, str], int] = {}
         self.invalid: Counter[tuple[str, str]] = Counter()  # (topic, reason)
-        self.forwarded: list[tuple[str, int]] = []  # (sink, occurred_at µs): latency
+        self.forwarded: dict[str, list[int]] = {}  # sink -> occurred_at µs of each forward
         self.scrubs: Counter[tuple[str, str]] = Counter()  # (sink, identifier) the guard replaced
         self.audits = 0
 
-    def add(self, count: _Count) -> None:
-        """Count one record whose outputs are all in the writer."""
-        invalid, decisions, occurred_at_us, audits = count
-        if invalid is not None:
-            self.invalid[invalid] += 1
-            return
-        tallied, forwarded = self.decisions, self.forwarded
-        counted = tallied.get
-        for decision in decisions:
-            key = decision[:4]
-            tallied[key] = counted(key, 0) + 1
-            if decision.verdict is _FORWARD:
-                forwarded.append((decision.sink, occurred_at_us))
+    def close(self, audit_forwards: bool) -> None:
+        """Count `decided` into `decisions`, `forwarded`, `scrubs` and `audits` (once per batch).
+
+        `audit_forwards`: the batch's setting (a forward also wrote an audit record).
+        """
+        # reasons -> [records, the forwards' positions, an example of the decisions]
+        patterns: dict[tuple[str, ...], tuple[list[int], tuple[int, ...], tuple[SinkDecision, ...]]]
+        patterns = {}
+        forwarded, scrubs = self.forwarded, self.scrubs
+        for decisions, occurred_at_us in self.decided:
+            reasons = tuple(_reasons_of(decisions))
+            pattern = patterns.get(reasons)
+            if pattern is None:
+                forwards = tuple(i for i, d in enumerate(decisions) if d.verdict is _FORWARD)
+                pattern = patterns[reasons] = ([0], forwards, decisions)
+            pattern[0][0] += 1
+            for i in pattern[1]:
+                decision = decisions[i]
+                sink = decision.sink
+                times = forwarded.get(sink)
+                if times is None:
+                    times = forwarded[sink] = []
+                times.append(occurred_at_us)
                 if decision.scrubbed:
                     for _, identifier, n in decision.scrubbed:
-                        self.scrubs[(decision.sink, identifier)] += n
-        self.audits += audits
+                        scrubs[(sink, identifier)] += n
+        tallied = self.decisions
+        for (n,), forwards, example in patterns.values():
+            for decision in example:
+                key = decision[:4]
+                tallied[key] = tallied.get(key, 0) + n
+            self.audits += n * (len(example) if audit_forwards else len(example) - len(forwards))
 
 
 class Enforcer:
@@ -177,22 +200,27 @@ class Enforcer:
         the broker acknowledged every output, and fails if any output failed. A record that
         raises costs itself only (module docstring); the DLQ writer failing fails the batch.
         """
-        engine, out, tally = self._engine, self._writer, _Tally()
+        engine, tally = self._engine, _Tally()
+        add, outputs_of, decided = self._writer.add, self._outputs, tally.decided.append
         tally.consumed.update(map(_topic_of, records))
         for record in records:
             try:
-                outputs, count = self._outputs(record, engine)
+                outputs, valid, invalid = outputs_of(record, engine)
                 if len(outputs) > 1 and len(record.value or b"") > _LARGE_RECORD_BYTES:
                     _largest_first(outputs)
                 source = record.partition
                 for topic, key, value, headers in outputs:
-                    out.add(topic, source, key, value, headers)
+                    add(topic, source, key, value, headers)
             except Exception as exc:  # a poison pill costs itself only
                 tally.invalid[(record.topic, Reason.INTERNAL_ERROR.value)] += 1
                 self._internal_error(record, exc, engine)
             else:
-                tally.add(count)
-        acked = await out.send()
+                if valid is not None:
+                    decided(valid)
+                else:
+                    tally.invalid[invalid] += 1
+        tally.close(engine.config.settings.audit_forwards)
+        acked = await self._writer.send()
         decisions = tally.decisions
         n_forwarded = sum(n for (_, _, v, _), n in decisions.items() if v is Verdict.FORWARD)
         result = BatchResult(
@@ -209,10 +237,14 @@ class Enforcer:
 
         return asyncio.ensure_future(once_acked())
 
-    def _outputs(self, record: Record, engine: Engine) -> tuple[list[Output], _Count]:
-        """Every output of one record, built but not yet added, and how to count them once added.
+    def _outputs(
+        self, record: Record, engine: Engine
+    ) -> tuple[list[Output], _Decided | None, tuple[str, str]]:
+        """Every output of one record, built but not yet added, and what to count once added.
 
         Counting only after adding means a record that raises is counted as its DLQ record only.
+        A valid record: (outputs, its decisions and occurred_at, ignored); an invalid one: (its
+        DLQ record, None, its raw topic and reason).
         Raises whatever the core raises for a record it cannot handle (the caller's concern).
         """
         records = engine.records
@@ -222,7 +254,7 @@ class Enforcer:
         )
         if isinstance(parsed, Invalid):
             invalid = (record.topic, parsed.reason.value)
-            return [self._dead_letter(record, parsed, engine)], (invalid, _NO_DECISIONS, 0, 0)
+            return [self._dead_letter(record, parsed, engine)], None, invalid
         state = self._consent(parsed.subject_id, record.partition)
         kept = None
         if (
@@ -232,25 +264,24 @@ class Enforcer:
         ):
             kept = sticky_gpc(state)  # None: unknown subject, or kept already
             state = state if kept is None else kept
-        version = ConsentState.version(state)
+        version = None if state is None else state >> _TIME_SHIFT  # ConsentState.version
         consent = records.consent_header(version)
-        source: Source | None = None
+        tail: bytes | None = None
         audit_forwards = settings.audit_forwards
         outputs: list[Output] = []
-        audits = 0
         decisions = engine.decide(parsed, state)
         for decision in decisions:
             if decision.verdict is _FORWARD:
                 outputs.append(records.sink(decision, parsed, consent))
                 if not audit_forwards:
                     continue
-            if source is None:
+            if tail is None:  # the event's part of its audit records, built once
                 source = _new_tuple(Source, (record.topic, record.partition, record.offset))
-            outputs.append(records.audit(parsed, decision, source, version, consent))
-            audits += 1
+                tail = records.audit_tail(parsed, source, version)
+            outputs.append(records.audit_of(decision, tail, consent))
         if kept is not None and self._keep_gpc is not None:  # decided: keep the signal now
             outputs.append(self._keep_gpc(parsed.subject_id, record.partition, kept))
-        return outputs, (None, decisions, parsed.occurred_at_us, audits)
+        return outputs, (decisions, parsed.occurred_at_us), _NOT_INVALID
 
     def _dead_letter(self, record: Record, invalid: Invalid, engine: Engine) -> Output:
         """The DLQ output of an invalid record (redacted: reason and field names/types only)."""
@@ -306,9 +337,8 @@ class Enforcer:
         for (sink, identifier), n in tally.scrubs.items():
             metrics.identifier_scrubbed(sink, identifier, n)
         now_us = self._clock() * 1_000_000
-        children = {sink: metrics.latency.labels(sink) for sink in sink_writes}
-        for sink, occurred_at_us in tally.forwarded:
-            children[sink].observe(max(0.0, (now_us - occurred_at_us) / 1_000_000))
+        for sink, occurred_at_us in tally.forwarded.items():
+            metrics.observe_latencies(sink, now_us, occurred_at_us)
 
 
 # An output is at most its input's size plus a few hundred bytes (pseudonyms, a parsed user

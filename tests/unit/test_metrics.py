@@ -408,3 +408,35 @@ def test_when_a_kafka_outage_is_ridden_out_then_degraded_goes_up_and_down_and_it
     assert registry.get_sample_value("gateway_kafka_outage_seconds_total", labels) == 61.5
     with pytest.raises(UnknownLabelValueError):
         metrics.kafka_outage_began("faust")
+
+
+def _latency_lines(registry: CollectorRegistry) -> list[str]:
+    text = generate_latest(registry).decode()
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("gateway_end_to_end_latency_seconds") and "_created" not in line
+    ]
+
+
+@pytest.mark.parametrize("internals", [True, False])
+def test_when_latencies_are_observed_per_batch_then_the_series_equal_one_observe_each(
+    internals: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "_HISTOGRAM_INTERNALS", internals)
+    now_us = 1_764_160_000_123_456.0
+    # on and beside every bound, in the future (clock skew: 0 s), and sums that round
+    occurred = [int(now_us - b * 1e6) + d for b in LATENCY_BUCKETS for d in (-1, 0, 1)]
+    occurred += [int(now_us) + 5_000_000, int(now_us - 0.1e6), int(now_us - 0.2e6), 7, 3]
+    plain, batched = CollectorRegistry(), CollectorRegistry()
+    one = GatewayMetrics(plain, sinks=SINKS, topics=TOPICS)
+    many = GatewayMetrics(batched, sinks=SINKS, topics=TOPICS)
+    for _ in range(3):  # the sum goes on from its value, in the same order
+        for at_us in occurred:
+            one.latency.labels("ads").observe(max(0.0, (now_us - at_us) / 1_000_000))
+        many.observe_latencies("ads", now_us, occurred)
+    assert _latency_lines(batched) == _latency_lines(plain)
+    with pytest.raises(UnknownLabelValueError):
+        many.observe_latencies("partner-x", now_us, occurred)
