@@ -71,7 +71,10 @@ class BatchWriter:
         self._producer = producer
         self._order = order if order is not None else asyncio.Lock()
         self._partitions = dict(partitions)
-        self._open: dict[tuple[str, int], Any] = {}
+        # Per topic, its partitions' open batches (None: none open); the slots opened since the
+        # last send, in the order they were opened; the batches that filled up, in order.
+        self._open: dict[str, list[Any]] = {t: [None] * n for t, n in self._partitions.items()}
+        self._opened: list[tuple[str, int]] = []
         self._full: list[tuple[str, int, Any]] = []
 
     def rebind(self, producer: AIOKafkaProducer) -> None:
@@ -80,7 +83,8 @@ class BatchWriter:
         Called between batches, after an outage, when the old producer cannot be used again.
         """
         self._producer = producer
-        self._open, self._full = {}, []
+        self._open = {t: [None] * n for t, n in self._partitions.items()}
+        self._opened, self._full = [], []
 
     def add(
         self, topic: str, source_partition: int, key: bytes | None, value: bytes | None,
@@ -90,14 +94,15 @@ class BatchWriter:
 
         The partition is `source_partition` modulo the topic's count (module docstring).
         """
-        partition = source_partition % self._partitions[topic]
-        slot = (topic, partition)
-        builder = self._open.get(slot)
+        builders = self._open[topic]  # per partition: no (topic, partition) key per record
+        partition = source_partition % len(builders)
+        builder = builders[partition]
         if builder is None:
-            builder = self._open[slot] = self._producer.create_batch()
+            builder = builders[partition] = self._producer.create_batch()
+            self._opened.append((topic, partition))
         if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
             self._full.append((topic, partition, builder))
-            builder = self._open[slot] = self._producer.create_batch()
+            builder = builders[partition] = self._producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(f"a record for {topic} is larger than the producer's batch size")
 
@@ -107,8 +112,11 @@ class BatchWriter:
         Nothing is awaited for the acknowledgements here, so the caller can fetch and decide
         the next batch meanwhile (and must not commit this batch's offsets before the future).
         """
-        ready = self._full + [(t, p, b) for (t, p), b in self._open.items()]
-        self._full, self._open = [], {}
+        open_ = self._open
+        ready = self._full + [(t, p, open_[t][p]) for t, p in self._opened]
+        for topic, partition in self._opened:
+            open_[topic][partition] = None
+        self._full, self._opened = [], []
         futures = []
         # Taken with no await before it, so writers queue in the order they were called.
         async with self._order:
