@@ -325,6 +325,10 @@ class GatewayMetrics:
             self.set_build_info(build_info)
 
     def _preinitialise(self) -> None:
+        # The per-batch counters' children, by their label values once checked: a batch's
+        # counting then skips the checks and prometheus_client's `labels` (its lock and tuple).
+        # Safe to keep: these series are never removed.
+        self._children: dict[tuple[str, ...], Counter] = {}
         # Series exist at 0 from the start, so rate() and increase() work for the first event.
         for topic in sorted(self.topics):
             self.events_consumed.labels(topic)
@@ -364,18 +368,31 @@ class GatewayMetrics:
 
     def event_consumed(self, topic: str, n: int = 1) -> None:
         """`n` raw records read from `topic`."""
-        self.events_consumed.labels(_check("topic", topic, self.topics)).inc(n)
+        child = self._children.get(("consumed", topic))
+        if child is None:
+            child = self.events_consumed.labels(_check("topic", topic, self.topics))
+            self._children[("consumed", topic)] = child
+        child.inc(n)
 
     def decision(self, sink: str, verdict: str, reason: str, n: int = 1) -> None:
         """`n` decisions for `sink`: `verdict` a `Verdict` value, `reason` a reason code."""
-        _check("sink", sink, self.sinks)
-        reasons = self.reasons[_check("verdict", verdict, VERDICTS)]
-        self.decisions.labels(sink, verdict, _check("reason", reason, reasons)).inc(n)
+        child = self._children.get(("decision", sink, verdict, reason))
+        if child is None:
+            _check("sink", sink, self.sinks)
+            reasons = self.reasons[_check("verdict", verdict, VERDICTS)]
+            child = self.decisions.labels(sink, verdict, _check("reason", reason, reasons))
+            self._children[("decision", sink, verdict, reason)] = child
+        child.inc(n)
 
     def invalid_record(self, topic: str, reason: str, n: int = 1) -> None:
         """`n` invalid records read from `topic`, `reason` an invalid-record reason code."""
-        _check("topic", topic, self.topics)
-        self.invalid_records.labels(topic, _check("reason", reason, self.invalid_reasons)).inc(n)
+        child = self._children.get(("invalid", topic, reason))
+        if child is None:
+            _check("topic", topic, self.topics)
+            reason_label = _check("reason", reason, self.invalid_reasons)
+            child = self.invalid_records.labels(topic, reason_label)
+            self._children[("invalid", topic, reason)] = child
+        child.inc(n)
 
     def dlq_write(self, n: int = 1) -> None:
         """`n` records written to the DLQ topic."""
@@ -394,7 +411,11 @@ class GatewayMetrics:
 
     def sink_write(self, sink: str, n: int = 1) -> None:
         """`n` records acknowledged by `sink`'s topic."""
-        self.sink_writes.labels(_check("sink", sink, self.sinks)).inc(n)
+        child = self._children.get(("sink_write", sink))
+        if child is None:
+            child = self.sink_writes.labels(_check("sink", sink, self.sinks))
+            self._children[("sink_write", sink)] = child
+        child.inc(n)
 
     def observe_latency(self, sink: str, seconds: float) -> None:
         """End-to-end latency; negative values (clock skew between producer and us) count as 0."""
