@@ -9,6 +9,8 @@ forms, placeholders, browser families, URL joiners) as well as ordinary ones.
 
 from __future__ import annotations
 
+import html
+import html.entities
 from typing import Any
 
 import orjson
@@ -20,7 +22,7 @@ from gateway.config import GatewayConfig
 from gateway.decision import SinkDecision
 from gateway.engine import Engine
 from gateway.events import Event, EventKind, parse_event
-from gateway.guard import SynthesisRisk, ValueGuard
+from gateway.guard import SynthesisRisk, ValueGuard, _may_hide_spelling, fold
 from gateway.keys import Keyring
 from gateway.operators import OPERATOR_CLASSES, OPERATORS, OperatorTools
 from gateway.operators.base import OPAQUE, Synthesis
@@ -279,3 +281,58 @@ def test_an_address_is_writable_only_when_its_network_prefix_spells_it(
     risk = engine.guard._risk  # type: ignore[union-attr]
     assert risk is not None
     assert risk.ip_writable(address, [address.lower()]) is written
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["deadbeef", "a/b", "id", "10.0.0.0", "rome mob", "u-7f3a9c11"]),
+            st.text(alphabet="0123456789abcdefu-/?&=:. ", min_size=1, max_size=12),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_all_values_at_once_are_writable_exactly_when_one_of_them_is(values: list[str]) -> None:
+    # `any_writable` tests an event's values in one search each; `writable`, one value
+    risk = SynthesisRisk(
+        [
+            (Synthesis(joiners="/?&=", vocabulary=(":id",)), False),
+            (Synthesis(alphabet="0123456789abcdef"), False),
+            (IpTruncate(IpTruncateConfig(op="ip_truncate"), _tools()).synthesis(), True),
+        ],
+        vocabulary=["Chrome Mobile"],
+    )
+    expected = any(
+        "/" in v or "?" in v or "&" in v or "=" in v  # a joiner
+        or not v.strip("0123456789abcdef.:")  # made of an alphabet (digits, hex, prefixes)
+        or v in ":id" or v in "chrome mobile"  # inside a fixed text
+        for v in values
+    )  # fmt: skip
+    assert risk.any_writable(values, "\0".join(values)) is expected
+    assert [risk.writable(v) for v in values] == [risk.any_writable([v], v) for v in values]
+
+
+def _decoded_by_html(text: str) -> bool:
+    return html.unescape(text) != text
+
+
+@pytest.mark.parametrize("case", ["lower", "upper", "title", "as is"])
+def test_every_legacy_html_reference_in_any_case_is_an_encoding_mark(case: str) -> None:
+    # The guard matches references on lower-cased text with a trie of the lower-cased names;
+    # every name HTML decodes without a `;`, written in any case, must still be a mark.
+    for name in html.entities.html5:
+        if name.endswith(";"):
+            continue
+        written = {"lower": name.lower(), "upper": name.upper(), "title": name.title()}.get(
+            case, name
+        )
+        text = f'{{"page":"/jos&{written}x-cookie"}}'
+        if case == "as is":
+            assert _decoded_by_html(text), name
+        assert _may_hide_spelling(fold(text)), (name, case)
+    # ordinary query strings are not marks: neither `&session=` nor `&utm_source=`
+    assert not _may_hide_spelling('{"page":"/a?b=1&session=2&utm_source=x&q=y"}')
+    assert _may_hide_spelling('{"page":"/a?b=1&section=2"}')  # `&sect` decodes: a mark
+    assert _may_hide_spelling('{"page":"/a?&notequal;"}')  # a named reference with `;`
