@@ -234,39 +234,53 @@ def _make_needle(identifier: str, text: str, min_length: int, *, derived: bool) 
     return Needle(identifier, low, (spelling,), len(text) < min_length, token, derived)
 
 
-_patterns: dict[tuple[str, bool], re.Pattern[str]] = {}
+def _is_token_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()
 
 
-def _pattern(text: str, *, whole_token: bool) -> re.Pattern[str]:
-    """A pattern matching `text` in any case; as a whole token if `whole_token`.
+def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]]:
+    """Where `needle` (folded) occurs in `text`, in any case: (start, end) indices of `text`.
 
-    A whole token is not preceded or followed by an ASCII letter or digit. Compiled when first
-    needed (on the slow path only), remembered in a bounded dict.
+    Matching is on `fold(text)`. When folding changes a character's length (`İ` folds to two:
+    `i` and a combining dot), each folded character is mapped back to the character it came
+    from, and a match covers the whole characters it touches. A `whole_token` match is not
+    preceded or followed by an ASCII letter or digit. Spans do not overlap.
     """
-    pattern = _patterns.get((text, whole_token))
-    if pattern is None:
-        if len(_patterns) >= _NEEDLE_CACHE_SIZE:
-            _patterns.clear()
-        escaped = re.escape(text)
-        if whole_token:
-            escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
-        pattern = _patterns[(text, whole_token)] = re.compile(escaped, re.IGNORECASE)
-    return pattern
+    low = fold(text)
+    origin: list[int] | None = None  # None: folding kept every character's length
+    if len(low) != len(text):
+        origin = [index for index, char in enumerate(text) for _ in fold(char)]
+    spans: list[tuple[int, int]] = []
+    width = len(needle)
+    at = low.find(needle)
+    while at >= 0:
+        end = at + width
+        if whole_token and (
+            (at > 0 and _is_token_char(low[at - 1]))
+            or (end < len(low) and _is_token_char(low[end]))
+        ):
+            at = low.find(needle, at + 1)
+            continue
+        start, stop = (at, end) if origin is None else (origin[at], origin[end - 1] + 1)
+        if spans and start < spans[-1][1]:  # shares a character with the previous match
+            spans[-1] = (spans[-1][0], stop)
+        else:
+            spans.append((start, stop))
+        at = low.find(needle, end)
+    return spans
 
 
 def _replace(text: str, needle: Needle) -> tuple[str, int]:
     """`text` with every occurrence of the needle, in any case, replaced by its token."""
-    low = fold(text)
-    if needle.whole_token or len(low) != len(text):  # lower() changed a length: use a regex
-        return _pattern(needle.text, whole_token=needle.whole_token).subn(needle.token, text)
+    spans = _spans(text, needle.text, whole_token=needle.whole_token)
+    if not spans:
+        return text, 0
     parts: list[str] = []
-    start, width = 0, len(needle.text)
-    at = low.find(needle.text)
-    while at >= 0:
+    start = 0
+    for at, end in spans:
         parts += (text[start:at], needle.token)
-        start = at + width
-        at = low.find(needle.text, start)
-    return "".join(parts) + text[start:], len(parts) // 2
+        start = end
+    return "".join(parts) + text[start:], len(spans)
 
 
 def ip_spellings(address: str) -> tuple[str, ...]:
@@ -338,7 +352,7 @@ def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
     low = fold(text)
     for needle in needles:
         if needle.text in low and (
-            not needle.whole_token or _pattern(needle.text, whole_token=True).search(text)
+            not needle.whole_token or _spans(text, needle.text, whole_token=True)
         ):
             return needle
     return None
