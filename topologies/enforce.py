@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import Protocol
+from typing import Final, Protocol
 
 from gateway.consent import sticky_gpc
 from gateway.consent_state import ConsentState
@@ -40,6 +40,7 @@ from topologies.writer import OutputWriter
 
 log = logging.getLogger("gateway.enforce")
 _FORWARD = Verdict.FORWARD  # module constants: attribute lookups cost on the hot path
+_UNREAD: Final = -1  # not in the batch's read-ahead (a packed consent state is never negative)
 _topic_of = attrgetter("topic")
 _new_tuple = tuple.__new__
 
@@ -160,9 +161,12 @@ class Enforcer:
     table -> the same; used instead of `consent` when given), `writer` (where outputs go),
     `metrics` (None: nothing recorded), `clock` (wall time in seconds, for the end-to-end
     latency), `keep_gpc(subject_id, partition, state)` (keeps a GPC signal under
-    `gpc: sticky` and returns the table's changelog record; None: never kept). `submit`
-    raises only when the writer does (a record that cannot be
-    decided costs itself only: module docstring).
+    `gpc: sticky` and returns the table's changelog record; None: never kept),
+    `consent_many(subject_ids, partition)` (one value per id, in order, in one call: RocksDB's
+    multi-get; when given, a batch's subjects are read with one call per partition before it is
+    decided, and the per-record lookup serves only what that did not cover). `submit` raises
+    only when the writer does (a record that cannot be decided costs itself only: module
+    docstring).
     """
 
     def __init__(
@@ -176,9 +180,14 @@ class Enforcer:
         metrics: GatewayMetrics | None,
         clock: Callable[[], float],
         keep_gpc: Callable[[str, int, int], Output] | None = None,
+        consent_many: Callable[[list[str], int], list[int | None]] | None = None,
     ) -> None:
         self._engine = engine
         self._keep_gpc = keep_gpc
+        self._consent_many = consent_many
+        # The batch in hand's consent, read ahead: (partition, subject id) -> state. Set and
+        # cleared by `submit` with no await in between, so no other batch sees it.
+        self._read_ahead: dict[tuple[int, str], int | None] = {}
         self._kinds = dict(kinds)
         self._consent = consent_in or (lambda subject, _partition: consent(subject))
         self._writer = writer
@@ -203,6 +212,8 @@ class Enforcer:
         engine, tally = self._engine, _Tally()
         add, outputs_of, decided = self._writer.add, self._outputs, tally.decided.append
         tally.consumed.update(map(_topic_of, records))
+        if self._consent_many is not None:
+            self._read_ahead = self._read_consent_ahead(records, self._consent_many)
         for record in records:
             try:
                 outputs, valid, invalid = outputs_of(record, engine)
@@ -219,6 +230,7 @@ class Enforcer:
                     decided(valid)
                 else:
                     tally.invalid[invalid] += 1
+        self._read_ahead = {}
         tally.close(engine.config.settings.audit_forwards)
         acked = await self._writer.send()
         decisions = tally.decisions
@@ -255,7 +267,10 @@ class Enforcer:
         if isinstance(parsed, Invalid):
             invalid = (record.topic, parsed.reason.value)
             return [self._dead_letter(record, parsed, engine)], None, invalid
-        state = self._consent(parsed.subject_id, record.partition)
+        ahead = self._read_ahead
+        state = ahead.get((record.partition, parsed.subject_id), _UNREAD) if ahead else _UNREAD
+        if state == _UNREAD:
+            state = self._consent(parsed.subject_id, record.partition)
         kept = None
         if (
             self._keep_gpc is not None
@@ -281,7 +296,42 @@ class Enforcer:
             outputs.append(records.audit_of(decision, tail, consent))
         if kept is not None and self._keep_gpc is not None:  # decided: keep the signal now
             outputs.append(self._keep_gpc(parsed.subject_id, record.partition, kept))
+            if self._read_ahead:  # the subject's later records in this batch see it kept
+                self._read_ahead[(record.partition, parsed.subject_id)] = kept
         return outputs, (decisions, parsed.occurred_at_us), _NOT_INVALID
+
+    @staticmethod
+    def _read_consent_ahead(
+        records: Sequence[Record], many: Callable[[list[str], int], list[int | None]]
+    ) -> dict[tuple[int, str], int | None]:
+        """The consent of a batch's subjects, one `many` call per partition.
+
+        Subjects are taken from the record keys (a valid record's key is its subject id in
+        UTF-8: gateway.events); a key that is not UTF-8 is skipped (its record is invalid). If a
+        call raises, that partition's subjects are left to the per-record lookup (logged once
+        per batch, without a value).
+        """
+        wanted: dict[int, dict[str, None]] = {}
+        for record in records:
+            key = record.key
+            if key:
+                try:
+                    wanted.setdefault(record.partition, {})[key.decode()] = None
+                except UnicodeDecodeError:
+                    continue
+        read: dict[tuple[int, str], int | None] = {}
+        failed = 0
+        for partition, subjects in wanted.items():
+            ids = list(subjects)
+            try:
+                states = many(ids, partition)
+            except Exception:  # the per-record lookup is the fallback
+                failed += 1
+                continue
+            read.update(zip([(partition, subject) for subject in ids], states, strict=True))
+        if failed:
+            log.warning("consent read-ahead failed for %d partition(s); reading per record", failed)
+        return read
 
     def _dead_letter(self, record: Record, invalid: Invalid, engine: Engine) -> Output:
         """The DLQ output of an invalid record (redacted: reason and field names/types only)."""

@@ -178,3 +178,80 @@ async def test_when_audit_forwards_is_set_then_forwards_are_audited_too() -> Non
     assert sorted((a["sink"], a["verdict"], a["reason"]) for a in audits) == [
         (sink, "forward", "consented") for sink in sorted(sinks)
     ]
+
+
+def _sticky_enforcer(
+    table: dict[tuple[int, str], int], *, many: bool, fail_many: bool = False
+) -> tuple[Enforcer, RecordingWriter, list[tuple[list[str], int]], list[tuple[str, int]]]:
+    """An enforcer under `gpc: sticky` over `table`, reading per record or a batch ahead."""
+    config = load_config(REPO / "config")
+    settings = config.settings.model_copy(update={"gpc": "sticky"})
+    config = dataclasses.replace(config, settings=settings)
+    keyring = load_keyring({}, [r.name for r in config.sinks], demo=True,
+                           random_bytes=lambda n: b"k" * n)  # fmt: skip
+    writer = RecordingWriter()
+    many_calls: list[tuple[list[str], int]] = []
+    single_calls: list[tuple[str, int]] = []
+
+    def consent_in(subject: str, partition: int) -> int | None:
+        single_calls.append((subject, partition))
+        return table.get((partition, subject))
+
+    def consent_many(subjects: list[str], partition: int) -> list[int | None]:
+        many_calls.append((list(subjects), partition))
+        if fail_many:
+            raise OSError("store unavailable")
+        return [table.get((partition, subject)) for subject in subjects]
+
+    def keep_gpc(subject: str, partition: int, state: int) -> tuple[str, bytes, bytes, list[Any]]:
+        table[(partition, subject)] = state
+        return ("consent-changelog", subject.encode(), b"%d" % state, [])
+
+    enforcer = Enforcer(
+        Engine(config, keyring), kinds={USAGE: EventKind.USAGE, DEVICE: EventKind.DEVICE},
+        consent=lambda subject: None, consent_in=consent_in, writer=writer, metrics=None,
+        clock=lambda: 1.0, keep_gpc=keep_gpc,  # type: ignore[arg-type]
+        consent_many=consent_many if many else None,
+    )  # fmt: skip
+    return enforcer, writer, many_calls, single_calls
+
+
+async def test_when_consent_is_read_a_batch_ahead_then_every_output_is_the_same() -> None:
+    # A persistent store reads a batch's subjects in one multi-get per partition (app.py);
+    # the outputs must be those of one lookup per record, a sticky GPC signal included: the
+    # subject's later records in the same batch see it kept.
+    records = [
+        Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1")),
+        Raw(USAGE, 0, 1, b"subj-a", event("subj-a", "e-2", gpc=True)),  # kept from here on
+        Raw(USAGE, 0, 2, b"subj-a", event("subj-a", "e-3")),
+        Raw(USAGE, 1, 0, b"subj-b", event("subj-b", "e-4")),
+        Raw(USAGE, 1, 1, b"subj-c", event("subj-c", "e-5")),  # unknown subject
+        Raw(USAGE, 1, 2, b"\xff\xfe", event("subj-d", "e-6")),  # a key that is not UTF-8
+        Raw(USAGE, 0, 3, b"subj-a", b'{"event_id": "e-7"'),  # not JSON
+    ]
+    outputs = []
+    for many in (False, True):
+        table = {(0, "subj-a"): granted("subj-a"), (1, "subj-b"): granted("subj-b")}
+        enforcer, writer, many_calls, single_calls = _sticky_enforcer(table, many=many)
+        result = await enforcer.process(records)
+        outputs.append((result, writer.sent, table))
+        if many:
+            assert sorted(many_calls, key=lambda c: c[1]) == [
+                (["subj-a"], 0), (["subj-b", "subj-c"], 1)
+            ]  # fmt: skip
+            assert single_calls == [], "every valid record's subject was read ahead"
+        else:
+            assert len(single_calls) == 5
+    (per_record, per_record_sent, table_1), (ahead, ahead_sent, table_2) = outputs
+    assert ahead == per_record and table_1 == table_2
+    assert [o[:4] for o in ahead_sent] == [o[:4] for o in per_record_sent]
+    kept = [o for o in ahead_sent if o[0] == "consent-changelog"]
+    assert len(kept) == 1, "the GPC signal is kept once, by e-2; e-3 sees it kept already"
+
+
+async def test_when_the_read_ahead_fails_then_each_record_is_looked_up_alone() -> None:
+    table = {(0, "subj-a"): granted("subj-a")}
+    enforcer, _, many_calls, single_calls = _sticky_enforcer(table, many=True, fail_many=True)
+    result = await enforcer.process([Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1"))])
+    assert many_calls == [(["subj-a"], 0)] and single_calls == [("subj-a", 0)]
+    assert result.invalid == 0 and result.forwarded > 0
