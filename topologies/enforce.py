@@ -323,12 +323,12 @@ class Enforcer:
         failed = 0
         for partition, subjects in wanted.items():
             ids = list(subjects)
-            try:
-                states = many(ids, partition)
+            try:  # a store that raises, or answers with the wrong count, is not trusted
+                pairs = list(zip([(partition, s) for s in ids], many(ids, partition), strict=True))
             except Exception:  # the per-record lookup is the fallback
                 failed += 1
-                continue
-            read.update(zip([(partition, subject) for subject in ids], states, strict=True))
+            else:
+                read.update(pairs)
         if failed:
             log.warning("consent read-ahead failed for %d partition(s); reading per record", failed)
         return read

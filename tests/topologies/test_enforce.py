@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.config import load_config
@@ -181,7 +182,7 @@ async def test_when_audit_forwards_is_set_then_forwards_are_audited_too() -> Non
 
 
 def _sticky_enforcer(
-    table: dict[tuple[int, str], int], *, many: bool, fail_many: bool = False
+    table: dict[tuple[int, str], int], *, many: bool, fail_many: str = ""
 ) -> tuple[Enforcer, RecordingWriter, list[tuple[list[str], int]], list[tuple[str, int]]]:
     """An enforcer under `gpc: sticky` over `table`, reading per record or a batch ahead."""
     config = load_config(REPO / "config")
@@ -199,9 +200,10 @@ def _sticky_enforcer(
 
     def consent_many(subjects: list[str], partition: int) -> list[int | None]:
         many_calls.append((list(subjects), partition))
-        if fail_many:
+        if fail_many == "raise":
             raise OSError("store unavailable")
-        return [table.get((partition, subject)) for subject in subjects]
+        answer = [table.get((partition, subject)) for subject in subjects]
+        return [*answer, None] if fail_many == "too many" else answer
 
     def keep_gpc(subject: str, partition: int, state: int) -> tuple[str, bytes, bytes, list[Any]]:
         table[(partition, subject)] = state
@@ -249,9 +251,10 @@ async def test_when_consent_is_read_a_batch_ahead_then_every_output_is_the_same(
     assert len(kept) == 1, "the GPC signal is kept once, by e-2; e-3 sees it kept already"
 
 
-async def test_when_the_read_ahead_fails_then_each_record_is_looked_up_alone() -> None:
+@pytest.mark.parametrize("failure", ["raise", "too many"])
+async def test_when_the_read_ahead_fails_then_each_record_is_looked_up_alone(failure: str) -> None:
     table = {(0, "subj-a"): granted("subj-a")}
-    enforcer, _, many_calls, single_calls = _sticky_enforcer(table, many=True, fail_many=True)
+    enforcer, _, many_calls, single_calls = _sticky_enforcer(table, many=True, fail_many=failure)
     result = await enforcer.process([Raw(USAGE, 0, 0, b"subj-a", event("subj-a", "e-1"))])
     assert many_calls == [(["subj-a"], 0)] and single_calls == [("subj-a", 0)]
     assert result.invalid == 0 and result.forwarded > 0
