@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left as _bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -366,33 +366,43 @@ class GatewayMetrics:
 
     # Events and decisions
 
+    def _child(self, key: tuple[str, ...], checked: Callable[[], Counter]) -> Counter:
+        """The per-batch counter child for `key`: made by `checked` once, then remembered.
+
+        `checked` checks the label values (raising `UnknownLabelValueError`) and returns the child.
+        """
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = checked()
+        return child
+
     def event_consumed(self, topic: str, n: int = 1) -> None:
         """`n` raw records read from `topic`."""
-        child = self._children.get(("consumed", topic))
-        if child is None:
-            child = self.events_consumed.labels(_check("topic", topic, self.topics))
-            self._children[("consumed", topic)] = child
-        child.inc(n)
+        self._child(
+            ("consumed", topic),
+            lambda: self.events_consumed.labels(_check("topic", topic, self.topics)),
+        ).inc(n)
 
     def decision(self, sink: str, verdict: str, reason: str, n: int = 1) -> None:
         """`n` decisions for `sink`: `verdict` a `Verdict` value, `reason` a reason code."""
-        child = self._children.get(("decision", sink, verdict, reason))
-        if child is None:
+
+        def checked() -> Counter:
             _check("sink", sink, self.sinks)
             reasons = self.reasons[_check("verdict", verdict, VERDICTS)]
-            child = self.decisions.labels(sink, verdict, _check("reason", reason, reasons))
-            self._children[("decision", sink, verdict, reason)] = child
-        child.inc(n)
+            return self.decisions.labels(sink, verdict, _check("reason", reason, reasons))
+
+        self._child(("decision", sink, verdict, reason), checked).inc(n)
 
     def invalid_record(self, topic: str, reason: str, n: int = 1) -> None:
         """`n` invalid records read from `topic`, `reason` an invalid-record reason code."""
-        child = self._children.get(("invalid", topic, reason))
-        if child is None:
+
+        def checked() -> Counter:
             _check("topic", topic, self.topics)
-            reason_label = _check("reason", reason, self.invalid_reasons)
-            child = self.invalid_records.labels(topic, reason_label)
-            self._children[("invalid", topic, reason)] = child
-        child.inc(n)
+            return self.invalid_records.labels(
+                topic, _check("reason", reason, self.invalid_reasons)
+            )
+
+        self._child(("invalid", topic, reason), checked).inc(n)
 
     def dlq_write(self, n: int = 1) -> None:
         """`n` records written to the DLQ topic."""
@@ -411,11 +421,9 @@ class GatewayMetrics:
 
     def sink_write(self, sink: str, n: int = 1) -> None:
         """`n` records acknowledged by `sink`'s topic."""
-        child = self._children.get(("sink_write", sink))
-        if child is None:
-            child = self.sink_writes.labels(_check("sink", sink, self.sinks))
-            self._children[("sink_write", sink)] = child
-        child.inc(n)
+        self._child(
+            ("sink_write", sink), lambda: self.sink_writes.labels(_check("sink", sink, self.sinks))
+        ).inc(n)
 
     def observe_latency(self, sink: str, seconds: float) -> None:
         """End-to-end latency; negative values (clock skew between producer and us) count as 0."""

@@ -92,7 +92,6 @@ class BatchResult:
 _Decided = tuple[tuple[SinkDecision, ...], int]
 _reasons_of = partial(map, itemgetter(3))  # a SinkDecision's reason
 _NOT_INVALID = ("", "")
-_TIME_SHIFT = ConsentState.TIME_SHIFT
 
 
 class _Tally:
@@ -279,7 +278,7 @@ class Enforcer:
         ):
             kept = sticky_gpc(state)  # None: unknown subject, or kept already
             state = state if kept is None else kept
-        version = None if state is None else state >> _TIME_SHIFT  # ConsentState.version
+        version = ConsentState.version(state)
         consent = records.consent_header(version)
         tail: bytes | None = None
         audit_forwards = settings.audit_forwards
