@@ -19,7 +19,14 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY topologies ./topologies
-RUN pip install . && useradd --system --uid 10001 --home-dir /app gateway
+# The value guard's C scanner (gateway/_guardscan.c) is compiled on install: gcc for that
+# step only, removed in the same layer.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app gateway
 COPY config/gateway.yaml ./config/gateway.yaml
 COPY config/sinks ./config/sinks
 # faust keeps table state under the working directory.

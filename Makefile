@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 
-$(BIN)/gateway: pyproject.toml
+$(BIN)/gateway: pyproject.toml gateway/_guardscan.c
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

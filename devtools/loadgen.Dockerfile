@@ -14,7 +14,14 @@ COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY topologies ./topologies
 COPY devtools ./devtools
-RUN pip install . && useradd --system --uid 10001 --home-dir /app loadgen
+# The value guard's C scanner (gateway/_guardscan.c) is compiled on install: gcc for that
+# step only, removed in the same layer.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app loadgen
 COPY config/gateway.yaml ./config/gateway.yaml
 COPY config/sinks ./config/sinks
 

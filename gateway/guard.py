@@ -40,7 +40,7 @@ import html.entities
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -50,6 +50,11 @@ import orjson
 
 from gateway.ipforms import embedded_ipv4s
 from gateway.operators.base import Synthesis
+
+try:  # the scans in C (gateway/_guardscan.c), built on install; without it the same in Python
+    from gateway import _guardscan
+except ImportError:  # pragma: no cover - a source tree that was never installed
+    _guardscan = None  # type: ignore[assignment, unused-ignore]
 
 __all__ = [
     "EMAIL",
@@ -62,6 +67,7 @@ __all__ = [
     "ValueGuard",
     "fold",
     "has_at_sign",
+    "output_bytes_clean",
     "output_clean",
 ]
 
@@ -117,6 +123,8 @@ def _trie_pattern(words: Iterable[str]) -> str:
 
 
 _NAMED_REF = re.compile(r"&(?:[a-z][a-z0-9]{1,31};|" + _trie_pattern(_LEGACY_NAMES) + ")")
+# The same names for the C scanner: sorted, joined by NUL.
+_LEGACY_NAMES_JOINED = b"\0".join(sorted(name.encode() for name in _LEGACY_NAMES))
 # A token for the whole-token fallback: text between URL and text delimiters.
 _DELIMITED = re.compile(r"([/?#&=;,|\s]+)")
 
@@ -199,6 +207,13 @@ _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 _FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
 # Joins an event's values for one search over all: JSON text without a backslash holds no NUL.
 _SEPARATOR: Final = "\0"
+if _guardscan is not None:
+    _MARKS, _REPEATED, _WRITABLE = _guardscan.MARKS, _guardscan.REPEATED, _guardscan.WRITABLE
+    _NO_FORMS, _IP_UNKNOWN = _guardscan.NO_FORMS, _guardscan.IP_UNKNOWN
+    _output_clean = _guardscan.output_clean
+else:  # pragma: no cover - a source tree that was never installed
+    _MARKS, _REPEATED, _WRITABLE, _NO_FORMS, _IP_UNKNOWN = 1, 2, 4, 8, 16
+    _output_clean = None
 
 
 def fold(text: str) -> str:
@@ -491,6 +506,19 @@ def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> 
     return True
 
 
+def output_bytes_clean(value: bytes, spellings: tuple[str, ...], *, marks: bool = True) -> bool:
+    """`output_clean` of a serialized output (value or key) as bytes.
+
+    ASCII text is scanned in C (gateway/_guardscan.c: lower-cased once, each spelling one
+    `memmem`); other text is decoded and folded for `output_clean`.
+    """
+    if _output_clean is not None:
+        answer = _output_clean(value, spellings, marks)
+        if answer is not None:
+            return answer
+    return output_clean(fold(value.decode()), spellings, marks=marks)
+
+
 def _host_bits_set(address: str) -> bool:
     """True when `address` surely has host bits set under any prefix a sink may keep.
 
@@ -570,6 +598,10 @@ class SynthesisRisk:
     def __repr__(self) -> str:
         return f"SynthesisRisk(joiners={self._joiners!r}, pieces={len(self._pieces)})"
 
+    def scanner_parts(self) -> tuple[str, str, frozenset[str]]:
+        """What `any_writable` tests, for the C scanner: joiners, alphabet, pieces."""
+        return self._joiners, self._value_alphabet.replace(_SEPARATOR, ""), self._pieces
+
     def _written(self, spelling: str, alphabet: str) -> bool:
         # the tests that touch no table first: a lookup in the pieces' set is the dear one
         if self._joined is not None and self._joined(spelling) is not None:
@@ -622,10 +654,13 @@ class ValueGuard:
     a subject seen again costs a dict lookup). `min_length` (characters, >= 1) is the shortest
     value matched inside other text; shorter values match as whole tokens only. `risk` is what
     the engine's operators could write (None: nothing is proven, every output is checked).
-    Raises `ValueError` for a `min_length` below 1.
+    `native` False runs `prepare`'s scans in Python even where the C scanner could (the
+    tests compare both). Raises `ValueError` for a `min_length` below 1.
     """
 
-    def __init__(self, min_length: int, risk: SynthesisRisk | None = None) -> None:
+    def __init__(
+        self, min_length: int, risk: SynthesisRisk | None = None, *, native: bool = True
+    ) -> None:
         if min_length < 1:
             raise ValueError(f"min_length: must be at least 1; got {min_length}")
         self.min_length = min_length
@@ -633,6 +668,20 @@ class ValueGuard:
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
         self._ip_cache: dict[str, tuple[str, ...]] = {}
         self._ip_written_cache: dict[str, bool] = {}
+        self._scan_event: Callable[[bytes, object], tuple[int, tuple[str, ...]] | None] | None
+        self._scan_event = None
+        if native and _guardscan is not None:
+            parts = risk.scanner_parts() if risk is not None else ("", "", frozenset())
+            scanner = _guardscan.Scanner(
+                _LEGACY_NAMES_JOINED,
+                *parts,
+                risk is not None,
+                _ID_FIELDS,
+                "ip",
+                self._ip_cache,  # read by the scanner: cleared, never rebound
+                self._ip_written_cache,
+            )
+            self._scan_event = scanner.scan_event
         # The last event prepared, so its audit records reuse what `prepare` found out.
         self._last: GuardedInput | None = None
 
@@ -674,10 +723,35 @@ class ValueGuard:
         Fast path: when no at-sign or encoding mark occurs and each identifier value occurs
         exactly once (in its own field), nothing else can hold one; otherwise the needles are
         built and the event is looked at closely. On the fast path the input is also `proven`
-        when no value is one the operators could write (`SynthesisRisk`).
+        when no value is one the operators could write (`SynthesisRisk`). ASCII JSON without
+        an escape is scanned in C (one lower-casing, one pass per search: gateway/_guardscan.c);
+        other text by `_prepare_text`, the definition.
         """
-        get = fields.get
         encoded = _dumps(fields) if canonical is None else canonical
+        scan = self._scan_event
+        scanned = None if scan is None else scan(encoded, fields)
+        if scanned is None or scan is None:
+            return self._prepare_text(fields, encoded)
+        flags, spellings = scanned
+        if flags & _NO_FORMS:  # a new IP address: its spellings computed, then scanned again
+            self._ip_forms(fields["ip"])
+            scanned = scan(encoded, fields)
+            if scanned is None:  # pragma: no cover - the same event was taken a moment ago
+                return self._prepare_text(fields, encoded)
+            flags, spellings = scanned
+        if flags & (_MARKS | _REPEATED):
+            return self._close_look(fields, fold(encoded.decode()), not flags & _MARKS)
+        proven = not flags & _WRITABLE
+        if flags & _IP_UNKNOWN:  # set only when nothing else is writable, with a risk
+            ip = fields["ip"]
+            proven = not self._ip_written(ip, self._ip_forms(ip), self._risk)  # type: ignore[arg-type]
+        guarded = (fields, spellings, _NO_HITS, fields, self, True, proven)
+        self._last = _new_tuple(GuardedInput, guarded)
+        return self._last
+
+    def _prepare_text(self, fields: Mapping[str, Any], encoded: bytes) -> GuardedInput:
+        """`prepare` in Python: for any text (the C scanner takes ASCII without escapes)."""
+        get = fields.get
         # str searches: a single character is a memchr there, not in bytes. Lower case: an
         # identifier in another case is still the identifier.
         text = encoded.decode().lower()
@@ -723,16 +797,26 @@ class ValueGuard:
                     if proven and self._ip_written(ip, forms, risk):  # type: ignore[arg-type]
                         proven = False
         if not clean:
-            needles = self.needles(fields)
-            spellings = [spelling for needle in needles for spelling in needle.encoded]
-            if not self.input_clean(text, fields, needles):
-                scrubbed, hits = self.scrub_fields(fields, needles)
-                found = (scrubbed, tuple(spellings), hits, fields, self, False, False)
-                self._last = _new_tuple(GuardedInput, found)
-                return self._last
+            return self._close_look(fields, text, marks_free)
         # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
         guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free, proven)
         self._last = _new_tuple(GuardedInput, guarded)
+        return self._last
+
+    def _close_look(self, fields: Mapping[str, Any], text: str, marks_free: bool) -> GuardedInput:
+        """The event looked at closely: with its needles, its free text scrubbed if it holds any.
+
+        `text` is its canonical JSON, decoded and folded; `marks_free` whether that holds no
+        at-sign or encoding mark.
+        """
+        needles = self.needles(fields)
+        spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
+        if self.input_clean(text, fields, needles):
+            found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
+        else:
+            scrubbed, hits = self.scrub_fields(fields, needles)
+            found = (scrubbed, spellings, hits, fields, self, False, False)
+        self._last = _new_tuple(GuardedInput, found)
         return self._last
 
     def _ip_forms(self, address: str) -> tuple[str, ...]:

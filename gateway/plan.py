@@ -28,6 +28,7 @@ from gateway.guard import (
     ValueGuard,
     fold,
     has_at_sign,
+    output_bytes_clean,
     output_clean,
 )
 from gateway.keys import keyed_pseudonymizer
@@ -212,11 +213,11 @@ class SinkPlan:
             if guarded.hits:
                 scrubbed = guarded.received(output)
             marks = self.emits_marks or not guarded.marks_free
-            if not output_clean(fold(value.decode()), spellings, marks=marks):
+            if not output_bytes_clean(value, spellings, marks=marks):
                 output, found = ValueGuard.scrub_output(output, guarded.needles())
                 value = orjson.dumps(output)
                 scrubbed += found
-            if key is not None and not output_clean(fold(key.decode()), spellings, marks=False):
+            if key is not None and not output_bytes_clean(key, spellings, marks=False):
                 raw_key = fold(key.decode())
                 found_in_key = [
                     n for n in guarded.needles() if not output_clean(raw_key, n.encoded)

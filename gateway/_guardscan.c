@@ -1,0 +1,709 @@
+/* The value guard's scans over ASCII JSON, in one pass each (gateway/guard.py is the definition).
+ *
+ * `ValueGuard.prepare` asks, for every event, whether each identifier value occurs exactly once
+ * in the event's canonical JSON (in its own field), whether the text holds an at-sign or an
+ * encoding mark, and whether an operator could write one of the values; a sink's output is
+ * checked for the values and an at-sign. In Python each of those is a search of its own over
+ * the lower-cased text; here the text is lower-cased once into a buffer and every search runs
+ * on it. Only ASCII text without a backslash is taken (then a value's JSON spelling is the value
+ * itself, and ASCII lower-casing is `gateway.guard.fold`); for any other text the functions
+ * answer None and the caller runs the Python definition. tests/unit/test_guardscan.py checks
+ * both give the same answer on generated events.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define FLAG_MARKS 1    /* an at-sign or an encoding mark occurs in the text */
+#define FLAG_REPEATED 2 /* a value occurs other than exactly once, or an IP form elsewhere */
+#define FLAG_WRITABLE 4 /* an operator could write one of the identifier values */
+#define FLAG_NO_FORMS 8 /* the IP's other spellings are not in the cache */
+#define FLAG_IP_UNKNOWN 16 /* whether an operator could write the IP is not in the cache */
+#define MAX_VALUES 16 /* identifier fields read from an event, the IP apart */
+
+#define STACK_TEXT 4096
+#define MAX_NAME 32 /* a named character reference's longest name (gateway.guard._NAMED_REF) */
+
+typedef struct {
+    PyObject_HEAD
+    unsigned char joiners[256];  /* characters an operator puts between copied runs */
+    unsigned char alphabet[256]; /* characters of text operators write whole */
+    int has_alphabet;
+    PyObject *pieces; /* frozenset: every piece of the operators' fixed texts, folded */
+    /* (first, last) character pairs of the ASCII pieces, and their longest length: a value
+     * outside them is no piece, without hashing it and probing the (large) set */
+    unsigned char ends[128][128];
+    Py_ssize_t longest_piece;
+    int has_risk;     /* false: nothing is proven (every value counts as writable) */
+    PyObject *id_fields;     /* tuple of str: the identifier fields but the IP */
+    PyObject *ip_field;      /* str */
+    PyObject *forms_cache;   /* dict: IP -> tuple of its other spellings (gateway.guard) */
+    PyObject *written_cache; /* dict: IP -> whether an operator could write it */
+    char *names; /* HTML legacy reference names, lower case, joined by NUL, sorted */
+    Py_ssize_t names_len;
+    Py_ssize_t first[27]; /* offset in `names` of the first name starting with 'a' + i */
+} Scanner;
+
+/* A buffer for the lower-cased text: on the stack when it fits. */
+typedef struct {
+    unsigned char stack[STACK_TEXT];
+    unsigned char *data;
+} Buffer;
+
+static unsigned char *
+buffer_get(Buffer *buffer, Py_ssize_t size)
+{
+    if (size <= STACK_TEXT) {
+        buffer->data = buffer->stack;
+    }
+    else {
+        buffer->data = PyMem_Malloc((size_t)size);
+        if (buffer->data == NULL) {
+            PyErr_NoMemory();
+        }
+    }
+    return buffer->data;
+}
+
+static void
+buffer_free(Buffer *buffer)
+{
+    if (buffer->data != NULL && buffer->data != buffer->stack) {
+        PyMem_Free(buffer->data);
+    }
+    buffer->data = NULL;
+}
+
+/* `text` lower-cased into `out`; 0 when it holds a non-ASCII byte or (if `no_escape`) a
+ * backslash. Branch-free, so the compiler runs it on vectors. */
+static int
+lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out, int no_escape)
+{
+    unsigned char seen = 0;
+    unsigned char escape = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = text[i];
+        seen |= c;
+        escape |= (unsigned char)(c == '\\');
+        out[i] = (unsigned char)(c + (((unsigned char)(c - 'A') < 26u) << 5));
+    }
+    return !(seen & 0x80) && !(no_escape && escape);
+}
+
+/* The first occurrence of `needle` (m > 0) in `hay`, or NULL. With SSE2: 16 starting positions
+ * at a time are tested for the needle's first and last byte, and only those are compared whole
+ * (glibc's memmem is not vectorised and costs ~570 instructions per call on event-sized text). */
+static const unsigned char *
+find(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m)
+{
+    if (m > n) {
+        return NULL;
+    }
+    if (m == 1) {
+        return memchr(hay, needle[0], (size_t)n);
+    }
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    const __m128i first = _mm_set1_epi8((char)needle[0]);
+    const __m128i last = _mm_set1_epi8((char)needle[m - 1]);
+    for (; i + 16 + m - 1 <= n; i += 16) {
+        __m128i starts = _mm_loadu_si128((const __m128i *)(hay + i));
+        __m128i ends = _mm_loadu_si128((const __m128i *)(hay + i + m - 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(starts, first), _mm_cmpeq_epi8(ends, last)));
+        while (mask != 0) {
+            int bit = __builtin_ctz(mask);
+            if (memcmp(hay + i + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
+                return hay + i + bit;
+            }
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; i + m <= n; i++) { /* the last starting positions (all of them without SSE2) */
+        if (hay[i] == needle[0] && hay[i + m - 1] == needle[m - 1]
+            && memcmp(hay + i + 1, needle + 1, (size_t)(m - 2)) == 0) {
+            return hay + i;
+        }
+    }
+    return NULL;
+}
+
+/* Non-overlapping occurrences of `needle` in `hay`, as str.count counts them (m > 0). */
+static Py_ssize_t
+count_in(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m)
+{
+    Py_ssize_t count = 0;
+    const unsigned char *at = hay;
+    const unsigned char *end = hay + n;
+    const unsigned char *found;
+    while ((found = find(at, end - at, needle, m)) != NULL) {
+        count++;
+        at = found + m;
+    }
+    return count;
+}
+
+static int
+contains(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m)
+{
+    return find(hay, n, needle, m) != NULL;
+}
+
+static int
+is_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* True when the `&` at low[i] starts a character reference html.unescape decodes:
+ * `&#`, `&name;` (a letter, then 1 to 31 letters or digits) or a legacy name without `;`.
+ * The same test as gateway.guard._NAMED_REF on lower-cased text. */
+static int
+reference_at(const Scanner *self, const unsigned char *low, Py_ssize_t n, Py_ssize_t i)
+{
+    if (i + 1 >= n) {
+        return 0;
+    }
+    unsigned char c = low[i + 1];
+    if (c == '#') {
+        return 1;
+    }
+    if (c < 'a' || c > 'z') {
+        return 0;
+    }
+    Py_ssize_t j = i + 1;
+    while (j < n && is_name_char(low[j])) {
+        j++;
+    }
+    Py_ssize_t run = j - (i + 1);
+    if (run >= 2 && run <= MAX_NAME && j < n && low[j] == ';') {
+        return 1;
+    }
+    const char *name = self->names + self->first[c - 'a'];
+    const char *stop = self->names + self->first[c - 'a' + 1];
+    while (name < stop) {
+        size_t length = strlen(name);
+        if ((Py_ssize_t)length <= run && memcmp(name, low + i + 1, length) == 0) {
+            return 1;
+        }
+        name += length + 1;
+    }
+    return 0;
+}
+
+/* `_may_hide_spelling` for lower-cased ASCII text: an at-sign, a percent sign, a reference. */
+static int
+has_marks(const Scanner *self, const unsigned char *low, Py_ssize_t n)
+{
+    if (memchr(low, '@', (size_t)n) != NULL || memchr(low, '%', (size_t)n) != NULL) {
+        return 1;
+    }
+    const unsigned char *at = low;
+    const unsigned char *end = low + n;
+    while (at < end && (at = memchr(at, '&', (size_t)(end - at))) != NULL) {
+        if (reference_at(self, low, n, at - low)) {
+            return 1;
+        }
+        at++;
+    }
+    return 0;
+}
+
+/* `has_at_sign` for lower-cased ASCII text. */
+static int
+has_at_sign(const unsigned char *low, Py_ssize_t n)
+{
+    return memchr(low, '@', (size_t)n) != NULL || contains(low, n, (const unsigned char *)"%40", 3)
+           || contains(low, n, (const unsigned char *)"%2540", 5)
+           || contains(low, n, (const unsigned char *)"&#", 2)
+           || contains(low, n, (const unsigned char *)"&commat", 7);
+}
+
+/* `SynthesisRisk.any_writable` for one folded ASCII value (`spelling`, its str); -1: error. */
+static int
+writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py_ssize_t m)
+{
+    int all_in_alphabet = self->has_alphabet;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        if (self->joiners[value[k]]) {
+            return 1;
+        }
+        all_in_alphabet &= self->alphabet[value[k]];
+    }
+    if (all_in_alphabet) {
+        return 1;
+    }
+    if (m > self->longest_piece || !self->ends[value[0] & 127][value[m - 1] & 127]) {
+        return 0;
+    }
+    return PySet_Contains(self->pieces, spelling);
+}
+
+/* An ASCII str's characters, or NULL (no exception) for anything else or an empty str. */
+static const unsigned char *
+ascii_of(PyObject *text, Py_ssize_t *length)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text)) {
+        return NULL;
+    }
+    *length = PyUnicode_GET_LENGTH(text);
+    return *length ? (const unsigned char *)PyUnicode_DATA(text) : NULL;
+}
+
+/* The folded str of an ASCII str: itself when it has no capital letter. New reference. */
+static PyObject *
+folded(PyObject *text, const unsigned char *data, Py_ssize_t m, unsigned char *low)
+{
+    lower_ascii(data, m, low, 0);
+    if (memcmp(low, data, (size_t)m) == 0) {
+        Py_INCREF(text);
+        return text;
+    }
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, low, m);
+}
+
+static int
+set_bytes(char **target, Py_ssize_t *target_len, PyObject *source)
+{
+    char *data;
+    Py_ssize_t length;
+    if (PyBytes_AsStringAndSize(source, &data, &length) < 0) {
+        return -1;
+    }
+    *target = PyMem_Malloc((size_t)length + 1);
+    if (*target == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(*target, data, (size_t)length);
+    (*target)[length] = '\0';
+    *target_len = length;
+    return 0;
+}
+
+static int
+set_chars(unsigned char *table, PyObject *chars)
+{
+    Py_ssize_t length;
+    if (!PyUnicode_Check(chars)) {
+        PyErr_SetString(PyExc_TypeError, "expected a str of characters");
+        return -1;
+    }
+    length = PyUnicode_GET_LENGTH(chars);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(chars, i);
+        if (c < 128) { /* values are ASCII here: other characters never occur in them */
+            table[c] = 1;
+        }
+    }
+    return 0;
+}
+
+static int
+Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"names", "joiners", "alphabet", "pieces", "has_risk",
+                               "id_fields", "ip_field", "forms_cache", "written_cache", NULL};
+    PyObject *names, *joiners, *alphabet, *pieces, *id_fields, *ip_field, *forms, *written;
+    int has_risk;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!", keywords, &names, &joiners,
+                                     &alphabet, &PyFrozenSet_Type, &pieces, &has_risk,
+                                     &PyTuple_Type, &id_fields, &ip_field, &PyDict_Type, &forms,
+                                     &PyDict_Type, &written)) {
+        return -1;
+    }
+    if (self->names != NULL || self->pieces != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is initialised once");
+        return -1;
+    }
+    memset(self->joiners, 0, sizeof self->joiners);
+    memset(self->alphabet, 0, sizeof self->alphabet);
+    if (set_chars(self->joiners, joiners) < 0 || set_chars(self->alphabet, alphabet) < 0) {
+        return -1;
+    }
+    self->has_alphabet = 0;
+    for (int c = 0; c < 256; c++) {
+        self->has_alphabet |= self->alphabet[c];
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(id_fields); i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(id_fields, i))) {
+            PyErr_SetString(PyExc_TypeError, "id_fields: a tuple of str");
+            return -1;
+        }
+    }
+    if (PyTuple_GET_SIZE(id_fields) > MAX_VALUES) {
+        PyErr_SetString(PyExc_ValueError, "id_fields: at most 16");
+        return -1;
+    }
+    self->pieces = Py_NewRef(pieces);
+    memset(self->ends, 0, sizeof self->ends);
+    self->longest_piece = 0;
+    PyObject *iterator = PyObject_GetIter(pieces);
+    if (iterator == NULL) {
+        return -1;
+    }
+    PyObject *piece;
+    while ((piece = PyIter_Next(iterator)) != NULL) {
+        Py_ssize_t length;
+        const unsigned char *data = ascii_of(piece, &length);
+        if (data != NULL) { /* other pieces never equal an ASCII value */
+            self->ends[data[0]][data[length - 1]] = 1;
+            if (length > self->longest_piece) {
+                self->longest_piece = length;
+            }
+        }
+        Py_DECREF(piece);
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    self->has_risk = has_risk;
+    self->id_fields = Py_NewRef(id_fields);
+    self->ip_field = Py_NewRef(ip_field);
+    self->forms_cache = Py_NewRef(forms);
+    self->written_cache = Py_NewRef(written);
+    if (set_bytes(&self->names, &self->names_len, names) < 0) {
+        return -1;
+    }
+    /* `names`: lower-case names joined by NUL, sorted, each starting with a letter */
+    Py_ssize_t at = 0;
+    char previous = 'a';
+    for (int letter = 0; letter <= 26; letter++) {
+        while (at < self->names_len && (unsigned char)self->names[at] < 'a' + letter) {
+            if (self->names[at] < previous || self->names[at] > 'z') {
+                PyErr_SetString(PyExc_ValueError, "names: sorted, lower case, NUL-separated");
+                return -1;
+            }
+            previous = self->names[at];
+            at += (Py_ssize_t)strlen(self->names + at) + 1;
+        }
+        self->first[letter] = at < self->names_len ? at : self->names_len;
+    }
+    return 0;
+}
+
+static void
+Scanner_dealloc(Scanner *self)
+{
+    Py_XDECREF(self->pieces);
+    Py_XDECREF(self->id_fields);
+    Py_XDECREF(self->ip_field);
+    Py_XDECREF(self->forms_cache);
+    Py_XDECREF(self->written_cache);
+    PyMem_Free(self->names);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(scan_event_doc,
+"scan_event(canonical, fields, /) -> (flags, spellings) | None\n\n"
+"`canonical`: the event's JSON (bytes); `fields`: the event (dict). Its identifier values are\n"
+"read from `fields` (the `id_fields`, then `ip_field`), the IP's other spellings from\n"
+"`forms_cache`, whether an operator could write the IP from `written_cache`.\n"
+"flags: MARKS an at-sign or encoding mark occurs; REPEATED a value does not occur exactly once\n"
+"(or an IP form occurs outside the IP); WRITABLE an operator could write a value (always set\n"
+"without a risk); NO_FORMS the IP's forms are not cached (nothing else is decided: compute them\n"
+"and scan again); IP_UNKNOWN whether an operator could write the IP is not cached (set only\n"
+"when nothing else is writable). spellings: the values folded, the IP folded, its forms.\n"
+"None: not ASCII JSON without a backslash, or a value that is not a str: the caller runs the\n"
+"Python definition.");
+
+/* One identifier value of `fields`: a new reference to a non-empty str, NULL for none (absent,
+ * None or empty), or `Py_NotImplemented` (not a str: unhandled). -1 in *error on an error. */
+static PyObject *
+value_of(PyObject *fields, PyObject *name, int *error)
+{
+    PyObject *value = PyDict_GetItemWithError(fields, name);
+    if (value == NULL) {
+        *error = PyErr_Occurred() != NULL;
+        return NULL;
+    }
+    if (value == Py_None || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) == 0)) {
+        return NULL;
+    }
+    return PyUnicode_CheckExact(value) ? value : Py_NotImplemented;
+}
+
+static PyObject *
+Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan_event(bytes, dict)");
+        return NULL;
+    }
+    PyObject *fields = args[1];
+    if (!PyDict_CheckExact(fields)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *values[MAX_VALUES];
+    Py_ssize_t count_values = 0;
+    int error = 0;
+    Py_ssize_t count_fields = PyTuple_GET_SIZE(self->id_fields);
+    for (Py_ssize_t i = 0; i < count_fields && i < MAX_VALUES; i++) {
+        PyObject *value = value_of(fields, PyTuple_GET_ITEM(self->id_fields, i), &error);
+        if (error) {
+            return NULL;
+        }
+        if (value == Py_NotImplemented) {
+            Py_RETURN_NONE;
+        }
+        if (value != NULL) {
+            values[count_values++] = value;
+        }
+    }
+    PyObject *ip = value_of(fields, self->ip_field, &error);
+    if (error) {
+        return NULL;
+    }
+    if (ip == Py_NotImplemented) {
+        Py_RETURN_NONE;
+    }
+    PyObject *forms = NULL;
+    long flags = 0;
+    if (ip != NULL) {
+        forms = PyDict_GetItemWithError(self->forms_cache, ip);
+        if (forms == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            return Py_BuildValue("(i())", FLAG_NO_FORMS);
+        }
+        if (!PyTuple_CheckExact(forms)) {
+            PyErr_SetString(PyExc_TypeError, "forms_cache: tuples of str");
+            return NULL;
+        }
+    }
+    Py_ssize_t count_forms = forms == NULL ? 0 : PyTuple_GET_SIZE(forms);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Buffer buffer; /* not zeroed: its stack part is written before it is read */
+    buffer.data = NULL;
+    PyObject *spellings = NULL;
+    unsigned char *low = buffer_get(&buffer, n);
+    if (low == NULL) {
+        return NULL;
+    }
+    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(args[0]), n, low, 1)) {
+        goto unhandled;
+    }
+    spellings = PyTuple_New(count_values + (ip != NULL) + count_forms);
+    if (spellings == NULL) {
+        goto error;
+    }
+    unsigned char small[256];
+    for (Py_ssize_t i = 0; i < count_values; i++) {
+        Py_ssize_t m;
+        const unsigned char *data = ascii_of(values[i], &m);
+        if (data == NULL || m > (Py_ssize_t)sizeof small) {
+            goto unhandled;
+        }
+        PyObject *spelling = folded(values[i], data, m, small);
+        if (spelling == NULL) {
+            goto error;
+        }
+        PyTuple_SET_ITEM(spellings, i, spelling);
+        if (count_in(low, n, small, m) != 1) {
+            flags |= FLAG_REPEATED;
+        }
+        if (!(flags & FLAG_WRITABLE)) {
+            int written = writable(self, spelling, small, m);
+            if (written < 0) {
+                goto error;
+            }
+            flags |= written ? FLAG_WRITABLE : 0;
+        }
+    }
+    if (ip != NULL) {
+        Py_ssize_t m;
+        const unsigned char *data = ascii_of(ip, &m);
+        if (data == NULL || m > (Py_ssize_t)sizeof small) {
+            goto unhandled;
+        }
+        PyObject *spelling = folded(ip, data, m, small);
+        if (spelling == NULL) {
+            goto error;
+        }
+        Py_ssize_t slot = count_values;
+        PyTuple_SET_ITEM(spellings, slot++, spelling);
+        if (count_in(low, n, small, m) != 1) {
+            flags |= FLAG_REPEATED;
+        }
+        for (Py_ssize_t i = 0; i < count_forms; i++) {
+            PyObject *form = PyTuple_GET_ITEM(forms, i);
+            Py_ssize_t f;
+            const unsigned char *form_data = ascii_of(form, &f);
+            if (form_data == NULL) {
+                goto unhandled;
+            }
+            Py_INCREF(form);
+            PyTuple_SET_ITEM(spellings, slot++, form);
+            /* another spelling of the IP: only where the IP's own spelling holds it */
+            Py_ssize_t found = count_in(low, n, form_data, f);
+            if (found && found != count_in(small, m, form_data, f)) {
+                flags |= FLAG_REPEATED;
+            }
+        }
+        if (self->has_risk && !(flags & FLAG_WRITABLE)) {
+            PyObject *written = PyDict_GetItemWithError(self->written_cache, ip);
+            if (written == NULL) {
+                if (PyErr_Occurred()) {
+                    goto error;
+                }
+                flags |= FLAG_IP_UNKNOWN;
+            }
+            else if (written == Py_True) {
+                flags |= FLAG_WRITABLE;
+            }
+        }
+    }
+    if (!self->has_risk) {
+        flags |= FLAG_WRITABLE;
+    }
+    if (has_marks(self, low, n)) {
+        flags |= FLAG_MARKS;
+    }
+    buffer_free(&buffer);
+    PyObject *flags_object = PyLong_FromLong(flags);
+    if (flags_object == NULL) {
+        Py_DECREF(spellings);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, flags_object, spellings);
+    Py_DECREF(flags_object);
+    Py_DECREF(spellings);
+    return result;
+
+unhandled:
+    buffer_free(&buffer);
+    Py_XDECREF(spellings);
+    Py_RETURN_NONE;
+error:
+    buffer_free(&buffer);
+    Py_XDECREF(spellings);
+    return NULL;
+}
+
+PyDoc_STRVAR(output_clean_doc,
+"output_clean(text, spellings, marks, /) -> bool | None\n\n"
+"`text`: a serialized output (bytes); `spellings`: folded JSON spellings (str). True when the\n"
+"text, lower-cased, holds none of them and (when `marks`) no at-sign in any spelling; None\n"
+"when the text is not ASCII: the caller runs gateway.guard.output_clean.");
+
+static PyObject *
+output_clean(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "output_clean(bytes, tuple, bool)");
+        return NULL;
+    }
+    int marks = PyObject_IsTrue(args[2]);
+    if (marks < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Buffer buffer; /* not zeroed: its stack part is written before it is read */
+    buffer.data = NULL;
+    unsigned char *low = buffer_get(&buffer, n);
+    if (low == NULL) {
+        return NULL;
+    }
+    PyObject *result = Py_True;
+    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(args[0]), n, low, 0)) {
+        result = Py_None;
+    }
+    else if (marks && has_at_sign(low, n)) {
+        result = Py_False;
+    }
+    else {
+        PyObject *spellings = args[1];
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(spellings); i++) {
+            PyObject *spelling = PyTuple_GET_ITEM(spellings, i);
+            Py_ssize_t m;
+            const char *data;
+            if (!PyUnicode_Check(spelling)) {
+                buffer_free(&buffer);
+                PyErr_SetString(PyExc_TypeError, "spellings: str");
+                return NULL;
+            }
+            /* UTF-8: a non-ASCII spelling cannot occur in ASCII text, nor match in it */
+            data = PyUnicode_AsUTF8AndSize(spelling, &m);
+            if (data == NULL) {
+                buffer_free(&buffer);
+                return NULL;
+            }
+            if (m == 0 || contains(low, n, (const unsigned char *)data, m)) {
+                result = Py_False;
+                break;
+            }
+        }
+    }
+    buffer_free(&buffer);
+    return Py_NewRef(result);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan_event", (PyCFunction)(void (*)(void))Scanner_scan_event, METH_FASTCALL,
+     scan_event_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(Scanner_doc,
+"Scanner(names, joiners, alphabet, pieces, has_risk, id_fields, ip_field, forms_cache,\n"
+"        written_cache)\n\n"
+"`names`: HTML's legacy reference names, lower case, sorted, joined by NUL (bytes);\n"
+"`joiners`, `alphabet`: what operators write (str, gateway.guard.SynthesisRisk);\n"
+"`pieces`: every piece of the operators' fixed texts, folded (frozenset of str);\n"
+"`has_risk`: whether those are known (false: nothing is proven); `id_fields` (tuple of str)\n"
+"and `ip_field` (str): the event's identifier fields; `forms_cache` (dict: IP -> tuple of\n"
+"str) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written.");
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Scanner_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static PyMethodDef module_methods[] = {
+    {"output_clean", (PyCFunction)(void (*)(void))output_clean, METH_FASTCALL, output_clean_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gateway._guardscan",
+    .m_doc = "The value guard's scans over ASCII JSON (gateway/guard.py is the definition).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__guardscan(void)
+{
+    if (PyType_Ready(&ScannerType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0
+        || PyModule_AddIntConstant(m, "MARKS", FLAG_MARKS) < 0
+        || PyModule_AddIntConstant(m, "REPEATED", FLAG_REPEATED) < 0
+        || PyModule_AddIntConstant(m, "WRITABLE", FLAG_WRITABLE) < 0
+        || PyModule_AddIntConstant(m, "NO_FORMS", FLAG_NO_FORMS) < 0
+        || PyModule_AddIntConstant(m, "IP_UNKNOWN", FLAG_IP_UNKNOWN) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

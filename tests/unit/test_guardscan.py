@@ -1,0 +1,294 @@
+"""The C scanner (gateway/_guardscan.c) answers as the Python definition in gateway/guard.py.
+
+`ValueGuard.prepare` scans ASCII JSON without escapes in C and any other text in Python
+(`_prepare_text`); `output_bytes_clean` scans ASCII outputs in C and others with
+`output_clean`. Generated events and outputs go through both; every answer must be the same
+(fields, spellings, hits, marks, proof), including events the C scanner declines.
+"""
+
+from __future__ import annotations
+
+import html.entities
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway import guard
+from gateway.engine import Engine
+from gateway.guard import (
+    GuardedInput,
+    SynthesisRisk,
+    ValueGuard,
+    fold,
+    ip_spellings,
+    output_bytes_clean,
+    output_clean,
+)
+from tests.unit.helpers import UA_CHROME, event_dict
+
+LEGACY = sorted({name for name in html.entities.html5 if not name.endswith(";")})
+# Text around the values: delimiters, marks and their near misses (`&` before names that are
+# and are not references, `;` at and past the 32-character limit), case, non-ASCII, escapes.
+FRAGMENTS = st.sampled_from(
+    [
+        "/",
+        "?",
+        "&",
+        "=",
+        "#",
+        ";",
+        "&#",
+        "&#64;",
+        "&amp",
+        "&AMP;",
+        "&sid=1",
+        "&cent",
+        "&Center=2",
+        "&notit",
+        "&x;",
+        "&ab;",
+        "&" + "a" * 31 + ";",
+        "&" + "a" * 32 + ";",
+        "&" + "a" * 33 + ";",
+        "&9;",
+        "%",
+        "%40",
+        "@",
+        "\\",
+        '"',
+        "é",
+        "Ｅ",
+        "İ",
+        "ǅ",
+        " ",
+        ":",
+        ".",
+    ]
+)
+WORDS = st.text(alphabet="abcdefXYZ0129-_.:", max_size=10)
+IDS = st.sampled_from(
+    ["u-7f3a9c11", "U-7F3A9C11", "ck-0a1b2c3x", "deadbeef", "192.0.2.0", ":id", "chrome", "a=b"]
+) | st.text(alphabet="abcdefABC0123456789.:-/=&?", min_size=1, max_size=14)
+IPS = st.sampled_from(["192.0.2.77", "192.0.2.0", "::ffff:198.51.100.7", "2001:DB8::1", "", "x"])
+
+
+@st.composite
+def texts(draw: st.DrawFn, values: list[str], marks: bool) -> str:
+    planted = st.sampled_from(values or ["v"]).map(_recase(draw))
+    parts = draw(st.lists((FRAGMENTS | WORDS | planted) if marks else WORDS | planted, max_size=8))
+    return "".join(parts)
+
+
+def _recase(draw: st.DrawFn) -> Any:
+    return draw(st.sampled_from([str, str.upper, str.lower, str.title]))
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    ids = draw(st.lists(IDS, min_size=5, max_size=5))
+    ip = draw(IPS)
+    values = [*ids, ip, *ip_spellings(ip)]  # the address's other spellings planted too
+    optional = draw(st.sampled_from([None, ""]))
+    marks = draw(st.booleans())  # without: most events take the scanner's clean path
+    return event_dict(
+        subject_id=ids[0],
+        device_id=ids[1],
+        cookie_id=ids[2],
+        pixel_id=draw(st.sampled_from([ids[3], optional])),
+        advertising_id=ids[4],
+        ip=ip or None,
+        page="https://www.example.com/" + draw(texts(values, marks)),
+        referrer=draw(texts(values, marks)),
+        user_agent=UA_CHROME,
+        properties={
+            "experiment": draw(texts(values, marks)),
+            "n": [draw(texts(values, marks)), 12345],
+        },
+    )
+
+
+def _answer(prepared: GuardedInput) -> tuple[Any, ...]:
+    return (
+        orjson.dumps(prepared.fields),
+        prepared.spellings,
+        {field: dict(counts) for field, counts in prepared.hits.items()},
+        prepared.marks_free,
+        prepared.proven,
+    )
+
+
+@pytest.fixture(scope="module")
+def risk(engine: Engine) -> SynthesisRisk:
+    assert engine.guard is not None
+    risk = engine.guard._risk
+    assert risk is not None
+    return risk
+
+
+def test_the_c_scanner_is_built_and_used(engine: Engine) -> None:
+    # `make install` builds it; without it the guard is right but slow, so CI fails here
+    assert guard._guardscan is not None
+    assert engine.guard is not None
+    assert engine.guard._scan_event is not None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=events(), with_risk=st.booleans(), min_length=st.sampled_from([1, 6, 12]))
+def test_when_an_event_is_prepared_then_c_and_python_answer_the_same(
+    risk: SynthesisRisk, data: dict[str, Any], with_risk: bool, min_length: int
+) -> None:
+    chosen = risk if with_risk else None
+    native = ValueGuard(min_length, chosen)
+    python = ValueGuard(min_length, chosen, native=False)
+    canonical = orjson.dumps(data)
+    first = _answer(native.prepare(data, canonical))
+    assert first == _answer(python.prepare(data, canonical))
+    # again, with the address's spellings (and whether it is writable) now remembered
+    assert _answer(native.prepare(data, canonical)) == first
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"cookie_id": "ck-" + "7" * 300},  # longer than the scanner's value buffer
+        {"page": "https://www.example.com/caf\u00e9"},  # not ASCII: declined
+        {"page": 'https://www.example.com/"quoted"'},  # an escape: declined
+        {"ip": "192.0.2." + "1" * 300},
+    ],
+)
+def test_when_the_scanner_declines_an_event_then_python_answers_the_same(
+    risk: SynthesisRisk, changes: dict[str, Any]
+) -> None:
+    base = {"page": "https://www.example.com/a", "properties": {"experiment": "b"}}
+    data = event_dict(**{**base, **changes})
+    canonical = orjson.dumps(data)
+    native = ValueGuard(6, risk)
+    assert _answer(native.prepare(data, canonical)) == _answer(
+        ValueGuard(6, risk, native=False).prepare(data, canonical)
+    )
+    assert native._scan_event is not None
+    assert native._scan_event(canonical, data) is None  # the address's forms are known now
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_every_legacy_reference_name_is_a_mark_in_any_case(name: str) -> None:
+    value = "u-7f3a9c11"
+    for spelled in (name, name.upper(), name.lower()):
+        data = {"subject_id": value, "page": f"/a?b=1&{spelled}x=2"}
+        native = ValueGuard(6)._scan_event
+        assert native is not None
+        scanned = native(orjson.dumps(data), data)
+        assert scanned is not None
+        assert scanned[0] & guard._MARKS, spelled
+
+
+@pytest.mark.parametrize(
+    ("page", "mark"),
+    [
+        ("/a?b=1&sid=2", False),
+        ("/a?b=1&ab;", True),
+        ("/a?b=1&a;", False),  # one character: no name
+        ("/a?b=1&" + "a" * 32 + ";", True),  # the longest name
+        ("/a?b=1&" + "a" * 33 + ";", False),
+        ("/a?&9;", False),
+        ("/a?&#", True),
+        ("/a?b&", False),
+        ("/a?x&zz", False),
+    ],
+)
+def test_an_ampersand_is_a_mark_when_it_starts_a_reference(page: str, mark: bool) -> None:
+    native = ValueGuard(6)._scan_event
+    assert native is not None
+    data = {"subject_id": "u-7f3a9c11", "page": page}
+    scanned = native(orjson.dumps(data), data)
+    assert scanned is not None
+    assert bool(scanned[0] & guard._MARKS) is mark
+
+
+@pytest.mark.parametrize(
+    ("ip", "elsewhere"),
+    [
+        ("192.0.2.77", "c000:24d"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("::FFFF:198.51.100.7", "c633:6407"),
+        ("2001:db8::1", "2001:0db8:0000:0000:0000:0000:0000:0001"),
+    ],
+)
+def test_when_another_spelling_of_the_address_is_in_the_text_then_it_is_looked_at(
+    risk: SynthesisRisk, ip: str, elsewhere: str
+) -> None:
+    data = {"subject_id": "u-7f3a9c11", "ip": ip, "page": f"/a/{elsewhere}/b"}
+    canonical = orjson.dumps(data)
+    prepared = ValueGuard(6, risk).prepare(data, canonical)
+    assert prepared.hits == {"page": {"ip": 1}}
+    assert _answer(prepared) == _answer(ValueGuard(6, risk, native=False).prepare(data, canonical))
+
+
+@pytest.mark.parametrize(("ip", "proven"), [("192.0.2.0", False), ("192.0.2.77", True)])
+def test_when_an_operator_could_write_the_address_then_the_input_is_not_proven(
+    risk: SynthesisRisk, ip: str, proven: bool
+) -> None:
+    data = {"subject_id": "u-7f3a9c11", "ip": ip, "page": "/a"}
+    native = ValueGuard(6, risk)
+    for _ in range(2):  # a new address, then a remembered one
+        assert native.prepare(data, orjson.dumps(data)).proven is proven
+
+
+def test_when_a_value_is_a_fixed_text_or_a_piece_of_one_then_it_is_writable(
+    risk: SynthesisRisk,
+) -> None:
+    pieces = risk.scanner_parts()[2]
+    longest = max(pieces, key=len)
+    native = ValueGuard(6, risk)._scan_event
+    assert native is not None
+    for value in (longest, longest[1:], longest[:-1], "chrome", "page_view", "ordinary-x7q"):
+        data = {"subject_id": value, "page": "/a"}
+        scanned = native(orjson.dumps(data), data)
+        assert scanned is not None
+        assert bool(scanned[0] & guard._WRITABLE) is (value in pieces), value
+
+
+def test_the_scanner_checks_its_arguments() -> None:
+    assert guard._guardscan is not None
+    scanner_type = guard._guardscan.Scanner
+    with pytest.raises(TypeError):
+        scanner_type(b"", "", "", {"a"}, True, (), "ip", {}, {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        scanner_type(b"", "", "", frozenset(), True, (1,), "ip", {}, {})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="names"):
+        scanner_type(b"b\0a", "", "", frozenset(), True, (), "ip", {}, {})
+    scan = ValueGuard(6)._scan_event
+    assert scan is not None
+    with pytest.raises(TypeError):
+        scan("text", {})  # type: ignore[arg-type]
+    assert scan(b"{}", [("subject_id", "x")]) is None  # not a dict: declined
+    with pytest.raises(TypeError):
+        guard._guardscan.output_clean(b"x", ["a"], True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        guard._guardscan.output_clean(b"x", (1,), True)  # type: ignore[arg-type]
+
+
+SPELLINGS = st.lists(
+    st.sampled_from(["u-7f3a9c11", "192.0.2.77", "c000:24d", "é1", "ǆ", "x", ""])
+    | st.text(alphabet="abc:.-", min_size=1, max_size=5),
+    max_size=4,
+).map(tuple)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.lists(FRAGMENTS | WORDS | SPELLINGS.map("".join).map(str.upper), max_size=8).map(
+        "".join
+    ),
+    spellings=SPELLINGS,
+    marks=st.booleans(),
+)
+def test_when_an_output_is_checked_then_c_and_python_answer_the_same(
+    text: str, spellings: tuple[str, ...], marks: bool
+) -> None:
+    value = text.encode()
+    expected = output_clean(fold(text), spellings, marks=marks)
+    assert output_bytes_clean(value, spellings, marks=marks) == expected
