@@ -14,8 +14,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_X86 1 /* SSE2 always; AVX2 chosen at import where the CPU has it */
+#include <immintrin.h>
 #endif
 
 #define FLAG_MARKS 1    /* an at-sign or an encoding mark occurs in the text */
@@ -38,6 +40,7 @@ typedef struct {
      * outside them is no piece, without hashing it and probing the (large) set */
     unsigned char ends[128][128];
     Py_ssize_t longest_piece;
+    int ready;        /* __init__ succeeded: nothing is scanned before */
     int has_risk;     /* false: nothing is proven (every value counts as writable) */
     PyObject *id_fields;     /* tuple of str: the identifier fields but the IP */
     PyObject *ip_field;      /* str */
@@ -94,9 +97,100 @@ lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out, int no_
     return !(seen & 0x80) && !(no_escape && escape);
 }
 
-/* The first occurrence of `needle` (m > 0) in `hay`, or NULL. With SSE2: 16 starting positions
- * at a time are tested for the needle's first and last byte, and only those are compared whole
- * (glibc's memmem is not vectorised and costs ~570 instructions per call on event-sized text). */
+/* Candidates for `needle` (m >= 2) among the starting positions of `hay` one vector holds:
+ * its first and its last byte in place. With SSE2 16 positions a test, with AVX2 32, and only
+ * those are compared whole (glibc's memmem is not vectorised: ~570 instructions per call on
+ * event-sized text). Each returns the first match at or after `i`, or NULL; `*at` is where its
+ * vector loop stopped (the caller tests the rest one by one). */
+#ifdef HAVE_X86
+static const unsigned char *
+find_sse2(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m,
+          Py_ssize_t *at)
+{
+    const __m128i first = _mm_set1_epi8((char)needle[0]);
+    const __m128i last = _mm_set1_epi8((char)needle[m - 1]);
+    Py_ssize_t i = 0;
+    Py_ssize_t starts_left = n - m + 1; /* starting positions 0 .. n - m */
+    for (; i < starts_left; i += 16) {
+        Py_ssize_t block = i;
+        unsigned skip = 0;
+        if (i + 16 > starts_left) { /* the last block: the 16 positions ending at the last one */
+            if (starts_left < 16) {
+                break; /* too short for one vector: the caller's loop */
+            }
+            block = starts_left - 16;
+            skip = (unsigned)(i - block); /* positions before `i` were tested already */
+        }
+        __m128i starts = _mm_loadu_si128((const __m128i *)(hay + block));
+        __m128i ends = _mm_loadu_si128((const __m128i *)(hay + block + m - 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(starts, first), _mm_cmpeq_epi8(ends, last)));
+        mask &= 0xFFFFu << skip;
+        while (mask != 0) {
+            int bit = __builtin_ctz(mask);
+            if (memcmp(hay + block + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
+                return hay + block + bit;
+            }
+            mask &= mask - 1;
+        }
+    }
+    *at = i < starts_left ? i : starts_left;
+    return NULL;
+}
+
+__attribute__((target("avx2"))) static const unsigned char *
+find_avx2(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m,
+          Py_ssize_t *at)
+{
+    const __m256i first = _mm256_set1_epi8((char)needle[0]);
+    const __m256i last = _mm256_set1_epi8((char)needle[m - 1]);
+    Py_ssize_t i = 0;
+    Py_ssize_t starts_left = n - m + 1; /* starting positions 0 .. n - m */
+    for (; i < starts_left; i += 32) {
+        Py_ssize_t block = i;
+        unsigned skip = 0;
+        if (i + 32 > starts_left) { /* the last block: the 32 positions ending at the last one */
+            if (starts_left < 32) {
+                break; /* too short for one vector: the caller's loop */
+            }
+            block = starts_left - 32;
+            skip = (unsigned)(i - block); /* positions before `i` were tested already */
+        }
+        __m256i starts = _mm256_loadu_si256((const __m256i *)(hay + block));
+        __m256i ends = _mm256_loadu_si256((const __m256i *)(hay + block + m - 1));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(starts, first), _mm256_cmpeq_epi8(ends, last)));
+        mask &= 0xFFFFFFFFu << skip;
+        while (mask != 0) {
+            int bit = __builtin_ctz(mask);
+            if (memcmp(hay + block + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
+                return hay + block + bit;
+            }
+            mask &= mask - 1;
+        }
+    }
+    *at = i < starts_left ? i : starts_left;
+    return NULL;
+}
+
+#endif
+
+/* No vectors: every starting position is left to the caller's loop. */
+static const unsigned char *
+find_scalar(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m,
+            Py_ssize_t *at)
+{
+    (void)hay, (void)n, (void)needle, (void)m;
+    *at = 0;
+    return NULL;
+}
+
+typedef const unsigned char *(*vector_find)(const unsigned char *, Py_ssize_t,
+                                            const unsigned char *, Py_ssize_t, Py_ssize_t *);
+/* find_avx2 where the CPU has it, else find_sse2 (module init); `_use_vectors` for the tests */
+static vector_find find_vectors = find_scalar;
+
+/* The first occurrence of `needle` (m > 0) in `hay`, or NULL. */
 static const unsigned char *
 find(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m)
 {
@@ -107,24 +201,11 @@ find(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssi
         return memchr(hay, needle[0], (size_t)n);
     }
     Py_ssize_t i = 0;
-#if defined(__SSE2__)
-    const __m128i first = _mm_set1_epi8((char)needle[0]);
-    const __m128i last = _mm_set1_epi8((char)needle[m - 1]);
-    for (; i + 16 + m - 1 <= n; i += 16) {
-        __m128i starts = _mm_loadu_si128((const __m128i *)(hay + i));
-        __m128i ends = _mm_loadu_si128((const __m128i *)(hay + i + m - 1));
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(starts, first), _mm_cmpeq_epi8(ends, last)));
-        while (mask != 0) {
-            int bit = __builtin_ctz(mask);
-            if (memcmp(hay + i + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
-                return hay + i + bit;
-            }
-            mask &= mask - 1;
-        }
+    const unsigned char *found = find_vectors(hay, n, needle, m, &i);
+    if (found != NULL) {
+        return found;
     }
-#endif
-    for (; i + m <= n; i++) { /* the last starting positions (all of them without SSE2) */
+    for (; i + m <= n; i++) { /* the last starting positions (all of them on other CPUs) */
         if (hay[i] == needle[0] && hay[i + m - 1] == needle[m - 1]
             && memcmp(hay + i + 1, needle + 1, (size_t)(m - 2)) == 0) {
             return hay + i;
@@ -255,15 +336,22 @@ ascii_of(PyObject *text, Py_ssize_t *length)
     return *length ? (const unsigned char *)PyUnicode_DATA(text) : NULL;
 }
 
-/* The folded str of an ASCII str: itself when it has no capital letter. New reference. */
+/* The folded str of an ASCII str (new reference), and in *spelled its characters: itself and
+ * `data` when it has no capital letter (most identifiers), else a lower-cased copy in `low`. */
 static PyObject *
-folded(PyObject *text, const unsigned char *data, Py_ssize_t m, unsigned char *low)
+folded(PyObject *text, const unsigned char *data, Py_ssize_t m, unsigned char *low,
+       const unsigned char **spelled)
 {
-    lower_ascii(data, m, low, 0);
-    if (memcmp(low, data, (size_t)m) == 0) {
-        Py_INCREF(text);
-        return text;
+    Py_ssize_t k = 0;
+    while (k < m && (unsigned char)(data[k] - 'A') >= 26u) {
+        k++;
     }
+    if (k == m) {
+        *spelled = data;
+        return Py_NewRef(text);
+    }
+    lower_ascii(data, m, low, 0);
+    *spelled = low;
     return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, low, m);
 }
 
@@ -385,6 +473,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         }
         self->first[letter] = at < self->names_len ? at : self->names_len;
     }
+    self->ready = 1;
     return 0;
 }
 
@@ -414,7 +503,9 @@ PyDoc_STRVAR(scan_event_doc,
 "Python definition.");
 
 /* One identifier value of `fields`: a new reference to a non-empty str, NULL for none (absent,
- * None or empty), or `Py_NotImplemented` (not a str: unhandled). -1 in *error on an error. */
+ * None or empty), or `Py_NotImplemented` (not a str: unhandled; not a new reference). 1 in
+ * *error on an error. A new reference: a later lookup in the dict may run code (a key's own
+ * `__eq__`) that drops the dict's. */
 static PyObject *
 value_of(PyObject *fields, PyObject *name, int *error)
 {
@@ -426,60 +517,88 @@ value_of(PyObject *fields, PyObject *name, int *error)
     if (value == Py_None || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) == 0)) {
         return NULL;
     }
-    return PyUnicode_CheckExact(value) ? value : Py_NotImplemented;
+    return PyUnicode_CheckExact(value) ? Py_NewRef(value) : Py_NotImplemented;
 }
+
+static PyObject *scan_values(Scanner *self, PyObject *canonical, PyObject **values,
+                             Py_ssize_t count_values, PyObject *ip, PyObject *forms);
 
 static PyObject *
 Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "scan_event(bytes, dict)");
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner: not initialised");
         return NULL;
     }
-    PyObject *fields = args[1];
-    if (!PyDict_CheckExact(fields)) {
-        Py_RETURN_NONE;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "scan_event(canonical, fields)");
+        return NULL;
+    }
+    PyObject *canonical = args[0], *fields = args[1];
+    if (!PyBytes_CheckExact(canonical) || !PyDict_CheckExact(fields)) {
+        Py_RETURN_NONE; /* declined: the Python definition takes any bytes-like and mapping */
     }
     PyObject *values[MAX_VALUES];
     Py_ssize_t count_values = 0;
+    PyObject *ip = NULL, *forms = NULL, *result = NULL;
     int error = 0;
     Py_ssize_t count_fields = PyTuple_GET_SIZE(self->id_fields);
-    for (Py_ssize_t i = 0; i < count_fields && i < MAX_VALUES; i++) {
+    for (Py_ssize_t i = 0; i < count_fields; i++) {
         PyObject *value = value_of(fields, PyTuple_GET_ITEM(self->id_fields, i), &error);
         if (error) {
-            return NULL;
+            goto done;
         }
         if (value == Py_NotImplemented) {
-            Py_RETURN_NONE;
+            result = Py_NewRef(Py_None);
+            goto done;
         }
         if (value != NULL) {
             values[count_values++] = value;
         }
     }
-    PyObject *ip = value_of(fields, self->ip_field, &error);
+    ip = value_of(fields, self->ip_field, &error);
     if (error) {
-        return NULL;
+        goto done;
     }
     if (ip == Py_NotImplemented) {
-        Py_RETURN_NONE;
+        ip = NULL;
+        result = Py_NewRef(Py_None);
+        goto done;
     }
-    PyObject *forms = NULL;
-    long flags = 0;
     if (ip != NULL) {
         forms = PyDict_GetItemWithError(self->forms_cache, ip);
         if (forms == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
+            if (!PyErr_Occurred()) {
+                result = Py_BuildValue("(i())", FLAG_NO_FORMS);
             }
-            return Py_BuildValue("(i())", FLAG_NO_FORMS);
+            goto done;
         }
         if (!PyTuple_CheckExact(forms)) {
+            forms = NULL;
             PyErr_SetString(PyExc_TypeError, "forms_cache: tuples of str");
-            return NULL;
+            goto done;
         }
+        Py_INCREF(forms);
     }
+    result = scan_values(self, canonical, values, count_values, ip, forms);
+done:
+    for (Py_ssize_t i = 0; i < count_values; i++) {
+        Py_DECREF(values[i]);
+    }
+    Py_XDECREF(ip);
+    Py_XDECREF(forms);
+    return result;
+}
+
+/* The scan of one event's text for its values (`values`, `ip`: new references the caller
+ * keeps; `forms`: the IP's other spellings, or NULL without an IP). */
+static PyObject *
+scan_values(Scanner *self, PyObject *canonical, PyObject **values, Py_ssize_t count_values,
+            PyObject *ip, PyObject *forms)
+{
+    long flags = 0;
     Py_ssize_t count_forms = forms == NULL ? 0 : PyTuple_GET_SIZE(forms);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(canonical);
     Buffer buffer; /* not zeroed: its stack part is written before it is read */
     buffer.data = NULL;
     PyObject *spellings = NULL;
@@ -487,7 +606,7 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     if (low == NULL) {
         return NULL;
     }
-    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(args[0]), n, low, 1)) {
+    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(canonical), n, low, 1)) {
         goto unhandled;
     }
     spellings = PyTuple_New(count_values + (ip != NULL) + count_forms);
@@ -501,16 +620,17 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         if (data == NULL || m > (Py_ssize_t)sizeof small) {
             goto unhandled;
         }
-        PyObject *spelling = folded(values[i], data, m, small);
+        const unsigned char *spelled;
+        PyObject *spelling = folded(values[i], data, m, small, &spelled);
         if (spelling == NULL) {
             goto error;
         }
         PyTuple_SET_ITEM(spellings, i, spelling);
-        if (count_in(low, n, small, m) != 1) {
+        if (count_in(low, n, spelled, m) != 1) {
             flags |= FLAG_REPEATED;
         }
         if (!(flags & FLAG_WRITABLE)) {
-            int written = writable(self, spelling, small, m);
+            int written = writable(self, spelling, spelled, m);
             if (written < 0) {
                 goto error;
             }
@@ -523,13 +643,14 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         if (data == NULL || m > (Py_ssize_t)sizeof small) {
             goto unhandled;
         }
-        PyObject *spelling = folded(ip, data, m, small);
+        const unsigned char *spelled;
+        PyObject *spelling = folded(ip, data, m, small, &spelled);
         if (spelling == NULL) {
             goto error;
         }
         Py_ssize_t slot = count_values;
         PyTuple_SET_ITEM(spellings, slot++, spelling);
-        if (count_in(low, n, small, m) != 1) {
+        if (count_in(low, n, spelled, m) != 1) {
             flags |= FLAG_REPEATED;
         }
         for (Py_ssize_t i = 0; i < count_forms; i++) {
@@ -543,7 +664,7 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             PyTuple_SET_ITEM(spellings, slot++, form);
             /* another spelling of the IP: only where the IP's own spelling holds it */
             Py_ssize_t found = count_in(low, n, form_data, f);
-            if (found && found != count_in(small, m, form_data, f)) {
+            if (found && found != count_in(spelled, m, form_data, f)) {
                 flags |= FLAG_REPEATED;
             }
         }
@@ -589,17 +710,21 @@ error:
 
 PyDoc_STRVAR(output_clean_doc,
 "output_clean(text, spellings, marks, /) -> bool | None\n\n"
-"`text`: a serialized output (bytes); `spellings`: folded JSON spellings (str). True when the\n"
-"text, lower-cased, holds none of them and (when `marks`) no at-sign in any spelling; None\n"
-"when the text is not ASCII: the caller runs gateway.guard.output_clean.");
+"`text`: a serialized output (bytes); `spellings`: folded JSON spellings (tuple of str). True\n"
+"when the text, lower-cased, holds none of them and (when `marks`) no at-sign in any spelling;\n"
+"None (declined) when the text is not ASCII or the arguments are of other types: the caller\n"
+"runs gateway.guard.output_clean.");
 
 static PyObject *
 output_clean(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "output_clean(bytes, tuple, bool)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "output_clean(text, spellings, marks)");
         return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        Py_RETURN_NONE; /* declined: the Python definition takes any bytes-like and iterable */
     }
     int marks = PyObject_IsTrue(args[2]);
     if (marks < 0) {
@@ -625,10 +750,9 @@ output_clean(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyObject *spelling = PyTuple_GET_ITEM(spellings, i);
             Py_ssize_t m;
             const char *data;
-            if (!PyUnicode_Check(spelling)) {
-                buffer_free(&buffer);
-                PyErr_SetString(PyExc_TypeError, "spellings: str");
-                return NULL;
+            if (!PyUnicode_CheckExact(spelling)) {
+                result = Py_None; /* declined */
+                break;
             }
             /* UTF-8: a non-ASCII spelling cannot occur in ASCII text, nor match in it */
             data = PyUnicode_AsUTF8AndSize(spelling, &m);
@@ -673,8 +797,39 @@ static PyTypeObject ScannerType = {
     .tp_methods = Scanner_methods,
 };
 
+PyDoc_STRVAR(use_vectors_doc,
+"_use_vectors(name, /) -> bool\n\n"
+"Searches with 'avx2', 'sse2' or 'scalar' code from now on; False (nothing changed) when this\n"
+"CPU or build has no such code. For the tests: every path answers the same.");
+
+static PyObject *
+use_vectors(PyObject *module, PyObject *name)
+{
+    (void)module;
+    if (!PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "_use_vectors(str)");
+        return NULL;
+    }
+    if (PyUnicode_CompareWithASCIIString(name, "scalar") == 0) {
+        find_vectors = find_scalar;
+        Py_RETURN_TRUE;
+    }
+#ifdef HAVE_X86
+    if (PyUnicode_CompareWithASCIIString(name, "sse2") == 0) {
+        find_vectors = find_sse2;
+        Py_RETURN_TRUE;
+    }
+    if (PyUnicode_CompareWithASCIIString(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+        find_vectors = find_avx2;
+        Py_RETURN_TRUE;
+    }
+#endif
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef module_methods[] = {
     {"output_clean", (PyCFunction)(void (*)(void))output_clean, METH_FASTCALL, output_clean_doc},
+    {"_use_vectors", (PyCFunction)use_vectors, METH_O, use_vectors_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -689,6 +844,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__guardscan(void)
 {
+#ifdef HAVE_X86
+    __builtin_cpu_init();
+    find_vectors = __builtin_cpu_supports("avx2") ? find_avx2 : find_sse2;
+#endif
     if (PyType_Ready(&ScannerType) < 0) {
         return NULL;
     }

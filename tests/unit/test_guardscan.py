@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import html.entities
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -118,6 +119,17 @@ def _answer(prepared: GuardedInput) -> tuple[Any, ...]:
         prepared.marks_free,
         prepared.proven,
     )
+
+
+@pytest.fixture(scope="module", params=["avx2", "sse2", "scalar"], autouse=True)
+def vectors(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs with each of the scanner's searches this CPU has."""
+    assert guard._guardscan is not None
+    if not guard._guardscan._use_vectors(request.param):
+        pytest.skip(f"no {request.param} search on this CPU")
+    yield request.param
+    use = guard._guardscan._use_vectors
+    assert use("avx2") or use("sse2") or use("scalar")  # the best this CPU has, as at import
 
 
 @pytest.fixture(scope="module")
@@ -262,13 +274,59 @@ def test_the_scanner_checks_its_arguments() -> None:
         scanner_type(b"b\0a", "", "", frozenset(), True, (), "ip", {}, {})
     scan = ValueGuard(6)._scan_event
     assert scan is not None
+    # other types are declined (None): the Python definition answers for them
+    assert scan("text", {}) is None  # type: ignore[arg-type]
+    assert scan(bytearray(b"{}"), {}) is None  # type: ignore[arg-type]
+    assert scan(b"{}", [("subject_id", "x")]) is None
+    output_clean = guard._guardscan.output_clean
+    assert output_clean(b"x", ["a"], True) is None  # type: ignore[arg-type]
+    assert output_clean(b"x", (1,), True) is None  # type: ignore[arg-type]
+    assert output_clean(bytearray(b"x"), ("a",), True) is None  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        scan("text", {})  # type: ignore[arg-type]
-    assert scan(b"{}", [("subject_id", "x")]) is None  # not a dict: declined
-    with pytest.raises(TypeError):
-        guard._guardscan.output_clean(b"x", ["a"], True)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        guard._guardscan.output_clean(b"x", (1,), True)  # type: ignore[arg-type]
+        output_clean(b"x", ("a",))  # type: ignore[call-arg]
+    # a Scanner whose __init__ never ran, or failed, scans nothing
+    bare = scanner_type.__new__(scanner_type)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.scan_event(b"{}", {})
+    failed = scanner_type.__new__(scanner_type)
+    with pytest.raises(ValueError, match="at most 16"):
+        failed.__init__(b"", "", "", frozenset(), True, ("f",) * 17, "ip", {}, {})  # type: ignore[misc]
+    with pytest.raises(RuntimeError, match="not initialised"):
+        failed.scan_event(b"{}", {})
+
+
+class _Sly(str):
+    """A key that frees the event's values while the scanner looks another one up."""
+
+    __slots__ = ()
+    fields: dict[Any, Any] = {}  # noqa: RUF012 - the dict it empties
+    junk: list[str] = []  # noqa: RUF012 - strings that take the freed values' memory
+
+    def __hash__(self) -> int:
+        return hash("device_id")
+
+    def __eq__(self, other: object) -> bool:
+        sizes = [len(v) for v in type(self).fields.values() if isinstance(v, str)]
+        type(self).fields.clear()
+        type(self).junk = ["".join(["z"] * size) for size in sizes for _ in range(64)]
+        return False
+
+
+def test_when_a_lookup_runs_code_that_empties_the_event_then_the_scan_still_holds_its_values(
+    risk: SynthesisRisk,
+) -> None:
+    # not what the engine passes (orjson's keys are exact str), but the C must not read freed
+    # memory: it holds its own references to the values it scans
+    value = "".join(["u-", "7f3a9c11" * 3])  # made here: the dict holds the only reference
+    fields: dict[Any, Any] = {"subject_id": value, _Sly("x"): 1}
+    del value
+    _Sly.fields = fields
+    native = ValueGuard(6, risk)
+    assert native._scan_event is not None
+    scanned = native._scan_event(b'{"subject_id":"u-7f3a9c117f3a9c117f3a9c11"}', fields)
+    assert not fields  # the key's __eq__ ran
+    assert scanned is not None
+    assert scanned[1] == ("u-7f3a9c117f3a9c117f3a9c11",)
 
 
 SPELLINGS = st.lists(
