@@ -23,8 +23,6 @@
 #define FLAG_MARKS 1    /* an at-sign or an encoding mark occurs in the text */
 #define FLAG_REPEATED 2 /* a value occurs other than exactly once, or an IP form elsewhere */
 #define FLAG_WRITABLE 4 /* an operator could write one of the identifier values */
-#define FLAG_NO_FORMS 8 /* the IP's other spellings are not in the cache */
-#define FLAG_IP_UNKNOWN 16 /* whether an operator could write the IP is not in the cache */
 #define MAX_VALUES 16 /* identifier fields read from an event, the IP apart */
 
 #define STACK_TEXT 4096
@@ -46,6 +44,10 @@ typedef struct {
     PyObject *ip_field;      /* str */
     PyObject *forms_cache;   /* dict: IP -> tuple of its other spellings (gateway.guard) */
     PyObject *written_cache; /* dict: IP -> whether an operator could write it */
+    PyObject *forms_of;      /* forms_of(guard, ip) -> tuple of str, remembered in forms_cache */
+    PyObject *written_of;    /* written_of(guard, ip, forms) -> bool, remembered likewise */
+    PyObject *guarded_type;  /* gateway.guard.GuardedInput, a tuple of 7 */
+    PyObject *no_hits;       /* its `hits` when nothing was replaced */
     char *names; /* HTML legacy reference names, lower case, joined by NUL, sorted */
     Py_ssize_t names_len;
     Py_ssize_t first[27]; /* offset in `names` of the first name starting with 'a' + i */
@@ -395,14 +397,23 @@ set_chars(unsigned char *table, PyObject *chars)
 static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"names", "joiners", "alphabet", "pieces", "has_risk",
-                               "id_fields", "ip_field", "forms_cache", "written_cache", NULL};
+    static char *keywords[] = {"names",         "joiners",  "alphabet",   "pieces",
+                               "has_risk",      "id_fields", "ip_field",   "forms_cache",
+                               "written_cache", "forms_of", "written_of", "guarded_type",
+                               "no_hits",       NULL};
     PyObject *names, *joiners, *alphabet, *pieces, *id_fields, *ip_field, *forms, *written;
+    PyObject *forms_of, *written_of, *guarded_type, *no_hits;
     int has_risk;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!", keywords, &names, &joiners,
-                                     &alphabet, &PyFrozenSet_Type, &pieces, &has_risk,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!OOO!O", keywords, &names,
+                                     &joiners, &alphabet, &PyFrozenSet_Type, &pieces, &has_risk,
                                      &PyTuple_Type, &id_fields, &ip_field, &PyDict_Type, &forms,
-                                     &PyDict_Type, &written)) {
+                                     &PyDict_Type, &written, &forms_of, &written_of,
+                                     &PyType_Type, &guarded_type, &no_hits)) {
+        return -1;
+    }
+    if (!PyCallable_Check(forms_of) || !PyCallable_Check(written_of)
+        || !PyType_IsSubtype((PyTypeObject *)guarded_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "forms_of, written_of: callables; guarded_type: a tuple");
         return -1;
     }
     if (self->names != NULL || self->pieces != NULL) {
@@ -456,6 +467,10 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     self->ip_field = Py_NewRef(ip_field);
     self->forms_cache = Py_NewRef(forms);
     self->written_cache = Py_NewRef(written);
+    self->forms_of = Py_NewRef(forms_of);
+    self->written_of = Py_NewRef(written_of);
+    self->guarded_type = Py_NewRef(guarded_type);
+    self->no_hits = Py_NewRef(no_hits);
     if (set_bytes(&self->names, &self->names_len, names) < 0) {
         return -1;
     }
@@ -485,22 +500,25 @@ Scanner_dealloc(Scanner *self)
     Py_XDECREF(self->ip_field);
     Py_XDECREF(self->forms_cache);
     Py_XDECREF(self->written_cache);
+    Py_XDECREF(self->forms_of);
+    Py_XDECREF(self->written_of);
+    Py_XDECREF(self->guarded_type);
+    Py_XDECREF(self->no_hits);
     PyMem_Free(self->names);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 PyDoc_STRVAR(scan_event_doc,
-"scan_event(canonical, fields, /) -> (flags, spellings) | None\n\n"
-"`canonical`: the event's JSON (bytes); `fields`: the event (dict). Its identifier values are\n"
-"read from `fields` (the `id_fields`, then `ip_field`), the IP's other spellings from\n"
-"`forms_cache`, whether an operator could write the IP from `written_cache`.\n"
-"flags: MARKS an at-sign or encoding mark occurs; REPEATED a value does not occur exactly once\n"
-"(or an IP form occurs outside the IP); WRITABLE an operator could write a value (always set\n"
-"without a risk); NO_FORMS the IP's forms are not cached (nothing else is decided: compute them\n"
-"and scan again); IP_UNKNOWN whether an operator could write the IP is not cached (set only\n"
-"when nothing else is writable). spellings: the values folded, the IP folded, its forms.\n"
-"None: not ASCII JSON without a backslash, or a value that is not a str: the caller runs the\n"
-"Python definition.");
+"scan_event(canonical, fields, guard, /) -> GuardedInput | int | None\n\n"
+"`canonical`: the event's JSON (bytes); `fields`: the event (dict); `guard`: the ValueGuard.\n"
+"The identifier values are read from `fields` (`id_fields`, then `ip_field`), the IP's other\n"
+"spellings from `forms_cache` (else `forms_of(guard, ip)`), whether an operator could write the\n"
+"IP from `written_cache` (else `written_of(guard, ip, forms)`, asked only for an input that is\n"
+"otherwise proven). A GuardedInput when each value occurs exactly once and no at-sign or\n"
+"encoding mark occurs (proven when, with a risk, no value is writable); else the flags (int:\n"
+"MARKS, REPEATED, WRITABLE) for the caller's close look; None (declined) when the JSON is not\n"
+"ASCII without a backslash, a value is not a str of at most 256 characters, or the arguments\n"
+"are of other types: the caller runs the Python definition.");
 
 /* One identifier value of `fields`: a new reference to a non-empty str, NULL for none (absent,
  * None or empty), or `Py_NotImplemented` (not a str: unhandled; not a new reference). 1 in
@@ -520,8 +538,9 @@ value_of(PyObject *fields, PyObject *name, int *error)
     return PyUnicode_CheckExact(value) ? Py_NewRef(value) : Py_NotImplemented;
 }
 
-static PyObject *scan_values(Scanner *self, PyObject *canonical, PyObject **values,
-                             Py_ssize_t count_values, PyObject *ip, PyObject *forms);
+static PyObject *scan_values(Scanner *self, PyObject *canonical, PyObject *fields,
+                             PyObject *guard, PyObject **values, Py_ssize_t count_values,
+                             PyObject *ip, PyObject *forms);
 
 static PyObject *
 Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
@@ -530,11 +549,11 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "Scanner: not initialised");
         return NULL;
     }
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "scan_event(canonical, fields)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "scan_event(canonical, fields, guard)");
         return NULL;
     }
-    PyObject *canonical = args[0], *fields = args[1];
+    PyObject *canonical = args[0], *fields = args[1], *guard = args[2];
     if (!PyBytes_CheckExact(canonical) || !PyDict_CheckExact(fields)) {
         Py_RETURN_NONE; /* declined: the Python definition takes any bytes-like and mapping */
     }
@@ -567,20 +586,24 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (ip != NULL) {
         forms = PyDict_GetItemWithError(self->forms_cache, ip);
-        if (forms == NULL) {
-            if (!PyErr_Occurred()) {
-                result = Py_BuildValue("(i())", FLAG_NO_FORMS);
-            }
+        if (forms != NULL) {
+            Py_INCREF(forms);
+        }
+        else if (PyErr_Occurred()) {
             goto done;
+        }
+        else { /* a new address: its spellings, computed and remembered in Python */
+            forms = PyObject_CallFunctionObjArgs(self->forms_of, guard, ip, NULL);
+            if (forms == NULL) {
+                goto done;
+            }
         }
         if (!PyTuple_CheckExact(forms)) {
-            forms = NULL;
-            PyErr_SetString(PyExc_TypeError, "forms_cache: tuples of str");
+            PyErr_SetString(PyExc_TypeError, "forms_of: a tuple of str");
             goto done;
         }
-        Py_INCREF(forms);
     }
-    result = scan_values(self, canonical, values, count_values, ip, forms);
+    result = scan_values(self, canonical, fields, guard, values, count_values, ip, forms);
 done:
     for (Py_ssize_t i = 0; i < count_values; i++) {
         Py_DECREF(values[i]);
@@ -593,8 +616,8 @@ done:
 /* The scan of one event's text for its values (`values`, `ip`: new references the caller
  * keeps; `forms`: the IP's other spellings, or NULL without an IP). */
 static PyObject *
-scan_values(Scanner *self, PyObject *canonical, PyObject **values, Py_ssize_t count_values,
-            PyObject *ip, PyObject *forms)
+scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guard,
+            PyObject **values, Py_ssize_t count_values, PyObject *ip, PyObject *forms)
 {
     long flags = 0;
     Py_ssize_t count_forms = forms == NULL ? 0 : PyTuple_GET_SIZE(forms);
@@ -668,35 +691,47 @@ scan_values(Scanner *self, PyObject *canonical, PyObject **values, Py_ssize_t co
                 flags |= FLAG_REPEATED;
             }
         }
-        if (self->has_risk && !(flags & FLAG_WRITABLE)) {
-            PyObject *written = PyDict_GetItemWithError(self->written_cache, ip);
-            if (written == NULL) {
-                if (PyErr_Occurred()) {
-                    goto error;
-                }
-                flags |= FLAG_IP_UNKNOWN;
-            }
-            else if (written == Py_True) {
-                flags |= FLAG_WRITABLE;
-            }
-        }
-    }
-    if (!self->has_risk) {
-        flags |= FLAG_WRITABLE;
     }
     if (has_marks(self, low, n)) {
         flags |= FLAG_MARKS;
     }
     buffer_free(&buffer);
-    PyObject *flags_object = PyLong_FromLong(flags);
-    if (flags_object == NULL) {
+    if (flags & (FLAG_MARKS | FLAG_REPEATED)) { /* the caller looks closely */
+        Py_DECREF(spellings);
+        return PyLong_FromLong(flags);
+    }
+    int proven = self->has_risk && !(flags & FLAG_WRITABLE);
+    if (proven && ip != NULL) { /* asked last, as it may cost a truncation per new address */
+        PyObject *written = PyDict_GetItemWithError(self->written_cache, ip);
+        if (written != NULL) {
+            Py_INCREF(written);
+        }
+        else if (!PyErr_Occurred()) {
+            written = PyObject_CallFunctionObjArgs(self->written_of, guard, ip, forms, NULL);
+        }
+        int truth = written == NULL ? -1 : PyObject_IsTrue(written);
+        Py_XDECREF(written);
+        if (truth < 0) {
+            Py_DECREF(spellings);
+            return NULL;
+        }
+        proven = !truth;
+    }
+    /* GuardedInput(fields, spellings, hits, source, guard, marks_free, proven) */
+    PyTypeObject *type = (PyTypeObject *)self->guarded_type;
+    PyObject *guarded = type->tp_alloc(type, 7);
+    if (guarded == NULL) {
         Py_DECREF(spellings);
         return NULL;
     }
-    PyObject *result = PyTuple_Pack(2, flags_object, spellings);
-    Py_DECREF(flags_object);
-    Py_DECREF(spellings);
-    return result;
+    PyTuple_SET_ITEM(guarded, 0, Py_NewRef(fields));
+    PyTuple_SET_ITEM(guarded, 1, spellings);
+    PyTuple_SET_ITEM(guarded, 2, Py_NewRef(self->no_hits));
+    PyTuple_SET_ITEM(guarded, 3, Py_NewRef(fields));
+    PyTuple_SET_ITEM(guarded, 4, Py_NewRef(guard));
+    PyTuple_SET_ITEM(guarded, 5, Py_NewRef(Py_True));
+    PyTuple_SET_ITEM(guarded, 6, Py_NewRef(proven ? Py_True : Py_False));
+    return guarded;
 
 unhandled:
     buffer_free(&buffer);
@@ -858,9 +893,7 @@ PyInit__guardscan(void)
     if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0
         || PyModule_AddIntConstant(m, "MARKS", FLAG_MARKS) < 0
         || PyModule_AddIntConstant(m, "REPEATED", FLAG_REPEATED) < 0
-        || PyModule_AddIntConstant(m, "WRITABLE", FLAG_WRITABLE) < 0
-        || PyModule_AddIntConstant(m, "NO_FORMS", FLAG_NO_FORMS) < 0
-        || PyModule_AddIntConstant(m, "IP_UNKNOWN", FLAG_IP_UNKNOWN) < 0) {
+        || PyModule_AddIntConstant(m, "WRITABLE", FLAG_WRITABLE) < 0) {
         Py_DECREF(m);
         return NULL;
     }

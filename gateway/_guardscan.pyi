@@ -1,10 +1,11 @@
 """The value guard's scans over ASCII JSON in C (gateway/_guardscan.c)."""
 
+from collections.abc import Callable
+from typing import Any
+
 MARKS: int
 REPEATED: int
 WRITABLE: int
-NO_FORMS: int
-IP_UNKNOWN: int
 
 class Scanner:
     def __init__(
@@ -18,10 +19,12 @@ class Scanner:
         ip_field: str,
         forms_cache: dict[str, tuple[str, ...]],
         written_cache: dict[str, bool],
+        forms_of: Callable[[Any, str], tuple[str, ...]],
+        written_of: Callable[[Any, str, tuple[str, ...]], bool],
+        guarded_type: type[tuple[Any, ...]],
+        no_hits: object,
     ) -> None: ...
-    def scan_event(
-        self, canonical: bytes, fields: object, /
-    ) -> tuple[int, tuple[str, ...]] | None: ...
+    def scan_event(self, canonical: bytes, fields: object, guard: object, /) -> Any: ...
 
 def output_clean(text: bytes, spellings: tuple[str, ...], marks: bool, /) -> bool | None: ...
 def _use_vectors(name: str, /) -> bool: ...

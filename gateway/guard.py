@@ -208,11 +208,10 @@ _FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
 # Joins an event's values for one search over all: JSON text without a backslash holds no NUL.
 _SEPARATOR: Final = "\0"
 if _guardscan is not None:
-    _MARKS, _REPEATED, _WRITABLE = _guardscan.MARKS, _guardscan.REPEATED, _guardscan.WRITABLE
-    _NO_FORMS, _IP_UNKNOWN = _guardscan.NO_FORMS, _guardscan.IP_UNKNOWN
+    _MARKS = _guardscan.MARKS
     _output_clean = _guardscan.output_clean
 else:  # pragma: no cover - a source tree that was never installed
-    _MARKS, _REPEATED, _WRITABLE, _NO_FORMS, _IP_UNKNOWN = 1, 2, 4, 8, 16
+    _MARKS = 1
     _output_clean = None
 
 
@@ -668,8 +667,9 @@ class ValueGuard:
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
         self._ip_cache: dict[str, tuple[str, ...]] = {}
         self._ip_written_cache: dict[str, bool] = {}
-        self._scan_event: Callable[[bytes, object], tuple[int, tuple[str, ...]] | None] | None
-        self._scan_event = None
+        self._scan_event: (
+            Callable[[bytes, object, ValueGuard], GuardedInput | int | None] | None
+        ) = None
         if native and _guardscan is not None:
             parts = risk.scanner_parts() if risk is not None else ("", "", frozenset())
             scanner = _guardscan.Scanner(
@@ -678,8 +678,14 @@ class ValueGuard:
                 risk is not None,
                 _ID_FIELDS,
                 "ip",
-                self._ip_cache,  # read by the scanner: cleared, never rebound
+                # read by the scanner (the dicts are cleared, never rebound); the functions are
+                # the class's, given the guard at each call (no reference cycle)
+                self._ip_cache,
                 self._ip_written_cache,
+                ValueGuard._ip_forms,
+                ValueGuard._ip_written,
+                GuardedInput,
+                _NO_HITS,
             )
             self._scan_event = scanner.scan_event
         # The last event prepared, so its audit records reuse what `prepare` found out.
@@ -729,25 +735,15 @@ class ValueGuard:
         """
         encoded = _dumps(fields) if canonical is None else canonical
         scan = self._scan_event
-        scanned = None if scan is None else scan(encoded, fields)
-        if scanned is None or scan is None:
-            return self._prepare_text(fields, encoded)
-        flags, spellings = scanned
-        if flags & _NO_FORMS:  # a new IP address: its spellings computed, then scanned again
-            self._ip_forms(fields["ip"])
-            scanned = scan(encoded, fields)
-            if scanned is None:  # pragma: no cover - the same event was taken a moment ago
-                return self._prepare_text(fields, encoded)
-            flags, spellings = scanned
-        if flags & (_MARKS | _REPEATED):
-            return self._close_look(fields, fold(encoded.decode()), not flags & _MARKS)
-        proven = not flags & _WRITABLE
-        if flags & _IP_UNKNOWN:  # set only when nothing else is writable, with a risk
-            ip = fields["ip"]
-            proven = not self._ip_written(ip, self._ip_forms(ip), self._risk)  # type: ignore[arg-type]
-        guarded = (fields, spellings, _NO_HITS, fields, self, True, proven)
-        self._last = _new_tuple(GuardedInput, guarded)
-        return self._last
+        if scan is not None:
+            scanned = scan(encoded, fields, self)
+            if type(scanned) is GuardedInput:
+                self._last = scanned
+                return scanned
+            if scanned is not None:  # flags: an at-sign, an encoding mark or a repeated value
+                marks_free = not scanned & _MARKS  # type: ignore[operator]
+                return self._close_look(fields, fold(encoded.decode()), marks_free)
+        return self._prepare_text(fields, encoded)
 
     def _prepare_text(self, fields: Mapping[str, Any], encoded: bytes) -> GuardedInput:
         """`prepare` in Python: for any text (the C scanner takes ASCII without escapes)."""
@@ -794,7 +790,7 @@ class ValueGuard:
                             if form in text and count(form) != low.count(form):
                                 clean = proven = False
                                 break
-                    if proven and self._ip_written(ip, forms, risk):  # type: ignore[arg-type]
+                    if proven and self._ip_written(ip, forms):
                         proven = False
         if not clean:
             return self._close_look(fields, text, marks_free)
@@ -828,12 +824,15 @@ class ValueGuard:
             forms = self._ip_cache[address] = ip_spellings(address)
         return forms
 
-    def _ip_written(self, address: str, forms: tuple[str, ...], risk: SynthesisRisk) -> bool:
+    def _ip_written(self, address: str, forms: tuple[str, ...]) -> bool:
         """Whether an operator could write any spelling of the address, remembered (bounded).
 
-        Asked by `prepare` only, for an input still proven: an audit record's scrub needs
-        the spellings alone.
+        Asked for an input still proven only: an audit record's scrub needs the spellings alone.
+        Without a risk nothing is proven, so any address counts as writable.
         """
+        risk = self._risk
+        if risk is None:
+            return True
         written = self._ip_written_cache.get(address)
         if written is None:
             if len(self._ip_written_cache) >= _NEEDLE_CACHE_SIZE:

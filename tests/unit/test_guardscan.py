@@ -181,8 +181,19 @@ def test_when_the_scanner_declines_an_event_then_python_answers_the_same(
     assert _answer(native.prepare(data, canonical)) == _answer(
         ValueGuard(6, risk, native=False).prepare(data, canonical)
     )
-    assert native._scan_event is not None
-    assert native._scan_event(canonical, data) is None  # the address's forms are known now
+    assert _scan(native, data) is None  # declined again, the address's forms known now
+
+
+def _scan(value_guard: ValueGuard, data: dict[str, Any]) -> GuardedInput | int | None:
+    """The C scanner's own answer for an event (no fallback)."""
+    assert value_guard._scan_event is not None
+    return value_guard._scan_event(orjson.dumps(data), data, value_guard)
+
+
+def _marked(scanned: GuardedInput | int | None) -> bool:
+    """Whether the scanner found an at-sign or an encoding mark (flags for a close look)."""
+    assert scanned is not None
+    return isinstance(scanned, int) and bool(scanned & guard._MARKS)
 
 
 @pytest.mark.parametrize("name", LEGACY)
@@ -190,11 +201,7 @@ def test_every_legacy_reference_name_is_a_mark_in_any_case(name: str) -> None:
     value = "u-7f3a9c11"
     for spelled in (name, name.upper(), name.lower()):
         data = {"subject_id": value, "page": f"/a?b=1&{spelled}x=2"}
-        native = ValueGuard(6)._scan_event
-        assert native is not None
-        scanned = native(orjson.dumps(data), data)
-        assert scanned is not None
-        assert scanned[0] & guard._MARKS, spelled
+        assert _marked(_scan(ValueGuard(6), data)), spelled
 
 
 @pytest.mark.parametrize(
@@ -212,12 +219,8 @@ def test_every_legacy_reference_name_is_a_mark_in_any_case(name: str) -> None:
     ],
 )
 def test_an_ampersand_is_a_mark_when_it_starts_a_reference(page: str, mark: bool) -> None:
-    native = ValueGuard(6)._scan_event
-    assert native is not None
     data = {"subject_id": "u-7f3a9c11", "page": page}
-    scanned = native(orjson.dumps(data), data)
-    assert scanned is not None
-    assert bool(scanned[0] & guard._MARKS) is mark
+    assert _marked(_scan(ValueGuard(6), data)) is mark
 
 
 @pytest.mark.parametrize(
@@ -254,30 +257,36 @@ def test_when_a_value_is_a_fixed_text_or_a_piece_of_one_then_it_is_writable(
 ) -> None:
     pieces = risk.scanner_parts()[2]
     longest = max(pieces, key=len)
-    native = ValueGuard(6, risk)._scan_event
-    assert native is not None
+    native = ValueGuard(6, risk)
     for value in (longest, longest[1:], longest[:-1], "chrome", "page_view", "ordinary-x7q"):
-        data = {"subject_id": value, "page": "/a"}
-        scanned = native(orjson.dumps(data), data)
-        assert scanned is not None
-        assert bool(scanned[0] & guard._WRITABLE) is (value in pieces), value
+        scanned = _scan(native, {"subject_id": value, "page": "/a"})
+        assert isinstance(scanned, GuardedInput)
+        assert scanned.proven is (value not in pieces), value
 
 
 def test_the_scanner_checks_its_arguments() -> None:
     assert guard._guardscan is not None
     scanner_type = guard._guardscan.Scanner
+    tail = (ValueGuard._ip_forms, ValueGuard._ip_written, GuardedInput, {})
     with pytest.raises(TypeError):
-        scanner_type(b"", "", "", {"a"}, True, (), "ip", {}, {})  # type: ignore[arg-type]
+        scanner_type(b"", "", "", {"a"}, True, (), "ip", {}, {}, *tail)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        scanner_type(b"", "", "", frozenset(), True, (1,), "ip", {}, {})  # type: ignore[arg-type]
+        scanner_type(b"", "", "", frozenset(), True, (1,), "ip", {}, {}, *tail)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callables"):
+        scanner_type(b"", "", "", frozenset(), True, (), "ip", {}, {}, 1, 2, GuardedInput, {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callables"):
+        scanner_type(b"", "", "", frozenset(), True, (), "ip", {}, {}, *tail[:2], dict, {})
     with pytest.raises(ValueError, match="names"):
-        scanner_type(b"b\0a", "", "", frozenset(), True, (), "ip", {}, {})
-    scan = ValueGuard(6)._scan_event
+        scanner_type(b"b\0a", "", "", frozenset(), True, (), "ip", {}, {}, *tail)
+    value_guard = ValueGuard(6)
+    scan = value_guard._scan_event
     assert scan is not None
     # other types are declined (None): the Python definition answers for them
-    assert scan("text", {}) is None  # type: ignore[arg-type]
-    assert scan(bytearray(b"{}"), {}) is None  # type: ignore[arg-type]
-    assert scan(b"{}", [("subject_id", "x")]) is None
+    assert scan("text", {}, value_guard) is None  # type: ignore[arg-type]
+    assert scan(bytearray(b"{}"), {}, value_guard) is None  # type: ignore[arg-type]
+    assert scan(b"{}", [("subject_id", "x")], value_guard) is None
+    with pytest.raises(TypeError):
+        scan(b"{}", {})  # type: ignore[call-arg]
     output_clean = guard._guardscan.output_clean
     assert output_clean(b"x", ["a"], True) is None  # type: ignore[arg-type]
     assert output_clean(b"x", (1,), True) is None  # type: ignore[arg-type]
@@ -287,12 +296,12 @@ def test_the_scanner_checks_its_arguments() -> None:
     # a Scanner whose __init__ never ran, or failed, scans nothing
     bare = scanner_type.__new__(scanner_type)
     with pytest.raises(RuntimeError, match="not initialised"):
-        bare.scan_event(b"{}", {})
+        bare.scan_event(b"{}", {}, value_guard)
     failed = scanner_type.__new__(scanner_type)
     with pytest.raises(ValueError, match="at most 16"):
-        failed.__init__(b"", "", "", frozenset(), True, ("f",) * 17, "ip", {}, {})  # type: ignore[misc]
+        failed.__init__(b"", "", "", frozenset(), True, ("f",) * 17, "ip", {}, {}, *tail)  # type: ignore[misc]
     with pytest.raises(RuntimeError, match="not initialised"):
-        failed.scan_event(b"{}", {})
+        failed.scan_event(b"{}", {}, value_guard)
 
 
 class _Sly(str):
@@ -323,10 +332,10 @@ def test_when_a_lookup_runs_code_that_empties_the_event_then_the_scan_still_hold
     _Sly.fields = fields
     native = ValueGuard(6, risk)
     assert native._scan_event is not None
-    scanned = native._scan_event(b'{"subject_id":"u-7f3a9c117f3a9c117f3a9c11"}', fields)
+    scanned = native._scan_event(b'{"subject_id":"u-7f3a9c117f3a9c117f3a9c11"}', fields, native)
     assert not fields  # the key's __eq__ ran
-    assert scanned is not None
-    assert scanned[1] == ("u-7f3a9c117f3a9c117f3a9c11",)
+    assert isinstance(scanned, GuardedInput)
+    assert scanned.spellings == ("u-7f3a9c117f3a9c117f3a9c11",)
 
 
 SPELLINGS = st.lists(
