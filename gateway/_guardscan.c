@@ -105,76 +105,48 @@ lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out, int no_
  * event-sized text). Each returns the first match at or after `i`, or NULL; `*at` is where its
  * vector loop stopped (the caller tests the rest one by one). */
 #ifdef HAVE_X86
-static const unsigned char *
-find_sse2(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m,
-          Py_ssize_t *at)
-{
-    const __m128i first = _mm_set1_epi8((char)needle[0]);
-    const __m128i last = _mm_set1_epi8((char)needle[m - 1]);
-    Py_ssize_t i = 0;
-    Py_ssize_t starts_left = n - m + 1; /* starting positions 0 .. n - m */
-    for (; i < starts_left; i += 16) {
-        Py_ssize_t block = i;
-        unsigned skip = 0;
-        if (i + 16 > starts_left) { /* the last block: the 16 positions ending at the last one */
-            if (starts_left < 16) {
-                break; /* too short for one vector: the caller's loop */
-            }
-            block = starts_left - 16;
-            skip = (unsigned)(i - block); /* positions before `i` were tested already */
-        }
-        __m128i starts = _mm_loadu_si128((const __m128i *)(hay + block));
-        __m128i ends = _mm_loadu_si128((const __m128i *)(hay + block + m - 1));
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(starts, first), _mm_cmpeq_epi8(ends, last)));
-        mask &= 0xFFFFu << skip;
-        while (mask != 0) {
-            int bit = __builtin_ctz(mask);
-            if (memcmp(hay + block + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
-                return hay + block + bit;
-            }
-            mask &= mask - 1;
-        }
+/* One definition for both widths: WIDTH starting positions per test, the intrinsics of its
+ * vector type, ATTRIBUTE the code's target. */
+#define DEFINE_FIND(NAME, ATTRIBUTE, WIDTH, VECTOR, SET1, LOAD, CMPEQ, AND, MOVEMASK)            \
+    ATTRIBUTE static const unsigned char *NAME(const unsigned char *hay, Py_ssize_t n,           \
+                                               const unsigned char *needle, Py_ssize_t m,        \
+                                               Py_ssize_t *at)                                   \
+    {                                                                                            \
+        const VECTOR first = SET1((char)needle[0]);                                              \
+        const VECTOR last = SET1((char)needle[m - 1]);                                           \
+        const unsigned all = (unsigned)(((uint64_t)1 << WIDTH) - 1);                             \
+        Py_ssize_t i = 0;                                                                        \
+        Py_ssize_t starts_left = n - m + 1; /* starting positions 0 .. n - m */                  \
+        for (; i < starts_left; i += WIDTH) {                                                    \
+            Py_ssize_t block = i;                                                                \
+            unsigned skip = 0;                                                                   \
+            if (i + WIDTH > starts_left) { /* the last block: WIDTH positions ending last */     \
+                if (starts_left < WIDTH) {                                                       \
+                    break; /* too short for one vector: the caller's loop */                     \
+                }                                                                                \
+                block = starts_left - WIDTH;                                                     \
+                skip = (unsigned)(i - block); /* positions before `i` were tested already */     \
+            }                                                                                    \
+            VECTOR starts = LOAD((const VECTOR *)(hay + block));                                 \
+            VECTOR ends = LOAD((const VECTOR *)(hay + block + m - 1));                           \
+            unsigned mask = (unsigned)MOVEMASK(AND(CMPEQ(starts, first), CMPEQ(ends, last)));    \
+            mask &= all << skip;                                                                 \
+            while (mask != 0) {                                                                  \
+                int bit = __builtin_ctz(mask);                                                   \
+                if (memcmp(hay + block + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {           \
+                    return hay + block + bit;                                                    \
+                }                                                                                \
+                mask &= mask - 1;                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        *at = i < starts_left ? i : starts_left;                                                 \
+        return NULL;                                                                             \
     }
-    *at = i < starts_left ? i : starts_left;
-    return NULL;
-}
 
-__attribute__((target("avx2"))) static const unsigned char *
-find_avx2(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py_ssize_t m,
-          Py_ssize_t *at)
-{
-    const __m256i first = _mm256_set1_epi8((char)needle[0]);
-    const __m256i last = _mm256_set1_epi8((char)needle[m - 1]);
-    Py_ssize_t i = 0;
-    Py_ssize_t starts_left = n - m + 1; /* starting positions 0 .. n - m */
-    for (; i < starts_left; i += 32) {
-        Py_ssize_t block = i;
-        unsigned skip = 0;
-        if (i + 32 > starts_left) { /* the last block: the 32 positions ending at the last one */
-            if (starts_left < 32) {
-                break; /* too short for one vector: the caller's loop */
-            }
-            block = starts_left - 32;
-            skip = (unsigned)(i - block); /* positions before `i` were tested already */
-        }
-        __m256i starts = _mm256_loadu_si256((const __m256i *)(hay + block));
-        __m256i ends = _mm256_loadu_si256((const __m256i *)(hay + block + m - 1));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(
-            _mm256_and_si256(_mm256_cmpeq_epi8(starts, first), _mm256_cmpeq_epi8(ends, last)));
-        mask &= 0xFFFFFFFFu << skip;
-        while (mask != 0) {
-            int bit = __builtin_ctz(mask);
-            if (memcmp(hay + block + bit + 1, needle + 1, (size_t)(m - 2)) == 0) {
-                return hay + block + bit;
-            }
-            mask &= mask - 1;
-        }
-    }
-    *at = i < starts_left ? i : starts_left;
-    return NULL;
-}
-
+DEFINE_FIND(find_sse2, , 16, __m128i, _mm_set1_epi8, _mm_loadu_si128, _mm_cmpeq_epi8,
+            _mm_and_si128, _mm_movemask_epi8)
+DEFINE_FIND(find_avx2, __attribute__((target("avx2"))), 32, __m256i, _mm256_set1_epi8,
+            _mm256_loadu_si256, _mm256_cmpeq_epi8, _mm256_and_si256, _mm256_movemask_epi8)
 #endif
 
 /* No vectors: every starting position is left to the caller's loop. */

@@ -28,9 +28,12 @@ Matching (`Needle`):
 Keys of the top-level object and of `properties` are field and property names chosen by the
 config (the allowlist), so they are never rewritten; every other key and every value is.
 
-Cost: the check is a handful of byte searches over JSON the gateway already has (the input's
-canonical encoding, the serialized output). Only a record with a possible hit walks its
-structure (`scrub_fields`, `scrub_output`).
+Cost: the check is a handful of searches over JSON the gateway already has (the input's
+canonical encoding, the serialized output). For ASCII JSON without escapes (nearly all traffic)
+they run in C, gateway/_guardscan.c: the text lower-cased once, each value one vectorised
+search, the whole event one call; this module is their definition, and runs them itself for
+any other text (tests/unit/test_guardscan.py shows both answer the same). Only a record with a
+possible hit walks its structure (`scrub_fields`, `scrub_output`).
 """
 
 from __future__ import annotations
