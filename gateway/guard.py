@@ -682,11 +682,12 @@ class ValueGuard:
                 _ID_FIELDS,
                 "ip",
                 # read by the scanner (the dicts are cleared, never rebound); the functions are
-                # the class's, given the guard at each call (no reference cycle)
+                # the class's (a subclass's overrides included), given the guard at each call (no
+                # reference cycle); `_ip_forms` must answer a tuple of str
                 self._ip_cache,
                 self._ip_written_cache,
-                ValueGuard._ip_forms,
-                ValueGuard._ip_written,
+                type(self)._ip_forms,
+                type(self)._ip_written,
                 GuardedInput,
                 _NO_HITS,
             )

@@ -359,3 +359,20 @@ def test_when_an_output_is_checked_then_c_and_python_answer_the_same(
     value = text.encode()
     expected = output_clean(fold(text), spellings, marks=marks)
     assert output_bytes_clean(value, spellings, marks=marks) == expected
+
+
+class _Cautious(ValueGuard):
+    """A guard that counts every address as one an operator could write."""
+
+    def _ip_written(self, address: str, forms: tuple[str, ...]) -> bool:
+        return True
+
+
+def test_when_a_subclass_overrides_the_address_answers_then_the_scanner_asks_it(
+    risk: SynthesisRisk,
+) -> None:
+    data = {"subject_id": "u-7f3a9c11", "ip": "192.0.2.77", "page": "/a"}
+    canonical = orjson.dumps(data)
+    assert ValueGuard(6, risk).prepare(data, canonical).proven
+    assert not _Cautious(6, risk).prepare(data, canonical).proven
+    assert not _Cautious(6, risk, native=False).prepare(data, canonical).proven
