@@ -83,20 +83,27 @@ buffer_free(Buffer *buffer)
     buffer->data = NULL;
 }
 
-/* `text` lower-cased into `out`; 0 when it holds a non-ASCII byte or (if `no_escape`) a
- * backslash. Branch-free, so the compiler runs it on vectors. */
-static int
-lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out, int no_escape)
+#define SEEN_NON_ASCII 1
+#define SEEN_ESCAPE 2     /* a backslash */
+#define SEEN_AT_PERCENT 4 /* an at-sign or a percent sign */
+#define SEEN_AMPERSAND 8
+
+/* `text` lower-cased into `out`, and what it holds (SEEN_*). Branch-free, so the compiler runs
+ * it on vectors: the marks' single characters cost no pass of their own. */
+static unsigned
+lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out)
 {
-    unsigned char seen = 0;
-    unsigned char escape = 0;
+    unsigned char high = 0, escape = 0, at_percent = 0, ampersand = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = text[i];
-        seen |= c;
+        high |= c;
         escape |= (unsigned char)(c == '\\');
+        at_percent |= (unsigned char)((c == '@') | (c == '%'));
+        ampersand |= (unsigned char)(c == '&');
         out[i] = (unsigned char)(c + (((unsigned char)(c - 'A') < 26u) << 5));
     }
-    return !(seen & 0x80) && !(no_escape && escape);
+    return (high >> 7 ? SEEN_NON_ASCII : 0) | (escape ? SEEN_ESCAPE : 0)
+           | (at_percent ? SEEN_AT_PERCENT : 0) | (ampersand ? SEEN_AMPERSAND : 0);
 }
 
 /* Candidates for `needle` (m >= 2) among the starting positions of `hay` one vector holds:
@@ -251,12 +258,16 @@ reference_at(const Scanner *self, const unsigned char *low, Py_ssize_t n, Py_ssi
     return 0;
 }
 
-/* `_may_hide_spelling` for lower-cased ASCII text: an at-sign, a percent sign, a reference. */
+/* `_may_hide_spelling` for lower-cased ASCII text: an at-sign, a percent sign, a reference.
+ * `seen`: what `lower_ascii` saw in it. */
 static int
-has_marks(const Scanner *self, const unsigned char *low, Py_ssize_t n)
+has_marks(const Scanner *self, const unsigned char *low, Py_ssize_t n, unsigned seen)
 {
-    if (memchr(low, '@', (size_t)n) != NULL || memchr(low, '%', (size_t)n) != NULL) {
+    if (seen & SEEN_AT_PERCENT) {
         return 1;
+    }
+    if (!(seen & SEEN_AMPERSAND)) {
+        return 0;
     }
     const unsigned char *at = low;
     const unsigned char *end = low + n;
@@ -324,7 +335,7 @@ folded(PyObject *text, const unsigned char *data, Py_ssize_t m, unsigned char *l
         *spelled = data;
         return Py_NewRef(text);
     }
-    lower_ascii(data, m, low, 0);
+    lower_ascii(data, m, low);
     *spelled = low;
     return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, low, m);
 }
@@ -601,7 +612,8 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     if (low == NULL) {
         return NULL;
     }
-    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(canonical), n, low, 1)) {
+    unsigned seen = lower_ascii((const unsigned char *)PyBytes_AS_STRING(canonical), n, low);
+    if (seen & (SEEN_NON_ASCII | SEEN_ESCAPE)) {
         goto unhandled;
     }
     spellings = PyTuple_New(count_values + (ip != NULL) + count_forms);
@@ -664,7 +676,7 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             }
         }
     }
-    if (has_marks(self, low, n)) {
+    if (has_marks(self, low, n, seen)) {
         flags |= FLAG_MARKS;
     }
     buffer_free(&buffer);
@@ -745,7 +757,7 @@ output_clean(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *result = Py_True;
-    if (!lower_ascii((const unsigned char *)PyBytes_AS_STRING(args[0]), n, low, 0)) {
+    if (lower_ascii((const unsigned char *)PyBytes_AS_STRING(args[0]), n, low) & SEEN_NON_ASCII) {
         result = Py_None;
     }
     else if (marks && has_at_sign(low, n)) {
