@@ -114,7 +114,8 @@ class Stack:
         self.metrics_port = free_port()
         log = self.root / f"worker-{len(self.logs)}.log"
         self.logs.append(log)
-        self.proc = Proc(self.argv("run"), log, self.env())
+        # in its own root: faust keeps `<app id>-data/` under the working directory
+        self.proc = Proc(self.argv("run"), log, self.env(), cwd=self.root)
         if wait:
             await self.proc.wait_for_log("Worker ready", timeout=120)
             await self.wait_metrics_up()

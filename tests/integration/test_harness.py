@@ -82,6 +82,7 @@ async def test_when_a_faust_app_runs_on_the_broker_then_its_agent_transforms_rec
         tmp_path / "worker.log",
         {"KAFKA_BOOTSTRAP": kafka_bootstrap, "ECHO_APP_ID": f"app-{source}",
          "ECHO_SOURCE": source, "ECHO_SINK": sink},
+        cwd=tmp_path,  # faust's `<app id>-data/` goes there
     )  # fmt: skip
     try:
         await worker.wait_for_log("Worker ready", timeout=90)

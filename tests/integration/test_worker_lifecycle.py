@@ -233,7 +233,7 @@ async def test_when_two_workers_share_the_partitions_then_each_subject_is_decide
     try:
         await stack.start()
         env = stack.env() | {"GATEWAY_METRICS_PORT": str(free_port())}
-        second = Proc(stack.argv("run"), tmp_path / "worker-second.log", env)
+        second = Proc(stack.argv("run"), tmp_path / "worker-second.log", env, cwd=tmp_path)
         await second.wait_for_log("Worker ready", timeout=120)
         await asyncio.sleep(3)  # the first worker's rebalance settles too
         for subject in granted:
