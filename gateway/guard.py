@@ -512,7 +512,8 @@ def output_bytes_clean(value: bytes, spellings: tuple[str, ...], *, marks: bool 
     """`output_clean` of a serialized output (value or key) as bytes.
 
     ASCII text is scanned in C (gateway/_guardscan.c: lower-cased once, each spelling one
-    `memmem`); other text is decoded and folded for `output_clean`.
+    vectorised search); other text, or other argument types, decoded and folded for
+    `output_clean`.
     """
     if _output_clean is not None:
         answer = _output_clean(value, spellings, marks)
