@@ -18,8 +18,10 @@ An occurrence is replaced by a fixed token naming what was there (`[subject_id]`
 
 Matching (`Needle`):
 - an identifier value of at least `min_length` characters is found anywhere inside a string,
-  also percent-encoded, as an HTML character reference or in full-width characters (the text is
-  decoded, then the token that holds it is replaced);
+  in any case (`fold`: Unicode full case folding), also percent-encoded, as an HTML character
+  reference or in full-width characters, nested in any order (`_decoded`: the text is decoded,
+  then the token that holds it is replaced); a value that is itself such a spelling is also
+  looked for decoded (`ValueGuard.needles`);
 - a shorter value would match by chance ("u1" inside "menu1"), so it is found only as a whole
   token: not preceded or followed by an ASCII letter or digit;
 - numbers are compared by their decimal text; an IPv6 address that embeds an IPv4 address
@@ -92,6 +94,7 @@ PROPERTIES: Final = "properties"
 TIMESTAMP_FIELD: Final = "occurred_at"
 UNSCRUBBED_FIELDS: Final = (*GUARDED_IDENTIFIERS, TIMESTAMP_FIELD)
 _NEEDLE_CACHE_SIZE = 65536
+_DECODE_ROUNDS = 16
 _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings are its own
 # An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
 # path segment or a query value is matched, not the whole URL around it.
@@ -145,7 +148,7 @@ class Needle(NamedTuple):
     encoded: tuple[str, ...]  # its JSON spelling, in lower case
     whole_token: bool
     token: str
-    derived: bool  # another spelling of the event's IP (or an IPv4 it carries), not a field value
+    derived: bool  # another spelling, not the field's value: its decoded form, an IP's other forms
 
     def __repr__(self) -> str:  # never show the value
         return f"Needle(identifier={self.identifier!r}, whole_token={self.whole_token})"
@@ -207,7 +210,9 @@ _new_tuple = tuple.__new__
 _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 
-_FINAL_SIGMA, _SIGMA = "\u03c2", "\u03c3"
+# What `fold` does after `str.casefold`: the dotless i as i, the combining dot above dropped.
+_FOLD_MORE: Final = str.maketrans({"\u0131": "i", "\u0307": None})
+_DOT_ABOVE: Final = "\u0307"
 # Joins an event's values for one search over all: JSON text without a backslash holds no NUL.
 _SEPARATOR: Final = "\0"
 if _guardscan is not None:
@@ -219,14 +224,17 @@ else:  # pragma: no cover - a source tree that was never installed
 
 
 def fold(text: str) -> str:
-    """`text` in lower case, the final sigma as sigma: how the guard compares text.
+    """`text` as the guard compares it: case-folded, so one value matches in any case.
 
-    `str.lower` writes a capital sigma as a final or a medial sigma depending on the letters
-    around it, so one value lower-cased alone and inside a longer text could differ; the
-    length is unchanged.
+    Full case folding (`str.casefold`, Unicode's CaseFolding.txt, the C+F mappings: `ß` and
+    `ẞ` as `ss`, a final sigma as sigma), then the Turkic letters folded to their Latin ones
+    (the dotless `ı` as `i`, and the combining dot above that folding `İ` leaves dropped), so
+    `İSTANBUL-KULLANICI` and `İstanbul-Kullanıcı` compare equal. Each character folds on its
+    own (no context), so folding a text is folding its characters one by one (`_spans` relies
+    on it); ASCII text folds as `str.lower` does.
     """
-    low = text.lower()
-    return low if low.isascii() else low.replace(_FINAL_SIGMA, _SIGMA)
+    low = text.casefold()
+    return low if low.isascii() else low.translate(_FOLD_MORE)
 
 
 def _json_text(text: str) -> str:
@@ -258,14 +266,14 @@ def _is_token_char(char: str) -> bool:
 def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]]:
     """Where `needle` (folded) occurs in `text`, in any case: (start, end) indices of `text`.
 
-    Matching is on `fold(text)`. When folding changes a character's length (`İ` folds to two:
-    `i` and a combining dot), each folded character is mapped back to the character it came
-    from, and a match covers the whole characters it touches. A `whole_token` match is not
+    Matching is on `fold(text)`. When folding changes a character's length (`ß` folds to two,
+    `ss`; a combining dot above to none), each folded character is mapped back to the character
+    it came from, and a match covers the whole characters it touches. A `whole_token` match is not
     preceded or followed by an ASCII letter or digit. Spans do not overlap.
     """
     low = fold(text)
     origin: list[int] | None = None  # None: folding kept every character's length
-    if len(low) != len(text):
+    if len(low) != len(text) or _DOT_ABOVE in text:  # (one dropped and one doubled: same length)
         origin = [index for index, char in enumerate(text) for _ in fold(char)]
     spans: list[tuple[int, int]] = []
     width = len(needle)
@@ -325,28 +333,51 @@ def ip_spellings(address: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(form for form in forms if form != low))
 
 
+def _decodings(text: str) -> list[str]:
+    """`text` and each step of decoding it, in order: the last is `_decoded(text)`.
+
+    Percent-encoding, HTML character references and NFKC forms are undone in turn, round after
+    round, until nothing changes (at most 16 rounds), so any nesting of them is undone
+    (`%26amp%3B` -> `&amp;` -> `&`; a full-width `％４１` -> `%41` -> `A`). Each step that
+    changed the text is one entry: a value can sit in a middle step only, when the text after it
+    decodes on together with what follows it (`%25` before `aa` is `%aa`, one byte).
+    """
+    stages = [text]
+    for _ in range(_DECODE_ROUNDS):
+        before = text
+        if "%" in text:
+            text = unquote(text)
+            if text != stages[-1]:
+                stages.append(text)
+        if "&" in text:
+            text = html.unescape(text)
+            if text != stages[-1]:
+                stages.append(text)
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+            if text != stages[-1]:
+                stages.append(text)
+        if text == before:
+            break
+    return stages
+
+
 def _decoded(text: str) -> str:
     """`text` with percent-encoding, HTML character references and NFKC forms undone.
 
-    Percent-decoding repeats until nothing changes (at most 16 rounds); NFKC undoes
+    What a reader of the text ends up with (`_decodings`: any nesting undone). NFKC undoes
     compatibility characters (full-width letters, digits and `@`, small and circled forms).
     """
-    for _ in range(16):
-        if "%" not in text:
-            break
-        decoded = unquote(text)
-        if decoded == text:
-            break
-        text = decoded
-    if "&" in text:
-        text = html.unescape(text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return text
+    return _decodings(text)[-1]
 
 
 def _may_be_encoded(text: str) -> bool:
     return "%" in text or "&" in text or not text.isascii()
+
+
+def _decodes(value: str) -> bool:
+    """True when decoding changes the value as the guard compares it (`_decoded`, `fold`)."""
+    return _may_be_encoded(value) and fold(_decoded(value)) != fold(value)
 
 
 class _Hits:
@@ -376,20 +407,37 @@ def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
 
 
 def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
-    """`text` with every occurrence of a needle and every email address replaced by a token."""
-    text = _scrub_plain(text, needles, hits)
-    if _may_be_encoded(text):
-        decoded = _decoded(text)
-        if decoded != text and _holds_any(decoded, needles):
-            # Replace the tokens that hold it, keeping the rest of the spelling; if the value
-            # spans delimiters of its own encoding (`&#45;`), the decoded text is kept instead.
-            tokens = _Hits()
-            tokenwise = _scrub_tokens(text, needles, tokens)
-            if _holds_any(_decoded(tokenwise), needles):
-                return _scrub_plain(decoded, needles, hits)
+    """`text` with every occurrence of a needle and every email address replaced by a token.
+
+    Also where the text holds one only once decoded (any step of `_decodings`): the delimited
+    tokens that hold it are replaced, keeping the rest of the spelling; if the value spans
+    delimiters of its own encoding (`&#45;`), the first decoding step that holds it is kept
+    instead, and scrubbed the same way.
+    """
+    for _ in range(_DECODE_ROUNDS):
+        text = _scrub_plain(text, needles, hits)
+        if not _may_be_encoded(text):
+            return text
+        stages = _decodings(text)[1:]
+        held = next((stage for stage in stages if _holds_any(stage, needles)), None)
+        if held is None:
+            return text
+        tokens = _Hits()
+        tokenwise = _scrub_tokens(text, needles, tokens)
+        if not any(_holds_any(stage, needles) for stage in _decodings(tokenwise)[1:]):
             hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
-            text = tokenwise
-    return text
+            return tokenwise
+        text = held
+    # Each round replaced an occurrence and decoded further: 16 rounds are never needed by
+    # text a decoder could read, but fail closed: the whole text as the token of what it holds.
+    needle = _match_in(_decodings(text), needles)
+    hits.add(EMAIL if needle is None else needle.identifier)
+    return EMAIL_TOKEN if needle is None else needle.token
+
+
+def _match_in(stages: list[str], needles: tuple[Needle, ...]) -> Needle | None:
+    """The first needle found in any of the texts (`_first_match`), or None."""
+    return next(filter(None, (_first_match(stage, needles) for stage in stages)), None)
 
 
 def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
@@ -414,12 +462,12 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """Replace each delimited token whose decoded form holds a needle or an email address."""
     parts = _DELIMITED.split(text)
     for index in range(0, len(parts), 2):  # even indices are tokens, odd ones delimiters
-        decoded = _decoded(parts[index])
-        needle = _first_match(decoded, needles)
+        stages = _decodings(parts[index])
+        needle = _match_in(stages, needles)
         if needle is not None:
             parts[index] = needle.token
             hits.add(needle.identifier)
-        elif _EMAIL.search(decoded):
+        elif any(_EMAIL.search(stage) for stage in stages):
             parts[index] = EMAIL_TOKEN
             hits.add(EMAIL)
     return "".join(parts)
@@ -704,6 +752,11 @@ class ValueGuard:
         needles = self._cache.get(key)
         if needles is None:
             found = [_make_needle(identifier, text, self.min_length, derived=False)]
+            if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
+                found += [
+                    _make_needle(identifier, stage, self.min_length, derived=True)
+                    for stage in _decodings(text)[1:]
+                ]
             if identifier == "ip":
                 found += [
                     _make_needle(identifier, form, self.min_length, derived=True)
@@ -755,9 +808,9 @@ class ValueGuard:
         get = fields.get
         # str searches: a single character is a memchr there, not in bytes. Lower case: an
         # identifier in another case is still the identifier.
-        text = encoded.decode().lower()
+        text = encoded.decode().casefold()
         if not text.isascii():  # `fold`, inlined (hot path)
-            text = text.replace(_FINAL_SIGMA, _SIGMA)
+            text = text.translate(_FOLD_MORE)
         # Without a backslash no string in the event has an escape, so a value's JSON spelling
         # is the value itself (orjson writes non-ASCII as is).
         plain = "\\" not in text
@@ -765,6 +818,8 @@ class ValueGuard:
         risk = self._risk
         proven = clean and risk is not None
         values = list(filter(None, map(get, _ID_FIELDS)))
+        if clean and any(map(_decodes, values)):  # a value that is itself an encoding
+            clean = proven = False
         if plain:
             # Without an escape in the text no value holds a NUL: one fold, one split, for all
             joined = fold(_SEPARATOR.join(values))
@@ -936,12 +991,15 @@ class ValueGuard:
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
                 value = get(name)
-                if value and fold(value) in low:
+                # every spelling searched: the value, its decoded form, an IP's other forms
+                if (
+                    type(value) is str
+                    and value
+                    and any(needle.text in low for needle in self._needles_of(name, value))
+                ):
                     break
             else:
-                ip = get("ip")
-                if not ip or not any(form in low for form in self._ip_forms(ip)):
-                    return text
+                return text
         return self.scrub_text(text, self.needles(fields))[0]
 
 

@@ -8,7 +8,10 @@ a rule that slipped past `rules check` (built programmatically, as a bad deploy 
 from __future__ import annotations
 
 import dataclasses
+import html
+import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 import pytest
@@ -316,3 +319,95 @@ def test_when_an_id_spells_part_of_the_timestamp_then_the_timestamp_is_kept(
     analytics = _forwards(engine.decide(event, ADULT))["analytics"]
     assert analytics.output is not None
     assert analytics.output["occurred_at"] == "2026-11-26T12:34:00Z"
+
+
+def _reader(text: str) -> str:
+    """What a person reading `text` sees, to compare spellings: decoded, then case-folded.
+
+    Percent-encoding, HTML references and compatibility forms undone until nothing changes,
+    then Unicode full case folding with the Turkic i's as i. Written here with the standard
+    library on its own (the guard's `fold` and `_decoded` are what is under test).
+    """
+    for _ in range(20):
+        before = text
+        text = unicodedata.normalize("NFKC", html.unescape(unquote(text)))
+        if text == before:
+            break
+    return text.casefold().replace("\u0131", "i").replace("\u0307", "")
+
+
+def _percent_each_byte(text: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in text.encode())
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    ("subject", "planted"),
+    [
+        # case folding beyond lower case: the German sharp s, the Turkic i's
+        ("Straße-Größe-99", "STRASSE-GRÖSSE-99"),
+        ("STRASSE-GRÖSSE-99", "straße-größe-99"),
+        ("Straße-Größe-99", "STRAẞE-GRÖẞE-99"),  # capital sharp s
+        ("İstanbul-Kullanıcı", "İSTANBUL-KULLANICI"),
+        ("İstanbul-Kullanıcı", "istanbul-kullanici"),
+        ("ISTANBUL-KULLANICI", "ıstanbul-kullanıcı"),
+        ("Kelvin-\u212a-sign-1", "KELVIN-K-SIGN-1"),  # the Kelvin sign folds to k
+        # values that are themselves encodings, planted decoded or encoded again
+        ("ＦｕｌｌＷｉｄｅ-ｉｄ77", "FullWide-id77"),
+        ("ＦｕｌｌＷｉｄｅ-ｉｄ77", _percent_each_byte("ＦｕｌｌＷｉｄｅ-ｉｄ77")),
+        ("ＦｕｌｌＷｉｄｅ-ｉｄ77", "FULLWIDE-ID77"),
+        ("a&amp;b<c>-9xq", "a&b<c>-9xq"),
+        ("a&amp;b<c>-9xq", "a%26amp%3Bb%3Cc%3E-9xq"),
+        ("a&amp;b<c>-9xq", "a&amp;amp;b&lt;c&gt;-9xq"),
+        ("%41bc-percentz", "Abc-percentz"),
+        ("%41bc-percentz", _percent_each_byte("%41bc-percentz")),
+        ("%41bc-percentz", "%2541bc-percentz"),
+        # encodings nested in any order: full-width percent, a percent sign as a reference
+        ("abc-fullpct-1", _full_width("%61") + "bc-fullpct-1"),
+        ("abc-fullpct-1", "&#37;61bc-fullpct-1"),
+        ("abc-fullpct-1", "%26%2337%3B61bc-fullpct-1"),
+    ],
+)
+def test_when_a_value_folds_or_decodes_to_the_planted_text_then_it_is_replaced(
+    engine: Engine, subject: str, planted: str
+) -> None:
+    """Found by a newcomer trying the gateway: each of these reached the partners raw."""
+    assert _reader(subject) == _reader(planted)  # the same identifier to a reader
+    event = _event(
+        {
+            "subject_id": subject,
+            "page": f"https://www.example.com/u/{planted}/settings?utm_campaign={planted}",
+            "feature": f"chat {planted}",
+            "properties": {"experiment": planted},
+        }
+    )
+    decisions = engine.decide(event, ADULT)
+    forwards = _forwards(decisions)
+    assert {"analytics", "ads", "social"} <= set(forwards)
+    assert forwards["analytics"].output is not None
+    assert forwards["analytics"].output["feature"] == "chat [subject_id]"
+    for decision in forwards.values():
+        assert decision.value is not None
+        seen = _reader(decision.value.decode() + (decision.key or b"").decode())
+        assert _reader(subject) not in seen, decision.sink
+
+
+@pytest.mark.parametrize(
+    ("subject", "event_id"),
+    [
+        ("ＦｕｌｌＷｉｄｅ-ｉｄ77", "FullWide-id77-0001"),
+        ("Straße-Größe-99", "STRASSE-GRÖSSE-99-0001"),
+        ("%41bc-percentz", "abc-percentz-0001"),
+        ("a&amp;b<c>-9xq", "a&b<c>-9xq-0001"),
+    ],
+)
+def test_when_an_audit_records_event_id_holds_a_spelling_of_a_value_then_it_is_replaced(
+    subject: str, event_id: str
+) -> None:
+    """`scrub_free_text` asked cold (no `prepare` of this event to reuse): every spelling."""
+    fields = {"subject_id": subject, "event_id": event_id}
+    scrubbed = ValueGuard(6).scrub_free_text(event_id, fields)
+    assert scrubbed == "[subject_id]-0001"
