@@ -10,6 +10,7 @@ reason instead. Ctrl-C stops everything it started.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import urllib.request
@@ -168,6 +169,9 @@ def run_demo(*, rate: float, subjects: int, duration: float | None, detail: bool
     env = {"KAFKA_BOOTSTRAP": bootstrap, "GATEWAY_METRICS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     cli = [sys.executable, "-m", "topologies.cli"]
     children: list[Child] = []
+    # SIGTERM (`timeout`, `kill`) and SIGHUP (the terminal closed) stop the demo like Ctrl-C:
+    # the load generator, the gateway and the broker this run started are stopped too.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         gateway = Child([*cli, "run", "--demo"], logs / "gateway.log", env, name="gateway")
         children.append(gateway)
@@ -190,13 +194,21 @@ def run_demo(*, rate: float, subjects: int, duration: float | None, detail: bool
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in previous:  # a second signal does not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
         console.print("stopping the load generator and the gateway...")
         for child in reversed(children):  # traffic first, then the gateway finishes its batches
             child.stop()
         if started_broker:
             local_broker.down()
             console.print("stopped the local broker")
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _watch(console: Console, url: str, logs: Path, duration: float | None, *, detail: bool) -> None:

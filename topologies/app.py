@@ -372,6 +372,38 @@ def make_reloader(
     return ConfigReloader(config_dir, config, keyring, metrics, swap=swap, load_keys=load_keys)
 
 
+def has_terminal() -> bool:
+    """True when the process has a controlling terminal that is still there (`/dev/tty`)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def hangup_handler(
+    reload: Callable[[], None], terminal: Callable[[], bool] = has_terminal
+) -> Callable[[], None]:
+    """The SIGHUP handler: a reload, unless the signal is the terminal's hangup.
+
+    SIGHUP means two things (POSIX): an operator's `kill -HUP` (a reload, as in most daemons),
+    and the kernel's word that the controlling terminal closed. A worker started from a terminal
+    that had one at start and has none now stops (SIGTERM to itself: the graceful stop, batches
+    finished and committed) instead of running on with no one watching it.
+    """
+    started_with_terminal = terminal()
+
+    def on_sighup() -> None:
+        if started_with_terminal and not terminal():
+            log.warning("the controlling terminal hung up: stopping (SIGHUP, not a reload)")
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            reload()
+
+    return on_sighup
+
+
 def fast_path_service(
     output: OutputProducer,
     feed: ConsentFeed,
@@ -390,7 +422,8 @@ def fast_path_service(
             await feed.start()
             await reader.start()
             if reloader is not None:
-                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
+                on_hangup = hangup_handler(reloader.reload)
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
             self.add_future(_guard(feed.run()))
             self.add_future(reader.run())
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import pty
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from gateway.config import load_config
 from gateway.config_models import Topics
 from gateway.engine import Engine
 from gateway.keys import load_keyring
+from topologies.app import hangup_handler
 from topologies.reload import ConfigReloader
 from topologies.worker import build_metrics
 
@@ -95,3 +99,60 @@ def test_when_any_gateway_topic_changes_then_the_reload_asks_for_a_restart(
     assert not reloader.reload()
     assert swapped == []
     assert reloads(registry, "failure") == 1
+
+
+def test_when_sighup_comes_from_an_operator_then_the_handler_reloads() -> None:
+    calls: list[str] = []
+    handler = hangup_handler(lambda: calls.append("reload"), terminal=lambda: True)
+    handler()  # the terminal is still there: `kill -HUP`
+    assert calls == ["reload"]
+
+
+def test_when_the_worker_never_had_a_terminal_then_sighup_always_reloads() -> None:
+    calls: list[str] = []
+    handler = hangup_handler(lambda: calls.append("reload"), terminal=lambda: False)
+    handler()
+    assert calls == ["reload"]
+
+
+def _child_under_a_terminal(script: str) -> tuple[int, str]:
+    """Run `script` in a child whose controlling terminal is a new pty, close the pty's master
+    side half a second later (the terminal hangs up), and return the child's wait status and
+    what it wrote to its report file."""
+    report = Path(tempfile.mkdtemp()) / "report.txt"
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            exec(script, {"REPORT": str(report)})
+        finally:
+            os._exit(3)
+    time.sleep(0.5)
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    return status, report.read_text() if report.exists() else ""
+
+
+def test_when_the_terminal_hangs_up_then_the_handler_stops_the_process_instead_of_reloading() -> (
+    None
+):
+    """A real pty: the kernel's SIGHUP at its hangup, the handler's SIGTERM to the process."""
+    script = """
+import asyncio, signal, time
+from topologies.app import has_terminal, hangup_handler
+
+async def main():
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
+    reloads = []
+    had = has_terminal()
+    loop.add_signal_handler(signal.SIGHUP, hangup_handler(lambda: reloads.append(1)))
+    await asyncio.wait_for(stopped.wait(), 10)
+    with open(REPORT, "w") as f:
+        f.write(f"had={had} now={has_terminal()} reloads={len(reloads)}")
+
+asyncio.run(main())
+"""
+    status, report = _child_under_a_terminal(script)
+    assert report == "had=True now=False reloads=0"
+    assert os.waitstatus_to_exitcode(status) == 3  # the script ran to its end

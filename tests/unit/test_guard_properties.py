@@ -75,7 +75,7 @@ SPELLINGS: list[Callable[[str], str]] = [
     str.casefold,
     lambda text: quote(text, safe=""),
     lambda text: quote(quote(text, safe=""), safe=""),
-    lambda text: html.escape(text),
+    html.escape,
     _full_width,
     lambda text: quote(_full_width(text), safe=""),
     lambda text: html.escape(quote(text.upper(), safe="")),
