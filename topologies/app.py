@@ -383,7 +383,7 @@ def has_terminal() -> bool:
 
 
 def hangup_handler(
-    reload: Callable[[], None], terminal: Callable[[], bool] = has_terminal
+    reload: Callable[[], object], terminal: Callable[[], bool] = has_terminal
 ) -> Callable[[], None]:
     """The SIGHUP handler: a reload, unless the signal is the terminal's hangup.
 
