@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 
@@ -65,10 +65,13 @@ __all__ = [
     "EMAIL",
     "EMAIL_TOKEN",
     "GUARDED_IDENTIFIERS",
+    "UNDECODABLE",
+    "UNDECODABLE_TOKEN",
     "GuardedInput",
     "Needle",
     "Scrub",
     "SynthesisRisk",
+    "UndecodableError",
     "ValueGuard",
     "fold",
     "has_at_sign",
@@ -88,17 +91,32 @@ GUARDED_IDENTIFIERS: Final = (
 )  # fmt: skip (the identifier fields of gateway.events, in the order they are searched)
 EMAIL: Final = "email"
 EMAIL_TOKEN: Final = "[email]"  # noqa: S105 - a marker, not a password
+# Text that decodes into more spellings than the guard follows: replaced whole (fail closed).
+UNDECODABLE: Final = "undecodable"
+UNDECODABLE_TOKEN: Final = "[undecodable]"  # noqa: S105 - a marker, not a password
 PROPERTIES: Final = "properties"
 # A validated RFC 3339 timestamp is not free text: an identifier that happens to spell part of a
 # date or a time ("2026-11-26", "123456" in a fraction) is not looked for in it.
 TIMESTAMP_FIELD: Final = "occurred_at"
 UNSCRUBBED_FIELDS: Final = (*GUARDED_IDENTIFIERS, TIMESTAMP_FIELD)
 _NEEDLE_CACHE_SIZE = 65536
-_DECODE_ROUNDS = 16
+# The most texts one string may decode into (`_decodings`): 17 nestings of two encodings in
+# every order stay under it; beyond it the guard fails closed.
+_MAX_DECODINGS = 256
 _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings are its own
-# An email address after decoding. The local part excludes URL delimiters (/ ? # & = ;), so a
-# path segment or a query value is matched, not the whole URL around it.
-_EMAIL = re.compile(r"[\w.!$%'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# An email address after decoding, read as a mail client would, not as RFC 5322 allows: the
+# local part is any run of characters but white space, URL delimiters (/ ? # & = ;) and `@`
+# (so quoted local parts, comments, combining marks and invisible characters are in it, and a
+# path segment or a query value is matched, not the whole URL around it); the domain is an
+# address literal (`[192.0.2.1]`) or labels joined by a full stop in any spelling (`.`, and
+# the ideographic, full-width and halfwidth ones, which IDNA maps to `.`: UTS #46).
+_NOT_LOCAL = r"\s/?#&=;@"
+_STOPS = ".\u3002\uff0e\uff61"
+_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}]+"
+# A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
+_EMAIL = re.compile(
+    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?:\[[^\]\s]+\]|{_LABEL}(?:[{_STOPS}]{_LABEL})+)"
+)
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
 # character reference, a full-width or small commercial at (U+FF20, U+FE6B).
 # An HTML named character reference (`&period;`), which html.unescape decodes.
@@ -210,9 +228,24 @@ _new_tuple = tuple.__new__
 _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 
-# What `fold` does after `str.casefold`: the dotless i as i, the combining dot above dropped.
-_FOLD_MORE: Final = str.maketrans({"\u0131": "i", "\u0307": None})
 _DOT_ABOVE: Final = "\u0307"
+_FOLD_TABLE_SIZE = 65536
+
+
+class _FoldTable(dict[int, str]):
+    """`fold` of one character, by code point, computed on first use (for `str.translate`)."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", char).casefold())
+        folded = folded.replace("\u0131", "i").replace(_DOT_ABOVE, "")
+        if len(self) >= _FOLD_TABLE_SIZE:  # bounded: text can hold any of 1.1M code points
+            self.clear()
+        self[code] = folded
+        return folded
+
+
+_FOLD_TABLE: Final = _FoldTable()
 # Joins an event's values for one search over all: JSON text without a backslash holds no NUL.
 _SEPARATOR: Final = "\0"
 if _guardscan is not None:
@@ -224,22 +257,30 @@ else:  # pragma: no cover - a source tree that was never installed
 
 
 def fold(text: str) -> str:
-    """`text` as the guard compares it: case-folded, so one value matches in any case.
+    """`text` as the guard compares it: case-folded and decomposed (one value, any case).
 
-    Full case folding (`str.casefold`, Unicode's CaseFolding.txt, the C+F mappings: `ß` and
-    `ẞ` as `ss`, a final sigma as sigma), then the Turkic letters folded to their Latin ones
-    (the dotless `ı` as `i`, and the combining dot above that folding `İ` leaves dropped), so
-    `İSTANBUL-KULLANICI` and `İstanbul-Kullanıcı` compare equal. Each character folds on its
-    own (no context), so folding a text is folding its characters one by one (`_spans` relies
-    on it); ASCII text folds as `str.lower` does.
+    So a value matches in any case and any canonically equivalent spelling. Each character is
+    decomposed (NFD), case-folded (`str.casefold`: Unicode's full case folding, CaseFolding.txt
+    C+F: `ß` and `ẞ` as `ss`, a final sigma as sigma) and decomposed again; then the Turkic
+    letters fold to their Latin ones (the dotless `ı` as `i`, the combining dot above dropped:
+    `İ`, `I` + U+0307 and `i` compare equal). `İSTANBUL` and `İstanbul`, `ΰ` and `Ϋ́` compare
+    equal. Character by character (no context, combining marks not reordered), so folding a
+    text is folding its characters one by one (`_spans` relies on it); ASCII text folds as
+    `str.lower` does.
     """
-    low = text.casefold()
-    return low if low.isascii() else low.translate(_FOLD_MORE)
+    return text.lower() if text.isascii() else text.translate(_FOLD_TABLE)
 
 
 def _json_text(text: str) -> str:
-    """`text` as it appears inside a JSON string written by orjson (without the quotes)."""
-    return _dumps(text)[1:-1].decode()
+    """`text` as it appears inside a JSON string written by orjson (without the quotes).
+
+    Text with a lone surrogate (a decoding of invalid UTF-8 bytes, `_percent_decoded`), which
+    orjson refuses and no output can hold, is written with the surrogate as an escape.
+    """
+    try:
+        return _dumps(text)[1:-1].decode()
+    except TypeError:
+        return _json_text(text.encode("utf-8", "backslashreplace").decode())
 
 
 def _token_for(identifier: str, text: str) -> str:
@@ -267,13 +308,14 @@ def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]
     """Where `needle` (folded) occurs in `text`, in any case: (start, end) indices of `text`.
 
     Matching is on `fold(text)`. When folding changes a character's length (`ß` folds to two,
-    `ss`; a combining dot above to none), each folded character is mapped back to the character
-    it came from, and a match covers the whole characters it touches. A `whole_token` match is not
-    preceded or followed by an ASCII letter or digit. Spans do not overlap.
+    `ss`; `é` to two, `e` and an acute; a combining dot above to none), each folded character
+    is mapped back to the character it came from, and a match covers the whole characters it
+    touches. A `whole_token` match is not preceded or followed by an ASCII letter or digit.
+    Spans do not overlap.
     """
     low = fold(text)
     origin: list[int] | None = None  # None: folding kept every character's length
-    if len(low) != len(text) or _DOT_ABOVE in text:  # (one dropped and one doubled: same length)
+    if not text.isascii():  # folding may change a character's length (`ß`, a dot above)
         origin = [index for index, char in enumerate(text) for _ in fold(char)]
     spans: list[tuple[int, int]] = []
     width = len(needle)
@@ -333,46 +375,96 @@ def ip_spellings(address: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(form for form in forms if form != low))
 
 
-def _decodings(text: str) -> list[str]:
-    """`text` and each step of decoding it, in order: the last is `_decoded(text)`.
+class UndecodableError(Exception):
+    """Text whose decodings go on past the guard's bounds (`_MAX_DECODINGS`)."""
 
-    Percent-encoding, HTML character references and NFKC forms are undone in turn, round after
-    round, until nothing changes (at most 16 rounds), so any nesting of them is undone
-    (`%26amp%3B` -> `&amp;` -> `&`; a full-width `％４１` -> `%41` -> `A`). Each step that
-    changed the text is one entry: a value can sit in a middle step only, when the text after it
-    decodes on together with what follows it (`%25` before `aa` is `%aa`, one byte).
+
+def _percent_decoded(text: str) -> str:
+    """One round of percent-decoding, at the byte level.
+
+    A byte that is not part of valid UTF-8 is kept as a lone surrogate (`surrogateescape`) and
+    turned back into the byte in the next round, so an escape sequence split by another
+    encoding (`%C5&#37;BF`: `&#37;` is `%`) completes once that is undone, as a reader decoding
+    in another order would see it. Text holding other lone surrogates is decoded as `unquote`
+    does.
     """
-    stages = [text]
-    for _ in range(_DECODE_ROUNDS):
-        before = text
-        if "%" in text:
-            text = unquote(text)
-            if text != stages[-1]:
-                stages.append(text)
-        if "&" in text:
-            text = html.unescape(text)
-            if text != stages[-1]:
-                stages.append(text)
-        if not text.isascii():
-            text = unicodedata.normalize("NFKC", text)
-            if text != stages[-1]:
-                stages.append(text)
-        if text == before:
-            break
-    return stages
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return unquote(text)
+    return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
+
+
+def _plus_as_space(text: str) -> str:
+    return text.replace("+", " ")  # HTML form encoding (application/x-www-form-urlencoded)
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def _decodings(text: str) -> list[str]:
+    """`text` and every text a reader could decode it into, `text` first.
+
+    The decodings: percent-encoding (`_percent_decoded`), HTML character references, NFKC
+    (compatibility characters: full-width letters, digits and `@`, small and circled forms) and
+    `+` as a space (form encoding), each applied where it changes something, in every order,
+    again and again until no new text appears: any nesting in any order (`%26amp%3B` -> `&amp;`
+    -> `&`; a full-width `％４１` -> `%41` -> `A`; `%C5&#37;BF` -> `ſ`). Raises `UndecodableError`
+    past `_MAX_DECODINGS` texts (the guard then fails closed).
+    """
+    found = {text: None}
+    frontier = [text]
+    while frontier:
+        following = []
+        for current in frontier:
+            steps: list[Callable[[str], str]] = []
+            if "%" in current:
+                steps.append(_percent_decoded)
+            if "&" in current:
+                steps.append(html.unescape)
+            if not current.isascii():
+                steps.append(_nfkc)
+            if "+" in current:
+                steps.append(_plus_as_space)
+            for step in steps:
+                decoded = step(current)
+                if decoded not in found:
+                    if len(found) >= _MAX_DECODINGS:
+                        raise UndecodableError
+                    found[decoded] = None
+                    following.append(decoded)
+        frontier = following
+    return list(found)
 
 
 def _decoded(text: str) -> str:
     """`text` with percent-encoding, HTML character references and NFKC forms undone.
 
-    What a reader of the text ends up with (`_decodings`: any nesting undone). NFKC undoes
-    compatibility characters (full-width letters, digits and `@`, small and circled forms).
+    In turn, until nothing changes: what a reader who decodes everything ends up with. Bounded
+    by `_MAX_DECODINGS` rounds (then the text as far as it got).
     """
-    return _decodings(text)[-1]
+    for _ in range(_MAX_DECODINGS):
+        decoded = text
+        if "%" in decoded:
+            decoded = _percent_decoded(decoded)
+        if "&" in decoded:
+            decoded = html.unescape(decoded)
+        if not decoded.isascii():
+            decoded = _nfkc(decoded)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 def _may_be_encoded(text: str) -> bool:
-    return "%" in text or "&" in text or not text.isascii()
+    return "%" in text or "&" in text or "+" in text or not text.isascii()
+
+
+def _spaced(values: Iterable[str]) -> bool:
+    """True when a value holds a space (form encoding may write it as `+`: `_plus_as_space`)."""
+    return any(" " in value for value in values)
 
 
 def _decodes(value: str) -> bool:
@@ -409,35 +501,35 @@ def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
 def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """`text` with every occurrence of a needle and every email address replaced by a token.
 
-    Also where the text holds one only once decoded (any step of `_decodings`): the delimited
+    Also where the text holds one only once decoded (any of `_decodings`): the delimited
     tokens that hold it are replaced, keeping the rest of the spelling; if the value spans
-    delimiters of its own encoding (`&#45;`), the first decoding step that holds it is kept
-    instead, and scrubbed the same way.
+    delimiters of its own encoding (`&#45;`), the first decoding that holds it is kept instead,
+    and scrubbed the same way. Text that decodes past the guard's bounds is replaced whole by
+    `UNDECODABLE_TOKEN` (fail closed).
     """
-    for _ in range(_DECODE_ROUNDS):
-        text = _scrub_plain(text, needles, hits)
-        if not _may_be_encoded(text):
-            return text
-        stages = _decodings(text)[1:]
-        held = next((stage for stage in stages if _holds_any(stage, needles)), None)
-        if held is None:
-            return text
-        tokens = _Hits()
-        tokenwise = _scrub_tokens(text, needles, tokens)
-        if not any(_holds_any(stage, needles) for stage in _decodings(tokenwise)[1:]):
-            hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
-            return tokenwise
-        text = held
-    # Each round replaced an occurrence and decoded further: 16 rounds are never needed by
-    # text a decoder could read, but fail closed: the whole text as the token of what it holds.
-    needle = _match_in(_decodings(text), needles)
-    hits.add(EMAIL if needle is None else needle.identifier)
-    return EMAIL_TOKEN if needle is None else needle.token
+    try:
+        for _ in range(_MAX_DECODINGS):
+            text = _scrub_plain(text, needles, hits)
+            if not _may_be_encoded(text):
+                return text
+            held = next((d for d in _decodings(text)[1:] if _holds_any(d, needles)), None)
+            if held is None:
+                return text
+            tokens = _Hits()
+            tokenwise = _scrub_tokens(text, needles, tokens)
+            if not any(_holds_any(d, needles) for d in _decodings(tokenwise)[1:]):
+                hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
+                return tokenwise
+            text = held  # each round replaced an occurrence and decoded further
+    except UndecodableError:
+        pass
+    hits.add(UNDECODABLE)
+    return UNDECODABLE_TOKEN
 
 
-def _match_in(stages: list[str], needles: tuple[Needle, ...]) -> Needle | None:
+def _match_in(texts: list[str], needles: tuple[Needle, ...]) -> Needle | None:
     """The first needle found in any of the texts (`_first_match`), or None."""
-    return next(filter(None, (_first_match(stage, needles) for stage in stages)), None)
+    return next(filter(None, (_first_match(text, needles) for text in texts)), None)
 
 
 def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
@@ -527,15 +619,16 @@ def has_at_sign(text: str) -> bool:
 def _may_hide_spelling(text: str) -> bool:
     """True when `text` holds an at-sign in any spelling, or text that decoding could change.
 
-    `text` is in lower case (`fold`). Decoding could change percent-encoding, a character
-    reference (`&#64;`, `&period;`, `&amp` and HTML's other legacy names, which decode without
-    a `;`), or characters NFKC changes (full-width, small, circled, superscript forms).
+    `text` is folded (`fold`: lower case, decomposed). Decoding could change percent-encoding, a
+    character reference (`&#64;`, `&period;`, `&amp` and HTML's other legacy names, which decode
+    without a `;`), or compatibility characters (full-width, small, circled, superscript forms:
+    what NFKD changes in decomposed text).
     """
     if "@" in text or "%" in text:
         return True
     if "&" in text and (("#" in text and "&#" in text) or _NAMED_REF.search(text) is not None):
         return True
-    return not text.isascii() and not unicodedata.is_normalized("NFKC", text)
+    return not text.isascii() and not unicodedata.is_normalized("NFKD", text)
 
 
 def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> bool:
@@ -753,10 +846,19 @@ class ValueGuard:
         if needles is None:
             found = [_make_needle(identifier, text, self.min_length, derived=False)]
             if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
+                try:
+                    decodings = _decodings(text)[1:]
+                except (
+                    UndecodableError
+                ):  # (a value of 256 spellings: the one a full decoding gives)
+                    decodings = [_decoded(text)]
                 found += [
-                    _make_needle(identifier, stage, self.min_length, derived=True)
-                    for stage in _decodings(text)[1:]
+                    _make_needle(identifier, decoded, self.min_length, derived=True)
+                    for decoded in decodings
                 ]
+            if " " in text:  # form encoding's spelling of it
+                plus = text.replace(" ", "+")
+                found.append(_make_needle(identifier, plus, self.min_length, derived=True))
             if identifier == "ip":
                 found += [
                     _make_needle(identifier, form, self.min_length, derived=True)
@@ -796,8 +898,11 @@ class ValueGuard:
         if scan is not None:
             scanned = scan(encoded, fields, self)
             if type(scanned) is GuardedInput:
-                self._last = scanned
-                return scanned
+                # (a value with a space may also be written with `+` for it: looked at closely)
+                if b"+" not in encoded or not _spaced(scanned.spellings):
+                    self._last = scanned
+                    return scanned
+                return self._close_look(fields, fold(encoded.decode()), scanned.marks_free)
             if scanned is not None:  # flags: an at-sign, an encoding mark or a repeated value
                 marks_free = not scanned & _MARKS  # type: ignore[operator]
                 return self._close_look(fields, fold(encoded.decode()), marks_free)
@@ -808,9 +913,7 @@ class ValueGuard:
         get = fields.get
         # str searches: a single character is a memchr there, not in bytes. Lower case: an
         # identifier in another case is still the identifier.
-        text = encoded.decode().casefold()
-        if not text.isascii():  # `fold`, inlined (hot path)
-            text = text.translate(_FOLD_MORE)
+        text = fold(encoded.decode())
         # Without a backslash no string in the event has an escape, so a value's JSON spelling
         # is the value itself (orjson writes non-ASCII as is).
         plain = "\\" not in text
@@ -819,6 +922,8 @@ class ValueGuard:
         proven = clean and risk is not None
         values = list(filter(None, map(get, _ID_FIELDS)))
         if clean and any(map(_decodes, values)):  # a value that is itself an encoding
+            clean = proven = False
+        if clean and "+" in text and _spaced(values):  # `+` may stand for a value's space
             clean = proven = False
         if plain:
             # Without an escape in the text no value holds a NUL: one fold, one split, for all

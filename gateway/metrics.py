@@ -25,7 +25,7 @@ from gateway.consent import ConsentOutcome
 from gateway.decision import Verdict
 from gateway.erasure import ERASURE_REASONS
 from gateway.errors import GatewayError
-from gateway.guard import EMAIL, GUARDED_IDENTIFIERS
+from gateway.guard import EMAIL, GUARDED_IDENTIFIERS, UNDECODABLE
 from gateway.reasons import DROP_REASONS, FORWARD_REASONS, INVALID_REASONS
 
 __all__ = [
@@ -68,7 +68,7 @@ ERASURE_FAILURE_STAGES: Final = ("build", "ack")
 # The worker's parts that ride out a Kafka outage (topologies.outage).
 KAFKA_CLIENTS: Final = ("raw_reader", "consent_feed")
 # What the value guard (gateway.guard) finds and replaces in an output record.
-SCRUBBED_IDENTIFIERS: Final = (*GUARDED_IDENTIFIERS, EMAIL)
+SCRUBBED_IDENTIFIERS: Final = (*GUARDED_IDENTIFIERS, EMAIL, UNDECODABLE)
 # Reason codes come from the core; invalid records also count as a drop for every sink.
 DEFAULT_FORWARD_REASONS: Final = tuple(sorted(str(r) for r in FORWARD_REASONS))
 DEFAULT_INVALID_REASONS: Final = tuple(sorted(str(r) for r in INVALID_REASONS))

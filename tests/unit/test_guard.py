@@ -411,3 +411,85 @@ def test_when_an_audit_records_event_id_holds_a_spelling_of_a_value_then_it_is_r
     fields = {"subject_id": subject, "event_id": event_id}
     scrubbed = ValueGuard(6).scrub_free_text(event_id, fields)
     assert scrubbed == "[subject_id]-0001"
+
+
+@pytest.mark.parametrize(
+    ("subject", "planted"),
+    [
+        # an escape split by another encoding: HTML first (`&#37;` is `%`), then percent
+        ("user-7f3a9c11", "u%C5&#37;BFer-7f3a9c11"),  # %C5%BF is ſ, which folds to s
+        ("user-7f3a9c11", "%EF%BD&#37;95ser-7f3a9c11"),  # full-width u, split the same way
+        ("user-7f3a9c11", "u%C5\uff05BFer-7f3a9c11"),  # split by a full-width percent sign
+        ("josé-1234", "jos%C3&#37;A9-1234"),
+        # canonically equivalent, another case: Greek with dialytika and tonos
+        ("Ταΰγετος-77", unicodedata.normalize("NFC", "Ταΰγετος-77".upper())),
+        (unicodedata.normalize("NFC", "Ταΰγετος-77".upper()), "ταΰγετος-77"),
+        ("josé-1234", unicodedata.normalize("NFD", "JOSÉ-1234")),
+        # nested deeper than any fixed number of rounds
+        ("user-7f3a9c11", "%" + "25" * 16 + "75ser-7f3a9c11"),
+        ("user-7f3a9c11", "&" + "amp;" * 17 + "#117;ser-7f3a9c11"),
+        # the value itself an encoding, the planted copy readable only NFKC first
+        ("6yP%25u-id", "a\U0001d7deYP%25\U0001d54c-id"),
+    ],
+)
+def test_when_a_reader_decoding_in_any_order_sees_the_value_then_it_is_replaced(
+    engine: Engine, subject: str, planted: str
+) -> None:
+    """Found by a second newcomer after the first fix: decoding in one order only, case
+    folding without normalisation, a fixed number of decoding rounds."""
+    event = _event({"subject_id": subject, "feature": f"chat {planted}", "event_id": planted})
+    decisions = engine.decide(event, ADULT)
+    analytics = _forwards(decisions)["analytics"]
+    assert analytics.output is not None
+    assert "[subject_id]" in analytics.output["feature"], analytics.output["feature"]
+    assert analytics.output["event_id"] == analytics.output["feature"].removeprefix("chat ")
+    for decision in _forwards(decisions).values():
+        assert decision.value is not None
+        assert planted.encode() not in decision.value
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        '"pat.smith"@example.com',  # a quoted local part
+        "pat(work)@example.com",  # a comment
+        "pat@[192.0.2.1]",  # an address literal
+        "pat@example\u3002com",  # an ideographic full stop (IDNA reads it as a dot)
+        "pat@example\uff61com",  # a halfwidth one
+        "x\u0301@example.com",  # a combining mark before the at-sign
+        "pat\u200b@example.com",  # a zero-width space
+        "pat%EF%BC&#37;A0example.com",  # a full-width at-sign, its escape split
+    ],
+)
+def test_when_an_email_is_written_as_a_mail_client_reads_it_then_it_is_replaced(
+    engine: Engine, feature: str
+) -> None:
+    analytics = _forwards(engine.decide(_event({"feature": feature}), ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "[email]"
+
+
+def test_when_text_decodes_into_too_many_spellings_then_it_is_replaced_whole() -> None:
+    """Fail closed: HTML and percent nestings 20 deep, and a `+`: thousands of decodings."""
+    text = "&" + "amp;" * 20 + "x " + "%" + "25" * 20 + "41+b"
+    value_guard = ValueGuard(6)
+    fields = {"subject_id": "user-7f3a9c11", "feature": text}
+    scrubbed, hits = value_guard.scrub_fields(fields, value_guard.needles(fields))
+    assert scrubbed["feature"] == "[undecodable]"
+    assert hits == {"feature": {"undecodable": 1}}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_when_a_value_with_spaces_is_form_encoded_then_it_is_replaced(native: bool) -> None:
+    """`+` for a space (HTML forms): a device named by its owner, in a query and a feature."""
+    fields = {
+        "subject_id": SID,
+        "device_id": "Pat Smith iPhone",
+        "page": "https://www.example.com/p?utm_source=Pat+Smith+iPhone",
+        "feature": "Pat+Smith+iPhone",
+    }
+    value_guard = ValueGuard(6, native=native)
+    guarded = value_guard.prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "[device_id]"
+    assert guarded.fields["page"] == "https://www.example.com/p?utm_source=[device_id]"
+    assert "pat+smith+iphone" in guarded.spellings  # and every output is checked for it
