@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -68,3 +71,23 @@ ALL_GRANTED = {
     "third_party_sharing": True,
 }
 ALL_DENIED = dict.fromkeys(ALL_GRANTED, False)
+
+
+def reader_view(text: str) -> str:
+    """What a person reading `text` sees, to compare spellings: decoded, then case-folded.
+
+    Percent-encoding, HTML references and compatibility forms undone until nothing changes,
+    then Unicode full case folding with the Turkic i's as i. The standard library on its own:
+    the value guard's `fold` and decodings are what the tests using it check.
+    """
+    for _ in range(20):
+        before = text
+        text = unicodedata.normalize("NFKC", html.unescape(unquote(text)))
+        if text == before:
+            break
+    return text.casefold().replace("\u0131", "i").replace("\u0307", "")
+
+
+def full_width(text: str) -> str:
+    """`text` with its printable ASCII characters in their full-width forms (U+FF01-U+FF5E)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)

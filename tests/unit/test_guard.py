@@ -8,10 +8,8 @@ a rule that slipped past `rules check` (built programmatically, as a bad deploy 
 from __future__ import annotations
 
 import dataclasses
-import html
 import unicodedata
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 import pytest
@@ -25,7 +23,7 @@ from gateway.keys import Keyring
 from gateway.operators.ip_truncate import IpTruncateConfig
 from gateway.operators.keep import KeepConfig
 from gateway.records import Source
-from tests.unit.helpers import ALL_GRANTED, consent_state
+from tests.unit.helpers import ALL_GRANTED, consent_state, full_width, reader_view
 
 SID, DEV = "user-7f3a9c11", "dev-8c2b7a61"
 ADULT = consent_state(ALL_GRANTED, under_13=False, parental=False)
@@ -321,27 +319,8 @@ def test_when_an_id_spells_part_of_the_timestamp_then_the_timestamp_is_kept(
     assert analytics.output["occurred_at"] == "2026-11-26T12:34:00Z"
 
 
-def _reader(text: str) -> str:
-    """What a person reading `text` sees, to compare spellings: decoded, then case-folded.
-
-    Percent-encoding, HTML references and compatibility forms undone until nothing changes,
-    then Unicode full case folding with the Turkic i's as i. Written here with the standard
-    library on its own (the guard's `fold` and `_decoded` are what is under test).
-    """
-    for _ in range(20):
-        before = text
-        text = unicodedata.normalize("NFKC", html.unescape(unquote(text)))
-        if text == before:
-            break
-    return text.casefold().replace("\u0131", "i").replace("\u0307", "")
-
-
 def _percent_each_byte(text: str) -> str:
     return "".join(f"%{byte:02X}" for byte in text.encode())
-
-
-def _full_width(text: str) -> str:
-    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
 @pytest.mark.parametrize(
@@ -366,7 +345,7 @@ def _full_width(text: str) -> str:
         ("%41bc-percentz", _percent_each_byte("%41bc-percentz")),
         ("%41bc-percentz", "%2541bc-percentz"),
         # encodings nested in any order: full-width percent, a percent sign as a reference
-        ("abc-fullpct-1", _full_width("%61") + "bc-fullpct-1"),
+        ("abc-fullpct-1", full_width("%61") + "bc-fullpct-1"),
         ("abc-fullpct-1", "&#37;61bc-fullpct-1"),
         ("abc-fullpct-1", "%26%2337%3B61bc-fullpct-1"),
     ],
@@ -375,7 +354,7 @@ def test_when_a_value_folds_or_decodes_to_the_planted_text_then_it_is_replaced(
     engine: Engine, subject: str, planted: str
 ) -> None:
     """Found by a newcomer trying the gateway: each of these reached the partners raw."""
-    assert _reader(subject) == _reader(planted)  # the same identifier to a reader
+    assert reader_view(subject) == reader_view(planted)  # the same identifier to a reader
     event = _event(
         {
             "subject_id": subject,
@@ -391,8 +370,8 @@ def test_when_a_value_folds_or_decodes_to_the_planted_text_then_it_is_replaced(
     assert forwards["analytics"].output["feature"] == "chat [subject_id]"
     for decision in forwards.values():
         assert decision.value is not None
-        seen = _reader(decision.value.decode() + (decision.key or b"").decode())
-        assert _reader(subject) not in seen, decision.sink
+        seen = reader_view(decision.value.decode() + (decision.key or b"").decode())
+        assert reader_view(subject) not in seen, decision.sink
 
 
 @pytest.mark.parametrize(
