@@ -44,7 +44,8 @@ typedef struct {
     PyObject *ip_field;      /* str */
     PyObject *forms_cache;   /* dict: IP -> tuple of its other spellings (gateway.guard) */
     PyObject *written_cache; /* dict: IP -> whether an operator could write it */
-    PyObject *forms_of;      /* forms_of(guard, ip) -> tuple of str, remembered in forms_cache */
+    PyObject *forms_of;      /* forms_of(guard, ip) -> tuple (str forms, then bytes anchors),
+                                remembered in forms_cache */
     PyObject *written_of;    /* written_of(guard, ip, forms) -> bool, remembered likewise */
     PyObject *guarded_type;  /* gateway.guard.GuardedInput, a tuple of 7 */
     PyObject *no_hits;       /* its `hits` when nothing was replaced */
@@ -495,7 +496,9 @@ PyDoc_STRVAR(scan_event_doc,
 "scan_event(canonical, fields, guard, /) -> GuardedInput | int | None\n\n"
 "`canonical`: the event's JSON (bytes); `fields`: the event (dict); `guard`: the ValueGuard.\n"
 "The identifier values are read from `fields` (`id_fields`, then `ip_field`), the IP's other\n"
-"spellings from `forms_cache` (else `forms_of(guard, ip)`), whether an operator could write the\n"
+"spellings from `forms_cache` (else `forms_of(guard, ip)`: str spellings, then bytes anchors,\n"
+"pieces that every spelling of the IP holds, counted like a spelling but not one), whether an\n"
+"operator could write the\n"
 "IP from `written_cache` (else `written_of(guard, ip, forms)`, asked only for an input that is\n"
 "otherwise proven). A GuardedInput when each value occurs exactly once and no at-sign or\n"
 "encoding mark occurs (proven when, with a risk, no value is writable); else the flags (int:\n"
@@ -616,7 +619,12 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     if (seen & (SEEN_NON_ASCII | SEEN_ESCAPE)) {
         goto unhandled;
     }
-    spellings = PyTuple_New(count_values + (ip != NULL) + count_forms);
+    /* forms: str spellings, then bytes anchors (pieces every spelling holds: counted only) */
+    Py_ssize_t count_spelled_forms = 0;
+    for (Py_ssize_t i = 0; i < count_forms; i++) {
+        count_spelled_forms += !PyBytes_CheckExact(PyTuple_GET_ITEM(forms, i));
+    }
+    spellings = PyTuple_New(count_values + (ip != NULL) + count_spelled_forms);
     if (spellings == NULL) {
         goto error;
     }
@@ -663,12 +671,22 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         for (Py_ssize_t i = 0; i < count_forms; i++) {
             PyObject *form = PyTuple_GET_ITEM(forms, i);
             Py_ssize_t f;
-            const unsigned char *form_data = ascii_of(form, &f);
-            if (form_data == NULL) {
+            const unsigned char *form_data;
+            if (PyBytes_CheckExact(form)) { /* an anchor: counted, not a spelling */
+                form_data = (const unsigned char *)PyBytes_AS_STRING(form);
+                f = PyBytes_GET_SIZE(form);
+            }
+            else {
+                form_data = ascii_of(form, &f);
+                if (form_data == NULL || slot >= PyTuple_GET_SIZE(spellings)) {
+                    goto unhandled;
+                }
+                Py_INCREF(form);
+                PyTuple_SET_ITEM(spellings, slot++, form);
+            }
+            if (f == 0) {
                 goto unhandled;
             }
-            Py_INCREF(form);
-            PyTuple_SET_ITEM(spellings, slot++, form);
             /* another spelling of the IP: only where the IP's own spelling holds it */
             Py_ssize_t found = count_in(low, n, form_data, f);
             if (found && found != count_in(spelled, m, form_data, f)) {
@@ -803,7 +821,7 @@ PyDoc_STRVAR(Scanner_doc,
 "`pieces`: every piece of the operators' fixed texts, folded (frozenset of str);\n"
 "`has_risk`: whether those are known (false: nothing is proven); `id_fields` (tuple of str)\n"
 "and `ip_field` (str): the event's identifier fields; `forms_cache` (dict: IP -> tuple of\n"
-"str) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written.");
+"str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Scanner",

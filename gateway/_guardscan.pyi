@@ -17,10 +17,10 @@ class Scanner:
         has_risk: bool,
         id_fields: tuple[str, ...],
         ip_field: str,
-        forms_cache: dict[str, tuple[str, ...]],
+        forms_cache: dict[str, tuple[str | bytes, ...]],
         written_cache: dict[str, bool],
-        forms_of: Callable[[Any, str], tuple[str, ...]],
-        written_of: Callable[[Any, str, tuple[str, ...]], bool],
+        forms_of: Callable[[Any, str], tuple[str | bytes, ...]],
+        written_of: Callable[[Any, str, tuple[str | bytes, ...]], bool],
         guarded_type: type[tuple[Any, ...]],
         no_hits: object,
     ) -> None: ...

@@ -46,6 +46,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
@@ -340,14 +341,92 @@ def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]
 def _replace(text: str, needle: Needle) -> tuple[str, int]:
     """`text` with every occurrence of the needle, in any case, replaced by its token."""
     spans = _spans(text, needle.text, whole_token=needle.whole_token)
+    return _cut(text, spans, needle.token), len(spans)
+
+
+def _cut(text: str, spans: list[tuple[int, int]], token: str) -> str:
+    """`text` with each of `spans` (sorted, not overlapping) replaced by `token`."""
     if not spans:
-        return text, 0
+        return text
     parts: list[str] = []
     start = 0
     for at, end in spans:
-        parts += (text[start:at], needle.token)
+        parts += (text[start:at], token)
         start = end
-    return "".join(parts) + text[start:], len(spans)
+    return "".join(parts) + text[start:]
+
+
+# A run of characters an IPv6 address is written with; `_ip_spans` reads the addresses in it.
+_IP_RUN = re.compile(r"[0-9A-Fa-f:.]{2,}")
+_IPV6_TEXT_MAX = 45  # characters: the longest IPv6 text (RFC 4291 with a dotted IPv4 tail)
+_IP_ATTEMPTS = 20000  # parses per text at most; past it the text is undecodable (fail closed)
+
+
+@lru_cache(maxsize=4096)
+def _ip_identity(address: str) -> tuple[bytes | None, frozenset[str]]:
+    """The IPv6 address's 16 bytes (None for an IPv4 one) and the IPv4 addresses it stands for."""
+    if ":" not in address:
+        return None, frozenset((address,))
+    try:
+        packed = inet_pton(AF_INET6, address)
+    except (OSError, ValueError):
+        return None, frozenset()
+    return packed, frozenset(embedded_ipv4s(address))
+
+
+def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
+    """Where `text` writes the IP `address` as an IPv6 address in any spelling, by value.
+
+    Every run of hex digits, colons and dots with two colons or more is read: each piece of it
+    that starts and ends at a group's edge (or inside the first or last group, for hex letters
+    written against it) and parses as an IPv6 address (`inet_pton`) is a match when it is the
+    address (leading zeros, any `::` compression, upper case, a dotted IPv4 tail) or carries
+    the IPv4 address it is or carries (`embedded_ipv4s`). (start, end) indices, longest match
+    first, not overlapping. Raises `UndecodableError` past `_IP_ATTEMPTS` parses.
+    """
+    packed, ipv4s = _ip_identity(address)
+    if packed is None and not ipv4s:
+        return []
+    spans: list[tuple[int, int]] = []
+    attempts = 0
+    for run in _IP_RUN.finditer(text):
+        piece = run.group()
+        if piece.count(":") < 2:
+            continue
+        edges = [i for i, char in enumerate(piece) if char in ":."]
+        first, last = edges[0], edges[-1]
+        starts = sorted({0, *range(max(0, first - 4), first), *(i + 1 for i in edges)})
+        ends = sorted({len(piece), *range(last + 1, min(len(piece), last + 5) + 1), *edges})
+        covered = 0
+        for start in starts:
+            if start < covered:
+                continue
+            for end in reversed(ends):
+                if end - start > _IPV6_TEXT_MAX or end - start < 2:
+                    continue
+                candidate = piece[start:end]
+                if candidate.count(":") < 2:
+                    continue
+                attempts += 1
+                if attempts > _IP_ATTEMPTS:
+                    raise UndecodableError
+                try:
+                    found = inet_pton(AF_INET6, candidate)
+                except (OSError, ValueError):
+                    continue
+                if found == packed or not ipv4s.isdisjoint(embedded_ipv4s(candidate)):
+                    spans.append((run.start() + start, run.start() + end))
+                    covered = end
+                    break
+    return spans
+
+
+def _ip_needle(needles: tuple[Needle, ...]) -> Needle | None:
+    """The needle of the event's own IP address (not one of its other spellings), if any."""
+    for needle in needles:
+        if needle.identifier == "ip" and not needle.derived:
+            return needle
+    return None
 
 
 def ip_spellings(address: str) -> tuple[str, ...]:
@@ -438,6 +517,33 @@ def _decodings(text: str) -> list[str]:
     return list(found)
 
 
+def ip_anchor(address: str) -> bytes | None:
+    """A piece that every IPv6 spelling of the address holds, with its colon; None if none.
+
+    The longest nonzero group among an IPv6 address's first six (never written dotted), in hex
+    without leading zeros and the colon that always follows it (`1234:` of
+    `2001:db8:1234:5678::42`): any spelling, padded or compressed, holds it. For an IPv4
+    address, its upper 16 bits so (`c000:` of `192.0.2.77`), which its IPv6 forms (mapped,
+    NAT64, 6to4) hold. The fast path looks closely when the text holds it elsewhere than in the
+    address itself (`ValueGuard.prepare`); the close look then reads the text by value
+    (`_ip_spans`).
+    """
+    try:
+        if ":" in address:
+            packed = inet_pton(AF_INET6, address)
+            groups = [packed[i] << 8 | packed[i + 1] for i in range(0, 12, 2)]
+        else:
+            packed = inet_pton(AF_INET, address)
+            groups = [packed[0] << 8 | packed[1]]
+    except (OSError, ValueError):
+        return None
+    written = [f"{group:x}" for group in groups if group]
+    if not written:
+        return None
+    longest = max(len(group) for group in written)
+    return ([g for g in written if len(g) == longest][-1] + ":").encode()  # the last: the host's
+
+
 def _decoded(text: str) -> str:
     """`text` with percent-encoding, HTML character references and NFKC forms undone.
 
@@ -495,6 +601,10 @@ def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
             not needle.whole_token or _spans(text, needle.text, whole_token=True)
         ):
             return needle
+    if ":" in low:  # the IP in a spelling of its own (leading zeros, other compression)
+        ip = _ip_needle(needles)
+        if ip is not None and _ip_spans(low, ip.text):
+            return ip
     return None
 
 
@@ -543,6 +653,12 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             text, n = _replace(text, needle)
             if n:
                 hits.add(needle.identifier, n)
+    if ":" in text:
+        ip = _ip_needle(needles)
+        spans = [] if ip is None else _ip_spans(text, ip.text)
+        if spans:
+            text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
+            hits.add("ip", len(spans))
     if "@" in text:
         text, n = _EMAIL.subn(EMAIL_TOKEN, text)
         if n:
@@ -810,7 +926,7 @@ class ValueGuard:
         self.min_length = min_length
         self._risk = risk
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
-        self._ip_cache: dict[str, tuple[str, ...]] = {}
+        self._ip_cache: dict[str, tuple[str | bytes, ...]] = {}
         self._ip_written_cache: dict[str, bool] = {}
         self._scan_event: (
             Callable[[bytes, object, ValueGuard], GuardedInput | int | None] | None
@@ -949,12 +1065,12 @@ class ValueGuard:
                     clean = proven = False
                 else:
                     forms = self._ip_forms(ip)
-                    if forms:
-                        spellings += forms
-                        for form in forms:  # other spellings: only where the IP's own has them
-                            if form in text and count(form) != low.count(form):
-                                clean = proven = False
-                                break
+                    spellings += [form for form in forms if type(form) is str]
+                    for form in forms:  # other spellings (and the anchor): only in the IP's own
+                        piece = form.decode() if isinstance(form, bytes) else form
+                        if piece in text and count(piece) != low.count(piece):
+                            clean = proven = False
+                            break
                     if proven and self._ip_written(ip, forms):
                         proven = False
         if not clean:
@@ -972,7 +1088,7 @@ class ValueGuard:
         """
         needles = self.needles(fields)
         spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
-        if self.input_clean(text, fields, needles):
+        if self.input_clean(text, fields, needles) and not self._ip_elsewhere(text, fields):
             found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
         else:
             scrubbed, hits = self.scrub_fields(fields, needles)
@@ -980,16 +1096,34 @@ class ValueGuard:
         self._last = _new_tuple(GuardedInput, found)
         return self._last
 
-    def _ip_forms(self, address: str) -> tuple[str, ...]:
-        """The address's other spellings (`ip_spellings`), remembered (bounded)."""
+    def _ip_forms(self, address: str) -> tuple[str | bytes, ...]:
+        """The address's other spellings (`ip_spellings`), then its anchor (`ip_anchor`).
+
+        The anchor is bytes, which marks it as counted, not searched in outputs (the C scanner
+        reads the same tuple). Remembered (bounded).
+        """
         forms = self._ip_cache.get(address)
         if forms is None:
             if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
                 self._ip_cache.clear()
-            forms = self._ip_cache[address] = ip_spellings(address)
+            anchor = ip_anchor(address)
+            spelled = ip_spellings(address)
+            forms = self._ip_cache[address] = spelled if anchor is None else (*spelled, anchor)
         return forms
 
-    def _ip_written(self, address: str, forms: tuple[str, ...]) -> bool:
+    def _ip_elsewhere(self, text: str, fields: Mapping[str, Any]) -> bool:
+        """True when `text` (folded) holds the IP's anchor more often than the IP itself does."""
+        ip = fields.get("ip")
+        if type(ip) is not str or not ip:
+            return False
+        low = fold(ip)
+        for form in self._ip_forms(ip):
+            if type(form) is bytes:
+                piece = form.decode()
+                return text.count(piece) != low.count(piece)
+        return False
+
+    def _ip_written(self, address: str, forms: tuple[str | bytes, ...]) -> bool:
         """Whether an operator could write any spelling of the address, remembered (bounded).
 
         Asked for an input still proven only: an audit record's scrub needs the spellings alone.
@@ -1004,7 +1138,8 @@ class ValueGuard:
                 self._ip_written_cache.clear()
             low = fold(address)
             own = _json_text(low)
-            spellings = (low, *forms) if own == low else (low, own, *forms)
+            spelled = [form for form in forms if type(form) is str]
+            spellings = (low, *spelled) if own == low else (low, own, *spelled)
             written = risk.ip_writable(address, spellings)
             self._ip_written_cache[address] = written
         return written

@@ -472,3 +472,49 @@ def test_when_a_value_with_spaces_is_form_encoded_then_it_is_replaced(native: bo
     assert guarded.fields["feature"] == "[device_id]"
     assert guarded.fields["page"] == "https://www.example.com/p?utm_source=[device_id]"
     assert "pat+smith+iphone" in guarded.spellings  # and every output is checked for it
+
+
+@pytest.mark.parametrize(
+    ("ip", "spelled"),
+    [
+        ("2001:db8:1234:5678::42", "2001:db8:1234:5678:0:0:0:42"),  # not compressed
+        ("2001:db8:1234:5678::42", "2001:0db8:1234:5678::0042"),  # leading zeros
+        ("2001:db8:1234:5678::42", "2001:db8:1234:5678:0:0::42"),  # compressed in part
+        ("2001:db8:1234:5678::42", "2001:DB8:1234:5678::0.0.0.66"),  # a dotted tail
+        ("2001:db8:1234:5678::42", "[2001:0db8:1234:5678::42]:8080"),  # with a port
+        ("2001:db8:1234:5678::42", "seen:2001:db8:1234:5678:0:0:0:42,"),
+        ("192.0.2.77", "::ffff:c000:024d"),  # IPv4-mapped, padded
+        ("192.0.2.77", "0:0:0:0:0:FFFF:C000:24D"),
+        ("192.0.2.77", "64:ff9b::c000:024d"),  # NAT64
+        ("192.0.2.77", "2002:c000:24d::1"),  # 6to4
+    ],
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_when_the_ip_is_written_in_another_ipv6_spelling_then_it_is_found_by_value(
+    ip: str, spelled: str, native: bool
+) -> None:
+    """Found by the second newcomer: only two spellings of an IPv6 address were searched."""
+    fields = {"subject_id": SID, "ip": ip, "feature": f"from {spelled} today"}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert "[ip]" in guarded.fields["feature"], guarded.fields["feature"]
+    assert spelled.strip("[],:8").removeprefix("seen:") not in guarded.fields["feature"]
+    assert guarded.hits == {"feature": {"ip": 1}}
+
+
+@pytest.mark.parametrize(
+    "other",
+    ["2001:db8:1234:5678::43", "2001:db8:1234::42", "12:34:56", "::ffff:c000:24e", "fe80::1"],
+)
+def test_when_another_address_is_in_the_text_then_it_is_kept(other: str) -> None:
+    fields = {"subject_id": SID, "ip": "2001:db8:1234:5678::42", "feature": f"x {other} y"}
+    guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == f"x {other} y"
+
+
+def test_when_the_ip_is_spelled_in_an_event_on_the_broker_path_then_no_sink_gets_it(
+    engine: Engine,
+) -> None:
+    event = _event({"ip": "2001:db8:1234:5678::42", "feature": "2001:0db8:1234:5678:0:0:0:42"})
+    for decision in _forwards(engine.decide(event, ADULT)).values():
+        assert decision.value is not None
+        assert b"5678:0:0:0:42" not in decision.value, decision.sink
