@@ -44,6 +44,7 @@ import html
 import html.entities
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -104,6 +105,12 @@ _NEEDLE_CACHE_SIZE = 65536
 # The most texts one string may decode into (`_decodings`): 17 nestings of two encodings in
 # every order stay under it; beyond it the guard fails closed.
 _MAX_DECODINGS = 256
+# What one record may spend on decoding while it is scrubbed, in characters of decoded text
+# plus `_DECODING_COST` a decoding: bounds the time a record can take (~30 ms on the machine
+# of docs/benchmarks.md; fail closed past it), far above what real text needs (a 600-byte URL
+# with every mark: ~16 decodings, ~11,000).
+_DECODING_BUDGET = 500_000
+_DECODING_COST = 100
 _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings are its own
 # An email address after decoding, read as a mail client would, not as RFC 5322 allows: the
 # local part is any run of characters but white space, URL delimiters (/ ? # & = ;) and `@`
@@ -113,10 +120,15 @@ _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings 
 # the ideographic, full-width and halfwidth ones, which IDNA maps to `.`: UTS #46).
 _NOT_LOCAL = r"\s/?#&=;@"
 _STOPS = ".\u3002\uff0e\uff61"
-_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}]+"
+_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]+"
+# The last label holds a letter (`react@18.2.0` is a package version, not an address); an
+# address literal is at most 255 characters without delimiters (linear time).
+_TOP_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]*[^\W\d_][^{_NOT_LOCAL}{_STOPS}\[\]]*"
+_LITERAL = rf"\[[^{_NOT_LOCAL}\[\]]{{1,255}}\]"
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
 _EMAIL = re.compile(
-    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?:\[[^\]\s]+\]|{_LABEL}(?:[{_STOPS}]{_LABEL})+)"
+    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@"
+    rf"(?:{_LITERAL}|{_LABEL}(?:[{_STOPS}]{_LABEL})*[{_STOPS}]{_TOP_LABEL})"
 )
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
 # character reference, a full-width or small commercial at (U+FF20, U+FE6B).
@@ -231,6 +243,15 @@ _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 _DOT_ABOVE: Final = "\u0307"
 _FOLD_TABLE_SIZE = 65536
+# Default-ignorable code points (Unicode's DerivedCoreProperties.txt) outside the format
+# characters (category Cf: soft hyphen, zero-width space and joiners, bidi marks, tags): the
+# combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free variation
+# selectors, variation selectors. Rendered as nothing, so `fold` drops them.
+_OTHER_IGNORABLES: Final = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 
 
 class _FoldTable(dict[int, str]):
@@ -238,6 +259,9 @@ class _FoldTable(dict[int, str]):
 
     def __missing__(self, code: int) -> str:
         char = chr(code)
+        if unicodedata.category(char) == "Cf" or char in _OTHER_IGNORABLES:
+            self[code] = ""  # invisible: a reader sees the text without it
+            return ""
         folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", char).casefold())
         folded = folded.replace("\u0131", "i").replace(_DOT_ABOVE, "")
         if len(self) >= _FOLD_TABLE_SIZE:  # bounded: text can hold any of 1.1M code points
@@ -264,10 +288,11 @@ def fold(text: str) -> str:
     decomposed (NFD), case-folded (`str.casefold`: Unicode's full case folding, CaseFolding.txt
     C+F: `ß` and `ẞ` as `ss`, a final sigma as sigma) and decomposed again; then the Turkic
     letters fold to their Latin ones (the dotless `ı` as `i`, the combining dot above dropped:
-    `İ`, `I` + U+0307 and `i` compare equal). `İSTANBUL` and `İstanbul`, `ΰ` and `Ϋ́` compare
-    equal. Character by character (no context, combining marks not reordered), so folding a
-    text is folding its characters one by one (`_spans` relies on it); ASCII text folds as
-    `str.lower` does.
+    `İ`, `I` + U+0307 and `i` compare equal), and invisible characters (default-ignorable code
+    points: soft hyphen, zero-width space, variation selectors) are dropped. `İSTANBUL` and
+    `İstanbul`, `ΰ` and `Ϋ́` compare equal. Character by character (no context, combining
+    marks not reordered), so folding a text is folding its characters one by one (`_spans`
+    relies on it); ASCII text folds as `str.lower` does.
     """
     return text.lower() if text.isascii() else text.translate(_FOLD_TABLE)
 
@@ -359,7 +384,7 @@ def _cut(text: str, spans: list[tuple[int, int]], token: str) -> str:
 # A run of characters an IPv6 address is written with; `_ip_spans` reads the addresses in it.
 _IP_RUN = re.compile(r"[0-9A-Fa-f:.]{2,}")
 _IPV6_TEXT_MAX = 45  # characters: the longest IPv6 text (RFC 4291 with a dotted IPv4 tail)
-_IP_ATTEMPTS = 20000  # parses per text at most; past it the text is undecodable (fail closed)
+_IP_ATTEMPTS = 4096  # parses per text at most; past it the text is undecodable (fail closed)
 
 
 @lru_cache(maxsize=4096)
@@ -401,9 +426,8 @@ def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
         for start in starts:
             if start < covered:
                 continue
-            for end in reversed(ends):
-                if end - start > _IPV6_TEXT_MAX or end - start < 2:
-                    continue
+            window = ends[bisect_left(ends, start + 2) : bisect_right(ends, start + _IPV6_TEXT_MAX)]
+            for end in reversed(window):  # the longest first
                 candidate = piece[start:end]
                 if candidate.count(":") < 2:
                     continue
@@ -455,7 +479,7 @@ def ip_spellings(address: str) -> tuple[str, ...]:
 
 
 class UndecodableError(Exception):
-    """Text whose decodings go on past the guard's bounds (`_MAX_DECODINGS`)."""
+    """Text whose decodings go past the guard's bounds (`_MAX_DECODINGS`, `_DECODING_BUDGET`)."""
 
 
 def _percent_decoded(text: str) -> str:
@@ -474,6 +498,25 @@ def _percent_decoded(text: str) -> str:
     return unquote_to_bytes(raw).decode("utf-8", "surrogateescape")
 
 
+# A byte that percent-decoding could not read as UTF-8, kept as a lone surrogate
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _bytes_as_cp1252(text: str) -> str:
+    """Undecoded bytes read as Windows-1252 (Latin-1's superset): `Jos%E9` is `José`.
+
+    As legacy pages and readers such as Java's URLDecoder with a Latin-1 charset read them.
+    """
+    return _ESCAPED_BYTE.sub(
+        lambda m: bytes((ord(m.group()) - 0xDC00,)).decode("cp1252", "replace"), text
+    )
+
+
+def _escaped_again(text: str) -> str:
+    """`text` with each undecoded byte (a lone surrogate) written back as its `%XX` escape."""
+    return _ESCAPED_BYTE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text)
+
+
 def _plus_as_space(text: str) -> str:
     return text.replace("+", " ")  # HTML form encoding (application/x-www-form-urlencoded)
 
@@ -482,7 +525,7 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-def _decodings(text: str) -> list[str]:
+def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
     """`text` and every text a reader could decode it into, `text` first.
 
     The decodings: percent-encoding (`_percent_decoded`), HTML character references, NFKC
@@ -490,7 +533,9 @@ def _decodings(text: str) -> list[str]:
     `+` as a space (form encoding), each applied where it changes something, in every order,
     again and again until no new text appears: any nesting in any order (`%26amp%3B` -> `&amp;`
     -> `&`; a full-width `％４１` -> `%41` -> `A`; `%C5&#37;BF` -> `ſ`). Raises `UndecodableError`
-    past `_MAX_DECODINGS` texts (the guard then fails closed).
+    past `_MAX_DECODINGS` texts, or when their characters exceed what is left of `budget` (a
+    one-item list, decremented: the record's bound, `_Hits.budget`); the guard then fails
+    closed.
     """
     found = {text: None}
     frontier = [text]
@@ -506,11 +551,17 @@ def _decodings(text: str) -> list[str]:
                 steps.append(_nfkc)
             if "+" in current:
                 steps.append(_plus_as_space)
+            if not current.isascii() and _ESCAPED_BYTE.search(current):
+                steps.append(_bytes_as_cp1252)
             for step in steps:
                 decoded = step(current)
                 if decoded not in found:
                     if len(found) >= _MAX_DECODINGS:
                         raise UndecodableError
+                    if budget is not None:
+                        budget[0] -= len(decoded) + _DECODING_COST
+                        if budget[0] < 0:
+                            raise UndecodableError
                     found[decoded] = None
                     following.append(decoded)
         frontier = following
@@ -569,23 +620,36 @@ def _may_be_encoded(text: str) -> bool:
 
 
 def _spaced(values: Iterable[str]) -> bool:
-    """True when a value holds a space (form encoding may write it as `+`: `_plus_as_space`)."""
-    return any(" " in value for value in values)
+    """True when a value holds a space or a `+` (form encoding writes a space as `+`).
+
+    Text holding a `+` is then looked at closely: a value may sit in it with some spaces
+    written as `+` (`_plus_as_space`).
+    """
+    return any(" " in value or "+" in value for value in values)
 
 
 def _decodes(value: str) -> bool:
     """True when decoding changes the value as the guard compares it (`_decoded`, `fold`)."""
-    return _may_be_encoded(value) and fold(_decoded(value)) != fold(value)
+    if not _may_be_encoded(value):
+        return False
+    folded = fold(value)
+    try:
+        return any(fold(decoded) != folded for decoded in _decodings(value)[1:])
+    except UndecodableError:
+        return True
 
 
 class _Hits:
     """Occurrences found while scrubbing one record, per (field, identifier)."""
 
-    __slots__ = ("counts", "field")
+    __slots__ = ("budget", "counts", "field")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: list[int] | None = None) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.field = ""
+        # characters of decoded text the record may still produce (`_decodings`), shared by
+        # every string of the record: past it, each string with an encoding mark is undecodable
+        self.budget = [_DECODING_BUDGET] if budget is None else budget
 
     def add(self, identifier: str, n: int = 1) -> None:
         self.counts[(self.field, identifier)] += n
@@ -622,15 +686,18 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             text = _scrub_plain(text, needles, hits)
             if not _may_be_encoded(text):
                 return text
-            held = next((d for d in _decodings(text)[1:] if _holds_any(d, needles)), None)
+            decodings = _decodings(text, hits.budget)[1:]
+            held = next((d for d in decodings if _holds_any(d, needles)), None)
             if held is None:
                 return text
-            tokens = _Hits()
+            tokens = _Hits(hits.budget)
             tokenwise = _scrub_tokens(text, needles, tokens)
-            if not any(_holds_any(d, needles) for d in _decodings(tokenwise)[1:]):
+            if not any(_holds_any(d, needles) for d in _decodings(tokenwise, hits.budget)[1:]):
                 hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
                 return tokenwise
-            text = held  # each round replaced an occurrence and decoded further
+            # each round replaced an occurrence and decoded further (bytes not yet decoded are
+            # written back as escapes: the text stays valid UTF-8)
+            text = _escaped_again(held)
     except UndecodableError:
         pass
     hits.add(UNDECODABLE)
@@ -670,7 +737,7 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """Replace each delimited token whose decoded form holds a needle or an email address."""
     parts = _DELIMITED.split(text)
     for index in range(0, len(parts), 2):  # even indices are tokens, odd ones delimiters
-        stages = _decodings(parts[index])
+        stages = _decodings(parts[index], hits.budget)
         needle = _match_in(stages, needles)
         if needle is not None:
             parts[index] = needle.token
@@ -1088,7 +1155,12 @@ class ValueGuard:
         """
         needles = self.needles(fields)
         spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
-        if self.input_clean(text, fields, needles) and not self._ip_elsewhere(text, fields):
+        plus = "+" in text and _spaced(needle.text for needle in needles)  # see `_spaced`
+        if (
+            not plus
+            and self.input_clean(text, fields, needles)
+            and not self._ip_elsewhere(text, fields)
+        ):
             found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
         else:
             scrubbed, hits = self.scrub_fields(fields, needles)

@@ -518,3 +518,97 @@ def test_when_the_ip_is_spelled_in_an_event_on_the_broker_path_then_no_sink_gets
     for decision in _forwards(engine.decide(event, ADULT)).values():
         assert decision.value is not None
         assert b"5678:0:0:0:42" not in decision.value, decision.sink
+
+
+# Found by a third attack (after e6b9b1c): each case below leaked, crashed or stalled.
+
+
+@pytest.mark.parametrize(
+    ("device", "feature"),
+    [
+        ("Pat Smith iPhone", "Pat+Smith iPhone"),  # `+` for some of the spaces only
+        ("a b c-12345", "a b+c-12345"),
+        ("pat+smith01", "pat smith01"),  # the value itself form-encoded
+        ("José-Phone1", "Jos%E9-Phone1"),  # percent-encoded in Latin-1, not UTF-8
+        ("Straße-Phone1", "Stra%DFe-Phone1"),
+    ],
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_when_a_value_is_written_as_legacy_encodings_read_it_then_it_is_replaced(
+    device: str, feature: str, native: bool
+) -> None:
+    fields = {"subject_id": SID, "device_id": device, "feature": feature, "event_id": feature}
+    value_guard = ValueGuard(6, native=native)
+    guarded = value_guard.prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "[device_id]"
+    assert value_guard.scrub_free_text(feature, fields) == "[device_id]"  # an audit's event id
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [
+        "user&shy;-7f3a9c11",  # a soft hyphen, as a reference
+        "user&#8203;-7f3a9c11",  # a zero-width space, as a reference
+        "user\u200b-7f3a9c11",
+        "us\u00ader-7f3a9c11",
+        "user-\u034f7f3a9c11",  # the combining grapheme joiner
+        "user-7f3a\ufe0f9c11",  # a variation selector
+    ],
+)
+def test_when_invisible_characters_are_inside_a_value_then_it_is_still_found(
+    engine: Engine, feature: str
+) -> None:
+    analytics = _forwards(engine.decide(_event({"feature": feature}), ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "[subject_id]"
+
+
+@pytest.mark.parametrize(
+    ("feature", "expected"),
+    [
+        ("%FF user&%2345;7f3a9c11", "%FF [subject_id]"),  # an undecodable byte kept escaped
+        ("%FF pat&%2364;example.com", "%FF [email]"),
+    ],
+)
+def test_when_a_decoded_text_holds_undecodable_bytes_then_the_output_is_still_valid(
+    engine: Engine, feature: str, expected: str
+) -> None:
+    """A decoding kept a byte that is not UTF-8 as a lone surrogate: orjson raised on it."""
+    event = _event({"feature": feature, "event_id": feature})
+    decisions = engine.decide(event, ADULT)
+    analytics = _forwards(decisions)["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == expected
+    assert analytics.output["event_id"] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["react@18.2.0", "lodash@4.17.21", "https://unpkg.com/react@18.2.0/umd/react.js"],
+)
+def test_when_an_at_sign_names_a_package_version_then_it_is_not_an_email(text: str) -> None:
+    fields = {"subject_id": SID, "feature": text}
+    guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == text
+
+
+def test_when_a_record_would_take_too_long_to_decode_then_its_strings_fail_closed() -> None:
+    """659 strings of 240 decodings each: the record's decoding budget runs out, and every
+    string with an encoding mark after that point is replaced whole (bounded time)."""
+    chain = "%" + "25" * 14 + "41&" + "amp;" * 14
+    fields = {"subject_id": SID, "properties": {"experiment": [chain] * 659, "note": "a%41b"}}
+    value_guard = ValueGuard(6)
+    scrubbed, hits = value_guard.scrub_fields(fields, value_guard.needles(fields))
+    items = scrubbed["properties"]["experiment"]
+    assert items[0] == chain  # decoded in full: holds nothing
+    assert items[-1] == "[undecodable]"
+    assert scrubbed["properties"]["note"] == "[undecodable]"
+    assert hits["properties.experiment"]["undecodable"] == items.count("[undecodable]")
+
+
+def test_when_an_email_literal_is_never_closed_then_the_search_stays_linear() -> None:
+    """`/a@[` 16,000 times took 5 s a record (the literal rescanned to the end each time)."""
+    fields = {"subject_id": SID, "feature": "/a@[" * 16000}
+    value_guard = ValueGuard(6)
+    scrubbed, _ = value_guard.scrub_fields(fields, value_guard.needles(fields))
+    assert scrubbed["feature"] == "/a@[" * 16000  # (tests do not time; bench-decide does)
