@@ -88,23 +88,26 @@ buffer_free(Buffer *buffer)
 #define SEEN_ESCAPE 2     /* a backslash */
 #define SEEN_AT_PERCENT 4 /* an at-sign or a percent sign */
 #define SEEN_AMPERSAND 8
+#define SEEN_PLUS 16 /* form encoding's space */
 
 /* `text` lower-cased into `out`, and what it holds (SEEN_*). Branch-free, so the compiler runs
  * it on vectors: the marks' single characters cost no pass of their own. */
 static unsigned
 lower_ascii(const unsigned char *text, Py_ssize_t n, unsigned char *out)
 {
-    unsigned char high = 0, escape = 0, at_percent = 0, ampersand = 0;
+    unsigned char high = 0, escape = 0, at_percent = 0, ampersand = 0, plus = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = text[i];
         high |= c;
         escape |= (unsigned char)(c == '\\');
         at_percent |= (unsigned char)((c == '@') | (c == '%'));
         ampersand |= (unsigned char)(c == '&');
+        plus |= (unsigned char)(c == '+');
         out[i] = (unsigned char)(c + (((unsigned char)(c - 'A') < 26u) << 5));
     }
     return (high >> 7 ? SEEN_NON_ASCII : 0) | (escape ? SEEN_ESCAPE : 0)
-           | (at_percent ? SEEN_AT_PERCENT : 0) | (ampersand ? SEEN_AMPERSAND : 0);
+           | (at_percent ? SEEN_AT_PERCENT : 0) | (ampersand ? SEEN_AMPERSAND : 0)
+           | (plus ? SEEN_PLUS : 0);
 }
 
 /* Candidates for `needle` (m >= 2) among the starting positions of `hay` one vector holds:
@@ -642,6 +645,10 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         }
         PyTuple_SET_ITEM(spellings, i, spelling);
         if (count_in(low, n, spelled, m) != 1) {
+            flags |= FLAG_REPEATED;
+        }
+        /* a `+` in the text may stand for a value's space (or a value's `+` for a space) */
+        if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
             flags |= FLAG_REPEATED;
         }
         if (!(flags & FLAG_WRITABLE)) {

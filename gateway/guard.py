@@ -1081,11 +1081,8 @@ class ValueGuard:
         if scan is not None:
             scanned = scan(encoded, fields, self)
             if type(scanned) is GuardedInput:
-                # (a value with a space may also be written with `+` for it: looked at closely)
-                if b"+" not in encoded or not _spaced(scanned.spellings):
-                    self._last = scanned
-                    return scanned
-                return self._close_look(fields, fold(encoded.decode()), scanned.marks_free)
+                self._last = scanned
+                return scanned
             if scanned is not None:  # flags: an at-sign, an encoding mark or a repeated value
                 marks_free = not scanned & _MARKS  # type: ignore[operator]
                 return self._close_look(fields, fold(encoded.decode()), marks_free)
