@@ -330,15 +330,22 @@ def _is_token_char(char: str) -> bool:
     return char.isascii() and char.isalnum()
 
 
-def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]]:
+def _spans(
+    text: str, needle: str, *, whole_token: bool, address: bool = False
+) -> list[tuple[int, int]]:
     """Where `needle` (folded) occurs in `text`, in any case: (start, end) indices of `text`.
 
     Matching is on `fold(text)`. When folding changes a character's length (`ß` folds to two,
     `ss`; `é` to two, `e` and an acute; a combining dot above to none), each folded character
     is mapped back to the character it came from, and a match covers the whole characters it
-    touches. A `whole_token` match is not preceded or followed by an ASCII letter or digit.
+    touches. A `whole_token` match is not preceded or followed by an ASCII letter or digit; an
+    `address` needle (a spelling of the IP) matches only outside a longer address
+    (`_in_address`), and not at all when it is a whole IPv6 address: those are read by value
+    (`_ip_spans`).
     Spans do not overlap.
     """
+    if address and needle.count(":") > 1:
+        return []  # an IPv6 address: read by value (`_ip_spans`), not as a piece of text
     low = fold(text)
     origin: list[int] | None = None  # None: folding kept every character's length
     if not text.isascii():  # folding may change a character's length (`ß`, a dot above)
@@ -348,10 +355,13 @@ def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]
     at = low.find(needle)
     while at >= 0:
         end = at + width
-        if whole_token and (
-            (at > 0 and _is_token_char(low[at - 1]))
-            or (end < len(low) and _is_token_char(low[end]))
-        ):
+        if (
+            whole_token
+            and (
+                (at > 0 and _is_token_char(low[at - 1]))
+                or (end < len(low) and _is_token_char(low[end]))
+            )
+        ) or (address and _in_address(low, at, end)):
             at = low.find(needle, at + 1)
             continue
         start, stop = (at, end) if origin is None else (origin[at], origin[end - 1] + 1)
@@ -363,9 +373,39 @@ def _spans(text: str, needle: str, *, whole_token: bool) -> list[tuple[int, int]
     return spans
 
 
+def _in_address(low: str, at: int, end: int) -> bool:
+    """True when `low[at:end]`, a spelling of an IP address, is part of a longer number or address.
+
+    A dotted IPv4 address written against a digit, or against a dot next to a digit
+    (`10.0.0.1` in `10.0.0.12`, `110.0.0.1` or `10.0.0.1.5`); an IPv4 address's two hex groups
+    (`c000:24d`) written against a hex digit, or followed by a colon or a dot (`c000:24d0`,
+    `2001:db8:c000:24d::1`): another host's address, kept. (Spellings of a whole IPv6 address
+    are read by value instead: `_ip_spans`.)
+    """
+    hexed = ":" in low[at:end]
+    kind = _HEX_DIGITS if hexed else _DIGITS
+    if at > 0:
+        before = low[at - 1]
+        if before in kind or (before == "." and at > 1 and low[at - 2] in _DIGITS):
+            return True
+    if end < len(low):
+        after = low[end]
+        if after in kind or (hexed and after in ":."):
+            return True
+        if after == "." and end + 1 < len(low) and low[end + 1] in _DIGITS:
+            return True
+    return False
+
+
+_DIGITS: Final = "0123456789"
+_HEX_DIGITS: Final = "0123456789abcdef"
+
+
 def _replace(text: str, needle: Needle) -> tuple[str, int]:
     """`text` with every occurrence of the needle, in any case, replaced by its token."""
-    spans = _spans(text, needle.text, whole_token=needle.whole_token)
+    spans = _spans(
+        text, needle.text, whole_token=needle.whole_token, address=needle.identifier == "ip"
+    )
     return _cut(text, spans, needle.token), len(spans)
 
 
@@ -384,32 +424,47 @@ def _cut(text: str, spans: list[tuple[int, int]], token: str) -> str:
 # A run of characters an IPv6 address is written with; `_ip_spans` reads the addresses in it.
 _IP_RUN = re.compile(r"[0-9A-Fa-f:.]{2,}")
 _IPV6_TEXT_MAX = 45  # characters: the longest IPv6 text (RFC 4291 with a dotted IPv4 tail)
+_PARSE_COST = 10  # of the record's decoding budget: a parse costs about 10 decoded characters
 _IP_ATTEMPTS = 4096  # parses per text at most; past it the text is undecodable (fail closed)
 
 
 @lru_cache(maxsize=4096)
-def _ip_identity(address: str) -> tuple[bytes | None, frozenset[str]]:
-    """The IPv6 address's 16 bytes (None for an IPv4 one) and the IPv4 addresses it stands for."""
+def _ip_identity(address: str) -> tuple[bytes | None, frozenset[str], tuple[str, ...]]:
+    """What `_ip_spans` compares with: the address's bytes, IPv4s and the pieces to look for.
+
+    The IPv6 address's 16 bytes (None for an IPv4 one), the IPv4 addresses it is or carries,
+    and pieces one of which every IPv6 spelling of it holds (its anchors and dotted IPv4s, or
+    () when an anchor is missing, a zero group: every run is read then).
+    """
+    anchors = ip_anchors(address)
     if ":" not in address:
-        return None, frozenset((address,))
-    try:
-        packed = inet_pton(AF_INET6, address)
-    except (OSError, ValueError):
-        return None, frozenset()
-    return packed, frozenset(embedded_ipv4s(address))
+        packed, ipv4s = None, frozenset((address,))
+        whole = 2  # its upper group, as is and inverted
+    else:
+        try:
+            packed = inet_pton(AF_INET6, address)
+        except (OSError, ValueError):
+            return None, frozenset(), ()
+        ipv4s = frozenset(embedded_ipv4s(address))
+        whole = 1 + 2 * len(ipv4s)
+    if len(anchors) < whole:  # a zero group left out: no piece is sure to be there
+        return packed, ipv4s, ()
+    return packed, ipv4s, (*(a.decode() for a in anchors), *ipv4s)
 
 
-def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
+def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[tuple[int, int]]:
     """Where `text` writes the IP `address` as an IPv6 address in any spelling, by value.
 
     Every run of hex digits, colons and dots with two colons or more is read: each piece of it
-    that starts and ends at a group's edge (or inside the first or last group, for hex letters
-    written against it) and parses as an IPv6 address (`inet_pton`) is a match when it is the
-    address (leading zeros, any `::` compression, upper case, a dotted IPv4 tail) or carries
-    the IPv4 address it is or carries (`embedded_ipv4s`). (start, end) indices, longest match
-    first, not overlapping. Raises `UndecodableError` past `_IP_ATTEMPTS` parses.
+    that starts at a group's edge (or inside the first group, for hex letters written against
+    it) is read as the longest IPv6 address written from there (`inet_pton`), which is a match
+    when it is the address (leading zeros, any `::` compression, upper case, a dotted IPv4 tail)
+    or carries the IPv4 address it is or carries (`embedded_ipv4s`); a longer, other address
+    (`2001:db8::42:1` for `2001:db8::42`) is not. (start, end) indices, not overlapping.
+    Raises `UndecodableError` past `_IP_ATTEMPTS` parses, or past what is left of the record's
+    `budget` (`_Hits.budget`; `_PARSE_COST` a parse).
     """
-    packed, ipv4s = _ip_identity(address)
+    packed, ipv4s, pieces = _ip_identity(address)
     if packed is None and not ipv4s:
         return []
     spans: list[tuple[int, int]] = []
@@ -418,6 +473,10 @@ def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
         piece = run.group()
         if piece.count(":") < 2:
             continue
+        if pieces:  # a run holding none of them writes no spelling of the address
+            low = piece.lower()
+            if not any(key in low for key in pieces):
+                continue
         edges = [i for i, char in enumerate(piece) if char in ":."]
         first, last = edges[0], edges[-1]
         starts = sorted({0, *range(max(0, first - 4), first), *(i + 1 for i in edges)})
@@ -427,13 +486,17 @@ def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
             if start < covered:
                 continue
             window = ends[bisect_left(ends, start + 2) : bisect_right(ends, start + _IPV6_TEXT_MAX)]
-            for end in reversed(window):  # the longest first
+            for end in reversed(window):  # the longest address written from here counts
                 candidate = piece[start:end]
                 if candidate.count(":") < 2:
                     continue
                 attempts += 1
                 if attempts > _IP_ATTEMPTS:
                     raise UndecodableError
+                if budget is not None:
+                    budget[0] -= _PARSE_COST
+                    if budget[0] < 0:
+                        raise UndecodableError
                 try:
                     found = inet_pton(AF_INET6, candidate)
                 except (OSError, ValueError):
@@ -441,7 +504,7 @@ def _ip_spans(text: str, address: str) -> list[tuple[int, int]]:
                 if found == packed or not ipv4s.isdisjoint(embedded_ipv4s(candidate)):
                     spans.append((run.start() + start, run.start() + end))
                     covered = end
-                    break
+                break  # another address (`2001:db8::42:1` is not `2001:db8::42`)
     return spans
 
 
@@ -568,31 +631,38 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
     return list(found)
 
 
-def ip_anchor(address: str) -> bytes | None:
-    """A piece that every IPv6 spelling of the address holds, with its colon; None if none.
+def ip_anchors(address: str) -> tuple[bytes, ...]:
+    """Pieces that the address's IPv6 spellings hold, each with its colon; () for no address.
 
-    The longest nonzero group among an IPv6 address's first six (never written dotted), in hex
-    without leading zeros and the colon that always follows it (`1234:` of
-    `2001:db8:1234:5678::42`): any spelling, padded or compressed, holds it. For an IPv4
-    address, its upper 16 bits so (`c000:` of `192.0.2.77`), which its IPv6 forms (mapped,
-    NAT64, 6to4) hold. The fast path looks closely when the text holds it elsewhere than in the
-    address itself (`ValueGuard.prepare`); the close look then reads the text by value
-    (`_ip_spans`).
+    Any IPv6 spelling of an address, padded or compressed, holds each of its first six groups
+    (never written dotted) in hex without leading zeros, followed by a colon: the longest
+    nonzero one is its anchor (`1234:` of `2001:db8:1234:5678::42`). Every IPv6 form that
+    carries an IPv4 address the address is or carries (mapped, NAT64, 6to4, Teredo's server)
+    holds the IPv4's upper 16 bits so (`c000:` of `192.0.2.77`), and Teredo holds its client
+    inverted (`3fff:`): anchors too. The fast path looks closely when the text holds an anchor
+    elsewhere than in the address itself (`ValueGuard.prepare`); the close look then reads the
+    text by value (`_ip_spans`).
     """
+    anchors: list[str] = []
     try:
         if ":" in address:
             packed = inet_pton(AF_INET6, address)
-            groups = [packed[i] << 8 | packed[i + 1] for i in range(0, 12, 2)]
+            groups = [f"{packed[i] << 8 | packed[i + 1]:x}" for i in range(0, 12, 2)]
+            written = [group for group in groups if group != "0"]
+            if written:
+                longest = max(map(len, written))
+                anchors.append([g for g in written if len(g) == longest][-1])  # the host's
+            ipv4s: tuple[str, ...] = embedded_ipv4s(address)
         else:
-            packed = inet_pton(AF_INET, address)
-            groups = [packed[0] << 8 | packed[1]]
+            inet_pton(AF_INET, address)
+            ipv4s = (address,)
     except (OSError, ValueError):
-        return None
-    written = [f"{group:x}" for group in groups if group]
-    if not written:
-        return None
-    longest = max(len(group) for group in written)
-    return ([g for g in written if len(g) == longest][-1] + ":").encode()  # the last: the host's
+        return ()
+    for ipv4 in ipv4s:
+        packed = inet_pton(AF_INET, ipv4)
+        upper = packed[0] << 8 | packed[1]
+        anchors += [f"{upper:x}", f"{upper ^ 0xFFFF:x}"]  # (as is, and inverted: Teredo's client)
+    return tuple(dict.fromkeys(f"{anchor}:".encode() for anchor in anchors if anchor != "0"))
 
 
 def _decoded(text: str) -> str:
@@ -658,16 +728,21 @@ class _Hits:
         return tuple(Scrub(f, i, n) for (f, i), n in sorted(self.counts.items()))
 
 
-def _first_match(text: str, needles: tuple[Needle, ...]) -> Needle | None:
+def _first_match(
+    text: str, needles: tuple[Needle, ...], budget: list[int] | None = None
+) -> Needle | None:
     low = fold(text)
     for needle in needles:
-        if needle.text in low and (
-            not needle.whole_token or _spans(text, needle.text, whole_token=True)
+        if needle.text not in low:
+            continue
+        address = needle.identifier == "ip"
+        if (not needle.whole_token and not address) or _spans(
+            text, needle.text, whole_token=needle.whole_token, address=address
         ):
             return needle
     if ":" in low:  # the IP in a spelling of its own (leading zeros, other compression)
         ip = _ip_needle(needles)
-        if ip is not None and _ip_spans(low, ip.text):
+        if ip is not None and _ip_spans(low, ip.text, budget):
             return ip
     return None
 
@@ -687,12 +762,13 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             if not _may_be_encoded(text):
                 return text
             decodings = _decodings(text, hits.budget)[1:]
-            held = next((d for d in decodings if _holds_any(d, needles)), None)
+            held = next((d for d in decodings if _holds_any(d, needles, hits.budget)), None)
             if held is None:
                 return text
             tokens = _Hits(hits.budget)
             tokenwise = _scrub_tokens(text, needles, tokens)
-            if not any(_holds_any(d, needles) for d in _decodings(tokenwise, hits.budget)[1:]):
+            decoded = _decodings(tokenwise, hits.budget)[1:]
+            if not any(_holds_any(d, needles, hits.budget) for d in decoded):
                 hits.counts.update({(hits.field, i): n for (_, i), n in tokens.counts.items()})
                 return tokenwise
             # each round replaced an occurrence and decoded further (bytes not yet decoded are
@@ -704,28 +780,34 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     return UNDECODABLE_TOKEN
 
 
-def _match_in(texts: list[str], needles: tuple[Needle, ...]) -> Needle | None:
+def _match_in(
+    texts: list[str], needles: tuple[Needle, ...], budget: list[int] | None = None
+) -> Needle | None:
     """The first needle found in any of the texts (`_first_match`), or None."""
-    return next(filter(None, (_first_match(text, needles) for text in texts)), None)
+    return next(filter(None, (_first_match(text, needles, budget) for text in texts)), None)
 
 
-def _holds_any(text: str, needles: tuple[Needle, ...]) -> bool:
-    return _first_match(text, needles) is not None or _EMAIL.search(text) is not None
+def _holds_any(text: str, needles: tuple[Needle, ...], budget: list[int] | None = None) -> bool:
+    return _first_match(text, needles, budget) is not None or _EMAIL.search(text) is not None
 
 
 def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
-    """Replace the needles as spelled, then email addresses, without decoding anything."""
+    """Replace the IP written with colons, the needles as spelled, then email addresses.
+
+    Nothing is decoded. The IP's IPv6 spellings are read first, by value (`_ip_spans`), so an
+    address that carries the IP's IPv4 is replaced whole, not only its dotted tail.
+    """
+    if ":" in text:
+        ip = _ip_needle(needles)
+        spans = [] if ip is None else _ip_spans(text, ip.text, hits.budget)
+        if spans:
+            text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
+            hits.add("ip", len(spans))
     for needle in needles:  # longest first: a value that holds another is replaced whole
         if needle.text in fold(text):
             text, n = _replace(text, needle)
             if n:
                 hits.add(needle.identifier, n)
-    if ":" in text:
-        ip = _ip_needle(needles)
-        spans = [] if ip is None else _ip_spans(text, ip.text)
-        if spans:
-            text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
-            hits.add("ip", len(spans))
     if "@" in text:
         text, n = _EMAIL.subn(EMAIL_TOKEN, text)
         if n:
@@ -738,7 +820,7 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     parts = _DELIMITED.split(text)
     for index in range(0, len(parts), 2):  # even indices are tokens, odd ones delimiters
         stages = _decodings(parts[index], hits.budget)
-        needle = _match_in(stages, needles)
+        needle = _match_in(stages, needles, hits.budget)
         if needle is not None:
             parts[index] = needle.token
             hits.add(needle.identifier)
@@ -1019,6 +1101,8 @@ class ValueGuard:
             self._scan_event = scanner.scan_event
         # The last event prepared, so its audit records reuse what `prepare` found out.
         self._last: GuardedInput | None = None
+        self._budget_of: Mapping[str, Any] | None = None  # the record `_budget` is for
+        self._budget = [_DECODING_BUDGET]
 
     def __repr__(self) -> str:
         return f"ValueGuard(min_length={self.min_length})"
@@ -1150,6 +1234,7 @@ class ValueGuard:
         `text` is its canonical JSON, decoded and folded; `marks_free` whether that holds no
         at-sign or encoding mark.
         """
+        self._budget_of = None  # a new decision of the record: a new decoding budget
         needles = self.needles(fields)
         spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
         plus = "+" in text and _spaced(needle.text for needle in needles)  # see `_spaced`
@@ -1160,24 +1245,22 @@ class ValueGuard:
         ):
             found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
         else:
-            scrubbed, hits = self.scrub_fields(fields, needles)
+            scrubbed, hits = self.scrub_fields(fields, needles, self.record_budget(fields))
             found = (scrubbed, spellings, hits, fields, self, False, False)
         self._last = _new_tuple(GuardedInput, found)
         return self._last
 
     def _ip_forms(self, address: str) -> tuple[str | bytes, ...]:
-        """The address's other spellings (`ip_spellings`), then its anchor (`ip_anchor`).
+        """The address's other spellings (`ip_spellings`), then its anchors (`ip_anchors`).
 
-        The anchor is bytes, which marks it as counted, not searched in outputs (the C scanner
+        Anchors are bytes, which marks it as counted, not searched in outputs (the C scanner
         reads the same tuple). Remembered (bounded).
         """
         forms = self._ip_cache.get(address)
         if forms is None:
             if len(self._ip_cache) >= _NEEDLE_CACHE_SIZE:
                 self._ip_cache.clear()
-            anchor = ip_anchor(address)
-            spelled = ip_spellings(address)
-            forms = self._ip_cache[address] = spelled if anchor is None else (*spelled, anchor)
+            forms = self._ip_cache[address] = (*ip_spellings(address), *ip_anchors(address))
         return forms
 
     def _ip_elsewhere(self, text: str, fields: Mapping[str, Any]) -> bool:
@@ -1189,7 +1272,8 @@ class ValueGuard:
         for form in self._ip_forms(ip):
             if type(form) is bytes:
                 piece = form.decode()
-                return text.count(piece) != low.count(piece)
+                if text.count(piece) != low.count(piece):
+                    return True
         return False
 
     def _ip_written(self, address: str, forms: tuple[str | bytes, ...]) -> bool:
@@ -1237,14 +1321,15 @@ class ValueGuard:
 
     @staticmethod
     def scrub_fields(
-        fields: Mapping[str, Any], needles: tuple[Needle, ...]
+        fields: Mapping[str, Any], needles: tuple[Needle, ...], budget: list[int] | None = None
     ) -> tuple[dict[str, Any], dict[str, Counter[str]]]:
         """A copy of the event's fields with the free text scrubbed, and the hits per field.
 
         Identifier fields stay as they are: the sink's operators decide what leaves of them and
-        the output check catches what would leave raw.
+        the output check catches what would leave raw. `budget`: the record's decoding budget
+        (`record_budget`; None: a budget of its own).
         """
-        hits = _Hits()
+        hits = _Hits(budget)
         result: dict[str, Any] = {}
         for name, value in fields.items():
             if name in UNSCRUBBED_FIELDS:
@@ -1262,10 +1347,14 @@ class ValueGuard:
 
     @staticmethod
     def scrub_output(
-        output: dict[str, Any], needles: tuple[Needle, ...]
+        output: dict[str, Any], needles: tuple[Needle, ...], budget: list[int] | None = None
     ) -> tuple[dict[str, Any], tuple[Scrub, ...]]:
-        """A copy of a sink output with every occurrence replaced, and what was replaced."""
-        hits = _Hits()
+        """A copy of a sink output with every occurrence replaced, and what was replaced.
+
+        `budget`: the record's decoding budget, shared with its input's scrub and its other
+        outputs' (`record_budget`; None: a budget of its own).
+        """
+        hits = _Hits(budget)
         result: dict[str, Any] = {}
         for name, value in output.items():
             if name == TIMESTAMP_FIELD:
@@ -1276,6 +1365,17 @@ class ValueGuard:
                 hits.field = name
                 result[name] = scrub_value(value, needles, hits, names=True)
         return result, hits.scrubs()
+
+    def record_budget(self, source: Mapping[str, Any]) -> list[int]:
+        """The decoding budget of the record `source` (its fields), shared by every scrub of it.
+
+        A one-item list (`_Hits.budget`), new for each record: so the input's scrub and every
+        sink's output scrub together stay within `_DECODING_BUDGET`.
+        """
+        if self._budget_of is not source:
+            self._budget_of = source
+            self._budget = [_DECODING_BUDGET]
+        return self._budget
 
     @staticmethod
     def scrub_text(text: str, needles: tuple[Needle, ...]) -> tuple[str, int]:

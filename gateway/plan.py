@@ -214,7 +214,8 @@ class SinkPlan:
                 scrubbed = guarded.received(output)
             marks = self.emits_marks or not guarded.marks_free
             if not output_bytes_clean(value, spellings, marks=marks):
-                output, found = ValueGuard.scrub_output(output, guarded.needles())
+                budget = guarded.guard.record_budget(guarded.source)
+                output, found = ValueGuard.scrub_output(output, guarded.needles(), budget)
                 value = orjson.dumps(output)
                 scrubbed += found
             if key is not None and not output_bytes_clean(key, spellings, marks=False):

@@ -612,3 +612,60 @@ def test_when_an_email_literal_is_never_closed_then_the_search_stays_linear() ->
     value_guard = ValueGuard(6)
     scrubbed, _ = value_guard.scrub_fields(fields, value_guard.needles(fields))
     assert scrubbed["feature"] == "/a@[" * 16000  # (tests do not time; bench-decide does)
+
+
+# Found by a fourth attack (after 5a145b3).
+
+
+@pytest.mark.parametrize(
+    ("ip", "spelled"),
+    [
+        ("192.0.2.77", "2001:0:c633:6401:8000:f227:3fff:fdb2"),  # Teredo: the client inverted
+        ("::ffff:192.0.2.77", "2001:0:c633:6401:8000:f227:3fff:fdb2"),
+        ("::ffff:192.0.2.77", "64:ff9b::c000:024d"),  # the carried IPv4 in another carrier
+        ("64:ff9b::c000:24d", "2002:c000:024d::5"),
+    ],
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_when_another_carrier_holds_the_ips_ipv4_then_it_is_found_on_the_fast_path(
+    ip: str, spelled: str, native: bool
+) -> None:
+    """No at-sign or encoding mark: only the IPv4's anchors send the event to the close look."""
+    fields = {"subject_id": SID, "ip": ip, "feature": f"via {spelled}"}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "via [ip]"
+
+
+@pytest.mark.parametrize(
+    ("ip", "text"),
+    [
+        ("10.0.0.1", "pod 10.0.0.12 and version 110.0.0.1 or 10.0.0.1.5"),
+        ("192.0.2.77", "192.0.2.770 2001:db8:c000:24d::1 ::ffff:c000:24d0"),
+        ("2001:db8::4", "2001:db8::42"),
+        ("2001:db8:1234:5678::42", "2001:db8:1234:5678::42:1"),
+    ],
+)
+def test_when_other_hosts_addresses_hold_the_ips_text_then_they_are_kept(
+    ip: str, text: str
+) -> None:
+    fields = {"subject_id": SID, "ip": ip, "feature": text, "referrer": "mark %41"}
+    value_guard = ValueGuard(6)
+    scrubbed, hits = value_guard.scrub_fields(fields, value_guard.needles(fields))
+    assert scrubbed["feature"] == text
+    assert "feature" not in hits
+
+
+def test_when_runs_of_address_text_are_many_then_the_record_fails_closed_in_bounded_time(
+    engine: Engine,
+) -> None:
+    """135 runs each holding the IP's anchor, and an at-sign so every output is scrubbed too:
+    the input's and the outputs' scrubs share one budget; the runs past it are replaced."""
+    runs = ["5678:1:2:3:4:5:6:7:" * 24] * 135
+    event = _event(
+        {"ip": "2001:db8:1234:5678::42", "feature": "@", "properties": {"experiment": runs}}
+    )
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    kept = analytics.output["properties"]["experiment"]
+    assert set(kept) <= {runs[0], "[undecodable]"}  # (which ones: as far as the budget went)
+    assert kept[-1] == "[undecodable]"
