@@ -675,6 +675,9 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         if (count_in(low, n, spelled, m) != 1) {
             flags |= FLAG_REPEATED;
         }
+        if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
+            flags |= FLAG_REPEATED; /* (as for the other values) */
+        }
         for (Py_ssize_t i = 0; i < count_forms; i++) {
             PyObject *form = PyTuple_GET_ITEM(forms, i);
             Py_ssize_t f;

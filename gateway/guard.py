@@ -121,13 +121,14 @@ _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings 
 _NOT_LOCAL = r"\s/?#&=;@"
 _STOPS = ".\u3002\uff0e\uff61"
 _LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]+"
-# The last label holds a letter (`react@18.2.0` is a package version, not an address); an
-# address literal is at most 255 characters without delimiters (linear time).
+# The last label holds a letter (`react@18.2.0` is a package version, not an address), the
+# first is not a pixel density (`icon@2x.png` is an image); an address literal is at most 255
+# characters without delimiters (linear time).
 _TOP_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]*[^\W\d_][^{_NOT_LOCAL}{_STOPS}\[\]]*"
 _LITERAL = rf"\[[^{_NOT_LOCAL}\[\]]{{1,255}}\]"
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
 _EMAIL = re.compile(
-    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@"
+    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?![0-9]{{1,2}}x[.])"
     rf"(?:{_LITERAL}|{_LABEL}(?:[{_STOPS}]{_LABEL})*[{_STOPS}]{_TOP_LABEL})"
 )
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
@@ -344,8 +345,8 @@ def _spans(
     (`_ip_spans`).
     Spans do not overlap.
     """
-    if address and needle.count(":") > 1:
-        return []  # an IPv6 address: read by value (`_ip_spans`), not as a piece of text
+    if not needle or (address and needle.count(":") > 1):
+        return []  # (an IPv6 address is read by value, `_ip_spans`, not as a piece of text)
     low = fold(text)
     origin: list[int] | None = None  # None: folding kept every character's length
     if not text.isascii():  # folding may change a character's length (`ß`, a dot above)
@@ -424,7 +425,7 @@ def _cut(text: str, spans: list[tuple[int, int]], token: str) -> str:
 # A run of characters an IPv6 address is written with; `_ip_spans` reads the addresses in it.
 _IP_RUN = re.compile(r"[0-9A-Fa-f:.]{2,}")
 _IPV6_TEXT_MAX = 45  # characters: the longest IPv6 text (RFC 4291 with a dotted IPv4 tail)
-_PARSE_COST = 10  # of the record's decoding budget: a parse costs about 10 decoded characters
+_PARSE_COST = 100  # of the record's decoding budget: a parse and its checks (~5 µs)
 _IP_ATTEMPTS = 4096  # parses per text at most; past it the text is undecodable (fail closed)
 
 
@@ -447,7 +448,7 @@ def _ip_identity(address: str) -> tuple[bytes | None, frozenset[str], tuple[str,
             return None, frozenset(), ()
         ipv4s = frozenset(embedded_ipv4s(address))
         whole = 1 + 2 * len(ipv4s)
-    if len(anchors) < whole:  # a zero group left out: no piece is sure to be there
+    if b":" in anchors or len(anchors) < whole:  # a zero group: no piece is sure to be there
         return packed, ipv4s, ()
     return packed, ipv4s, (*(a.decode() for a in anchors), *ipv4s)
 
@@ -639,9 +640,10 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     nonzero one is its anchor (`1234:` of `2001:db8:1234:5678::42`). Every IPv6 form that
     carries an IPv4 address the address is or carries (mapped, NAT64, 6to4, Teredo's server)
     holds the IPv4's upper 16 bits so (`c000:` of `192.0.2.77`), and Teredo holds its client
-    inverted (`3fff:`): anchors too. The fast path looks closely when the text holds an anchor
-    elsewhere than in the address itself (`ValueGuard.prepare`); the close look then reads the
-    text by value (`_ip_spans`).
+    inverted (`3fff:`): anchors too. Where such a group is zero (`::1`, `255.255.1.2`
+    inverted), a lone colon stands for it: any colon elsewhere. The fast path looks closely
+    when the text holds an anchor elsewhere than in the address itself (`ValueGuard.prepare`);
+    the close look then reads the text by value (`_ip_spans`).
     """
     anchors: list[str] = []
     try:
@@ -662,6 +664,8 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
         packed = inet_pton(AF_INET, ipv4)
         upper = packed[0] << 8 | packed[1]
         anchors += [f"{upper:x}", f"{upper ^ 0xFFFF:x}"]  # (as is, and inverted: Teredo's client)
+    if "0" in anchors or (":" in address and not written):
+        anchors.append("")  # a zero group has no anchor: any colon elsewhere is looked at (`:`)
     return tuple(dict.fromkeys(f"{anchor}:".encode() for anchor in anchors if anchor != "0"))
 
 
@@ -1115,9 +1119,7 @@ class ValueGuard:
             if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
                 try:
                     decodings = _decodings(text)[1:]
-                except (
-                    UndecodableError
-                ):  # (a value of 256 spellings: the one a full decoding gives)
+                except UndecodableError:  # too many spellings: the fully decoded one
                     decodings = [_decoded(text)]
                 found += [
                     _make_needle(identifier, decoded, self.min_length, derived=True)
@@ -1131,7 +1133,8 @@ class ValueGuard:
                     _make_needle(identifier, form, self.min_length, derived=True)
                     for form in ip_spellings(text)
                 ]
-            needles = tuple(found)
+            # (a value of invisible characters only folds to nothing: nothing to look for)
+            needles = tuple(needle for needle in found if needle.text)
             if len(self._cache) >= _NEEDLE_CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = needles
@@ -1187,8 +1190,9 @@ class ValueGuard:
         values = list(filter(None, map(get, _ID_FIELDS)))
         if clean and any(map(_decodes, values)):  # a value that is itself an encoding
             clean = proven = False
-        if clean and "+" in text and _spaced(values):  # `+` may stand for a value's space
-            clean = proven = False
+        ip = get("ip")
+        if clean and "+" in text and _spaced([*values, ip] if ip else values):
+            clean = proven = False  # `+` may stand for a value's space
         if plain:
             # Without an escape in the text no value holds a NUL: one fold, one split, for all
             joined = fold(_SEPARATOR.join(values))
@@ -1203,7 +1207,6 @@ class ValueGuard:
             elif proven and risk.any_writable(spellings, joined):  # type: ignore[union-attr]
                 proven = False
         count = text.count
-        ip = get("ip")
         if ip:
             low = fold(ip)
             own = low if plain else _json_text(low)
@@ -1263,8 +1266,12 @@ class ValueGuard:
             forms = self._ip_cache[address] = (*ip_spellings(address), *ip_anchors(address))
         return forms
 
-    def _ip_elsewhere(self, text: str, fields: Mapping[str, Any]) -> bool:
-        """True when `text` (folded) holds the IP's anchor more often than the IP itself does."""
+    def _ip_elsewhere(self, text: str, fields: Mapping[str, Any], *, own: bool = True) -> bool:
+        """True when `text` (folded) holds an anchor of the IP (`ip_anchors`) elsewhere.
+
+        More often than the IP itself does (`own`: the text holds the IP's own field, as the
+        event's JSON does), or at all (not `own`: one string of the event, its event id).
+        """
         ip = fields.get("ip")
         if type(ip) is not str or not ip:
             return False
@@ -1272,7 +1279,7 @@ class ValueGuard:
         for form in self._ip_forms(ip):
             if type(form) is bytes:
                 piece = form.decode()
-                if text.count(piece) != low.count(piece):
+                if text.count(piece) != (low.count(piece) if own else 0):
                     return True
         return False
 
@@ -1396,7 +1403,7 @@ class ValueGuard:
             # `prepare` looked at the whole event, this text included: reuse its answer
             return text if not last.hits else str(last.fields.get("event_id", text))
         low = fold(text)
-        if not _may_hide_spelling(low):
+        if not _may_hide_spelling(low) and not self._ip_elsewhere(low, fields, own=False):
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
                 value = get(name)

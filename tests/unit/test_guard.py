@@ -655,3 +655,70 @@ def test_when_runs_of_address_text_are_many_then_the_record_fails_closed_in_boun
     kept = analytics.output["properties"]["experiment"]
     assert set(kept) <= {runs[0], "[undecodable]"}  # (which ones: as far as the budget went)
     assert kept[-1] == "[undecodable]"
+
+
+# Found by a fifth attack (after 998970b).
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u00ad\u00ad", "\u2060"])
+@pytest.mark.parametrize("native", [True, False])
+def test_when_an_identifier_is_invisible_characters_only_then_the_guard_still_returns(
+    invisible: str, native: bool
+) -> None:
+    """It folds to nothing: the search for an empty needle never moved on (a hang)."""
+    fields = {"subject_id": SID, "pixel_id": invisible, "feature": "chat"}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "chat"
+    assert "" not in guarded.spellings
+
+
+@pytest.mark.parametrize(
+    ("ip", "spelled"),
+    [
+        ("::1", "0:0:0:0:0:0:0:1"),  # no nonzero group: no anchor of its own
+        ("::1", "::0001"),
+        ("255.255.1.2", "2001:0:4136:e378:8000:63bf:0:fefd"),  # Teredo: inverted upper is 0
+        ("::ffff:255.255.1.2", "2001:0:4136:e378:8000:63bf:0:fefd"),
+    ],
+)
+@pytest.mark.parametrize("native", [True, False])
+def test_when_the_ip_has_a_zero_group_then_any_colon_sends_it_to_the_close_look(
+    ip: str, spelled: str, native: bool
+) -> None:
+    fields = {"subject_id": SID, "ip": ip, "feature": f"from {spelled}"}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "from [ip]"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_when_an_ip_value_with_spaces_is_form_encoded_then_it_is_replaced(native: bool) -> None:
+    fields = {"subject_id": SID, "ip": "proxy host 1", "feature": "via proxy+host+1"}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "via [ip]"
+
+
+@pytest.mark.parametrize(
+    ("ip", "event_id"),
+    [
+        ("2001:db8::42", "e-2001:0db8:0:0::42"),
+        ("2001:db8::42", "e-2001:DB8:0:0:0:0:0:42"),
+        ("192.0.2.77", "e-::ffff:c000:024d"),
+        ("192.0.2.77", "e-2001:0:4136:e378:8000:63bf:3fff:fdb2"),
+    ],
+)
+def test_when_every_sink_drops_the_event_then_its_audit_records_hold_no_ip_spelling(
+    engine: Engine, ip: str, event_id: str
+) -> None:
+    """All dropped: `prepare` never ran, and the audit's event id was checked as text only."""
+    event = _event({"ip": ip, "event_id": event_id})
+    for decision in engine.decide(event, None):  # consent unknown: every sink drops
+        assert decision.verdict is Verdict.DROP
+        audit = engine.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert orjson.loads(audit.value)["event_id"] == "e-[ip]", decision.sink
+
+
+@pytest.mark.parametrize("text", ["icon@2x.png", "https://cdn.example.com/img/logo@3x.webp"])
+def test_when_an_at_sign_names_a_pixel_density_then_it_is_not_an_email(text: str) -> None:
+    fields = {"subject_id": SID, "feature": text}
+    guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == text
