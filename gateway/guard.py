@@ -111,6 +111,9 @@ _MAX_DECODINGS = 256
 # with every mark: ~16 decodings, ~11,000).
 _DECODING_BUDGET = 500_000
 _DECODING_COST = 100
+# The same for one identifier value's own decodings (`ValueGuard.needles`): a value of more
+# spellings than this allows (a long value of nested encodings) is looked for as it is only.
+_VALUE_DECODING_BUDGET = 50_000
 _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings are its own
 # An email address after decoding, read as a mail client would, not as RFC 5322 allows: the
 # local part is any run of characters but white space, URL delimiters (/ ? # & = ;) and `@`
@@ -184,6 +187,18 @@ class Needle(NamedTuple):
 
     def __repr__(self) -> str:  # never show the value
         return f"Needle(identifier={self.identifier!r}, whole_token={self.whole_token})"
+
+    def occurs_in(self, text: str) -> bool:
+        """True when the needle occurs in `text` as the guard matches it (`_spans`).
+
+        A short value only as a whole token; an IP spelling not inside another address.
+        """
+        if self.text not in fold(text):
+            return False
+        address = self.identifier == "ip"
+        if address and self.text.count(":") > 1:
+            return bool(_ip_spans(fold(text), self.text))
+        return bool(_spans(text, self.text, whole_token=self.whole_token, address=address))
 
 
 class GuardedInput(NamedTuple):
@@ -272,6 +287,20 @@ class _FoldTable(dict[int, str]):
 
 
 _FOLD_TABLE: Final = _FoldTable()
+
+
+class _InvisibleTable(dict[int, int | None]):
+    """None for an invisible code point, the code point otherwise (for `str.translate`)."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if _FOLD_TABLE[code] == "" and chr(code).strip() else code
+        if len(self) >= _FOLD_TABLE_SIZE:
+            self.clear()
+        self[code] = kept
+        return kept
+
+
+_INVISIBLE_TABLE: Final = _InvisibleTable()
 # Joins an event's values for one search over all: JSON text without a backslash holds no NUL.
 _SEPARATOR: Final = "\0"
 if _guardscan is not None:
@@ -295,7 +324,17 @@ def fold(text: str) -> str:
     marks not reordered), so folding a text is folding its characters one by one (`_spans`
     relies on it); ASCII text folds as `str.lower` does.
     """
-    return text.lower() if text.isascii() else text.translate(_FOLD_TABLE)
+    return text.lower() if text.isascii() else _fold_other(text)
+
+
+@lru_cache(maxsize=64)
+def _fold_other(text: str) -> str:
+    """`fold` of text that is not ASCII, remembered (a few texts).
+
+    The close look folds one text again and again (each decoding, each needle's match), and a
+    table-driven translation of 60 KB takes ~1.5 ms.
+    """
+    return text.translate(_FOLD_TABLE)
 
 
 def _json_text(text: str) -> str:
@@ -348,21 +387,19 @@ def _spans(
     if not needle or (address and needle.count(":") > 1):
         return []  # (an IPv6 address is read by value, `_ip_spans`, not as a piece of text)
     low = fold(text)
-    origin: list[int] | None = None  # None: folding kept every character's length
-    if not text.isascii():  # folding may change a character's length (`ß`, a dot above)
-        origin = [index for index, char in enumerate(text) for _ in fold(char)]
+    at = low.find(needle)
+    if at < 0:
+        return []
+    # None: folding kept every character's length (ASCII); else where each folded one came from
+    origin = None if text.isascii() else _origin(text)
     spans: list[tuple[int, int]] = []
     width = len(needle)
-    at = low.find(needle)
+    if whole_token:  # the next match that is a whole token, found by the regex engine
+        found = _whole_token(needle).search(low, at)
+        at = found.start() if found else -1
     while at >= 0:
         end = at + width
-        if (
-            whole_token
-            and (
-                (at > 0 and _is_token_char(low[at - 1]))
-                or (end < len(low) and _is_token_char(low[end]))
-            )
-        ) or (address and _in_address(low, at, end)):
+        if address and _in_address(low, at, end):
             at = low.find(needle, at + 1)
             continue
         start, stop = (at, end) if origin is None else (origin[at], origin[end - 1] + 1)
@@ -370,8 +407,18 @@ def _spans(
             spans[-1] = (spans[-1][0], stop)
         else:
             spans.append((start, stop))
-        at = low.find(needle, end)
+        if whole_token:
+            found = _whole_token(needle).search(low, end)
+            at = found.start() if found else -1
+        else:
+            at = low.find(needle, end)
     return spans
+
+
+@lru_cache(maxsize=1024)
+def _whole_token(needle: str) -> re.Pattern[str]:
+    """`needle` not preceded or followed by an ASCII letter or digit (`_is_token_char`)."""
+    return re.compile(rf"(?<![a-zA-Z0-9]){re.escape(needle)}(?![a-zA-Z0-9])")
 
 
 def _in_address(low: str, at: int, end: int) -> bool:
@@ -400,6 +447,19 @@ def _in_address(low: str, at: int, end: int) -> bool:
 
 _DIGITS: Final = "0123456789"
 _HEX_DIGITS: Final = "0123456789abcdef"
+
+
+@lru_cache(maxsize=8)
+def _origin(text: str) -> list[int]:
+    """For each character of `fold(text)`, the index of the character of `text` it came from."""
+    table = _FOLD_TABLE
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        if char < "\x80":
+            origin.append(index)
+        else:
+            origin += [index] * len(table[ord(char)])
+    return origin
 
 
 def _replace(text: str, needle: Needle) -> tuple[str, int]:
@@ -581,6 +641,11 @@ def _escaped_again(text: str) -> str:
     return _ESCAPED_BYTE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text)
 
 
+def _visible(text: str) -> str:
+    """`text` without its invisible characters (those `fold` drops: `_FoldTable`)."""
+    return text.translate(_INVISIBLE_TABLE)
+
+
 def _plus_as_space(text: str) -> str:
     return text.replace("+", " ")  # HTML form encoding (application/x-www-form-urlencoded)
 
@@ -593,8 +658,9 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
     """`text` and every text a reader could decode it into, `text` first.
 
     The decodings: percent-encoding (`_percent_decoded`), HTML character references, NFKC
-    (compatibility characters: full-width letters, digits and `@`, small and circled forms) and
-    `+` as a space (form encoding), each applied where it changes something, in every order,
+    (compatibility characters: full-width letters, digits and `@`, small and circled forms),
+    invisible characters dropped (`_visible`: a reader does not see them) and `+` as a space
+    (form encoding), each applied where it changes something, in every order,
     again and again until no new text appears: any nesting in any order (`%26amp%3B` -> `&amp;`
     -> `&`; a full-width `％４１` -> `%41` -> `A`; `%C5&#37;BF` -> `ſ`). Raises `UndecodableError`
     past `_MAX_DECODINGS` texts, or when their characters exceed what is left of `budget` (a
@@ -612,7 +678,7 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
             if "&" in current:
                 steps.append(html.unescape)
             if not current.isascii():
-                steps.append(_nfkc)
+                steps += (_nfkc, _visible)
             if "+" in current:
                 steps.append(_plus_as_space)
             if not current.isascii() and _ESCAPED_BYTE.search(current):
@@ -807,11 +873,13 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
         if spans:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
             hits.add("ip", len(spans))
+    low = fold(text)
     for needle in needles:  # longest first: a value that holds another is replaced whole
-        if needle.text in fold(text):
+        if needle.text in low:
             text, n = _replace(text, needle)
             if n:
                 hits.add(needle.identifier, n)
+                low = fold(text)
     if "@" in text:
         text, n = _EMAIL.subn(EMAIL_TOKEN, text)
         if n:
@@ -1118,9 +1186,9 @@ class ValueGuard:
             found = [_make_needle(identifier, text, self.min_length, derived=False)]
             if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
                 try:
-                    decodings = _decodings(text)[1:]
-                except UndecodableError:  # too many spellings: the fully decoded one
-                    decodings = [_decoded(text)]
+                    decodings = _decodings(text, [_VALUE_DECODING_BUDGET])[1:]
+                except UndecodableError:  # a value past bounds: looked for as it is only
+                    decodings = []
                 found += [
                     _make_needle(identifier, decoded, self.min_length, derived=True)
                     for decoded in decodings
@@ -1403,7 +1471,11 @@ class ValueGuard:
             # `prepare` looked at the whole event, this text included: reuse its answer
             return text if not last.hits else str(last.fields.get("event_id", text))
         low = fold(text)
-        if not _may_hide_spelling(low) and not self._ip_elsewhere(low, fields, own=False):
+        if (
+            not _may_hide_spelling(low)
+            and "+" not in low  # (`+` may stand for a value's space: `_spaced`)
+            and not self._ip_elsewhere(low, fields, own=False)
+        ):
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
                 value = get(name)

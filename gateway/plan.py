@@ -22,14 +22,11 @@ from gateway.config_models import SinkRule
 from gateway.decision import PolicyRule, SinkDecision, Verdict, policy_reason
 from gateway.events import IDENTIFIER_FIELDS, Event, EventKind
 from gateway.guard import (
-    EMAIL,
     GuardedInput,
     Scrub,
     ValueGuard,
-    fold,
     has_at_sign,
     output_bytes_clean,
-    output_clean,
 )
 from gateway.keys import keyed_pseudonymizer
 from gateway.operators import DROP, OPERATORS, OperatorConfig, OperatorTools
@@ -219,13 +216,11 @@ class SinkPlan:
                 value = orjson.dumps(output)
                 scrubbed += found
             if key is not None and not output_bytes_clean(key, spellings, marks=False):
-                raw_key = fold(key.decode())
-                found_in_key = [
-                    n for n in guarded.needles() if not output_clean(raw_key, n.encoded)
-                ]
-                identifier = found_in_key[0].identifier if found_in_key else EMAIL
-                key = None  # a pseudonym that holds a value by chance: the record goes unkeyed
-                scrubbed += (Scrub("key", identifier, 1),)
+                raw_key = key.decode()
+                found_in_key = [n for n in guarded.needles() if n.occurs_in(raw_key)]
+                if found_in_key:  # (a short value inside the hex pseudonym is no occurrence)
+                    key = None  # a pseudonym that holds a value by chance: the record goes unkeyed
+                    scrubbed += (Scrub("key", found_in_key[0].identifier, 1),)
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of the cost, hot path)
         return _new_tuple(
             SinkDecision,

@@ -722,3 +722,53 @@ def test_when_an_at_sign_names_a_pixel_density_then_it_is_not_an_email(text: str
     fields = {"subject_id": SID, "feature": text}
     guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
     assert guarded.fields["feature"] == text
+
+
+# Found by a sixth attack (after d874ba4).
+
+
+@pytest.mark.parametrize(
+    ("ip", "spelled"),
+    [
+        ("2001:db8::42", "2001:db8::4\u200b2"),  # a zero-width space inside
+        ("192.0.2.77", "::ffff:c000:0\u200b24d"),
+        ("192.0.2.77", "2002:c00\u200b0:24d::1"),
+        ("10.0.0.1", "::ffff:a00:0\u00ad1"),  # a soft hyphen inside
+        ("2001:db8::42", "2001:db8::4\u034f2"),  # the combining grapheme joiner
+    ],
+)
+def test_when_an_ipv6_spelling_holds_an_invisible_character_then_it_is_still_read(
+    engine: Engine, ip: str, spelled: str
+) -> None:
+    event = _event({"ip": ip, "feature": f"from {spelled}", "event_id": f"e-{spelled}"})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "from [ip]"
+    assert analytics.output["event_id"] in ("e-[ip]", "[ip]")  # (the token that held it)
+    for decision in engine.decide(event, None):  # every sink drops: the audit records
+        audit = engine.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert orjson.loads(audit.value)["event_id"] in ("e-[ip]", "[ip]")
+
+
+@pytest.mark.parametrize("event_id", ["pat+smith 1", "pat smith+1", "x/pat+smith 1/y"])
+def test_when_an_all_dropped_events_id_writes_some_spaces_as_plus_then_audits_hold_a_token(
+    engine: Engine, event_id: str
+) -> None:
+    event = _event({"subject_id": "pat smith 1", "event_id": event_id})
+    for decision in engine.decide(event, None):
+        audit = engine.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert "[subject_id]" in orjson.loads(audit.value)["event_id"]
+
+
+def test_when_a_short_identifier_is_inside_a_pseudonym_key_then_the_key_is_kept(
+    engine: Engine,
+) -> None:
+    """`e1` (shorter than the minimum: whole tokens only) inside a hex pseudonym is chance: the
+    key check used a plain search, and about 9% of records went out unkeyed."""
+    unkeyed = 0
+    for index in range(200):
+        event = _event({"subject_id": f"user-{index:04d}x", "cookie_id": "e1"})
+        for decision in _forwards(engine.decide(event, ADULT)).values():
+            unkeyed += decision.key is None and decision.key_id is not None
+            assert all(scrub.field != "key" for scrub in decision.scrubbed)
+    assert unkeyed == 0
