@@ -54,6 +54,7 @@ def test_when_the_demo_gets_a_signal_then_it_stops_its_gateway_and_load_generato
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         demo = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    children: set[int] = set()
     try:
         deadline = time.monotonic() + 120
         while "starting synthetic traffic" not in log.read_text(errors="replace"):
@@ -66,8 +67,10 @@ def test_when_the_demo_gets_a_signal_then_it_stops_its_gateway_and_load_generato
         assert demo.wait(timeout=90) == 0, log.read_text(errors="replace")
         assert "stopping the load generator and the gateway" in log.read_text(errors="replace")
         assert not any(_alive(pid) for pid in children)
-    finally:
+    finally:  # nothing left running, whatever failed (the children outlive a killed demo)
+        children |= _children(demo.pid)
         if demo.poll() is None:
             demo.kill()
-        for pid in _children(demo.pid):
-            os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
