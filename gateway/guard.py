@@ -19,14 +19,18 @@ An occurrence is replaced by a fixed token naming what was there (`[subject_id]`
 Matching (`Needle`):
 - an identifier value of at least `min_length` characters is found anywhere inside a string,
   in any case (`fold`: Unicode full case folding), also percent-encoded, as an HTML character
-  reference or in full-width characters, nested in any order (`_decoded`: the text is decoded,
+  reference or in full-width characters, nested in any order (`_decodings`: the text is decoded,
   then the token that holds it is replaced); a value that is itself such a spelling is also
   looked for decoded (`ValueGuard.needles`);
 - a shorter value would match by chance ("u1" inside "menu1"), so it is found only as a whole
   token: not preceded or followed by an ASCII letter or digit;
 - numbers are compared by their decimal text; an IPv6 address that embeds an IPv4 address
-  (mapped, compatible, NAT64, 6to4) is also searched as that IPv4 address;
-- an email address is `local@domain.tld` after the same decoding (an `@` in any spelling).
+  (mapped, compatible, NAT64, 6to4) is also searched as that IPv4 address; the IP is read by
+  value in any IPv6 spelling (`_ip_spans`), another host's address kept;
+- an email address is `local@domain.tld` after the same decoding (an `@` in any spelling), read
+  as a mail client reads it (`_EMAIL`);
+- text past the guard's bounds (256 decodings, the record's decoding budget) is replaced whole
+  by `[undecodable]`: fail closed, in bounded time.
 Keys of the top-level object and of `properties` are field and property names chosen by the
 config (the allowlist), so they are never rewritten; every other key and every value is.
 
@@ -366,10 +370,6 @@ def _make_needle(identifier: str, text: str, min_length: int, *, derived: bool) 
     return Needle(identifier, low, (spelling,), len(text) < min_length, token, derived)
 
 
-def _is_token_char(char: str) -> bool:
-    return char.isascii() and char.isalnum()
-
-
 def _spans(
     text: str, needle: str, *, whole_token: bool, address: bool = False
 ) -> list[tuple[int, int]]:
@@ -417,7 +417,7 @@ def _spans(
 
 @lru_cache(maxsize=1024)
 def _whole_token(needle: str) -> re.Pattern[str]:
-    """`needle` not preceded or followed by an ASCII letter or digit (`_is_token_char`)."""
+    """`needle` not preceded or followed by an ASCII letter or digit (a whole token)."""
     return re.compile(rf"(?<![a-zA-Z0-9]){re.escape(needle)}(?![a-zA-Z0-9])")
 
 
@@ -735,26 +735,6 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     return tuple(dict.fromkeys(f"{anchor}:".encode() for anchor in anchors if anchor != "0"))
 
 
-def _decoded(text: str) -> str:
-    """`text` with percent-encoding, HTML character references and NFKC forms undone.
-
-    In turn, until nothing changes: what a reader who decodes everything ends up with. Bounded
-    by `_MAX_DECODINGS` rounds (then the text as far as it got).
-    """
-    for _ in range(_MAX_DECODINGS):
-        decoded = text
-        if "%" in decoded:
-            decoded = _percent_decoded(decoded)
-        if "&" in decoded:
-            decoded = html.unescape(decoded)
-        if not decoded.isascii():
-            decoded = _nfkc(decoded)
-        if decoded == text:
-            break
-        text = decoded
-    return text
-
-
 def _may_be_encoded(text: str) -> bool:
     return "%" in text or "&" in text or "+" in text or not text.isascii()
 
@@ -769,7 +749,7 @@ def _spaced(values: Iterable[str]) -> bool:
 
 
 def _decodes(value: str) -> bool:
-    """True when decoding changes the value as the guard compares it (`_decoded`, `fold`)."""
+    """True when decoding changes the value as the guard compares it (`_decodings`, `fold`)."""
     if not _may_be_encoded(value):
         return False
     folded = fold(value)
