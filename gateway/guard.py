@@ -128,14 +128,16 @@ _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings 
 _NOT_LOCAL = r"\s/?#&=;@"
 _STOPS = ".\u3002\uff0e\uff61"
 _LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]+"
-# The last label holds a letter (`react@18.2.0` is a package version, not an address), the
-# first is not a pixel density (`icon@2x.png` is an image); an address literal is at most 255
+# The last label holds a letter (`react@18.2.0` is a package version, not an address), and
+# an image's pixel density is not a domain (`icon@2x.png`); an address literal is at most 255
 # characters without delimiters (linear time).
 _TOP_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]*[^\W\d_][^{_NOT_LOCAL}{_STOPS}\[\]]*"
 _LITERAL = rf"\[[^{_NOT_LOCAL}\[\]]{{1,255}}\]"
+# An image's pixel density suffix (`icon@2x.png`): a file name, not an address.
+_PIXEL_DENSITY = rf"[0-9]{{1,2}}[xX][.](?i:png|jpe?g|gif|webp|svg|avif|bmp|ico)(?![^{_NOT_LOCAL}])"
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
 _EMAIL = re.compile(
-    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?![0-9]{{1,2}}x[.])"
+    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?!{_PIXEL_DENSITY})"
     rf"(?:{_LITERAL}|{_LABEL}(?:[{_STOPS}]{_LABEL})*[{_STOPS}]{_TOP_LABEL})"
 )
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
@@ -266,11 +268,13 @@ _FOLD_TABLE_SIZE = 65536
 # Default-ignorable code points (Unicode's DerivedCoreProperties.txt) outside the format
 # characters (category Cf: soft hyphen, zero-width space and joiners, bidi marks, tags): the
 # combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free variation
-# selectors, variation selectors. Rendered as nothing, so `fold` drops them.
+# selectors, variation selectors, and the unassigned code points reserved as default-ignorable
+# (U+2065, U+FFF0-FFF8, U+E0000-E0FFF). Rendered as nothing, so `fold` drops them.
 _OTHER_IGNORABLES: Final = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u3164\uffa0"
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f\u2065\u3164\uffa0"
     + "".join(map(chr, range(0xFE00, 0xFE10)))
-    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+    + "".join(map(chr, range(0xFFF0, 0xFFF9)))  # unassigned, reserved as default-ignorable
+    + "".join(map(chr, range(0xE0000, 0xE1000)))  # tags, variation selectors, reserved
 )
 
 
@@ -807,6 +811,8 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     `UNDECODABLE_TOKEN` (fail closed).
     """
     try:
+        if hits.budget[0] < 0:  # the record's budget is spent: nothing more is read
+            raise UndecodableError
         for _ in range(_MAX_DECODINGS):
             text = _scrub_plain(text, needles, hits)
             if not _may_be_encoded(text):
@@ -1127,6 +1133,8 @@ class ValueGuard:
         self.min_length = min_length
         self._risk = risk
         self._cache: dict[tuple[str, str], tuple[Needle, ...]] = {}
+        # (identifier, value) of the cached values whose own decodings went past the bounds
+        self._overflow: set[tuple[str, str]] = set()
         self._ip_cache: dict[str, tuple[str | bytes, ...]] = {}
         self._ip_written_cache: dict[str, bool] = {}
         self._scan_event: (
@@ -1167,8 +1175,9 @@ class ValueGuard:
             if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
                 try:
                     decodings = _decodings(text, [_VALUE_DECODING_BUDGET])[1:]
-                except UndecodableError:  # a value past bounds: looked for as it is only
+                except UndecodableError:  # a value past bounds: its record fails closed
                     decodings = []
+                    self._overflow.add(key)
                 found += [
                     _make_needle(identifier, decoded, self.min_length, derived=True)
                     for decoded in decodings
@@ -1185,6 +1194,7 @@ class ValueGuard:
             needles = tuple(needle for needle in found if needle.text)
             if len(self._cache) >= _NEEDLE_CACHE_SIZE:
                 self._cache.clear()
+                self._overflow &= {key}
             self._cache[key] = needles
         return needles
 
@@ -1287,6 +1297,8 @@ class ValueGuard:
         """
         self._budget_of = None  # a new decision of the record: a new decoding budget
         needles = self.needles(fields)
+        if self._overflowed(fields):  # a value's spellings past the bounds: fail closed
+            self._budget_of, self._budget = fields, [-1]
         spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
         plus = "+" in text and _spaced(needle.text for needle in needles)  # see `_spaced`
         if (
@@ -1300,6 +1312,17 @@ class ValueGuard:
             found = (scrubbed, spellings, hits, fields, self, False, False)
         self._last = _new_tuple(GuardedInput, found)
         return self._last
+
+    def _overflowed(self, fields: Mapping[str, Any]) -> bool:
+        """True when an identifier value's own decodings went past the guard's bounds.
+
+        Its decoded spellings are then not all known: every string of the record is replaced
+        whole by `[undecodable]` (an exhausted budget, `scrub_text`).
+        """
+        if not self._overflow:
+            return False
+        get = fields.get
+        return any((name, get(name)) in self._overflow for name in GUARDED_IDENTIFIERS)
 
     def _ip_forms(self, address: str) -> tuple[str | bytes, ...]:
         """The address's other spellings (`ip_spellings`), then its anchors (`ip_anchors`).
@@ -1455,6 +1478,7 @@ class ValueGuard:
             not _may_hide_spelling(low)
             and "+" not in low  # (`+` may stand for a value's space: `_spaced`)
             and not self._ip_elsewhere(low, fields, own=False)
+            and not self._overflowed(fields)
         ):
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
@@ -1468,7 +1492,8 @@ class ValueGuard:
                     break
             else:
                 return text
-        return self.scrub_text(text, self.needles(fields))[0]
+        needles = self.needles(fields)
+        return scrub_text(text, needles, _Hits([-1] if self._overflowed(fields) else None))
 
 
 def _own_count(fields: Mapping[str, Any], spelling: str) -> int:

@@ -772,3 +772,57 @@ def test_when_a_short_identifier_is_inside_a_pseudonym_key_then_the_key_is_kept(
             unkeyed += decision.key is None and decision.key_id is not None
             assert all(scrub.field != "key" for scrub in decision.scrubbed)
     assert unkeyed == 0
+
+
+# Found by a seventh attack (after 13891b3).
+
+
+@pytest.mark.parametrize(
+    "feature",
+    ["user-7f3a\ufff09c11", "user-7f3a\U000e00029c11", "user-7f3a\u20659c11"],
+)
+def test_when_a_reserved_invisible_code_point_is_inside_a_value_then_it_is_found(
+    engine: Engine, feature: str
+) -> None:
+    """Unassigned, but reserved as default-ignorable: readers show nothing for them."""
+    event = _event({"feature": feature, "event_id": feature})
+    analytics = _forwards(engine.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "[subject_id]"
+    assert analytics.output["event_id"] == "[subject_id]"
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("jane.doe@2x.example.org", False),
+        ("pat@10x.io", False),
+        ("pat@2x.com", False),
+        ("x@2x.png.example.com", False),
+        ("logo@3X.WebP", True),
+        ("https://cdn.example.com/img/logo@3x.webp?v=1", True),
+    ],
+)
+def test_when_a_domain_starts_like_a_pixel_density_then_only_an_image_name_is_kept(
+    text: str, kept: bool
+) -> None:
+    fields = {"subject_id": SID, "feature": text}
+    guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
+    assert (guarded.fields["feature"] == text) is kept
+
+
+def test_when_a_values_own_spellings_overflow_then_its_record_fails_closed(
+    engine: Engine,
+) -> None:
+    """A value of more decodings than the bounds allow was looked for as written only: its
+    decoded spellings went out. Now every string of the record is replaced whole."""
+    sid = "user-%25252541&amp;amp;amp;amp;lt;\uff21+\u00ad%E9-7f3a9c11"
+    value_guard = ValueGuard(6)
+    fields = {"subject_id": sid, "feature": "user-a<a é-7f3a9c11", "os": "Linux"}
+    guarded = value_guard.prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["feature"] == "[undecodable]"
+    assert guarded.fields["os"] == "[undecodable]"
+    for event_id in ("user-%2541&lt;A+%E9-7f3a9c11", "user-a<a e-7f3a9c11"):  # an audit's id
+        assert value_guard.scrub_free_text(event_id, {**fields, "event_id": event_id}) == (
+            "[undecodable]"
+        )
