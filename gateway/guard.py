@@ -866,6 +866,9 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             if n:
                 hits.add(needle.identifier, n)
                 low = fold(text)
+                hits.budget[0] -= len(text)  # (the text folded and mapped again: charged)
+                if hits.budget[0] < 0:
+                    raise UndecodableError
     if "@" in text:
         text, n = _EMAIL.subn(EMAIL_TOKEN, text)
         if n:
