@@ -128,13 +128,18 @@ _ID_FIELDS: Final = GUARDED_IDENTIFIERS[:-1]  # all but the IP, whose spellings 
 _NOT_LOCAL = r"\s/?#&=;@"
 _STOPS = ".\u3002\uff0e\uff61"
 _LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]+"
-# The last label holds a letter (`react@18.2.0` is a package version, not an address), and
-# an image's pixel density is not a domain (`icon@2x.png`); an address literal is at most 255
+# The last label starts with a letter and has two characters at least, as every top-level
+# domain does (`react@18.2.0`, `vue@3.x`, `foo@1.0.0-rc` are package versions, not
+# addresses), and an image's pixel density is not a domain (`icon@2x.png`, `logo@1.5x.png`,
+# `Default@2x~iphone.png`, `icon@2x-dark.png`); an address literal is at most 255
 # characters without delimiters (linear time).
-_TOP_LABEL = rf"[^{_NOT_LOCAL}{_STOPS}\[\]]*[^\W\d_][^{_NOT_LOCAL}{_STOPS}\[\]]*"
+_TOP_LABEL = rf"[^\W\d_][^{_NOT_LOCAL}{_STOPS}\[\]]+"
 _LITERAL = rf"\[[^{_NOT_LOCAL}\[\]]{{1,255}}\]"
 # An image's pixel density suffix (`icon@2x.png`): a file name, not an address.
-_PIXEL_DENSITY = rf"[0-9]{{1,2}}[xX][.](?i:png|jpe?g|gif|webp|svg|avif|bmp|ico)(?![^{_NOT_LOCAL}])"
+_PIXEL_DENSITY = (
+    rf"[0-9]{{1,3}}(?:[.][0-9]{{1,2}})?[xX](?:[-~_][^{_NOT_LOCAL}{_STOPS}]{{1,32}})?[.]"
+    rf"(?i:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?|heic|heif|woff2?|pdf)(?![^{_NOT_LOCAL}])"
+)
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
 _EMAIL = re.compile(
     rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?!{_PIXEL_DENSITY})"

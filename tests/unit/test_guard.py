@@ -589,7 +589,13 @@ def test_when_a_decoded_text_holds_undecodable_bytes_then_the_output_is_still_va
 
 @pytest.mark.parametrize(
     "text",
-    ["react@18.2.0", "lodash@4.17.21", "https://unpkg.com/react@18.2.0/umd/react.js"],
+    [
+        "react@18.2.0",
+        "lodash@4.17.21",
+        "https://unpkg.com/react@18.2.0/umd/react.js",
+        "vue@3.x",  # (an eighth attack: no top-level domain is one letter or starts with a digit)
+        "foo@1.0.0-rc",
+    ],
 )
 def test_when_an_at_sign_names_a_package_version_then_it_is_not_an_email(text: str) -> None:
     fields = {"subject_id": SID, "feature": text}
@@ -717,7 +723,19 @@ def test_when_every_sink_drops_the_event_then_its_audit_records_hold_no_ip_spell
         assert orjson.loads(audit.value)["event_id"] == "e-[ip]", decision.sink
 
 
-@pytest.mark.parametrize("text", ["icon@2x.png", "https://cdn.example.com/img/logo@3x.webp"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "icon@2x.png",
+        "https://cdn.example.com/img/logo@3x.webp",
+        # found by an eighth attack: Apple's asset names, fractional densities, other formats
+        "Default@2x~iphone.png",
+        "icon@2x-dark.png",
+        "logo@1.5x.png",
+        "photo@2x.heic",
+        "icon@100x.png",
+    ],
+)
 def test_when_an_at_sign_names_a_pixel_density_then_it_is_not_an_email(text: str) -> None:
     fields = {"subject_id": SID, "feature": text}
     guarded = ValueGuard(6).prepare(fields, orjson.dumps(fields))
