@@ -763,7 +763,8 @@ def _decodes(value: str) -> bool:
         return False
     folded = fold(value)
     try:
-        return any(fold(decoded) != folded for decoded in _decodings(value)[1:])
+        decodings = _decodings(value, [_VALUE_DECODING_BUDGET])  # the bound `_needles_of` has
+        return any(fold(decoded) != folded for decoded in decodings[1:])
     except UndecodableError:
         return True
 
@@ -1462,13 +1463,6 @@ class ValueGuard:
             self._budget_of = source
             self._budget = [_DECODING_BUDGET]
         return self._budget
-
-    @staticmethod
-    def scrub_text(text: str, needles: tuple[Needle, ...]) -> tuple[str, int]:
-        """One string (an event id in an audit record) scrubbed, and the occurrences replaced."""
-        hits = _Hits()
-        result = scrub_text(text, needles, hits)
-        return result, sum(hits.counts.values())
 
     def scrub_free_text(self, text: str, fields: Mapping[str, Any]) -> str:
         """One string of an event (its event id, for an audit record), scrubbed.
