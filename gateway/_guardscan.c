@@ -12,6 +12,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,10 +34,16 @@ typedef struct {
     unsigned char joiners[256];  /* characters an operator puts between copied runs */
     unsigned char alphabet[256]; /* characters of text operators write whole */
     int has_alphabet;
+    unsigned char ip_alphabet[256]; /* characters of text operators but the IP's write whole */
+    int has_ip_alphabet;
+    int native_ipv4; /* an IPv4 address's forms and writability are read here, not in Python */
     PyObject *pieces; /* frozenset: every piece of the operators' fixed texts, folded */
     /* (first, last) character pairs of the ASCII pieces, and their longest length: a value
      * outside them is no piece, without hashing it and probing the (large) set */
     unsigned char ends[128][128];
+    /* adjacent character pairs of the ASCII pieces (bits): a value holding another pair is
+     * no piece either (ids seldom are made of the fixed texts' pairs alone) */
+    uint64_t pairs[128][2];
     Py_ssize_t longest_piece;
     int ready;        /* __init__ succeeded: nothing is scanned before */
     int has_risk;     /* false: nothing is proven (every value counts as writable) */
@@ -294,24 +301,129 @@ has_at_sign(const unsigned char *low, Py_ssize_t n)
            || contains(low, n, (const unsigned char *)"&commat", 7);
 }
 
-/* `SynthesisRisk.any_writable` for one folded ASCII value (`spelling`, its str); -1: error. */
+/* Whether a folded ASCII value (`spelling`, its str) is a piece of the operators' fixed texts;
+ * -1: error. The tables first: most values fail them without a hash or a probe. */
 static int
-writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py_ssize_t m)
+in_pieces(const Scanner *self, PyObject *spelling, const unsigned char *value, Py_ssize_t m)
 {
-    int all_in_alphabet = self->has_alphabet;
+    if (m > self->longest_piece || !self->ends[value[0] & 127][value[m - 1] & 127]) {
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k + 1 < m; k++) { /* (the value is ASCII: ascii_of) */
+        if (!(self->pairs[value[k]][value[k + 1] >> 6] >> (value[k + 1] & 63) & 1)) {
+            return 0;
+        }
+    }
+    return PySet_Contains(self->pieces, spelling);
+}
+
+/* A value written whole in one of an alphabet's characters, or holding a joiner. */
+static int
+joined_or_in(const Scanner *self, const unsigned char *alphabet, int has_alphabet,
+             const unsigned char *value, Py_ssize_t m)
+{
+    int all_in_alphabet = has_alphabet;
     for (Py_ssize_t k = 0; k < m; k++) {
         if (self->joiners[value[k]]) {
             return 1;
         }
-        all_in_alphabet &= self->alphabet[value[k]];
+        all_in_alphabet &= alphabet[value[k]];
     }
-    if (all_in_alphabet) {
+    return all_in_alphabet;
+}
+
+/* `SynthesisRisk.any_writable` for one folded ASCII value (`spelling`, its str); -1: error. */
+static int
+writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py_ssize_t m)
+{
+    if (joined_or_in(self, self->alphabet, self->has_alphabet, value, m)) {
         return 1;
     }
-    if (m > self->longest_piece || !self->ends[value[0] & 127][value[m - 1] & 127]) {
+    return in_pieces(self, spelling, value, m);
+}
+
+/* `SynthesisRisk.ip_writable` for one spelling of an IPv4 address whose host bits are set (no
+ * network prefix a sink keeps can hold it: no truncation is asked); -1: error. */
+static int
+ipv4_writable(const Scanner *self, PyObject *spelling)
+{
+    Py_ssize_t m = PyUnicode_GET_LENGTH(spelling);
+    const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
+    if (joined_or_in(self, self->ip_alphabet, self->has_ip_alphabet, value, m)) {
+        return 1;
+    }
+    return in_pieces(self, spelling, value, m);
+}
+
+/* An IPv4 address in dotted-quad text, read as Python's `socket.inet_pton` reads it (the same
+ * libc function): 1 and its four bytes in `out`, or 0. */
+static int
+parse_ipv4(const unsigned char *data, Py_ssize_t m, unsigned char out[4])
+{
+    char text[16];
+    if (m < 7 || m > 15 || memchr(data, 0, (size_t)m) != NULL) {
         return 0;
     }
-    return PySet_Contains(self->pieces, spelling);
+    memcpy(text, data, (size_t)m);
+    text[m] = '\0';
+    return inet_pton(AF_INET, text, out) == 1;
+}
+
+/* `number` (< 0x10000) in lower-case hex without leading zeros at `out`: its length. */
+static Py_ssize_t
+hex_group(unsigned number, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    Py_ssize_t length = number >= 0x1000 ? 4 : number >= 0x100 ? 3 : number >= 0x10 ? 2 : 1;
+    for (Py_ssize_t k = length - 1; k >= 0; k--, number >>= 4) {
+        out[k] = digits[number & 15];
+    }
+    return length;
+}
+
+/* `ValueGuard._ip_forms` of an IPv4 address (gateway.guard: `ip_spellings` then `ip_anchors`):
+ * its IPv4-mapped hex groups (str), then the anchors (bytes), a new tuple. */
+static PyObject *
+ipv4_forms(const unsigned char b[4])
+{
+    unsigned upper = (unsigned)b[0] << 8 | b[1], lower = (unsigned)b[2] << 8 | b[3];
+    char text[10], first_text[5], second_text[5];
+    Py_ssize_t at = hex_group(upper, text);
+    text[at++] = ':';
+    at += hex_group(lower, text + at);
+    Py_ssize_t first_length, second_length;
+    if (upper == 0 || upper == 0xFFFF) { /* as is or inverted, a zero group: any colon */
+        memcpy(first_text, "ffff:", 5);
+        first_length = 5;
+        second_text[0] = ':';
+        second_length = 1;
+    }
+    else {
+        first_length = hex_group(upper, first_text);
+        first_text[first_length++] = ':';
+        second_length = hex_group(upper ^ 0xFFFF, second_text);
+        second_text[second_length++] = ':';
+    }
+    PyObject *forms = PyTuple_New(3);
+    if (forms == NULL) {
+        return NULL;
+    }
+    PyObject *items[3] = {
+        PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, text, at),
+        PyBytes_FromStringAndSize(first_text, first_length),
+        PyBytes_FromStringAndSize(second_text, second_length),
+    };
+    for (int i = 0; i < 3; i++) {
+        PyTuple_SET_ITEM(forms, i, items[i]);
+        if (items[i] == NULL) {
+            Py_DECREF(forms); /* (a NULL item is skipped) */
+            for (int j = i + 1; j < 3; j++) {
+                Py_XDECREF(items[j]);
+            }
+            return NULL;
+        }
+    }
+    return forms;
 }
 
 /* An ASCII str's characters, or NULL (no exception) for anything else or an empty str. */
@@ -387,15 +499,16 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"names",         "joiners",  "alphabet",   "pieces",
                                "has_risk",      "id_fields", "ip_field",   "forms_cache",
                                "written_cache", "forms_of", "written_of", "guarded_type",
-                               "no_hits",       NULL};
+                               "no_hits",       "ip_alphabet", "native_ipv4", NULL};
     PyObject *names, *joiners, *alphabet, *pieces, *id_fields, *ip_field, *forms, *written;
-    PyObject *forms_of, *written_of, *guarded_type, *no_hits;
-    int has_risk;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!OOO!O", keywords, &names,
+    PyObject *forms_of, *written_of, *guarded_type, *no_hits, *ip_alphabet = NULL;
+    int has_risk, native_ipv4 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!OOO!O|Up", keywords, &names,
                                      &joiners, &alphabet, &PyFrozenSet_Type, &pieces, &has_risk,
                                      &PyTuple_Type, &id_fields, &ip_field, &PyDict_Type, &forms,
                                      &PyDict_Type, &written, &forms_of, &written_of,
-                                     &PyType_Type, &guarded_type, &no_hits)) {
+                                     &PyType_Type, &guarded_type, &no_hits, &ip_alphabet,
+                                     &native_ipv4)) {
         return -1;
     }
     if (!PyCallable_Check(forms_of) || !PyCallable_Check(written_of)
@@ -409,6 +522,15 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     }
     memset(self->joiners, 0, sizeof self->joiners);
     memset(self->alphabet, 0, sizeof self->alphabet);
+    memset(self->ip_alphabet, 0, sizeof self->ip_alphabet);
+    if (ip_alphabet != NULL && set_chars(self->ip_alphabet, ip_alphabet) < 0) {
+        return -1;
+    }
+    self->has_ip_alphabet = 0;
+    for (int c = 0; c < 256; c++) {
+        self->has_ip_alphabet |= self->ip_alphabet[c];
+    }
+    self->native_ipv4 = native_ipv4;
     if (set_chars(self->joiners, joiners) < 0 || set_chars(self->alphabet, alphabet) < 0) {
         return -1;
     }
@@ -428,6 +550,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     }
     self->pieces = Py_NewRef(pieces);
     memset(self->ends, 0, sizeof self->ends);
+    memset(self->pairs, 0, sizeof self->pairs);
     self->longest_piece = 0;
     PyObject *iterator = PyObject_GetIter(pieces);
     if (iterator == NULL) {
@@ -439,6 +562,9 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         const unsigned char *data = ascii_of(piece, &length);
         if (data != NULL) { /* other pieces never equal an ASCII value */
             self->ends[data[0]][data[length - 1]] = 1;
+            for (Py_ssize_t k = 0; k + 1 < length; k++) {
+                self->pairs[data[k]][data[k + 1] >> 6] |= (uint64_t)1 << (data[k + 1] & 63);
+            }
             if (length > self->longest_piece) {
                 self->longest_piece = length;
             }
@@ -529,7 +655,7 @@ value_of(PyObject *fields, PyObject *name, int *error)
 
 static PyObject *scan_values(Scanner *self, PyObject *canonical, PyObject *fields,
                              PyObject *guard, PyObject **values, Py_ssize_t count_values,
-                             PyObject *ip, PyObject *forms);
+                             PyObject *ip, PyObject *forms, int host_bits);
 
 static PyObject *
 Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
@@ -573,7 +699,18 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    if (ip != NULL) {
+    int host_bits = -1; /* of an IPv4 address read here: 1 when set (see scan_values) */
+    unsigned char v4[4];
+    Py_ssize_t ip_length;
+    const unsigned char *ip_data = ip == NULL ? NULL : ascii_of(ip, &ip_length);
+    if (ip_data != NULL && self->native_ipv4 && parse_ipv4(ip_data, ip_length, v4)) {
+        forms = ipv4_forms(v4); /* cheaper than the cache */
+        if (forms == NULL) {
+            goto done;
+        }
+        host_bits = v4[3] % 4 != 0;
+    }
+    else if (ip != NULL) {
         forms = PyDict_GetItemWithError(self->forms_cache, ip);
         if (forms != NULL) {
             Py_INCREF(forms);
@@ -592,7 +729,7 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    result = scan_values(self, canonical, fields, guard, values, count_values, ip, forms);
+    result = scan_values(self, canonical, fields, guard, values, count_values, ip, forms, host_bits);
 done:
     for (Py_ssize_t i = 0; i < count_values; i++) {
         Py_DECREF(values[i]);
@@ -606,7 +743,8 @@ done:
  * keeps; `forms`: the IP's other spellings, or NULL without an IP). */
 static PyObject *
 scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guard,
-            PyObject **values, Py_ssize_t count_values, PyObject *ip, PyObject *forms)
+            PyObject **values, Py_ssize_t count_values, PyObject *ip, PyObject *forms,
+            int host_bits)
 {
     long flags = 0;
     Py_ssize_t count_forms = forms == NULL ? 0 : PyTuple_GET_SIZE(forms);
@@ -713,7 +851,17 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         return PyLong_FromLong(flags);
     }
     int proven = self->has_risk && !(flags & FLAG_WRITABLE);
-    if (proven && ip != NULL) { /* asked last, as it may cost a truncation per new address */
+    if (proven && host_bits == 1) { /* an IPv4 address read here: its spelling and hex form */
+        for (Py_ssize_t i = count_values; i < count_values + 2 && proven; i++) {
+            int written = ipv4_writable(self, PyTuple_GET_ITEM(spellings, i));
+            if (written < 0) {
+                Py_DECREF(spellings);
+                return NULL;
+            }
+            proven = !written;
+        }
+    }
+    else if (proven && ip != NULL) { /* asked last: it may cost a truncation per new address */
         PyObject *written = PyDict_GetItemWithError(self->written_cache, ip);
         if (written != NULL) {
             Py_INCREF(written);
@@ -825,13 +973,16 @@ static PyMethodDef Scanner_methods[] = {
 
 PyDoc_STRVAR(Scanner_doc,
 "Scanner(names, joiners, alphabet, pieces, has_risk, id_fields, ip_field, forms_cache,\n"
-"        written_cache)\n\n"
+"        written_cache, forms_of, written_of, guarded_type, no_hits, ip_alphabet='',\n"
+"        native_ipv4=False)\n\n"
 "`names`: HTML's legacy reference names, lower case, sorted, joined by NUL (bytes);\n"
 "`joiners`, `alphabet`: what operators write (str, gateway.guard.SynthesisRisk);\n"
 "`pieces`: every piece of the operators' fixed texts, folded (frozenset of str);\n"
 "`has_risk`: whether those are known (false: nothing is proven); `id_fields` (tuple of str)\n"
 "and `ip_field` (str): the event's identifier fields; `forms_cache` (dict: IP -> tuple of\n"
-"str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written.");
+"str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written;\n"
+"`ip_alphabet` (str): what `SynthesisRisk.ip_writable` tests an address against; `native_ipv4`:\n"
+"an IPv4 address's forms (and writability, host bits set) are read here, not asked of Python.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Scanner",
@@ -874,9 +1025,28 @@ use_vectors(PyObject *module, PyObject *name)
     Py_RETURN_FALSE;
 }
 
+PyDoc_STRVAR(ipv4_forms_doc,
+"_ipv4_forms(address, /) -> tuple | None\n\n"
+"What the scanner reads for an IPv4 address (`ValueGuard._ip_forms`: its IPv4-mapped hex\n"
+"groups, then its anchors); None for a str that is not one. For the tests.");
+
+static PyObject *
+ipv4_forms_of(PyObject *module, PyObject *address)
+{
+    (void)module;
+    Py_ssize_t m;
+    unsigned char v4[4];
+    const unsigned char *data = ascii_of(address, &m);
+    if (data == NULL || !parse_ipv4(data, m, v4)) {
+        Py_RETURN_NONE;
+    }
+    return ipv4_forms(v4);
+}
+
 static PyMethodDef module_methods[] = {
     {"output_clean", (PyCFunction)(void (*)(void))output_clean, METH_FASTCALL, output_clean_doc},
     {"_use_vectors", (PyCFunction)use_vectors, METH_O, use_vectors_doc},
+    {"_ipv4_forms", (PyCFunction)ipv4_forms_of, METH_O, ipv4_forms_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -53,13 +53,14 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from struct import Struct
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 
-from gateway.ipforms import embedded_ipv4s
+from gateway.ipforms import carried_ipv4s, embedded_ipv4s
 from gateway.operators.base import Synthesis
 
 try:  # the scans in C (gateway/_guardscan.c), built on install; without it the same in Python
@@ -593,20 +594,15 @@ def ip_spellings(address: str) -> tuple[str, ...]:
     (gateway.ipforms); an IPv4 address as the two hex groups of its IPv4-mapped form
     (`192.0.2.77` -> `c000:24d`).
     """
-    forms: list[str] = []
     try:
-        if ":" in address:
-            packed = inet_pton(AF_INET6, address)
-            forms += (inet_ntop(AF_INET6, packed), ":".join(
-                packed[i : i + 2].hex() for i in range(0, 16, 2)
-            ))  # fmt: skip
-            for ipv4 in embedded_ipv4s(address):
-                forms += (ipv4, *ip_spellings(ipv4))
-        else:
-            packed = inet_pton(AF_INET, address)
-            forms.append(f"{packed[0] << 8 | packed[1]:x}:{packed[2] << 8 | packed[3]:x}")
+        if ":" not in address:
+            return (_ipv4_hex(inet_pton(AF_INET, address)),)
+        packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
         return ()
+    forms = [inet_ntop(AF_INET6, packed), packed.hex(":", 2)]
+    for ipv4 in carried_ipv4s(packed):
+        forms += (ipv4, _ipv4_hex(inet_pton(AF_INET, ipv4)))
     low = address.lower()
     return tuple(dict.fromkeys(form for form in forms if form != low))
 
@@ -720,28 +716,43 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     when the text holds an anchor elsewhere than in the address itself (`ValueGuard.prepare`);
     the close look then reads the text by value (`_ip_spans`).
     """
-    anchors: list[str] = []
+    if ":" not in address:  # an IPv4 address (the common case, kept short)
+        try:
+            upper = _upper(inet_pton(AF_INET, address))
+        except (OSError, ValueError):
+            return ()
+        if upper in (0, 0xFFFF):  # as is or inverted, a zero group
+            return (b"ffff:", b":")
+        return (b"%x:" % upper, b"%x:" % (upper ^ 0xFFFF))
     try:
-        if ":" in address:
-            packed = inet_pton(AF_INET6, address)
-            groups = [f"{packed[i] << 8 | packed[i + 1]:x}" for i in range(0, 12, 2)]
-            written = [group for group in groups if group != "0"]
-            if written:
-                longest = max(map(len, written))
-                anchors.append([g for g in written if len(g) == longest][-1])  # the host's
-            ipv4s: tuple[str, ...] = embedded_ipv4s(address)
-        else:
-            inet_pton(AF_INET, address)
-            ipv4s = (address,)
+        packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
         return ()
-    for ipv4 in ipv4s:
-        packed = inet_pton(AF_INET, ipv4)
-        upper = packed[0] << 8 | packed[1]
-        anchors += [f"{upper:x}", f"{upper ^ 0xFFFF:x}"]  # (as is, and inverted: Teredo's client)
-    if "0" in anchors or (":" in address and not written):
-        anchors.append("")  # a zero group has no anchor: any colon elsewhere is looked at (`:`)
-    return tuple(dict.fromkeys(f"{anchor}:".encode() for anchor in anchors if anchor != "0"))
+    groups = [group for group in _SIX_GROUPS(packed) if group]  # (a zero one is never written)
+    zero = not groups
+    if groups:  # the longest in hex, the last of those: the host's
+        groups = [max(reversed(groups), key=lambda g: g.bit_length() + 3 >> 2)]
+    for ipv4 in carried_ipv4s(packed):  # (as is, and inverted: Teredo's client)
+        upper = _upper(inet_pton(AF_INET, ipv4))
+        zero |= upper in (0, 0xFFFF)
+        groups += (upper, upper ^ 0xFFFF)
+    anchors = [b"%x:" % group for group in groups if group]
+    if zero:
+        anchors.append(b":")  # a zero group has no anchor: any colon elsewhere is looked at
+    return tuple(dict.fromkeys(anchors))
+
+
+_SIX_GROUPS = Struct("!6H").unpack_from  # an IPv6 address's first six groups, as numbers
+
+
+def _upper(ipv4: bytes) -> int:
+    """The upper 16 bits of a packed IPv4 address."""
+    return ipv4[0] << 8 | ipv4[1]
+
+
+def _ipv4_hex(ipv4: bytes) -> str:
+    """A packed IPv4 address as the two hex groups of its IPv4-mapped form (`c000:24d`)."""
+    return f"{ipv4[0] << 8 | ipv4[1]:x}:{ipv4[2] << 8 | ipv4[3]:x}"
 
 
 def _may_be_encoded(text: str) -> bool:
@@ -1070,23 +1081,27 @@ class SynthesisRisk:
             re.compile(rf"{outside}(?:{_SEPARATOR}{outside})*").fullmatch if alphabet else None
         )
         self._truncators = tuple(truncators)
+        # (for `ip_writable`) a spelling made of the non-IP operators' alphabet alone
+        own = re.escape(self._alphabet.replace(_SEPARATOR, ""))
+        self._whole_in_alphabet = (
+            re.compile(rf"(?:\A|{_SEPARATOR})[{own}]*(?:{_SEPARATOR}|\Z)").search if own else None
+        )
 
     def __repr__(self) -> str:
         return f"SynthesisRisk(joiners={self._joiners!r}, pieces={len(self._pieces)})"
 
-    def scanner_parts(self) -> tuple[str, str, frozenset[str]]:
-        """What `any_writable` tests, for the C scanner: joiners, alphabet, pieces."""
-        return self._joiners, self._value_alphabet.replace(_SEPARATOR, ""), self._pieces
+    def scanner_parts(self) -> tuple[str, str, frozenset[str], str]:
+        """For the C scanner: joiners, alphabet, pieces, IP alphabet.
 
-    def _written(self, spelling: str, alphabet: str) -> bool:
-        # the tests that touch no table first: a lookup in the pieces' set is the dear one
-        if self._joined is not None and self._joined(spelling) is not None:
-            return True
-        # str.strip removes the alphabet's characters from both ends: nothing is left when
-        # every character of the value is in it
-        if alphabet and not spelling.strip(alphabet):
-            return True
-        return spelling in self._pieces
+        What `any_writable` tests, and the alphabet `ip_writable` tests an address's spellings
+        against.
+        """
+        return (
+            self._joiners,
+            self._value_alphabet.replace(_SEPARATOR, ""),
+            self._pieces,
+            self._alphabet.replace(_SEPARATOR, ""),
+        )
 
     def writable(self, spelling: str) -> bool:
         """True when an operator could write `spelling` (lower case, as in JSON)."""
@@ -1113,9 +1128,15 @@ class SynthesisRisk:
         address's network prefixes (the truncating operators applied to it) are searched too.
         Not cached: `ValueGuard` keeps the answer with the address's other spellings.
         """
-        for spelling in spellings:
-            if self._written(spelling, self._alphabet):
-                return True
+        # one C-level test each for all of them, joined by NUL (no address holds one; a text
+        # that does is split there, which only finds more of it writable)
+        joined = _SEPARATOR.join(spellings)
+        if not self._pieces.isdisjoint(spellings):
+            return True
+        if self._joined is not None and self._joined(joined) is not None:
+            return True
+        if self._whole_in_alphabet is not None and self._whole_in_alphabet(joined) is not None:
+            return True
         if not self._truncators or _host_bits_set(address):
             return False
         outputs = [truncate(address) for truncate in self._truncators]
@@ -1150,10 +1171,11 @@ class ValueGuard:
             Callable[[bytes, object, ValueGuard], GuardedInput | int | None] | None
         ) = None
         if native and _guardscan is not None:
-            parts = risk.scanner_parts() if risk is not None else ("", "", frozenset())
+            parts = risk.scanner_parts() if risk is not None else ("", "", frozenset(), "")
+            cls = type(self)
             scanner = _guardscan.Scanner(
                 _LEGACY_NAMES_JOINED,
-                *parts,
+                *parts[:3],
                 risk is not None,
                 _ID_FIELDS,
                 "ip",
@@ -1162,10 +1184,17 @@ class ValueGuard:
                 # reference cycle); `_ip_forms` must answer a tuple of str
                 self._ip_cache,
                 self._ip_written_cache,
-                type(self)._ip_forms,
-                type(self)._ip_written,
+                cls._ip_forms,
+                cls._ip_written,
                 GuardedInput,
                 _NO_HITS,
+                # an IPv4 address's forms and (host bits set) writability read in C, as
+                # `_ip_forms` and `_ip_written` define them, unless a subclass redefines those
+                ip_alphabet=parts[3],
+                native_ipv4=(
+                    cls._ip_forms is ValueGuard._ip_forms
+                    and cls._ip_written is ValueGuard._ip_written
+                ),
             )
             self._scan_event = scanner.scan_event
         # The last event prepared, so its audit records reuse what `prepare` found out.
@@ -1175,6 +1204,17 @@ class ValueGuard:
 
     def __repr__(self) -> str:
         return f"ValueGuard(min_length={self.min_length})"
+
+    def forget(self) -> None:
+        """Drop what the guard remembers of values and addresses seen (its bounded caches).
+
+        Answers stay the same; the next event of each value costs its first sight again (the
+        benchmark starts each round so).
+        """
+        self._cache.clear()
+        self._overflow.clear()
+        self._ip_cache.clear()  # (the C scanner reads these dicts: cleared, never rebound)
+        self._ip_written_cache.clear()
 
     def _needles_of(self, identifier: str, text: str) -> tuple[Needle, ...]:
         key = (identifier, text)

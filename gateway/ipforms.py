@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final
 
-__all__ = ["CARRIERS", "CARRIERS_BY_START", "Carrier", "embedded_ipv4s"]
+__all__ = ["CARRIERS", "CARRIERS_BY_START", "Carrier", "carried_ipv4s", "embedded_ipv4s"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,11 @@ def embedded_ipv4s(address: str) -> tuple[str, ...]:
         packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
         return ()
+    return carried_ipv4s(packed)
+
+
+def carried_ipv4s(packed: bytes) -> tuple[str, ...]:
+    """`embedded_ipv4s` of an IPv6 address already parsed: its 16 bytes (`inet_pton`)."""
     found = []
     for carrier in CARRIERS_BY_START.get(packed[:2], ()):
         if packed.startswith(carrier.lead):
@@ -68,6 +73,8 @@ def embedded_ipv4s(address: str) -> tuple[str, ...]:
             break
     if packed[8:12] in _ISATAP_IDS:
         found.append(packed[12:])
+    if not found:
+        return ()
     return tuple(
         inet_ntop(AF_INET, v4) for v4 in found if int.from_bytes(v4) > 1 or packed[:12] != bytes(12)
     )

@@ -28,6 +28,7 @@ from gateway.guard import (
     output_bytes_clean,
     output_clean,
 )
+from gateway.operators.base import Synthesis
 from tests.unit.helpers import UA_CHROME, event_dict
 
 LEGACY = sorted({name for name in html.entities.html5 if not name.endswith(";")})
@@ -376,3 +377,50 @@ def test_when_a_subclass_overrides_the_address_answers_then_the_scanner_asks_it(
     assert ValueGuard(6, risk).prepare(data, canonical).proven
     assert not _Cautious(6, risk).prepare(data, canonical).proven
     assert not _Cautious(6, risk, native=False).prepare(data, canonical).proven
+
+
+OCTETS = st.one_of(
+    st.integers(0, 255).map(str),
+    st.sampled_from(["0", "255", "00", "01", "256", "1a", "", " 1", "-1", "0x1"]),
+)
+
+
+@given(octets=st.lists(OCTETS, min_size=3, max_size=5))
+def test_an_ipv4_address_is_read_in_c_as_python_reads_it(octets: list[str]) -> None:
+    address = ".".join(octets)
+    assert guard._guardscan is not None
+    forms = guard._guardscan._ipv4_forms(address)
+    python = ValueGuard(6)._ip_forms(address)
+    # what the C reads is an IPv4 address exactly when Python's inet_pton reads one; then
+    # the same spellings and anchors
+    assert forms == (python or None)
+
+
+def _risk_writing(engine: Engine, extra: Synthesis) -> SynthesisRisk:
+    """The engine's syntheses (its address truncations among them) and one more."""
+    return SynthesisRisk([*(s for plan in engine.plans for s in plan.syntheses), (extra, False)])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        Synthesis(),
+        Synthesis(alphabet="0123456789."),  # writes dotted digits whole
+        Synthesis(alphabet="0123456789abcdef:"),  # writes the hex groups whole
+        Synthesis(joiners="."),
+        Synthesis(vocabulary=("build 192.0.2.77 of c633:6407",)),  # a fixed text holding them
+    ],
+)
+@given(
+    address=st.tuples(*[st.integers(0, 255)] * 4).map(lambda q: ".".join(map(str, q)))
+    | st.sampled_from(["192.0.2.77", "198.51.100.7", "192.0.2.0", "0.0.0.1", "255.255.255.255"])
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+def test_when_an_ipv4_address_is_read_in_c_then_its_proof_is_python_s(
+    engine: Engine, extra: Synthesis, address: str
+) -> None:
+    writing = _risk_writing(engine, extra)
+    data = {"subject_id": "u-7f3a9c11", "ip": address, "page": "/a"}
+    canonical = orjson.dumps(data)
+    expected = _answer(ValueGuard(6, writing, native=False).prepare(data, canonical))
+    assert _answer(ValueGuard(6, writing).prepare(data, canonical)) == expected
