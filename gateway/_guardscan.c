@@ -404,26 +404,69 @@ ipv4_forms(const unsigned char b[4])
         second_length = hex_group(upper ^ 0xFFFF, second_text);
         second_text[second_length++] = ':';
     }
-    PyObject *forms = PyTuple_New(3);
+    PyObject *forms = PyTuple_New(4);
     if (forms == NULL) {
         return NULL;
     }
-    PyObject *items[3] = {
+    PyObject *items[4] = {
         PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, text, at),
         PyBytes_FromStringAndSize(first_text, first_length),
         PyBytes_FromStringAndSize(second_text, second_length),
+        PyBytes_FromStringAndSize("ff9b:", 5), /* gateway.guard._NAT64_ANCHOR */
     };
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         PyTuple_SET_ITEM(forms, i, items[i]);
         if (items[i] == NULL) {
             Py_DECREF(forms); /* (a NULL item is skipped) */
-            for (int j = i + 1; j < 3; j++) {
+            for (int j = i + 1; j < 4; j++) {
                 Py_XDECREF(items[j]);
             }
             return NULL;
         }
     }
     return forms;
+}
+
+/* Whether a value is a decimal number: `-?[0-9]+(\.[0-9]+)?` (gateway.guard._NUMERIC). */
+static int
+is_numeric(const unsigned char *value, Py_ssize_t m)
+{
+    Py_ssize_t k = value[0] == '-', digits = 0;
+    for (; k < m && value[k] >= '0' && value[k] <= '9'; k++) {
+        digits++;
+    }
+    if (digits == 0) {
+        return 0;
+    }
+    if (k < m && value[k] == '.') {
+        Py_ssize_t fraction = 0;
+        for (k++; k < m && value[k] >= '0' && value[k] <= '9'; k++) {
+            fraction++;
+        }
+        if (fraction == 0) {
+            return 0;
+        }
+    }
+    return k == m;
+}
+
+/* Whether lower-case text writes a number with an exponent: `[0-9]e[-+]?[0-9]`
+ * (gateway.guard._EXPONENT). */
+static int
+has_exponent(const unsigned char *low, Py_ssize_t n)
+{
+    const unsigned char *at = low + 1, *end = low + n;
+    while (at < end && (at = memchr(at, 'e', (size_t)(end - at))) != NULL) {
+        const unsigned char *next = at + 1;
+        if (next < end && (*next == '-' || *next == '+')) {
+            next++;
+        }
+        if (at[-1] >= '0' && at[-1] <= '9' && next < end && *next >= '0' && *next <= '9') {
+            return 1;
+        }
+        at++;
+    }
+    return 0;
 }
 
 /* An ASCII str's characters, or NULL (no exception) for anything else or an empty str. */
@@ -770,6 +813,7 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         goto error;
     }
     unsigned char small[256];
+    int numeric = 0; /* a value is a decimal number */
     for (Py_ssize_t i = 0; i < count_values; i++) {
         Py_ssize_t m;
         const unsigned char *data = ascii_of(values[i], &m);
@@ -785,6 +829,7 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         if (count_in(low, n, spelled, m) != 1) {
             flags |= FLAG_REPEATED;
         }
+        numeric |= is_numeric(data, m);
         /* a `+` in the text may stand for a value's space (or a value's `+` for a space) */
         if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
             flags |= FLAG_REPEATED;
@@ -841,6 +886,9 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
                 flags |= FLAG_REPEATED;
             }
         }
+    }
+    if (numeric && has_exponent(low, n)) { /* `1e16` may be the value `10000000000000000` */
+        flags |= FLAG_REPEATED;
     }
     if (has_marks(self, low, n, seen)) {
         flags |= FLAG_MARKS;

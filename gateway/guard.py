@@ -51,6 +51,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from decimal import Decimal
 from functools import lru_cache
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from struct import Struct
@@ -142,10 +143,14 @@ _PIXEL_DENSITY = (
     rf"(?i:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?|heic|heif|woff2?|pdf)(?![^{_NOT_LOCAL}])"
 )
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
-_EMAIL = re.compile(
-    rf"(?<![^{_NOT_LOCAL}])[^{_NOT_LOCAL}]+@(?!{_PIXEL_DENSITY})"
+_EMAIL_BODY = (
+    rf"[^{_NOT_LOCAL}]+@(?!{_PIXEL_DENSITY})"
     rf"(?:{_LITERAL}|{_LABEL}(?:[{_STOPS}]{_LABEL})*[{_STOPS}]{_TOP_LABEL})"
 )
+_EMAIL = re.compile(rf"(?<![^{_NOT_LOCAL}]){_EMAIL_BODY}")
+# ... or right where another address ended inside the run (`a@x.co]b@y.co`, `a@[192.0.2.1]<b@y.co`:
+# the domain stops at a bracket or `<`, the run goes on): `_email_subn`.
+_EMAIL_HERE = re.compile(_EMAIL_BODY)
 # Where an email might hide in a serialized record: `@`, `%40` (also double-encoded), an HTML
 # character reference, a full-width or small commercial at (U+FF20, U+FE6B).
 # An HTML named character reference (`&period;`), which html.unescape decodes.
@@ -659,12 +664,27 @@ def _nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+# Full stops that URL and IDNA parsers read as `.` (UTS #46 maps them; U+FF0E is NFKC's too):
+# `http://192。0。2。77/` is host 192.0.2.77 to a browser.
+_IDEOGRAPHIC_STOPS: Final = "\u3002\uff61"
+_AS_FULL_STOPS: Final = str.maketrans(dict.fromkeys(_IDEOGRAPHIC_STOPS, "."))
+
+
+def _full_stops(text: str) -> str:
+    return text.translate(_AS_FULL_STOPS)
+
+
+def _has_ideographic_stop(text: str) -> bool:
+    return "\u3002" in text or "\uff61" in text
+
+
 def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
     """`text` and every text a reader could decode it into, `text` first.
 
     The decodings: percent-encoding (`_percent_decoded`), HTML character references, NFKC
     (compatibility characters: full-width letters, digits and `@`, small and circled forms),
-    invisible characters dropped (`_visible`: a reader does not see them) and `+` as a space
+    invisible characters dropped (`_visible`: a reader does not see them), the ideographic full
+    stops as `.` (`_full_stops`: URL and IDNA parsers read them so) and `+` as a space
     (form encoding), each applied where it changes something, in every order,
     again and again until no new text appears: any nesting in any order (`%26amp%3B` -> `&amp;`
     -> `&`; a full-width `％４１` -> `%41` -> `A`; `%C5&#37;BF` -> `ſ`). Raises `UndecodableError`
@@ -684,6 +704,8 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
                 steps.append(html.unescape)
             if not current.isascii():
                 steps += (_nfkc, _visible)
+                if _has_ideographic_stop(current):
+                    steps.append(_full_stops)
             if "+" in current:
                 steps.append(_plus_as_space)
             if not current.isascii() and _ESCAPED_BYTE.search(current):
@@ -712,7 +734,8 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     carries an IPv4 address the address is or carries (mapped, NAT64, 6to4, Teredo's server)
     holds the IPv4's upper 16 bits so (`c000:` of `192.0.2.77`), and Teredo holds its client
     inverted (`3fff:`): anchors too. Where such a group is zero (`::1`, `255.255.1.2`
-    inverted), a lone colon stands for it: any colon elsewhere. The fast path looks closely
+    inverted), a lone colon stands for it: any colon elsewhere. An address that is or carries
+    an IPv4 one also has `ff9b:` (`_NAT64_ANCHOR`). The fast path looks closely
     when the text holds an anchor elsewhere than in the address itself (`ValueGuard.prepare`);
     the close look then reads the text by value (`_ip_spans`).
     """
@@ -722,8 +745,8 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
         except (OSError, ValueError):
             return ()
         if upper in (0, 0xFFFF):  # as is or inverted, a zero group
-            return (b"ffff:", b":")
-        return (b"%x:" % upper, b"%x:" % (upper ^ 0xFFFF))
+            return (b"ffff:", b":", _NAT64_ANCHOR)
+        return (b"%x:" % upper, b"%x:" % (upper ^ 0xFFFF), _NAT64_ANCHOR)
     try:
         packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
@@ -739,7 +762,15 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     anchors = [b"%x:" % group for group in groups if group]
     if zero:
         anchors.append(b":")  # a zero group has no anchor: any colon elsewhere is looked at
+    if len(groups) > 1:  # it carries an IPv4 address
+        anchors.append(_NAT64_ANCHOR)
     return tuple(dict.fromkeys(anchors))
+
+
+# The NAT64 prefixes' second group, in every spelling of an address under them: where the
+# local-use prefix places an IPv4 across the reserved octet (`gateway.ipforms.LOCAL_USE`), its
+# upper group is not written whole, so this is the anchor of every IPv4 address too.
+_NAT64_ANCHOR: Final = b"ff9b:"
 
 
 _SIX_GROUPS = Struct("!6H").unpack_from  # an IPv6 address's first six groups, as numbers
@@ -887,10 +918,31 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
                 if hits.budget[0] < 0:
                     raise UndecodableError
     if "@" in text:
-        text, n = _EMAIL.subn(EMAIL_TOKEN, text)
+        text, n = _email_subn(text)
         if n:
             hits.add(EMAIL, n)
     return text
+
+
+def _email_subn(text: str) -> tuple[str, int]:
+    """`text` with every email address (`_EMAIL`) replaced by `EMAIL_TOKEN`, and how many.
+
+    Also the addresses that start where another one ended inside the same run of local-part
+    characters (`a@x.co]b@y.co]c@z.co`), which the lookbehind alone skips; linear time (each
+    match is followed by one attempt at its end).
+    """
+    parts: list[str] = []
+    at = count = 0
+    found = _EMAIL.search(text)
+    while found is not None:
+        parts += (text[at : found.start()], EMAIL_TOKEN)
+        at = found.end()
+        count += 1
+        found = _EMAIL_HERE.match(text, at) or _EMAIL.search(text, at)
+    if not count:
+        return text, 0
+    parts.append(text[at:])
+    return "".join(parts), count
 
 
 def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
@@ -908,9 +960,26 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     return "".join(parts)
 
 
+# A JSON number written with an exponent (`1e+16`, orjson's spelling from 1e16 up): a reader
+# reads back its value, whose positional digits may be a numeric identifier's
+_EXPONENT = re.compile(r"[0-9]e[-+]?[0-9]")
+_NUMERIC = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _written_by_exponent(text: str, values: Iterable[str]) -> bool:
+    """True when a value is a decimal number and `text` writes a number with an exponent.
+
+    `text` is folded; a value is a number as `_NUMERIC` reads it. The number may then be the
+    value (`_scrub_number` reads it written out, without its exponent).
+    """
+    return _EXPONENT.search(text) is not None and any(map(_NUMERIC.fullmatch, values))
+
+
 def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) -> Any:
     text = _dumps(value).decode()  # the spelling the serialized record (and the check) has
     needle = _first_match(text, needles)
+    if needle is None and "e" in text:  # `1e+16`: its value as written out, `10000000000000000`
+        needle = _first_match(format(Decimal(text), "f"), needles)
     if needle is None:
         return value
     hits.add(needle.identifier)
@@ -964,14 +1033,16 @@ def _may_hide_spelling(text: str) -> bool:
 
     `text` is folded (`fold`: lower case, decomposed). Decoding could change percent-encoding, a
     character reference (`&#64;`, `&period;`, `&amp` and HTML's other legacy names, which decode
-    without a `;`), or compatibility characters (full-width, small, circled, superscript forms:
-    what NFKD changes in decomposed text).
+    without a `;`), compatibility characters (full-width, small, circled, superscript forms:
+    what NFKD changes in decomposed text), or the ideographic full stops URL parsers read as `.`.
     """
     if "@" in text or "%" in text:
         return True
     if "&" in text and (("#" in text and "&#" in text) or _NAMED_REF.search(text) is not None):
         return True
-    return not text.isascii() and not unicodedata.is_normalized("NFKD", text)
+    if text.isascii():
+        return False
+    return not unicodedata.is_normalized("NFKD", text) or _has_ideographic_stop(text)
 
 
 def output_clean(text: str, spellings: Iterable[str], *, marks: bool = True) -> bool:
@@ -1297,6 +1368,8 @@ class ValueGuard:
         values = list(filter(None, map(get, _ID_FIELDS)))
         if clean and any(map(_decodes, values)):  # a value that is itself an encoding
             clean = proven = False
+        if clean and _written_by_exponent(text, values):  # `1e16` for `10000000000000000`
+            clean = proven = False
         ip = get("ip")
         if clean and "+" in text and _spaced([*values, ip] if ip else values):
             clean = proven = False  # `+` may stand for a value's space
@@ -1354,6 +1427,7 @@ class ValueGuard:
             not plus
             and self.input_clean(text, fields, needles)
             and not self._ip_elsewhere(text, fields)
+            and not _written_by_exponent(text, (needle.text for needle in needles))
         ):
             found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
         else:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final
 
-__all__ = ["CARRIERS", "CARRIERS_BY_START", "Carrier", "carried_ipv4s", "embedded_ipv4s"]
+__all__ = [
+    "CARRIERS",
+    "CARRIERS_BY_START",
+    "LOCAL_USE",
+    "Carrier",
+    "carried_ipv4s",
+    "embedded_ipv4s",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,11 @@ CARRIERS_BY_START: Final = {
 
 
 _ISATAP_IDS: Final = (b"\0\0\x5e\xfe", b"\x02\0\x5e\xfe")
+# RFC 6052 section 2.2: inside the local-use prefix 64:ff9b:1::/48 (RFC 8215) a network may
+# translate with a /48, /56 or /64 prefix too, which place the IPv4 around the reserved octet
+# (bits 64-71). The guard reads every layout; `ip_truncate` keeps none of those bytes.
+LOCAL_USE: Final = b"\0\x64\xff\x9b\0\x01"
+_LOCAL_USE_LAYOUTS: Final = ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12))
 
 
 def embedded_ipv4s(address: str) -> tuple[str, ...]:
@@ -73,6 +85,9 @@ def carried_ipv4s(packed: bytes) -> tuple[str, ...]:
             break
     if packed[8:12] in _ISATAP_IDS:
         found.append(packed[12:])
+    if packed.startswith(LOCAL_USE):  # (an all-zero reading is no host's)
+        readings = (bytes(packed[i] for i in layout) for layout in _LOCAL_USE_LAYOUTS)
+        found += (v4 for v4 in readings if any(v4) and v4 not in found)
     if not found:
         return ()
     return tuple(

@@ -844,3 +844,121 @@ def test_when_a_values_own_spellings_overflow_then_its_record_fails_closed(
         assert value_guard.scrub_free_text(event_id, {**fields, "event_id": event_id}) == (
             "[undecodable]"
         )
+
+
+# Found by a ninth attack (after 547449b).
+
+
+@pytest.fixture(params=["c", "python"])
+def either_path(request: pytest.FixtureRequest, config: GatewayConfig, keyring: Keyring) -> Engine:
+    """An engine whose guard scans in C where it can, or one that scans in Python only."""
+    engine = Engine(config, keyring)
+    if request.param == "python":
+        assert engine.guard is not None
+        engine.guard._scan_event = None
+    return engine
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a@x.co]b@y.co]c@z.co]pat@example.com",  # each domain stops at `]`: the run goes on
+        "pat@[192.0.2.1]<kim@example.com",  # after an address literal
+        "a@x.co]kim@example.com",
+        "x_y@example.museum[kim@example.org",
+        "see a@x.co]b@y.co]c@z.co]d@w.co]pat@example.com now",
+    ],
+)
+def test_when_email_addresses_follow_each_other_in_one_run_then_each_is_replaced(
+    either_path: Engine, text: str
+) -> None:
+    """The pattern starts an address after a delimiter only, and one pass matches without
+    overlap: each address after the first in such a chain was left (one per pass removed)."""
+    event = _event({"feature": text, "event_id": text, "properties": {"experiment": text}})
+    decisions = either_path.decide(event, ADULT)
+    for decision in _forwards(decisions).values():
+        assert decision.value is not None
+        assert b"@" not in decision.value, decision.sink
+    for decision in decisions:  # the audit record's event id
+        audit = either_path.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert "@" not in orjson.loads(audit.value)["event_id"]
+    for decision in either_path.decide(event, None):  # every sink drops: audits only
+        audit = either_path.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert "@" not in orjson.loads(audit.value)["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "number"),
+    [
+        ("12345678901234560", "1.234567890123456e16"),
+        ("12345678901234560", "12345678901234560.0"),  # orjson writes it 1.234567890123456e+16
+        ("10000000000000000", "1e16"),
+        ("10000000000000000", "1E+16"),
+        ("-10000000000000000", "-1e16"),
+        ("12345678", "1.2345678e-5"),  # 0.000012345678 written out
+    ],
+)
+def test_when_a_number_with_an_exponent_is_a_numeric_identifier_then_it_is_replaced(
+    either_path: Engine, subject: str, number: str
+) -> None:
+    """Numbers were compared by orjson's spelling only, which writes 1e16 and up with an
+    exponent: a reader reads the identifier back exactly."""
+    head = f'{{"event_id":"e1","subject_id":"{subject}","occurred_at":"2026-11-26T12:34:56Z"'
+    raw = f'{head},"event_type":"page_view","properties":{{"experiment":{number}}}}}'.encode()
+    event = parse_event(raw, subject.encode(), EventKind.USAGE, max_bytes=65536)
+    assert isinstance(event, Event)
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"]["experiment"] == "[subject_id]"
+
+
+@pytest.mark.parametrize("number", [1e16, 2.5e-7, 12345.5])
+def test_when_no_identifier_is_a_number_then_numbers_with_exponents_are_kept(
+    either_path: Engine, number: float
+) -> None:
+    event = _event({"subject_id": "10000000000000001", "properties": {"experiment": number}})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"]["experiment"] == number
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "https://192\u30020\u30022\u300277/x",  # ideographic full stop
+        "https://192\uff610\uff612\uff6177/x",  # halfwidth ideographic full stop
+        "https://www.example.com/x/::ffff:192\u30020\u30022\u300277/y",
+        "https://www.example.com/x/192\u30020.2\uff6177/y",  # mixed
+    ],
+)
+def test_when_the_address_is_written_with_ideographic_full_stops_then_it_is_replaced(
+    either_path: Engine, page: str
+) -> None:
+    """URL parsers read U+3002 and U+FF61 as `.` (UTS #46), as the guard already did in email
+    domains; NFKC does not map them (it does U+FF0E), so the address went out."""
+    event = _event({"ip": "192.0.2.77", "page": page})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert "[ip]" in analytics.output["page"]
+    assert "77" not in analytics.output["page"]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "64:ff9b:1:c000:2:4d00::",  # RFC 6052 /48 layout (the reserved octet at bits 64-71)
+        "64:ff9b:1:c0:0:24d::",  # /56
+        "64:ff9b:1:0:c0:2:4d00:0",  # /64
+        "64:FF9B:0001:0000:00c0:0002:4d00:0000",
+        "64:ff9b:1::c000:24d",  # /96 (read before)
+    ],
+)
+def test_when_the_address_is_under_the_nat64_local_use_prefix_then_every_layout_is_read(
+    either_path: Engine, written: str
+) -> None:
+    """64:ff9b:1::/48 (RFC 8215) lets a network translate with a /48, /56 or /64 prefix
+    (RFC 6052 section 2.2); only the /96 layout was read."""
+    event = _event({"ip": "192.0.2.77", "page": f"https://www.example.com/x/{written}/y"})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["page"] == "https://www.example.com/x/[ip]/y"
