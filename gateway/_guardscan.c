@@ -435,11 +435,18 @@ ipv4_forms(const unsigned char b[4])
     return forms;
 }
 
-/* Whether a value is a decimal number: `-?[0-9]+(\.[0-9]+)?` (gateway.guard._NUMERIC). */
+/* An ASCII character `str.isspace` takes: tab to carriage return, the separators, space. */
+static int
+is_space(unsigned char c)
+{
+    return (c >= 9 && c <= 13) || (c >= 28 && c <= 32);
+}
+
+/* Whether a value is a decimal number: `[-+]?[0-9]+(\.[0-9]+)?` (gateway.guard._NUMERIC). */
 static int
 is_numeric(const unsigned char *value, Py_ssize_t m)
 {
-    Py_ssize_t k = value[0] == '-', digits = 0;
+    Py_ssize_t k = value[0] == '-' || value[0] == '+', digits = 0;
     for (; k < m && value[k] >= '0' && value[k] <= '9'; k++) {
         digits++;
     }
@@ -458,21 +465,20 @@ is_numeric(const unsigned char *value, Py_ssize_t m)
     return k == m;
 }
 
-/* Whether lower-case text writes a number with an exponent: `[0-9]e[-+]?[0-9]`
- * (gateway.guard._EXPONENT). */
+/* Whether JSON text without escapes holds a number: outside strings, the only tokens that
+ * start with `-` or a digit (gateway.guard._JSON_NUMBER). */
 static int
-has_exponent(const unsigned char *low, Py_ssize_t n)
+has_number(const unsigned char *text, Py_ssize_t n)
 {
-    const unsigned char *at = low + 1, *end = low + n;
-    while (at < end && (at = memchr(at, 'e', (size_t)(end - at))) != NULL) {
-        const unsigned char *next = at + 1;
-        if (next < end && (*next == '-' || *next == '+')) {
-            next++;
+    int in_string = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = text[i];
+        if (c == '"') {
+            in_string ^= 1;
         }
-        if (at[-1] >= '0' && at[-1] <= '9' && next < end && *next >= '0' && *next <= '9') {
+        else if (!in_string && (c == '-' || (c >= '0' && c <= '9'))) {
             return 1;
         }
-        at++;
     }
     return 0;
 }
@@ -838,6 +844,9 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             flags |= FLAG_REPEATED;
         }
         numeric |= is_numeric(data, m);
+        if (is_space(data[0]) || is_space(data[m - 1])) { /* its trimmed self may be elsewhere */
+            flags |= FLAG_REPEATED;
+        }
         /* a `+` in the text may stand for a value's space (or a value's `+` for a space) */
         if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
             flags |= FLAG_REPEATED;
@@ -895,7 +904,7 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             }
         }
     }
-    if (numeric && has_exponent(low, n)) { /* `1e16` may be the value `10000000000000000` */
+    if (numeric && has_number(low, n)) { /* a number may be a value by value (`1e16`) */
         flags |= FLAG_REPEATED;
     }
     if (has_marks(self, low, n, seen)) {

@@ -117,6 +117,9 @@ _MAX_DECODINGS = 256
 # with every mark: ~16 decodings, ~11,000).
 _DECODING_BUDGET = 500_000
 _DECODING_COST = 100
+# A search of every needle in a text costs one unit per needle and per this many characters
+# (~60 ns a unit, as a decoded character costs): many needles in many strings are bounded too.
+_SEARCH_CHARS = 64
 # The same for one identifier value's own decodings (`ValueGuard.needles`): a value of more
 # spellings than this allows (a long value of nested encodings) is looked for as it is only.
 _VALUE_DECODING_BUDGET = 50_000
@@ -505,27 +508,32 @@ _IP_ATTEMPTS = 4096  # parses per text at most; past it the text is undecodable 
 
 
 @lru_cache(maxsize=4096)
-def _ip_identity(address: str) -> tuple[bytes | None, frozenset[str], tuple[str, ...]]:
-    """What `_ip_spans` compares with: the address's bytes, IPv4s and the pieces to look for.
+def _ip_identity(address: str) -> tuple[frozenset[bytes], frozenset[str], tuple[str, ...]]:
+    """What `_ip_spans` compares with: the addresses' bytes, IPv4s and the pieces to look for.
 
-    The IPv6 address's 16 bytes (None for an IPv4 one), the IPv4 addresses it is or carries,
-    and pieces one of which every IPv6 spelling of it holds (its anchors and dotted IPv4s, or
-    () when an anchor is missing, a zero group: every run is read then).
+    For each address the `ip` field holds (`ip_addresses`): an IPv6 address's 16 bytes, the
+    IPv4 addresses it is or carries; and pieces one of which every IPv6 spelling of each holds
+    (its anchors and dotted IPv4s, or () when an anchor is missing, a zero group: every run is
+    read then).
     """
-    anchors = ip_anchors(address)
-    if ":" not in address:
-        packed, ipv4s = None, frozenset((address,))
-        whole = 2  # its upper group, as is and inverted
-    else:
-        try:
-            packed = inet_pton(AF_INET6, address)
-        except (OSError, ValueError):
-            return None, frozenset(), ()
-        ipv4s = frozenset(embedded_ipv4s(address))
-        whole = 1 + 2 * len(ipv4s)
-    if b":" in anchors or len(anchors) < whole:  # a zero group: no piece is sure to be there
-        return packed, ipv4s, ()
-    return packed, ipv4s, (*(a.decode() for a in anchors), *ipv4s)
+    packed: set[bytes] = set()
+    ipv4s: set[str] = set()
+    pieces: list[str] = []
+    sure = True
+    for one in ip_addresses(address):
+        anchors = _address_anchors(one)
+        own: tuple[str, ...]
+        if ":" not in one:
+            own = (one,)
+            whole = 3  # its upper group as is and inverted, and the NAT64 prefix's
+        else:
+            packed.add(inet_pton(AF_INET6, one))  # (an address: `ip_addresses`)
+            own = embedded_ipv4s(one)
+            whole = 1 + 2 * len(own) + bool(own)
+        ipv4s.update(own)
+        sure &= b":" not in anchors and len(anchors) >= whole  # a zero group: none is sure
+        pieces += (*(a.decode() for a in anchors), *own)
+    return frozenset(packed), frozenset(ipv4s), tuple(dict.fromkeys(pieces)) if sure else ()
 
 
 def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[tuple[int, int]]:
@@ -541,7 +549,7 @@ def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[
     `budget` (`_Hits.budget`; `_PARSE_COST` a parse).
     """
     packed, ipv4s, pieces = _ip_identity(address)
-    if packed is None and not ipv4s:
+    if not packed and not ipv4s:
         return []
     spans: list[tuple[int, int]] = []
     attempts = 0
@@ -577,7 +585,7 @@ def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[
                     found = inet_pton(AF_INET6, candidate)
                 except (OSError, ValueError):
                     continue
-                if found == packed or not ipv4s.isdisjoint(embedded_ipv4s(candidate)):
+                if found in packed or not ipv4s.isdisjoint(embedded_ipv4s(candidate)):
                     spans.append((run.start() + start, run.start() + end))
                     covered = end
                 break  # another address (`2001:db8::42:1` is not `2001:db8::42`)
@@ -593,12 +601,24 @@ def _ip_needle(needles: tuple[Needle, ...]) -> Needle | None:
 
 
 def ip_spellings(address: str) -> tuple[str, ...]:
-    """Other spellings of an IP address, in lower case; () for text that is not an address.
+    """Other spellings of an IP address, in lower case; () for text that holds no address.
 
     An IPv6 address compressed and written out in full, and every IPv4 address it carries
     (gateway.ipforms); an IPv4 address as the two hex groups of its IPv4-mapped form
-    (`192.0.2.77` -> `c000:24d`).
+    (`192.0.2.77` -> `c000:24d`). An `ip` field that is not one address but holds some
+    (`ip_addresses`: a forwarded-for list, a port, brackets, a zone, white space): each of
+    them and its spellings.
     """
+    forms = _address_spellings(address)
+    if forms or not address:
+        return forms
+    low = address.lower()
+    held = (form for one in ip_addresses(address) for form in (one.lower(), *ip_spellings(one)))
+    return tuple(dict.fromkeys(form for form in held if form != low))
+
+
+def _address_spellings(address: str) -> tuple[str, ...]:
+    """`ip_spellings` of text that is one address; () for any other text."""
     try:
         if ":" not in address:
             return (_ipv4_hex(inet_pton(AF_INET, address)),)
@@ -610,6 +630,36 @@ def ip_spellings(address: str) -> tuple[str, ...]:
         forms += (ipv4, _ipv4_hex(inet_pton(AF_INET, ipv4)))
     low = address.lower()
     return tuple(dict.fromkeys(form for form in forms if form != low))
+
+
+# Where an address may be written in an `ip` field that holds more than one: runs of hex
+# digits, colons and dots (read as IPv6), and dotted quads inside them (read as IPv4).
+_DOTTED_QUAD = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])")
+_FIELD_ADDRESSES = 16  # at most, read from one field
+
+
+def ip_addresses(text: str) -> tuple[str, ...]:
+    """The IP addresses an `ip` field holds: (text,) when it is one, else those written in it.
+
+    Collectors send more than a bare address: an X-Forwarded-For list (`203.0.113.9,
+    10.0.0.1`), a port (`192.0.2.77:443`, `[2001:db8::1]:443`), a zone (`fe80::1%eth0`), a
+    prefix length, white space. Each address in it is the subject's as much as a bare one
+    (at most `_FIELD_ADDRESSES`, in order; `inet_pton` decides what is an address).
+    """
+    if _address_spellings(text):
+        return (text,)
+    found: list[str] = []
+    for run in _IP_RUN.finditer(text):
+        piece = run.group()
+        if _address_spellings(piece):
+            found.append(piece)
+        else:
+            found += (
+                m.group() for m in _DOTTED_QUAD.finditer(piece) if _address_spellings(m.group())
+            )
+        if len(found) >= _FIELD_ADDRESSES:
+            break
+    return tuple(dict.fromkeys(found[:_FIELD_ADDRESSES]))
 
 
 class UndecodableError(Exception):
@@ -728,6 +778,8 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
 def ip_anchors(address: str) -> tuple[bytes, ...]:
     """Pieces that the address's IPv6 spellings hold, each with its colon; () for no address.
 
+    (For an `ip` field holding addresses among other text, `ip_addresses`: each one's.)
+
     Any IPv6 spelling of an address, padded or compressed, holds each of its first six groups
     (never written dotted) in hex without leading zeros, followed by a colon: the longest
     nonzero one is its anchor (`1234:` of `2001:db8:1234:5678::42`). Every IPv6 form that
@@ -739,6 +791,15 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     when the text holds an anchor elsewhere than in the address itself (`ValueGuard.prepare`);
     the close look then reads the text by value (`_ip_spans`).
     """
+    anchors = _address_anchors(address)
+    if anchors or not address:
+        return anchors
+    held = (anchor for one in ip_addresses(address) for anchor in _address_anchors(one))
+    return tuple(dict.fromkeys(held))
+
+
+def _address_anchors(address: str) -> tuple[bytes, ...]:
+    """`ip_anchors` of text that is one address; () for any other text."""
     if ":" not in address:  # an IPv4 address (the common case, kept short)
         try:
             upper = _upper(inet_pton(AF_INET, address))
@@ -790,6 +851,11 @@ def _may_be_encoded(text: str) -> bool:
     return "%" in text or "&" in text or "+" in text or not text.isascii()
 
 
+def _padded(value: str) -> bool:
+    """True when a value starts or ends with white space (`str.strip`'s: Unicode's)."""
+    return value[:1].isspace() or value[-1:].isspace()
+
+
 def _spaced(values: Iterable[str]) -> bool:
     """True when a value holds a space or a `+` (form encoding writes a space as `+`).
 
@@ -830,10 +896,23 @@ class _Hits:
         return tuple(Scrub(f, i, n) for (f, i), n in sorted(self.counts.items()))
 
 
+def _charge_search(budget: list[int] | None, needles: tuple[Needle, ...], low: str) -> None:
+    """Charge the record's budget for looking for every needle in `low` (`_SEARCH_CHARS`).
+
+    Raises `UndecodableError` past it: a record of many strings and many needles (a value of
+    hundreds of decodings in each identifier field) fails closed instead of taking seconds.
+    """
+    if budget is not None:
+        budget[0] -= len(needles) * (1 + len(low) // _SEARCH_CHARS)
+        if budget[0] < 0:
+            raise UndecodableError
+
+
 def _first_match(
     text: str, needles: tuple[Needle, ...], budget: list[int] | None = None
 ) -> Needle | None:
     low = fold(text)
+    _charge_search(budget, needles, low)
     for needle in needles:
         if needle.text not in low:
             continue
@@ -908,6 +987,7 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
             hits.add("ip", len(spans))
     low = fold(text)
+    _charge_search(hits.budget, needles, low)
     for needle in needles:  # longest first: a value that holds another is replaced whole
         if needle.text in low:
             text, n = _replace(text, needle)
@@ -960,26 +1040,47 @@ def _scrub_tokens(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     return "".join(parts)
 
 
-# A JSON number written with an exponent (`1e+16`, orjson's spelling from 1e16 up): a reader
-# reads back its value, whose positional digits may be a numeric identifier's
-_EXPONENT = re.compile(r"[0-9]e[-+]?[0-9]")
-_NUMERIC = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# A JSON number is read by its value: written with an exponent (`1e+16`, orjson's spelling
+# from 1e16 up) its digits are not the identifier's text, nor are they with leading zeros, a
+# sign or trailing zeros of a fraction (`0012345678`, `+14155550100`, `12345678.50` as ids):
+# a number equal to a numeric identifier is one (`_scrub_number`).
+_NUMERIC = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
+# A number in JSON text: outside strings, the only tokens starting with `-` or a digit
+_JSON_NUMBER = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|([-0-9])')
 
 
-def _written_by_exponent(text: str, values: Iterable[str]) -> bool:
-    """True when a value is a decimal number and `text` writes a number with an exponent.
+def _holds_number_for(text: str, values: Iterable[str]) -> bool:
+    """True when a value is a decimal number (`_NUMERIC`) and the JSON `text` holds a number.
 
-    `text` is folded; a value is a number as `_NUMERIC` reads it. The number may then be the
-    value (`_scrub_number` reads it written out, without its exponent).
+    The number may then be the value by value (`_scrub_number`); `text` is an event's JSON.
     """
-    return _EXPONENT.search(text) is not None and any(map(_NUMERIC.fullmatch, values))
+    if not any(map(_NUMERIC.fullmatch, values)):
+        return False
+    return any(token.group(1) for token in _JSON_NUMBER.finditer(text))
+
+
+def _equal_number(text: str, needles: tuple[Needle, ...]) -> Needle | None:
+    """The first needle that is a decimal number equal to the JSON number `text`, or None."""
+    number = Decimal(text)
+    for needle in needles:
+        if _NUMERIC.fullmatch(needle.text) and Decimal(needle.text) == number:
+            return needle
+    return None
 
 
 def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) -> Any:
     text = _dumps(value).decode()  # the spelling the serialized record (and the check) has
-    needle = _first_match(text, needles)
-    if needle is None and "e" in text:  # `1e+16`: its value as written out, `10000000000000000`
-        needle = _first_match(format(Decimal(text), "f"), needles)
+    try:
+        if hits.budget[0] < 0:  # the record's budget is spent: nothing more is read
+            raise UndecodableError
+        needle = _first_match(text, needles, hits.budget)
+        if needle is None and "e" in text:  # `1e+16`: as written out, `10000000000000000`
+            needle = _first_match(format(Decimal(text), "f"), needles, hits.budget)
+        if needle is None:
+            needle = _equal_number(text, needles)
+    except UndecodableError:  # the record's budget is spent: fail closed
+        hits.add(UNDECODABLE)
+        return UNDECODABLE_TOKEN
     if needle is None:
         return value
     hits.add(needle.identifier)
@@ -990,26 +1091,39 @@ def scrub_value(value: Any, needles: tuple[Needle, ...], hits: _Hits, *, names: 
     """A copy of a decoded JSON value with every occurrence of the needles replaced.
 
     `hits` counts the replacements. `names` False keeps the object's own keys (field or
-    property names chosen by the config) as they are.
+    property names chosen by the config) as they are. An object or array read when the
+    record's budget is spent (or that spends it) is replaced whole by `UNDECODABLE_TOKEN`:
+    failing closed costs no walk of its items, and the output stays small.
     """
     kind = type(value)
     if kind is str:
         return scrub_text(value, needles, hits)
-    if kind is dict:
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            name = key
-            if names:
-                name = scrub_text(key, needles, hits)
-                while name in result:  # two keys that became equal: keep both
-                    name += "_"
-            result[name] = scrub_value(item, needles, hits, names=True)
-        return result
-    if kind is list:
-        return [scrub_value(item, needles, hits, names=True) for item in value]
+    if kind is dict or kind is list:
+        if hits.budget[0] >= 0:
+            scrubbed = _scrub_container(value, needles, hits, names=names)
+            if hits.budget[0] >= 0:
+                return scrubbed
+        hits.add(UNDECODABLE)
+        return UNDECODABLE_TOKEN
     if kind is int or kind is float:
         return _scrub_number(value, needles, hits)
     return value  # bool, None
+
+
+def _scrub_container(
+    value: dict[str, Any] | list[Any], needles: tuple[Needle, ...], hits: _Hits, *, names: bool
+) -> Any:
+    if isinstance(value, list):
+        return [scrub_value(item, needles, hits, names=True) for item in value]
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key
+        if names:
+            name = scrub_text(key, needles, hits)
+            while name in result:  # two keys that became equal: keep both
+                name += "_"
+        result[name] = scrub_value(item, needles, hits, names=True)
+    return result
 
 
 def has_at_sign(text: str) -> bool:
@@ -1305,6 +1419,8 @@ class ValueGuard:
             if " " in text:  # form encoding's spelling of it
                 plus = text.replace(" ", "+")
                 found.append(_make_needle(identifier, plus, self.min_length, derived=True))
+            if _padded(text):  # `dev-8c2b7a61 `: the value a reader takes is the trimmed one
+                found.append(_make_needle(identifier, text.strip(), self.min_length, derived=True))
             if identifier == "ip":
                 found += [
                     _make_needle(identifier, form, self.min_length, derived=True)
@@ -1368,7 +1484,9 @@ class ValueGuard:
         values = list(filter(None, map(get, _ID_FIELDS)))
         if clean and any(map(_decodes, values)):  # a value that is itself an encoding
             clean = proven = False
-        if clean and _written_by_exponent(text, values):  # `1e16` for `10000000000000000`
+        if clean and any(map(_padded, values)):  # its trimmed self may be elsewhere
+            clean = proven = False
+        if clean and _holds_number_for(text, values):  # `1e16` for `10000000000000000`
             clean = proven = False
         ip = get("ip")
         if clean and "+" in text and _spaced([*values, ip] if ip else values):
@@ -1427,7 +1545,7 @@ class ValueGuard:
             not plus
             and self.input_clean(text, fields, needles)
             and not self._ip_elsewhere(text, fields)
-            and not _written_by_exponent(text, (needle.text for needle in needles))
+            and not _holds_number_for(text, [needle.text for needle in needles])
         ):
             found = (fields, spellings, _NO_HITS, fields, self, marks_free, False)
         else:
