@@ -146,10 +146,11 @@ _PIXEL_DENSITY = (
     rf"(?i:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?|heic|heif|woff2?|pdf)(?![^{_NOT_LOCAL}])"
 )
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
+# (a quoted local part may hold white space and delimiters: `"john smith"@example.com`)
 _EMAIL_BODY = (
-    rf"[^{_NOT_LOCAL}]+@(?!{_PIXEL_DENSITY})"
-    rf"(?:{_LITERAL}|{_LABEL}(?:[{_STOPS}]{_LABEL})*[{_STOPS}]{_TOP_LABEL})"
-)
+    rf'(?:"[^"\r\n]{{1,64}}"|[^{_NOT_LOCAL}]+)@(?!{_PIXEL_DENSITY})'
+    rf"(?:{_LITERAL}|[{_STOPS}]*{_LABEL}(?:[{_STOPS}]+{_LABEL})*[{_STOPS}]+{_TOP_LABEL})"
+)  # (a stray full stop, `pat@example..com`, `pat@.example.com`, still reads as the address)
 _EMAIL = re.compile(rf"(?<![^{_NOT_LOCAL}]){_EMAIL_BODY}")
 # ... or right where another address ended inside the run (`a@x.co]b@y.co`, `a@[192.0.2.1]<b@y.co`:
 # the domain stops at a bracket or `<`, the run goes on): `_email_subn`.

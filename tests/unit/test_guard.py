@@ -1058,3 +1058,23 @@ def test_when_a_number_equals_a_numeric_identifier_by_value_then_it_is_replaced(
     analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
     assert analytics.output is not None
     assert analytics.output["properties"]["experiment"] == "[subject_id]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"john smith"@example.com',  # a quoted local part with a space: `"john ` was left
+        'write to "pat, the admin"@example.com today',
+        "pat@example..com",  # a stray full stop still reads as the address
+        "pat@.example.com",
+    ],
+)
+def test_when_an_address_is_quoted_or_has_a_stray_full_stop_then_it_is_replaced_whole(
+    either_path: Engine, text: str
+) -> None:
+    event = _event({"feature": text})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    feature = analytics.output["feature"]
+    assert "[email]" in feature
+    assert "john" not in feature and "pat" not in feature and "@" not in feature
