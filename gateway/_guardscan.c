@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1030,9 +1031,109 @@ output_clean(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(result);
 }
 
+/* A scanner bound to its guard: `prepare(fields, canonical)` as one C call, so the fast path
+ * runs no Python frame (gateway.guard.ValueGuard.preparer). */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    Scanner *scanner;
+    PyObject *guard;
+    PyObject *after_scan; /* after_scan(guard, fields, canonical, scanned) -> GuardedInput */
+    PyObject *last_name;  /* "_last": where the guard keeps the last event it prepared */
+} Preparer;
+
+static PyObject *
+Preparer_vectorcall(Preparer *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (kwnames != NULL || PyVectorcall_NARGS(nargsf) != 2) {
+        PyErr_SetString(PyExc_TypeError, "prepare(fields, canonical)");
+        return NULL;
+    }
+    PyObject *fields = args[0], *canonical = args[1];
+    PyObject *scanned;
+    if (canonical == Py_None) { /* computed by the Python definition */
+        scanned = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *scan_args[3] = {canonical, fields, self->guard};
+        scanned = Scanner_scan_event(self->scanner, scan_args, 3);
+        if (scanned == NULL) {
+            return NULL;
+        }
+        if (Py_TYPE(scanned) == (PyTypeObject *)self->scanner->guarded_type) {
+            if (PyObject_SetAttr(self->guard, self->last_name, scanned) < 0) {
+                Py_DECREF(scanned);
+                return NULL;
+            }
+            return scanned;
+        }
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(self->after_scan, self->guard, fields,
+                                                    canonical, scanned, NULL);
+    Py_DECREF(scanned);
+    return result;
+}
+
+static void
+Preparer_dealloc(Preparer *self)
+{
+    Py_XDECREF(self->scanner);
+    Py_XDECREF(self->guard);
+    Py_XDECREF(self->after_scan);
+    Py_XDECREF(self->last_name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(Preparer_doc,
+"A scanner bound to its guard (Scanner.bind): prepare(fields, canonical) -> GuardedInput.");
+
+static PyTypeObject PreparerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Preparer",
+    .tp_basicsize = sizeof(Preparer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = Preparer_doc,
+    .tp_dealloc = (destructor)Preparer_dealloc,
+    .tp_vectorcall_offset = offsetof(Preparer, vectorcall),
+    .tp_call = PyVectorcall_Call,
+};
+
+PyDoc_STRVAR(bind_doc,
+"bind(guard, after_scan, /) -> Preparer\n\n"
+"`prepare(fields, canonical)` for `guard`: the scan, and on its fast path the GuardedInput\n"
+"(also set as `guard._last`); otherwise `after_scan(guard, fields, canonical, scanned)`\n"
+"answers (`scanned`: the flags, or None when declined or `canonical` is None).");
+
+static PyObject *
+Scanner_bind(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner: not initialised");
+        return NULL;
+    }
+    if (nargs != 2 || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "bind(guard, after_scan): after_scan a callable");
+        return NULL;
+    }
+    Preparer *preparer = PyObject_New(Preparer, &PreparerType);
+    if (preparer == NULL) {
+        return NULL;
+    }
+    preparer->vectorcall = (vectorcallfunc)Preparer_vectorcall;
+    preparer->scanner = (Scanner *)Py_NewRef(self);
+    preparer->guard = Py_NewRef(args[0]);
+    preparer->after_scan = Py_NewRef(args[1]);
+    preparer->last_name = PyUnicode_InternFromString("_last");
+    if (preparer->last_name == NULL) {
+        Py_DECREF(preparer);
+        return NULL;
+    }
+    return (PyObject *)preparer;
+}
+
 static PyMethodDef Scanner_methods[] = {
     {"scan_event", (PyCFunction)(void (*)(void))Scanner_scan_event, METH_FASTCALL,
      scan_event_doc},
+    {"bind", (PyCFunction)(void (*)(void))Scanner_bind, METH_FASTCALL, bind_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1135,7 +1236,7 @@ PyInit__guardscan(void)
     find_vectors = __builtin_cpu_supports("avx2") ? find_avx2 : find_sse2;
     lower_ascii = __builtin_cpu_supports("avx2") ? lower_avx2 : lower_base;
 #endif
-    if (PyType_Ready(&ScannerType) < 0) {
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&PreparerType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);

@@ -62,11 +62,13 @@ class Engine:
         *,
         user_agent_parser: Callable[[], UserAgentParser] = default_user_agent_parser,
         value_guard: bool = True,
+        native_guard: bool = True,
     ) -> None:
         """Compile `config` with the sinks' current keys from `keyring`.
 
         `value_guard=False` turns the value guard off; only the benchmark does that, to show
-        the guard's cost beside the figure without it. Raises `KeyringError` (gateway.keys)
+        the guard's cost beside the figure without it. `native_guard=False` runs the guard's
+        scans in Python only (the tests compare both). Raises `KeyringError` (gateway.keys)
         when a sink has no key.
         """
         settings = config.settings
@@ -97,7 +99,12 @@ class Engine:
             KEY_ID_FIELD, "null", "true", "false",
         )  # fmt: skip
         risk = SynthesisRisk((s for plan in plans for s in plan.syntheses), vocabulary)
-        self.guard = ValueGuard(settings.identifier_min_length, risk) if value_guard else None
+        self.guard = (
+            ValueGuard(settings.identifier_min_length, risk, native=native_guard)
+            if value_guard
+            else None
+        )
+        self._prepare = None if self.guard is None else self.guard.preparer()
         # Every record this config version writes (sink, audit, DLQ): swapped with the engine
         # on a reload, so the config version follows everywhere.
         self.records = OutputRecords(
@@ -145,9 +152,8 @@ class Engine:
         route = self._routes.get(key) or self._route(key)
         if route.all_dropped is not None:
             return route.all_dropped
-        guarded = (
-            None if self.guard is None else self.guard.prepare(fields, event.canonical or None)
-        )
+        prepare = self._prepare
+        guarded = None if prepare is None else prepare(fields, event.canonical or None)
         return tuple(
             [
                 s.plan.forward(event, s.reason, guarded) if isinstance(s, _Forward) else s

@@ -1356,6 +1356,7 @@ class ValueGuard:
         self._scan_event: (
             Callable[[bytes, object, ValueGuard], GuardedInput | int | None] | None
         ) = None
+        self._scanner: Any = None
         if native and _guardscan is not None:
             parts = risk.scanner_parts() if risk is not None else ("", "", frozenset(), "")
             cls = type(self)
@@ -1383,6 +1384,7 @@ class ValueGuard:
                 ),
             )
             self._scan_event = scanner.scan_event
+            self._scanner = scanner
         # The last event prepared, so its audit records reuse what `prepare` found out.
         self._last: GuardedInput | None = None
         self._budget_of: Mapping[str, Any] | None = None  # the record `_budget` is for
@@ -1460,15 +1462,38 @@ class ValueGuard:
         """
         encoded = _dumps(fields) if canonical is None else canonical
         scan = self._scan_event
-        if scan is not None:
-            scanned = scan(encoded, fields, self)
-            if type(scanned) is GuardedInput:
-                self._last = scanned
-                return scanned
-            if scanned is not None:  # flags: an at-sign, an encoding mark or a repeated value
-                marks_free = not scanned & _MARKS  # type: ignore[operator]
-                return self._close_look(fields, fold(encoded.decode()), marks_free)
-        return self._prepare_text(fields, encoded)
+        scanned = None if scan is None else scan(encoded, fields, self)
+        if type(scanned) is GuardedInput:
+            self._last = scanned
+            return scanned
+        return self._after_scan(fields, encoded, scanned)
+
+    def _after_scan(
+        self, fields: Mapping[str, Any], canonical: bytes | None, scanned: object
+    ) -> GuardedInput:
+        """`prepare` past the C scan.
+
+        `scanned` is its flags (an at-sign, an encoding mark or a repeated value: the close
+        look), or None (declined, or no scan: the Python definition runs).
+        """
+        if canonical is None:
+            return self.prepare(fields)
+        if scanned is not None:
+            marks_free = not scanned & _MARKS  # type: ignore[operator]
+            return self._close_look(fields, fold(canonical.decode()), marks_free)
+        return self._prepare_text(fields, canonical)
+
+    def preparer(self) -> Callable[[Mapping[str, Any], bytes | None], GuardedInput]:
+        """`prepare` as one callable for the engine's hot path.
+
+        Where the C scanner runs (and no subclass redefines `prepare`), the scanner bound to
+        this guard: its fast path runs no Python frame; otherwise `prepare` itself.
+        """
+        if self._scanner is None or type(self).prepare is not ValueGuard.prepare:
+            return self.prepare
+        bound: Callable[[Mapping[str, Any], bytes | None], GuardedInput]
+        bound = self._scanner.bind(self, type(self)._after_scan)
+        return bound
 
     def _prepare_text(self, fields: Mapping[str, Any], encoded: bytes) -> GuardedInput:
         """`prepare` in Python: for any text (the C scanner takes ASCII without escapes)."""

@@ -856,11 +856,7 @@ def test_when_a_values_own_spellings_overflow_then_its_record_fails_closed(
 @pytest.fixture(params=["c", "python"])
 def either_path(request: pytest.FixtureRequest, config: GatewayConfig, keyring: Keyring) -> Engine:
     """An engine whose guard scans in C where it can, or one that scans in Python only."""
-    engine = Engine(config, keyring)
-    if request.param == "python":
-        assert engine.guard is not None
-        engine.guard._scan_event = None
-    return engine
+    return Engine(config, keyring, native_guard=request.param == "c")
 
 
 @pytest.mark.parametrize(

@@ -424,3 +424,53 @@ def test_when_an_ipv4_address_is_read_in_c_then_its_proof_is_python_s(
     canonical = orjson.dumps(data)
     expected = _answer(ValueGuard(6, writing, native=False).prepare(data, canonical))
     assert _answer(ValueGuard(6, writing).prepare(data, canonical)) == expected
+
+
+def test_when_the_scanner_is_bound_to_its_guard_then_it_prepares_as_prepare_does(
+    risk: SynthesisRisk,
+) -> None:
+    """The engine's hot path calls the bound scanner (no Python frame): the same answers, the
+    guard's last event kept for its audit records, every other case handed to Python."""
+    events = [
+        {"subject_id": "u-7f3a9c11", "ip": "192.0.2.77", "page": "/a"},  # the fast path
+        {"subject_id": "u-7f3a9c11", "page": "/u-7f3a9c11"},  # a repeated value: a close look
+        {"subject_id": "u-7f3a9c11", "page": "/caf\u00e9"},  # not ASCII: declined
+        {"subject_id": "u-7f3a9c11", "feature": "pat@example.com"},  # an at-sign
+    ]
+    for data in events:
+        canonical = orjson.dumps(data)
+        value_guard = ValueGuard(6, risk)
+        prepare = value_guard.preparer()
+        assert prepare is not value_guard.prepare  # (the C scanner is built here)
+        prepared = prepare(data, canonical)
+        assert value_guard._last is prepared
+        expected = ValueGuard(6, risk, native=False).prepare(data, canonical)
+        assert _answer(prepared) == _answer(expected)
+        assert _answer(prepare(data, None)) == _answer(expected)  # (Python computes the JSON)
+    assert guard._guardscan is not None
+    scanner = ValueGuard(6, risk)._scanner
+    with pytest.raises(TypeError, match="prepare"):
+        scanner.bind(value_guard, ValueGuard._after_scan)({})
+    with pytest.raises(TypeError, match="after_scan"):
+        scanner.bind(value_guard, 1)
+
+
+class _Counting(ValueGuard):
+    """A guard that redefines `prepare`: the engine must call it."""
+
+    calls = 0
+
+    def prepare(self, fields: Any, canonical: bytes | None = None) -> GuardedInput:
+        type(self).calls += 1
+        return super().prepare(fields, canonical)
+
+
+def test_when_a_subclass_redefines_prepare_then_the_preparer_is_prepare(
+    risk: SynthesisRisk,
+) -> None:
+    _Counting.calls = 0
+    value_guard = _Counting(6, risk)
+    data = {"subject_id": "u-7f3a9c11", "page": "/a"}
+    value_guard.preparer()(data, orjson.dumps(data))
+    assert _Counting.calls == 1
+    assert ValueGuard(6, risk, native=False).preparer() is not None
