@@ -146,9 +146,11 @@ _PIXEL_DENSITY = (
     rf"(?i:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?|heic|heif|woff2?|pdf)(?![^{_NOT_LOCAL}])"
 )
 # A local part starts only after a delimiter (the lookbehind): one attempt per run, linear time.
-# (a quoted local part may hold white space and delimiters: `"john smith"@example.com`)
+# (a quoted local part may hold white space, delimiters and escaped quotes, after a dotted
+# prefix or not: `"john smith"@example.com`, `john."pat \"p\" smith"@example.com`)
+_QUOTED = r'"(?:[^"\\\r\n]|\\.){1,64}"'
 _EMAIL_BODY = (
-    rf'(?:"[^"\r\n]{{1,64}}"|[^{_NOT_LOCAL}]+)@(?!{_PIXEL_DENSITY})'
+    rf'(?:[^{_NOT_LOCAL}"]*{_QUOTED}|[^{_NOT_LOCAL}]+)@(?!{_PIXEL_DENSITY})'
     rf"(?:{_LITERAL}|[{_STOPS}]*{_LABEL}(?:[{_STOPS}]+{_LABEL})*[{_STOPS}]+{_TOP_LABEL})"
 )  # (a stray full stop, `pat@example..com`, `pat@.example.com`, still reads as the address)
 _EMAIL = re.compile(rf"(?<![^{_NOT_LOCAL}]){_EMAIL_BODY}")
@@ -633,10 +635,8 @@ def _address_spellings(address: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(form for form in forms if form != low))
 
 
-# Where an address may be written in an `ip` field that holds more than one: runs of hex
-# digits, colons and dots (read as IPv6), and dotted quads inside them (read as IPv4).
-_DOTTED_QUAD = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])")
-_FIELD_ADDRESSES = 16  # at most, read from one field
+_FIELD_ADDRESSES = 16  # at most, read from one `ip` field; more: the record fails closed
+_FIELD_PARSES = 1024  # parses at most, reading one `ip` field; more: likewise
 
 
 def ip_addresses(text: str) -> tuple[str, ...]:
@@ -644,23 +644,45 @@ def ip_addresses(text: str) -> tuple[str, ...]:
 
     Collectors send more than a bare address: an X-Forwarded-For list (`203.0.113.9,
     10.0.0.1`), a port (`192.0.2.77:443`, `[2001:db8::1]:443`), a zone (`fe80::1%eth0`), a
-    prefix length, white space. Each address in it is the subject's as much as a bare one
-    (at most `_FIELD_ADDRESSES`, in order; `inet_pton` decides what is an address).
+    prefix length, white space, a tag (`IPv6:2001:db8::42`). Each address in it is the
+    subject's as much as a bare one. Read as `_ip_spans` reads text: in every run of hex
+    digits, colons and dots, from its start and after each colon or dot, the longest address
+    written from there (`inet_pton` decides; `6:2001:db8::42` holds `2001:db8::42` too). At
+    most `_FIELD_ADDRESSES` (`ip_addresses_complete` tells whether that was all).
     """
+    return _field_addresses(text)[0]
+
+
+def ip_addresses_complete(text: str) -> bool:
+    """False when an `ip` field holds more addresses (or takes more parses) than the guard
+    reads (`_FIELD_ADDRESSES`, `_FIELD_PARSES`): its record then fails closed."""
+    return _field_addresses(text)[1]
+
+
+@lru_cache(maxsize=1024)
+def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
     if _address_spellings(text):
-        return (text,)
-    found: list[str] = []
+        return (text,), True
+    found: dict[str, None] = {}
+    parses = 0
     for run in _IP_RUN.finditer(text):
         piece = run.group()
-        if _address_spellings(piece):
-            found.append(piece)
-        else:
-            found += (
-                m.group() for m in _DOTTED_QUAD.finditer(piece) if _address_spellings(m.group())
-            )
-        if len(found) >= _FIELD_ADDRESSES:
-            break
-    return tuple(dict.fromkeys(found[:_FIELD_ADDRESSES]))
+        edges = [i for i, char in enumerate(piece) if char in ":."]
+        ends = [*edges, len(piece)]  # (tried from the longest)
+        for start in (0, *(i + 1 for i in edges)):
+            for end in reversed(ends):
+                if end - start < 7 and ":" not in piece[start:end]:
+                    break  # (too short for an IPv4 address, and no IPv6 one)
+                parses += 1
+                if parses > _FIELD_PARSES:
+                    return tuple(found), False
+                candidate = piece[start:end]
+                if _address_spellings(candidate):
+                    found[candidate] = None
+                    break
+            if len(found) > _FIELD_ADDRESSES:
+                return tuple(found)[:_FIELD_ADDRESSES], False
+    return tuple(found), True
 
 
 class UndecodableError(Exception):
@@ -795,7 +817,9 @@ def ip_anchors(address: str) -> tuple[bytes, ...]:
     anchors = _address_anchors(address)
     if anchors or not address:
         return anchors
-    held = (anchor for one in ip_addresses(address) for anchor in _address_anchors(one))
+    held = [anchor for one in ip_addresses(address) for anchor in _address_anchors(one)]
+    if not ip_addresses_complete(address):
+        held.append(b":")  # more than the guard reads: every event is looked at closely
     return tuple(dict.fromkeys(held))
 
 
@@ -813,10 +837,12 @@ def _address_anchors(address: str) -> tuple[bytes, ...]:
         packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
         return ()
-    groups = [group for group in _SIX_GROUPS(packed) if group]  # (a zero one is never written)
-    zero = not groups
-    if groups:  # the longest in hex, the last of those: the host's
-        groups = [max(reversed(groups), key=lambda g: g.bit_length() + 3 >> 2)]
+    host = width = 0  # the longest group in hex, the last of those (a zero one is not written)
+    for group in _SIX_GROUPS(packed):
+        if group and group.bit_length() + 3 >> 2 >= width:
+            host, width = group, group.bit_length() + 3 >> 2
+    zero = not host
+    groups = [host] if host else []
     for ipv4 in carried_ipv4s(packed):  # (as is, and inverted: Teredo's client)
         upper = _upper(inet_pton(AF_INET, ipv4))
         zero |= upper in (0, 0xFFFF)
@@ -881,11 +907,13 @@ def _decodes(value: str) -> bool:
 class _Hits:
     """Occurrences found while scrubbing one record, per (field, identifier)."""
 
-    __slots__ = ("budget", "counts", "field")
+    __slots__ = ("budget", "counts", "field", "numbers")
 
     def __init__(self, budget: list[int] | None = None) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.field = ""
+        # the needles that are decimal numbers, with their values: read once per record
+        self.numbers: tuple[tuple[Needle, Decimal], ...] | None = None
         # characters of decoded text the record may still produce (`_decodings`), shared by
         # every string of the record: past it, each string with an encoding mark is undecodable
         self.budget = [_DECODING_BUDGET] if budget is None else budget
@@ -903,8 +931,13 @@ def _charge_search(budget: list[int] | None, needles: tuple[Needle, ...], low: s
     Raises `UndecodableError` past it: a record of many strings and many needles (a value of
     hundreds of decodings in each identifier field) fails closed instead of taking seconds.
     """
+    _charge(budget, len(needles) * (1 + len(low) // _SEARCH_CHARS))
+
+
+def _charge(budget: list[int] | None, units: int) -> None:
+    """Take `units` from the record's budget (None: unbounded); `UndecodableError` past it."""
     if budget is not None:
-        budget[0] -= len(needles) * (1 + len(low) // _SEARCH_CHARS)
+        budget[0] -= units
         if budget[0] < 0:
             raise UndecodableError
 
@@ -1060,11 +1093,23 @@ def _holds_number_for(text: str, values: Iterable[str]) -> bool:
     return any(token.group(1) for token in _JSON_NUMBER.finditer(text))
 
 
-def _equal_number(text: str, needles: tuple[Needle, ...]) -> Needle | None:
-    """The first needle that is a decimal number equal to the JSON number `text`, or None."""
+def _equal_number(text: str, needles: tuple[Needle, ...], hits: _Hits) -> Needle | None:
+    """The first needle that is a decimal number equal to the JSON number `text`, or None.
+
+    The numeric needles and their values are read once per record (`_Hits.numbers`, charged
+    to its budget by their length); each number then costs one comparison per numeric needle.
+    """
+    numbers = hits.numbers
+    if numbers is None:
+        numeric = [needle for needle in needles if _NUMERIC.fullmatch(needle.text)]
+        _charge(hits.budget, len(needles) + sum(len(n.text) for n in numeric) // _SEARCH_CHARS)
+        numbers = hits.numbers = tuple((needle, Decimal(needle.text)) for needle in numeric)
+    if not numbers:
+        return None
+    _charge(hits.budget, len(numbers) * (1 + len(text) // _SEARCH_CHARS))
     number = Decimal(text)
-    for needle in needles:
-        if _NUMERIC.fullmatch(needle.text) and Decimal(needle.text) == number:
+    for needle, value in numbers:
+        if value == number:
             return needle
     return None
 
@@ -1078,7 +1123,7 @@ def _scrub_number(value: int | float, needles: tuple[Needle, ...], hits: _Hits) 
         if needle is None and "e" in text:  # `1e+16`: as written out, `10000000000000000`
             needle = _first_match(format(Decimal(text), "f"), needles, hits.budget)
         if needle is None:
-            needle = _equal_number(text, needles)
+            needle = _equal_number(text, needles, hits)
     except UndecodableError:  # the record's budget is spent: fail closed
         hits.add(UNDECODABLE)
         return UNDECODABLE_TOKEN
@@ -1409,11 +1454,11 @@ class ValueGuard:
         needles = self._cache.get(key)
         if needles is None:
             found = [_make_needle(identifier, text, self.min_length, derived=False)]
+            decodings: list[str] = []
             if _may_be_encoded(text):  # a value that is itself an encoding: decoded too
                 try:
                     decodings = _decodings(text, [_VALUE_DECODING_BUDGET])[1:]
                 except UndecodableError:  # a value past bounds: its record fails closed
-                    decodings = []
                     self._overflow.add(key)
                 found += [
                     _make_needle(identifier, decoded, self.min_length, derived=True)
@@ -1422,13 +1467,19 @@ class ValueGuard:
             if " " in text:  # form encoding's spelling of it
                 plus = text.replace(" ", "+")
                 found.append(_make_needle(identifier, plus, self.min_length, derived=True))
-            if _padded(text):  # `dev-8c2b7a61 `: the value a reader takes is the trimmed one
-                found.append(_make_needle(identifier, text.strip(), self.min_length, derived=True))
+            # `dev-8c2b7a61 `, `dev-8c2b7a61%20`: the value a reader takes is the trimmed one
+            found += [
+                _make_needle(identifier, spelled.strip(), self.min_length, derived=True)
+                for spelled in (text, *decodings)
+                if _padded(spelled)
+            ]
             if identifier == "ip":
                 found += [
                     _make_needle(identifier, form, self.min_length, derived=True)
                     for form in ip_spellings(text)
                 ]
+                if not ip_addresses_complete(text):  # more addresses than read: fail closed
+                    self._overflow.add(key)
             # (a value of invisible characters only folds to nothing: nothing to look for)
             needles = tuple(needle for needle in found if needle.text)
             if len(self._cache) >= _NEEDLE_CACHE_SIZE:

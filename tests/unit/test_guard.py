@@ -1074,3 +1074,71 @@ def test_when_an_address_is_quoted_or_has_a_stray_full_stop_then_it_is_replaced_
     feature = analytics.output["feature"]
     assert "[email]" in feature
     assert "john" not in feature and "pat" not in feature and "@" not in feature
+
+
+# Found by an eleventh attack (after 2eb973f).
+
+
+def test_when_an_ip_field_holds_more_addresses_than_are_read_then_the_record_fails_closed(
+    either_path: Engine,
+) -> None:
+    """The seventeenth address of a forwarded-for list was never looked for."""
+    ip = ", ".join([*(f"10.0.0.{i}" for i in range(1, 17)), "203.0.113.9"])
+    event = _event({"ip": ip, "page": "https://www.example.com/x/203.0.113.9/y"})
+    decisions = either_path.decide(event, ADULT)
+    for decision in _forwards(decisions).values():
+        assert decision.value is not None
+        assert b"203.0.113.9" not in decision.value
+    for decision in decisions:
+        audit = either_path.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert b"203.0.113.9" not in audit.value
+
+
+@pytest.mark.parametrize("ip", ["IPv6:2001:db8::42", "2001:db8::42.", "addr:2001:db8::42"])
+def test_when_an_address_in_the_ip_field_has_text_attached_then_it_is_found(
+    either_path: Engine, ip: str
+) -> None:
+    """`6:2001:db8::42` is an address itself: every reading from a group edge counts."""
+    event = _event({"ip": ip, "page": "https://www.example.com/x/2001:db8::42/y"})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["page"] == "https://www.example.com/x/[ip]/y"
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["dev-8c2b7a61%20", "%20dev-8c2b7a61", "dev-8c2b7a61&nbsp;", "dev-8c2b7a61&#32;"],
+)
+def test_when_the_padding_of_an_identifier_is_encoded_then_its_trimmed_self_is_found(
+    either_path: Engine, device: str
+) -> None:
+    event = _event({"device_id": device, "feature": "dev-8c2b7a61", "event_id": "e-dev-8c2b7a61"})
+    decisions = either_path.decide(event, ADULT)
+    analytics = _forwards(decisions)["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "[device_id]"
+    for decision in decisions:
+        audit = either_path.records.audit(event, decision, Source("events.usage.raw", 0, 1), None)
+        assert b"dev-8c2b7a61" not in audit.value
+
+
+def test_when_long_numeric_identifiers_meet_many_numbers_then_each_value_is_read_once(
+    either_path: Engine,
+) -> None:
+    """Four 3,000-digit numeric ids and 17,000 numbers: every id was converted again for every
+    number (1.5 s a record). Now once a record (bounded); equal numbers still replaced."""
+    ids = {f: str(i + 1) + "7" * 3000 for i, f in enumerate(("device_id", "cookie_id"))}
+    event = _event({**ids, "feature": "a @ b", "properties": {"experiment": [0] * 17000}})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["properties"]["experiment"] in ([0] * 17000, "[undecodable]")
+
+
+@pytest.mark.parametrize("text", ['"john\\" smith"@example.com', 'john."pat smith"@example.com'])
+def test_when_a_quoted_local_part_escapes_a_quote_or_follows_a_dot_then_it_is_replaced(
+    either_path: Engine, text: str
+) -> None:
+    event = _event({"feature": text})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "[email]"
