@@ -654,8 +654,11 @@ def ip_addresses(text: str) -> tuple[str, ...]:
 
 
 def ip_addresses_complete(text: str) -> bool:
-    """False when an `ip` field holds more addresses (or takes more parses) than the guard
-    reads (`_FIELD_ADDRESSES`, `_FIELD_PARSES`): its record then fails closed."""
+    """False when an `ip` field holds more addresses than the guard reads.
+
+    More than `_FIELD_ADDRESSES`, or more than `_FIELD_PARSES` parses: its record then fails
+    closed.
+    """
     return _field_addresses(text)[1]
 
 
