@@ -351,10 +351,10 @@ writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py
     return in_pieces(self, spelling, value, m);
 }
 
-/* `SynthesisRisk.ip_writable` for one spelling of an IPv4 address whose host bits are set (no
+/* `SynthesisRisk.ip_writable` for one spelling (ASCII) of an address whose host bits are set (no
  * network prefix a sink keeps can hold it: no truncation is asked); -1: error. */
 static int
-ipv4_writable(const Scanner *self, PyObject *spelling)
+ip_spelling_writable(const Scanner *self, PyObject *spelling)
 {
     Py_ssize_t m = PyUnicode_GET_LENGTH(spelling);
     const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
@@ -362,6 +362,39 @@ ipv4_writable(const Scanner *self, PyObject *spelling)
         return 1;
     }
     return in_pieces(self, spelling, value, m);
+}
+
+/* `gateway.guard._host_bits_set` where it surely answers True: the text's last group (after
+ * its last `.`, or without one its last `:`) is 1 to 4 plain decimal (hex) digits, a number
+ * not divisible by 4. 0 otherwise (not set, or not surely: Python decides). */
+static int
+host_bits_surely_set(const unsigned char *ip, Py_ssize_t m)
+{
+    int dot = memchr(ip, '.', (size_t)m) != NULL;
+    Py_ssize_t start = m;
+    while (start > 0 && ip[start - 1] != (dot ? '.' : ':')) {
+        start--;
+    }
+    Py_ssize_t length = m - start;
+    if (length < 1 || length > 4) {
+        return 0;
+    }
+    unsigned number = 0;
+    for (Py_ssize_t k = start; k < m; k++) {
+        unsigned char c = ip[k];
+        unsigned digit;
+        if (c >= '0' && c <= '9') {
+            digit = (unsigned)(c - '0');
+        }
+        else if (!dot && ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')) {
+            digit = (unsigned)((c | 0x20) - 'a' + 10);
+        }
+        else {
+            return 0;
+        }
+        number = number * (dot ? 10 : 16) + digit;
+    }
+    return number % 4 != 0;
 }
 
 /* An IPv4 address in dotted-quad text, read as Python's `socket.inet_pton` reads it (the same
@@ -757,7 +790,7 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    int host_bits = -1; /* of an IPv4 address read here: 1 when set (see scan_values) */
+    int host_bits = -1; /* 1: the address's host bits are surely set (see scan_values) */
     unsigned char v4[4];
     Py_ssize_t ip_length;
     const unsigned char *ip_data = ip == NULL ? NULL : ascii_of(ip, &ip_length);
@@ -785,6 +818,9 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         if (!PyTuple_CheckExact(forms)) {
             PyErr_SetString(PyExc_TypeError, "forms_of: a tuple of str");
             goto done;
+        }
+        if (ip_data != NULL && self->native_ipv4 && host_bits_surely_set(ip_data, ip_length)) {
+            host_bits = 1;
         }
     }
     result = scan_values(self, canonical, fields, guard, values, count_values, ip, forms, host_bits);
@@ -917,9 +953,9 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         return PyLong_FromLong(flags);
     }
     int proven = self->has_risk && !(flags & FLAG_WRITABLE);
-    if (proven && host_bits == 1) { /* an IPv4 address read here: its spelling and hex form */
-        for (Py_ssize_t i = count_values; i < count_values + 2 && proven; i++) {
-            int written = ipv4_writable(self, PyTuple_GET_ITEM(spellings, i));
+    if (proven && host_bits == 1) { /* no truncation can write it: its spellings decide */
+        for (Py_ssize_t i = count_values; i < PyTuple_GET_SIZE(spellings) && proven; i++) {
+            int written = ip_spelling_writable(self, PyTuple_GET_ITEM(spellings, i));
             if (written < 0) {
                 Py_DECREF(spellings);
                 return NULL;

@@ -683,9 +683,17 @@ def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
                 if _address_spellings(candidate):
                     found[candidate] = None
                     break
-            if len(found) > _FIELD_ADDRESSES:
-                return tuple(found)[:_FIELD_ADDRESSES], False
+        # and a dotted IPv4 address with hex letters against it (`192.0.2.77abc`)
+        for quad in _DOTTED_QUAD.finditer(piece):
+            parses += 1
+            if _address_spellings(quad.group()):
+                found[quad.group()] = None
+        if len(found) > _FIELD_ADDRESSES or parses > _FIELD_PARSES:
+            return tuple(found)[:_FIELD_ADDRESSES], False
     return tuple(found), True
+
+
+_DOTTED_QUAD = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])")
 
 
 class UndecodableError(Exception):
@@ -1792,7 +1800,6 @@ class ValueGuard:
             not _may_hide_spelling(low)
             and "+" not in low  # (`+` may stand for a value's space: `_spaced`)
             and not self._ip_elsewhere(low, fields, own=False)
-            and not self._overflowed(fields)
         ):
             get = fields.get
             for name in GUARDED_IDENTIFIERS:
@@ -1805,7 +1812,8 @@ class ValueGuard:
                 ):
                     break
             else:
-                return text
+                if not self._overflowed(fields):  # (known once each value's needles are)
+                    return text
         needles = self.needles(fields)
         return scrub_text(text, needles, _Hits([-1] if self._overflowed(fields) else None))
 

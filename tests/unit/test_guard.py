@@ -1126,3 +1126,27 @@ def test_when_a_quoted_local_part_escapes_a_quote_or_follows_a_dot_then_it_is_re
     analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
     assert analytics.output is not None
     assert analytics.output["feature"] == "[email]"
+
+
+# Found by a twelfth attack (after 11ac4ad).
+
+
+def test_when_every_sink_drops_an_event_whose_value_overflows_then_its_audit_fails_closed(
+    either_path: Engine,
+) -> None:
+    """The audit scrub checked the overflow before building the needles that record it: on
+    first sight the decoded value went out in the audit record's event id."""
+    device = "user-%" + "25" * 16 + "41-&" + "amp;" * 16 + "#66;-tail"  # 17 x 17 decodings
+    event = _event({"device_id": device, "event_id": "user-A-B-tail"})
+    for audit in _audits(either_path, event, either_path.decide(event, None)):
+        assert orjson.loads(audit)["event_id"] == "[undecodable]"
+
+
+@pytest.mark.parametrize("ip", ["192.0.2.77abc", "a192.0.2.77"])
+def test_when_the_ip_field_has_hex_letters_against_a_dotted_address_then_it_is_found(
+    either_path: Engine, ip: str
+) -> None:
+    event = _event({"ip": ip, "feature": "client 192.0.2.77"})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["feature"] == "client [ip]"

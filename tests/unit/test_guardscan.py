@@ -413,10 +413,26 @@ def _risk_writing(engine: Engine, extra: Synthesis) -> SynthesisRisk:
 )
 @given(
     address=st.tuples(*[st.integers(0, 255)] * 4).map(lambda q: ".".join(map(str, q)))
-    | st.sampled_from(["192.0.2.77", "198.51.100.7", "192.0.2.0", "0.0.0.1", "255.255.255.255"])
+    | st.tuples(*[st.integers(0, 0xFFFF)] * 3).map(lambda g: "2001:db8:{:x}::{:x}:{:X}".format(*g))
+    | st.sampled_from(
+        [
+            "192.0.2.77",
+            "198.51.100.7",
+            "192.0.2.0",
+            "0.0.0.1",
+            "255.255.255.255",
+            "2001:db8::42",
+            "2001:db8::40",
+            "::ffff:192.0.2.77",
+            "::ffff:192.0.2.76",
+            "203.0.113.9, 10.0.0.1",
+            "[2001:db8::42]:443",
+            "2001:db8::0x42",
+        ]
+    )
 )
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
-def test_when_an_ipv4_address_is_read_in_c_then_its_proof_is_python_s(
+def test_when_an_address_is_proven_in_c_then_its_proof_is_python_s(
     engine: Engine, extra: Synthesis, address: str
 ) -> None:
     writing = _risk_writing(engine, extra)
