@@ -37,7 +37,8 @@ typedef struct {
     int has_alphabet;
     unsigned char ip_alphabet[256]; /* characters of text operators but the IP's write whole */
     int has_ip_alphabet;
-    int native_ipv4; /* an IPv4 address's forms and writability are read here, not in Python */
+    int native_ipv4; /* an address's forms and writability are read here, not in Python */
+    Py_ssize_t cache_size; /* addresses read here are remembered in forms_cache below it */
     PyObject *pieces; /* frozenset: every piece of the operators' fixed texts, folded */
     /* (first, last) character pairs of the ASCII pieces, and their longest length: a value
      * outside them is no piece, without hashing it and probing the (large) set */
@@ -423,6 +424,96 @@ hex_group(unsigned number, char *out)
     return length;
 }
 
+/* Whether a parsed IPv6 address may carry an IPv4 one (gateway.ipforms.carried_ipv4s): under
+ * a carrier's leading bytes (mapped, compatible, translated, NAT64, 6to4, Teredo; a superset)
+ * or with an ISATAP interface identifier. Those are left to Python. */
+static int
+may_carry_ipv4(const unsigned char p[16])
+{
+    static const unsigned char isatap[2][4] = {{0, 0, 0x5e, 0xfe}, {2, 0, 0x5e, 0xfe}};
+    unsigned start = (unsigned)p[0] << 8 | p[1];
+    if (start == 0 || start == 0x0064 || start == 0x2002) {
+        return 1;
+    }
+    if (start == 0x2001 && p[2] == 0 && p[3] == 0) {
+        return 1;
+    }
+    return memcmp(p + 8, isatap[0], 4) == 0 || memcmp(p + 8, isatap[1], 4) == 0;
+}
+
+/* `ValueGuard._ip_forms` of an IPv6 address that carries no IPv4 one (gateway.guard:
+ * `ip_spellings` then `ip_anchors`): compressed and written out in full (those unlike `low`,
+ * the address in lower case), then the anchor (its longest first-six group in hex, the last
+ * of those, with a colon; a lone colon when all six are zero). A new tuple; NULL without an
+ * exception for any other text (Python decides). */
+static PyObject *
+ipv6_forms(const unsigned char *data, Py_ssize_t m, const unsigned char *low)
+{
+    char text[INET6_ADDRSTRLEN];
+    unsigned char p[16];
+    if (m < 2 || m >= (Py_ssize_t)sizeof text || memchr(data, 0, (size_t)m) != NULL) {
+        return NULL;
+    }
+    memcpy(text, data, (size_t)m);
+    text[m] = '\0';
+    if (inet_pton(AF_INET6, text, p) != 1 || may_carry_ipv4(p)) {
+        return NULL;
+    }
+    char compressed[INET6_ADDRSTRLEN], full[40], anchor[6];
+    if (inet_ntop(AF_INET6, p, compressed, sizeof compressed) == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = 0, width = 0;
+    unsigned host = 0;
+    for (int g = 0; g < 8; g++) {
+        unsigned group = (unsigned)p[2 * g] << 8 | p[2 * g + 1];
+        static const char digits[] = "0123456789abcdef";
+        for (int k = 3; k >= 0; k--) {
+            full[at + 3 - k] = digits[group >> (4 * k) & 15];
+        }
+        at += 4;
+        if (g < 7) {
+            full[at++] = ':';
+        }
+        Py_ssize_t length = group >= 0x1000 ? 4 : group >= 0x100 ? 3 : group >= 0x10 ? 2 : 1;
+        if (g < 6 && group != 0 && length >= width) {
+            host = group;
+            width = length;
+        }
+    }
+    Py_ssize_t anchor_length = 1;
+    anchor[0] = ':';
+    if (host != 0) {
+        anchor_length = hex_group(host, anchor);
+        anchor[anchor_length++] = ':';
+    }
+    Py_ssize_t compressed_length = (Py_ssize_t)strlen(compressed);
+    int keep_compressed = !(compressed_length == m && memcmp(compressed, low, (size_t)m) == 0);
+    int keep_full = !(m == 39 && memcmp(full, low, 39) == 0)
+                    && !(keep_compressed && compressed_length == 39 && memcmp(full, compressed, 39) == 0);
+    PyObject *items[3];
+    Py_ssize_t count = 0;
+    if (keep_compressed) {
+        items[count++] = PyUnicode_FromStringAndSize(compressed, compressed_length);
+    }
+    if (keep_full) {
+        items[count++] = PyUnicode_FromStringAndSize(full, 39);
+    }
+    items[count++] = PyBytes_FromStringAndSize(anchor, anchor_length);
+    PyObject *forms = PyTuple_New(count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (forms == NULL || items[i] == NULL) {
+            for (Py_ssize_t j = i; j < count; j++) {
+                Py_XDECREF(items[j]);
+            }
+            Py_XDECREF(forms);
+            return NULL; /* (an exception is set) */
+        }
+        PyTuple_SET_ITEM(forms, i, items[i]);
+    }
+    return forms;
+}
+
 /* `ValueGuard._ip_forms` of an IPv4 address (gateway.guard: `ip_spellings` then `ip_anchors`):
  * its IPv4-mapped hex groups (str), then the anchors (bytes), a new tuple. */
 static PyObject *
@@ -590,16 +681,18 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"names",         "joiners",  "alphabet",   "pieces",
                                "has_risk",      "id_fields", "ip_field",   "forms_cache",
                                "written_cache", "forms_of", "written_of", "guarded_type",
-                               "no_hits",       "ip_alphabet", "native_ipv4", NULL};
+                               "no_hits",       "ip_alphabet", "native_ipv4", "cache_size",
+                               NULL};
     PyObject *names, *joiners, *alphabet, *pieces, *id_fields, *ip_field, *forms, *written;
     PyObject *forms_of, *written_of, *guarded_type, *no_hits, *ip_alphabet = NULL;
     int has_risk, native_ipv4 = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!OOO!O|Up", keywords, &names,
+    Py_ssize_t cache_size = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "SUUO!pO!UO!O!OOO!O|Upn", keywords, &names,
                                      &joiners, &alphabet, &PyFrozenSet_Type, &pieces, &has_risk,
                                      &PyTuple_Type, &id_fields, &ip_field, &PyDict_Type, &forms,
                                      &PyDict_Type, &written, &forms_of, &written_of,
                                      &PyType_Type, &guarded_type, &no_hits, &ip_alphabet,
-                                     &native_ipv4)) {
+                                     &native_ipv4, &cache_size)) {
         return -1;
     }
     if (!PyCallable_Check(forms_of) || !PyCallable_Check(written_of)
@@ -622,6 +715,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         self->has_ip_alphabet |= self->ip_alphabet[c];
     }
     self->native_ipv4 = native_ipv4;
+    self->cache_size = cache_size;
     if (set_chars(self->joiners, joiners) < 0 || set_chars(self->alphabet, alphabet) < 0) {
         return -1;
     }
@@ -809,10 +903,24 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         else if (PyErr_Occurred()) {
             goto done;
         }
-        else { /* a new address: its spellings, computed and remembered in Python */
-            forms = PyObject_CallFunctionObjArgs(self->forms_of, guard, ip, NULL);
-            if (forms == NULL) {
-                goto done;
+        else {
+            if (ip_data != NULL && self->native_ipv4 && ip_length < 46) {
+                unsigned char low[46]; /* an IPv6 address without an IPv4 one: read here */
+                lower_ascii(ip_data, ip_length, low);
+                forms = ipv6_forms(ip_data, ip_length, low);
+                if (forms == NULL && PyErr_Occurred()) {
+                    goto done;
+                }
+                if (forms != NULL && PyDict_GET_SIZE(self->forms_cache) < self->cache_size
+                    && PyDict_SetItem(self->forms_cache, ip, forms) < 0) {
+                    goto done;
+                }
+            }
+            if (forms == NULL) { /* its spellings, computed and remembered in Python */
+                forms = PyObject_CallFunctionObjArgs(self->forms_of, guard, ip, NULL);
+                if (forms == NULL) {
+                    goto done;
+                }
             }
         }
         if (!PyTuple_CheckExact(forms)) {
@@ -1176,15 +1284,17 @@ static PyMethodDef Scanner_methods[] = {
 PyDoc_STRVAR(Scanner_doc,
 "Scanner(names, joiners, alphabet, pieces, has_risk, id_fields, ip_field, forms_cache,\n"
 "        written_cache, forms_of, written_of, guarded_type, no_hits, ip_alphabet='',\n"
-"        native_ipv4=False)\n\n"
+"        native_ipv4=False, cache_size=0)\n\n"
 "`names`: HTML's legacy reference names, lower case, sorted, joined by NUL (bytes);\n"
 "`joiners`, `alphabet`: what operators write (str, gateway.guard.SynthesisRisk);\n"
 "`pieces`: every piece of the operators' fixed texts, folded (frozenset of str);\n"
 "`has_risk`: whether those are known (false: nothing is proven); `id_fields` (tuple of str)\n"
 "and `ip_field` (str): the event's identifier fields; `forms_cache` (dict: IP -> tuple of\n"
-"str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read, never written;\n"
+"str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read;\n"
 "`ip_alphabet` (str): what `SynthesisRisk.ip_writable` tests an address against; `native_ipv4`:\n"
-"an IPv4 address's forms (and writability, host bits set) are read here, not asked of Python.");
+"an IPv4 address's forms, an IPv6 one's without an IPv4 in it, and (host bits set) their\n"
+"writability are read here, not asked of Python; `cache_size`: IPv6 forms read here are added\n"
+"to forms_cache while it holds fewer.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Scanner",
@@ -1249,10 +1359,34 @@ ipv4_forms_of(PyObject *module, PyObject *address)
     return ipv4_forms(v4);
 }
 
+PyDoc_STRVAR(ipv6_forms_doc,
+"_ipv6_forms(address, /) -> tuple | None\n\n"
+"What the scanner reads for an IPv6 address without an IPv4 one in it (`ValueGuard._ip_forms`);\n"
+"None for other text (Python answers). For the tests.");
+
+static PyObject *
+ipv6_forms_of(PyObject *module, PyObject *address)
+{
+    (void)module;
+    Py_ssize_t m;
+    unsigned char low[46];
+    const unsigned char *data = ascii_of(address, &m);
+    if (data == NULL || m >= 46) {
+        Py_RETURN_NONE;
+    }
+    lower_ascii(data, m, low);
+    PyObject *forms = ipv6_forms(data, m, low);
+    if (forms == NULL && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
+    }
+    return forms;
+}
+
 static PyMethodDef module_methods[] = {
     {"output_clean", (PyCFunction)(void (*)(void))output_clean, METH_FASTCALL, output_clean_doc},
     {"_use_vectors", (PyCFunction)use_vectors, METH_O, use_vectors_doc},
     {"_ipv4_forms", (PyCFunction)ipv4_forms_of, METH_O, ipv4_forms_doc},
+    {"_ipv6_forms", (PyCFunction)ipv6_forms_of, METH_O, ipv6_forms_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1438,6 +1438,7 @@ class ValueGuard:
                     cls._ip_forms is ValueGuard._ip_forms
                     and cls._ip_written is ValueGuard._ip_written
                 ),
+                cache_size=_NEEDLE_CACHE_SIZE,
             )
             self._scan_event = scanner.scan_event
             self._scanner = scanner

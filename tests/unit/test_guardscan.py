@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import html.entities
+import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -490,3 +491,40 @@ def test_when_a_subclass_redefines_prepare_then_the_preparer_is_prepare(
     value_guard.preparer()(data, orjson.dumps(data))
     assert _Counting.calls == 1
     assert ValueGuard(6, risk, native=False).preparer() is not None
+
+
+GROUPS = st.sampled_from([0, 0, 1, 0x10, 0x100, 0x1000, 0xFFFF]) | st.integers(0, 0xFFFF)
+
+
+@given(
+    groups=st.lists(GROUPS, min_size=8, max_size=8),
+    lead=st.sampled_from([None, 0, 0x64, 0x2002, 0x2001]),
+    spelling=st.sampled_from(["compressed", "exploded", "upper", "plain"]),
+)
+def test_an_ipv6_address_is_read_in_c_as_python_reads_it(
+    groups: list[int], lead: int | None, spelling: str
+) -> None:
+    """Without an IPv4 address in it the C reads the address's forms itself (first sight,
+    no Python call); with one (or any carrier's leading bytes) it leaves it to Python."""
+    if lead is not None:
+        groups[0] = lead
+    address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+    text = {
+        "compressed": str(address),
+        "exploded": address.exploded,
+        "upper": address.exploded.upper(),
+        "plain": ":".join(f"{g:x}" for g in groups),
+    }[spelling]
+    assert guard._guardscan is not None
+    forms = guard._guardscan._ipv6_forms(text)
+    # the carriers' leading bytes (a superset: gateway.ipforms) and ISATAP's identifiers
+    may_carry = (
+        groups[0] in (0, 0x64, 0x2002)
+        or (groups[0] == 0x2001 and groups[1] == 0)
+        or (groups[4] in (0, 0x200) and groups[5] == 0x5EFE)
+    )
+    assert (forms is None) is may_carry
+    if forms is None:
+        return
+    assert not guard.embedded_ipv4s(text)
+    assert forms == ValueGuard(6)._ip_forms(text)
