@@ -1023,26 +1023,52 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
             flags |= FLAG_REPEATED; /* (as for the other values) */
         }
+        /* the anchors first (counted, not spellings): a spelling that holds an anchor the text
+         * does not hold is not in the text either (one search fewer, most events) */
+        unsigned char absent[32] = {0};
         for (Py_ssize_t i = 0; i < count_forms; i++) {
             PyObject *form = PyTuple_GET_ITEM(forms, i);
-            Py_ssize_t f;
-            const unsigned char *form_data;
-            if (PyBytes_CheckExact(form)) { /* an anchor: counted, not a spelling */
-                form_data = (const unsigned char *)PyBytes_AS_STRING(form);
-                f = PyBytes_GET_SIZE(form);
+            if (!PyBytes_CheckExact(form)) {
+                continue;
             }
-            else {
-                form_data = ascii_of(form, &f);
-                if (form_data == NULL || slot >= PyTuple_GET_SIZE(spellings)) {
-                    goto unhandled;
-                }
-                Py_INCREF(form);
-                PyTuple_SET_ITEM(spellings, slot++, form);
-            }
+            const unsigned char *anchor = (const unsigned char *)PyBytes_AS_STRING(form);
+            Py_ssize_t f = PyBytes_GET_SIZE(form);
             if (f == 0) {
                 goto unhandled;
             }
             /* another spelling of the IP: only where the IP's own spelling holds it */
+            Py_ssize_t found = count_in(low, n, anchor, f);
+            if (found && found != count_in(spelled, m, anchor, f)) {
+                flags |= FLAG_REPEATED;
+            }
+            if (i < (Py_ssize_t)sizeof absent) {
+                absent[i] = found == 0;
+            }
+        }
+        for (Py_ssize_t i = 0; i < count_forms; i++) {
+            PyObject *form = PyTuple_GET_ITEM(forms, i);
+            if (PyBytes_CheckExact(form)) {
+                continue;
+            }
+            Py_ssize_t f;
+            const unsigned char *form_data = ascii_of(form, &f);
+            if (form_data == NULL || slot >= PyTuple_GET_SIZE(spellings)) {
+                goto unhandled;
+            }
+            Py_INCREF(form);
+            PyTuple_SET_ITEM(spellings, slot++, form);
+            int held_absent = 0;
+            for (Py_ssize_t j = 0; j < count_forms && j < (Py_ssize_t)sizeof absent; j++) {
+                if (absent[j]) {
+                    PyObject *anchor = PyTuple_GET_ITEM(forms, j);
+                    held_absent |= find(form_data, f, (const unsigned char *)PyBytes_AS_STRING(anchor),
+                                        PyBytes_GET_SIZE(anchor))
+                                   != NULL;
+                }
+            }
+            if (held_absent) {
+                continue;
+            }
             Py_ssize_t found = count_in(low, n, form_data, f);
             if (found && found != count_in(spelled, m, form_data, f)) {
                 flags |= FLAG_REPEATED;
