@@ -365,13 +365,31 @@ ip_spelling_writable(const Scanner *self, PyObject *spelling)
     return in_pieces(self, spelling, value, m);
 }
 
+/* Whether an address's forms hold a dotted one: the IPv4 it carries (6to4, Teredo, mapped),
+ * whose truncation leaves its last group: never sure (gateway.guard._host_bits_set). */
+static int
+carries_dotted(PyObject *forms)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(forms); i++) {
+        PyObject *form = PyTuple_GET_ITEM(forms, i);
+        if (PyUnicode_CheckExact(form) && PyUnicode_FindChar(form, '.', 0, PyUnicode_GET_LENGTH(form), 1) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* `gateway.guard._host_bits_set` where it surely answers True: the text's last group (after
  * its last `.`, or without one its last `:`) is 1 to 4 plain decimal (hex) digits, a number
- * not divisible by 4. 0 otherwise (not set, or not surely: Python decides). */
+ * not divisible by 4, and it is not an IPv6 address with a dotted tail (the caller also asks
+ * `carries_dotted`). 0 otherwise (not set, or not surely: Python decides). */
 static int
 host_bits_surely_set(const unsigned char *ip, Py_ssize_t m)
 {
     int dot = memchr(ip, '.', (size_t)m) != NULL;
+    if (dot && memchr(ip, ':', (size_t)m) != NULL) {
+        return 0; /* an IPv6 address with a dotted tail: never sure */
+    }
     Py_ssize_t start = m;
     while (start > 0 && ip[start - 1] != (dot ? '.' : ':')) {
         start--;
@@ -927,7 +945,8 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "forms_of: a tuple of str");
             goto done;
         }
-        if (ip_data != NULL && self->native_ipv4 && host_bits_surely_set(ip_data, ip_length)) {
+        if (ip_data != NULL && self->native_ipv4 && host_bits_surely_set(ip_data, ip_length)
+            && !carries_dotted(forms)) {
             host_bits = 1;
         }
     }

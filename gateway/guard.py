@@ -612,16 +612,28 @@ def ip_spellings(address: str) -> tuple[str, ...]:
     (`ip_addresses`: a forwarded-for list, a port, brackets, a zone, white space): each of
     them and its spellings.
     """
-    forms = _address_spellings(address)
-    if forms or not address:
-        return forms
+    if _is_address(address):
+        return _address_spellings(address)
     low = address.lower()
     held = (form for one in ip_addresses(address) for form in (one.lower(), *ip_spellings(one)))
     return tuple(dict.fromkeys(form for form in held if form != low))
 
 
+def _is_address(text: str) -> bool:
+    """True when `text` is one IP address, as `inet_pton` reads it."""
+    try:
+        inet_pton(AF_INET6 if ":" in text else AF_INET, text)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _address_spellings(address: str) -> tuple[str, ...]:
-    """`ip_spellings` of text that is one address; () for any other text."""
+    """`ip_spellings` of text that is one address; () for any other text.
+
+    Also () for an address written as its only spelling
+    (`2a02:8108:1c4d:7f00:9abc:def0:1234:5678`): `_is_address` tells them apart.
+    """
     try:
         if ":" not in address:
             return (_ipv4_hex(inet_pton(AF_INET, address)),)
@@ -664,7 +676,7 @@ def ip_addresses_complete(text: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
-    if _address_spellings(text):
+    if _is_address(text):
         return (text,), True
     found: dict[str, None] = {}
     parses = 0
@@ -680,13 +692,13 @@ def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
                 if parses > _FIELD_PARSES:
                     return tuple(found), False
                 candidate = piece[start:end]
-                if _address_spellings(candidate):
+                if _is_address(candidate):
                     found[candidate] = None
                     break
         # and a dotted IPv4 address with hex letters against it (`192.0.2.77abc`)
         for quad in _DOTTED_QUAD.finditer(piece):
             parses += 1
-            if _address_spellings(quad.group()):
+            if _is_address(quad.group()):
                 found[quad.group()] = None
         if len(found) > _FIELD_ADDRESSES or parses > _FIELD_PARSES:
             return tuple(found)[:_FIELD_ADDRESSES], False
@@ -1256,8 +1268,14 @@ def _host_bits_set(address: str) -> bool:
     address is OPAQUE): then its network prefix differs from it, and (a dotted quad or a
     compressed group list no longer than it) cannot hold it. The truncation is skipped then:
     most addresses are new, and truncating each costs more than the rest of the check.
+
+    An IPv6 address that carries an IPv4 one (6to4, Teredo, mapped: `embedded_ipv4s`) is never
+    sure: `ip_truncate` truncates the IPv4 in it, not its last group, and the network prefix
+    of `2002:c633:6404::1` holds the carried `c633:6404`.
     """
     dot = "." in address
+    if ":" in address and (dot or embedded_ipv4s(address)):
+        return False
     tail = address.rpartition("." if dot else ":")[2]
     try:
         return int(tail, 10 if dot else 16) % 4 != 0

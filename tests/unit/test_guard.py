@@ -18,7 +18,7 @@ from gateway.config import GatewayConfig
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
 from gateway.events import IDENTIFIER_FIELDS, Event, EventKind, parse_event
-from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard
+from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard, ip_spellings
 from gateway.keys import Keyring
 from gateway.operators.ip_truncate import IpTruncateConfig
 from gateway.operators.keep import KeepConfig
@@ -1150,3 +1150,46 @@ def test_when_the_ip_field_has_hex_letters_against_a_dotted_address_then_it_is_f
     analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
     assert analytics.output is not None
     assert analytics.output["feature"] == "client [ip]"
+
+
+# Found by a thirteenth attack (after db7a519).
+
+
+@pytest.mark.parametrize(
+    "ip", ["2a02:8108:1c4d:7f00:9abc:def0:1234:5678", "2A02:8108:1C4D:7F00:9ABC:DEF0:1234:5678"]
+)
+def test_when_an_address_is_written_as_its_only_spelling_then_it_is_still_an_address(
+    either_path: Engine, ip: str
+) -> None:
+    """Eight four-digit groups: compressed and in full alike. Having no other spelling was
+    read as not being an address (since dbda037): nothing of it was looked for."""
+    event = _event({"ip": ip, "page": f"https://www.example.com/hosts/{ip}/status"})
+    analytics = _forwards(either_path.decide(event, ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["page"] == "https://www.example.com/hosts/[ip]/status"
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(
+    ("ip", "prefix"),
+    [
+        ("2001:0:c000:200::3fff:fdff", 24),  # Teredo: its client is the last group, inverted
+        ("2001:0:4136:e378::39cc:9bfb", 30),
+        ("2002:c633:6404::1", 30),  # 6to4: the IPv4 in groups 2-3
+        ("2002:c000:200::1", 24),
+    ],
+)
+def test_when_an_address_carries_an_ipv4_then_its_last_group_proves_nothing(
+    config: GatewayConfig, keyring: Keyring, native: bool, ip: str, prefix: int
+) -> None:
+    """`ip_truncate` truncates the carried IPv4, not the last group: the prefix it keeps can
+    hold the address (or the IPv4's hex), yet the input was proven and no output checked."""
+    truncate = IpTruncateConfig(op="ip_truncate", ipv4_prefix=prefix, ipv6_prefix=48)
+    rule = next(r for r in config.sinks if r.name == "analytics")
+    fields = {**rule.fields, "ip": truncate}
+    engine = Engine(_with_rule(config, "analytics", fields=fields), keyring, native_guard=native)
+    analytics = _forwards(engine.decide(_event({"ip": ip}), ADULT))["analytics"]
+    assert analytics.output is not None
+    kept = str(analytics.output["ip"]).lower()
+    for spelling in (ip.lower(), *ip_spellings(ip)):
+        assert spelling not in kept, spelling
