@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -538,10 +539,30 @@ static PyObject *
 ipv4_forms(const unsigned char b[4])
 {
     unsigned upper = (unsigned)b[0] << 8 | b[1], lower = (unsigned)b[2] << 8 | b[3];
-    char text[10], first_text[5], second_text[5];
-    Py_ssize_t at = hex_group(upper, text);
-    text[at++] = ':';
-    at += hex_group(lower, text + at);
+    /* the spellings (gateway.guard._ipv4_spellings): hex groups, inverted, inverted dotted,
+     * then `U::` where a lower group is zero (as is, then inverted) */
+    char spelled[5][16];
+    Py_ssize_t lengths[5], count = 0;
+    for (int inverted = 0; inverted < 2; inverted++) {
+        unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
+        Py_ssize_t at = hex_group(u, spelled[count]);
+        spelled[count][at++] = ':';
+        at += hex_group(l, spelled[count] + at);
+        lengths[count++] = at;
+    }
+    lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%u.%u.%u.%u", b[0] ^ 255u,
+                              b[1] ^ 255u, b[2] ^ 255u, b[3] ^ 255u);
+    count++;
+    for (int inverted = 0; inverted < 2; inverted++) {
+        unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
+        if (l == 0) {
+            Py_ssize_t at = hex_group(u, spelled[count]);
+            spelled[count][at++] = ':';
+            spelled[count][at++] = ':';
+            lengths[count++] = at;
+        }
+    }
+    char first_text[5], second_text[5];
     Py_ssize_t first_length, second_length;
     if (upper == 0 || upper == 0xFFFF) { /* as is or inverted, a zero group: any colon */
         memcpy(first_text, "ffff:", 5);
@@ -555,25 +576,30 @@ ipv4_forms(const unsigned char b[4])
         second_length = hex_group(upper ^ 0xFFFF, second_text);
         second_text[second_length++] = ':';
     }
-    PyObject *forms = PyTuple_New(4);
+    Py_ssize_t size = count + 3;
+    PyObject *forms = PyTuple_New(size);
     if (forms == NULL) {
         return NULL;
     }
-    PyObject *items[4] = {
-        PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, text, at),
-        PyBytes_FromStringAndSize(first_text, first_length),
-        PyBytes_FromStringAndSize(second_text, second_length),
-        PyBytes_FromStringAndSize("ff9b:", 5), /* gateway.guard._NAT64_ANCHOR */
-    };
-    for (int i = 0; i < 4; i++) {
-        PyTuple_SET_ITEM(forms, i, items[i]);
-        if (items[i] == NULL) {
-            Py_DECREF(forms); /* (a NULL item is skipped) */
-            for (int j = i + 1; j < 4; j++) {
-                Py_XDECREF(items[j]);
-            }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item;
+        if (i < count) {
+            item = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, spelled[i], lengths[i]);
+        }
+        else if (i == count) {
+            item = PyBytes_FromStringAndSize(first_text, first_length);
+        }
+        else if (i == count + 1) {
+            item = PyBytes_FromStringAndSize(second_text, second_length);
+        }
+        else {
+            item = PyBytes_FromStringAndSize("ff9b:", 5); /* gateway.guard._NAT64_ANCHOR */
+        }
+        if (item == NULL) {
+            Py_DECREF(forms); /* (the items not set yet are NULL: skipped) */
             return NULL;
         }
+        PyTuple_SET_ITEM(forms, i, item);
     }
     return forms;
 }

@@ -535,7 +535,10 @@ def _ip_identity(address: str) -> tuple[frozenset[bytes], frozenset[str], tuple[
             whole = 1 + 2 * len(own) + bool(own)
         ipv4s.update(own)
         sure &= b":" not in anchors and len(anchors) >= whole  # a zero group: none is sure
-        pieces += (*(a.decode() for a in anchors), *own)
+        inverted = [
+            inet_ntop(AF_INET, bytes(b ^ 0xFF for b in inet_pton(AF_INET, v4))) for v4 in own
+        ]
+        pieces += (*(a.decode() for a in anchors), *own, *inverted)  # (Teredo's dotted client)
     return frozenset(packed), frozenset(ipv4s), tuple(dict.fromkeys(pieces)) if sure else ()
 
 
@@ -636,13 +639,13 @@ def _address_spellings(address: str) -> tuple[str, ...]:
     """
     try:
         if ":" not in address:
-            return (_ipv4_hex(inet_pton(AF_INET, address)),)
+            return _ipv4_spellings(inet_pton(AF_INET, address))
         packed = inet_pton(AF_INET6, address)
     except (OSError, ValueError):
         return ()
     forms = [inet_ntop(AF_INET6, packed), packed.hex(":", 2)]
     for ipv4 in carried_ipv4s(packed):
-        forms += (ipv4, _ipv4_hex(inet_pton(AF_INET, ipv4)))
+        forms += (ipv4, *_ipv4_spellings(inet_pton(AF_INET, ipv4)))
     low = address.lower()
     return tuple(dict.fromkeys(form for form in forms if form != low))
 
@@ -890,6 +893,19 @@ _SIX_GROUPS = Struct("!6H").unpack_from  # an IPv6 address's first six groups, a
 def _upper(ipv4: bytes) -> int:
     """The upper 16 bits of a packed IPv4 address."""
     return ipv4[0] << 8 | ipv4[1]
+
+
+def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
+    """A packed IPv4 address as IPv6 forms write it, beside its dotted self.
+
+    Its two hex groups (`c000:24d`, compressed `c000::` when the lower one is zero, as 6to4's
+    `2002:c000::` holds 192.0.0.0), and the same of it inverted, hex and dotted, as Teredo
+    writes its client (`3fff:fdb2`, `63.255.253.178` for 192.0.2.77).
+    """
+    inverted = bytes(byte ^ 0xFF for byte in ipv4)
+    forms = [_ipv4_hex(ipv4), _ipv4_hex(inverted), inet_ntop(AF_INET, inverted)]
+    forms += [f"{_upper(v4):x}::" for v4 in (ipv4, inverted) if v4[2:] == b"\0\0"]
+    return tuple(dict.fromkeys(forms))
 
 
 def _ipv4_hex(ipv4: bytes) -> str:

@@ -1193,3 +1193,45 @@ def test_when_an_address_carries_an_ipv4_then_its_last_group_proves_nothing(
     kept = str(analytics.output["ip"]).lower()
     for spelling in (ip.lower(), *ip_spellings(ip)):
         assert spelling not in kept, spelling
+
+
+# Found by a fourteenth attack (after 475e7cf).
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(
+    ("ip", "prefix"),
+    [
+        ("2001:0:4136:e378:8000:63bf:3fff:fdff", 24),  # Teredo, client 192.0.2.0: kept whole
+        ("2002:c000::1", 24),  # 6to4 of 192.0.0.0: `2002:c000::` carries it
+        ("2001:0:4136:e379:8000:63bf:3fff:fdb3", 30),  # client 192.0.2.76
+    ],
+)
+def test_when_truncation_leaves_a_carried_ipv4_whole_then_the_address_is_replaced(
+    config: GatewayConfig, keyring: Keyring, native: bool, ip: str, prefix: int
+) -> None:
+    """The IPv4 a carrier holds, when truncating zeroes none of its bits, left in the prefix:
+    inverted (Teredo's client) or compressed (`c000::`), spellings the text check lacked."""
+    truncate = IpTruncateConfig(op="ip_truncate", ipv4_prefix=prefix, ipv6_prefix=64)
+    rule = next(r for r in config.sinks if r.name == "analytics")
+    fields = {**rule.fields, "ip": truncate}
+    engine = Engine(_with_rule(config, "analytics", fields=fields), keyring, native_guard=native)
+    analytics = _forwards(engine.decide(_event({"ip": ip}), ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["ip"] == "[ip]"
+
+
+@pytest.mark.parametrize("ip", ["192.0.2.77", "::ffff:192.0.2.77", "2002:c000:24d::1"])
+def test_when_teredo_writes_the_client_as_a_dotted_tail_then_it_is_found(
+    either_path: Engine, ip: str
+) -> None:
+    """`2001:0:4136:e378:8000:63bf:63.255.253.178`: the client inverted and dotted holds no
+    anchor the fast path counted, nor a piece the close look read runs for."""
+    teredo = "2001:0:4136:e378:8000:63bf:63.255.253.178"
+    event = _event({"ip": ip, "feature": teredo, "event_id": f"e-{teredo}"})
+    decisions = either_path.decide(event, ADULT)
+    for decision in _forwards(decisions).values():
+        assert decision.value is not None
+        assert b"63.255.253.178" not in decision.value
+    for audit in _audits(either_path, event, decisions):
+        assert b"63.255.253.178" not in audit
