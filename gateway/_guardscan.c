@@ -540,9 +540,10 @@ ipv4_forms(const unsigned char b[4])
 {
     unsigned upper = (unsigned)b[0] << 8 | b[1], lower = (unsigned)b[2] << 8 | b[3];
     /* the spellings (gateway.guard._ipv4_spellings): hex groups, inverted, inverted dotted,
-     * then `U::` where a lower group is zero (as is, then inverted) */
-    char spelled[5][16];
-    Py_ssize_t lengths[5], count = 0;
+     * then `U::` where a lower group is zero and `::L` where an upper one is (as is, then
+     * inverted) */
+    char spelled[7][16];
+    Py_ssize_t lengths[7], count = 0;
     for (int inverted = 0; inverted < 2; inverted++) {
         unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
         Py_ssize_t at = hex_group(u, spelled[count]);
@@ -560,6 +561,15 @@ ipv4_forms(const unsigned char b[4])
             spelled[count][at++] = ':';
             spelled[count][at++] = ':';
             lengths[count++] = at;
+        }
+    }
+    for (int inverted = 0; inverted < 2; inverted++) { /* `::L` where an upper group is zero */
+        unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
+        if (u == 0) {
+            spelled[count][0] = ':';
+            spelled[count][1] = ':';
+            lengths[count] = 2 + hex_group(l, spelled[count] + 2);
+            count++;
         }
     }
     char first_text[5], second_text[5];

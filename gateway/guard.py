@@ -899,12 +899,14 @@ def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
     """A packed IPv4 address as IPv6 forms write it, beside its dotted self.
 
     Its two hex groups (`c000:24d`, compressed `c000::` when the lower one is zero, as 6to4's
-    `2002:c000::` holds 192.0.0.0), and the same of it inverted, hex and dotted, as Teredo
-    writes its client (`3fff:fdb2`, `63.255.253.178` for 192.0.2.77).
+    `2002:c000::` holds 192.0.0.0, and `::200` when the upper one is), and the same of it
+    inverted, hex and dotted, as Teredo writes its client (`3fff:fdb2`, `63.255.253.178` for
+    192.0.2.77).
     """
     inverted = bytes(byte ^ 0xFF for byte in ipv4)
     forms = [_ipv4_hex(ipv4), _ipv4_hex(inverted), inet_ntop(AF_INET, inverted)]
     forms += [f"{_upper(v4):x}::" for v4 in (ipv4, inverted) if v4[2:] == b"\0\0"]
+    forms += [f"::{_upper(v4[2:]):x}" for v4 in (ipv4, inverted) if v4[:2] == b"\0\0"]
     return tuple(dict.fromkeys(forms))
 
 

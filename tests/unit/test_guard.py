@@ -1235,3 +1235,24 @@ def test_when_teredo_writes_the_client_as_a_dotted_tail_then_it_is_found(
         assert b"63.255.253.178" not in decision.value
     for audit in _audits(either_path, event, decisions):
         assert b"63.255.253.178" not in audit
+
+
+# Found by a fifteenth attack (after d9766f8).
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "2001:0:c000:24d:8000:1234:0:fdff",  # Teredo, client 255.255.2.0 (inverted: 0:fdff)
+        "2001:0:0:200:8000:1234:3fff:fdb2",  # Teredo, server 0.0.2.0
+        "64:ff9b:1:abcd:ef01:2345:0:200",  # NAT64 local use, carrying 0.0.2.0
+    ],
+)
+def test_when_a_carried_ipv4_has_a_zero_upper_group_then_its_compressed_kept_form_is_found(
+    either_path: Engine, ip: str
+) -> None:
+    """`inet_ntop` compresses the zero upper group away (`::200`): the truncation that kept
+    the IPv4 went out, the text check lacking that spelling (`U::` was added, not `::L`)."""
+    analytics = _forwards(either_path.decide(_event({"ip": ip}), ADULT))["analytics"]
+    assert analytics.output is not None
+    assert analytics.output["ip"] == "[ip]"
