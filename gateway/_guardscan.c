@@ -14,7 +14,6 @@
 #include <Python.h>
 #include <arpa/inet.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -551,9 +550,21 @@ ipv4_forms(const unsigned char b[4])
         at += hex_group(l, spelled[count] + at);
         lengths[count++] = at;
     }
-    lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%u.%u.%u.%u", b[0] ^ 255u,
-                              b[1] ^ 255u, b[2] ^ 255u, b[3] ^ 255u);
-    count++;
+    Py_ssize_t at = 0;
+    for (int k = 0; k < 4; k++) { /* dotted, inverted */
+        unsigned octet = b[k] ^ 255u;
+        if (octet >= 100) {
+            spelled[count][at++] = (char)('0' + octet / 100);
+        }
+        if (octet >= 10) {
+            spelled[count][at++] = (char)('0' + octet / 10 % 10);
+        }
+        spelled[count][at++] = (char)('0' + octet % 10);
+        if (k < 3) {
+            spelled[count][at++] = '.';
+        }
+    }
+    lengths[count++] = at;
     for (int inverted = 0; inverted < 2; inverted++) {
         unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
         if (l == 0) {
@@ -943,11 +954,24 @@ Scanner_scan_event(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t ip_length;
     const unsigned char *ip_data = ip == NULL ? NULL : ascii_of(ip, &ip_length);
     if (ip_data != NULL && self->native_ipv4 && parse_ipv4(ip_data, ip_length, v4)) {
-        forms = ipv4_forms(v4); /* cheaper than the cache */
-        if (forms == NULL) {
+        host_bits = v4[3] % 4 != 0;
+        forms = PyDict_GetItemWithError(self->forms_cache, ip);
+        if (forms != NULL) {
+            Py_INCREF(forms);
+        }
+        else if (PyErr_Occurred()) {
             goto done;
         }
-        host_bits = v4[3] % 4 != 0;
+        else { /* a new address: read here, remembered while the cache has room */
+            forms = ipv4_forms(v4);
+            if (forms == NULL) {
+                goto done;
+            }
+            if (PyDict_GET_SIZE(self->forms_cache) < self->cache_size
+                && PyDict_SetItem(self->forms_cache, ip, forms) < 0) {
+                goto done;
+            }
+        }
     }
     else if (ip != NULL) {
         forms = PyDict_GetItemWithError(self->forms_cache, ip);
@@ -1374,8 +1398,8 @@ PyDoc_STRVAR(Scanner_doc,
 "str, then bytes) and `written_cache` (dict: IP -> bool): the guard's caches, read;\n"
 "`ip_alphabet` (str): what `SynthesisRisk.ip_writable` tests an address against; `native_ipv4`:\n"
 "an IPv4 address's forms, an IPv6 one's without an IPv4 in it, and (host bits set) their\n"
-"writability are read here, not asked of Python; `cache_size`: IPv6 forms read here are added\n"
-"to forms_cache while it holds fewer.");
+"writability are read here, not asked of Python; `cache_size`: forms read here are added to\n"
+"forms_cache while it holds fewer.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway._guardscan.Scanner",
