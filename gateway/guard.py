@@ -583,10 +583,7 @@ def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[
                 attempts += 1
                 if attempts > _IP_ATTEMPTS:
                     raise UndecodableError
-                if budget is not None:
-                    budget[0] -= _PARSE_COST
-                    if budget[0] < 0:
-                        raise UndecodableError
+                _charge(budget, _PARSE_COST)
                 try:
                     found = inet_pton(AF_INET6, candidate)
                 except (OSError, ValueError):
@@ -814,10 +811,7 @@ def _decodings(text: str, budget: list[int] | None = None) -> list[str]:
                 if decoded not in found:
                     if len(found) >= _MAX_DECODINGS:
                         raise UndecodableError
-                    if budget is not None:
-                        budget[0] -= len(decoded) + _DECODING_COST
-                        if budget[0] < 0:
-                            raise UndecodableError
+                    _charge(budget, len(decoded) + _DECODING_COST)
                     found[decoded] = None
                     following.append(decoded)
         frontier = following
@@ -1069,9 +1063,7 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
             if n:
                 hits.add(needle.identifier, n)
                 low = fold(text)
-                hits.budget[0] -= len(text)  # (the text folded and mapped again: charged)
-                if hits.budget[0] < 0:
-                    raise UndecodableError
+                _charge(hits.budget, len(text))  # (the text folded and mapped again)
     if "@" in text:
         text, n = _email_subn(text)
         if n:
