@@ -237,6 +237,116 @@ contains(const unsigned char *hay, Py_ssize_t n, const unsigned char *needle, Py
     return find(hay, n, needle, m) != NULL;
 }
 
+/* Many needles counted at once (the scan's values, the IP and its forms): one pass over the
+ * text instead of one per needle. A needle's place is `data`, `length` (> 0); `count` is set to
+ * its non-overlapping occurrences, as str.count counts them. */
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t length;
+    Py_ssize_t count;
+    Py_ssize_t next; /* the first position a further occurrence may start at */
+} Needle;
+
+/* One count_in per needle: the answer every other way must give. */
+static void
+count_each(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k)
+{
+    for (Py_ssize_t i = 0; i < k; i++) {
+        needles[i].count = count_in(hay, n, needles[i].data, needles[i].length);
+    }
+}
+
+#ifdef HAVE_X86
+#define BUCKETS 8       /* one bit of a byte each */
+#define PER_BUCKET 4    /* needles sharing a bucket; the rest are counted one by one */
+#define FINGERPRINT 3   /* leading bytes a candidate matches (by their two nibbles) */
+
+/* The same counts with the needles' first three bytes looked for in 32 positions a test (AVX2):
+ * each needle of 3 bytes or more is put in one of 8 buckets, and for each byte of the
+ * fingerprint two 16-entry tables (by low nibble, by high nibble) give the buckets whose
+ * needles hold a byte with that nibble there. A position where every table agrees on a bucket
+ * is a candidate for that bucket's needles, compared whole. Hyperscan's "Teddy" search works
+ * this way. Shorter needles, and those past the buckets' room, are counted one by one. */
+__attribute__((target("avx2"))) static void
+count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k)
+{
+    unsigned char low_table[FINGERPRINT][16] = {{0}}, high_table[FINGERPRINT][16] = {{0}};
+    Needle *members[BUCKETS][PER_BUCKET];
+    int sizes[BUCKETS] = {0};
+    Py_ssize_t starts = n - FINGERPRINT + 1; /* positions a fingerprint fits at */
+    int bucket = 0, any = 0;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Needle *needle = &needles[i];
+        needle->count = 0;
+        needle->next = 0;
+        if (needle->length < FINGERPRINT || starts < 32 || sizes[bucket] == PER_BUCKET) {
+            needle->count = count_in(hay, n, needle->data, needle->length);
+            continue;
+        }
+        for (int j = 0; j < FINGERPRINT; j++) {
+            low_table[j][needle->data[j] & 15] |= (unsigned char)(1u << bucket);
+            high_table[j][needle->data[j] >> 4] |= (unsigned char)(1u << bucket);
+        }
+        members[bucket][sizes[bucket]++] = needle;
+        bucket = (bucket + 1) % BUCKETS;
+        any = 1;
+    }
+    if (!any) {
+        return;
+    }
+    __m256i lows[FINGERPRINT], highs[FINGERPRINT];
+    for (int j = 0; j < FINGERPRINT; j++) {
+        lows[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)low_table[j]));
+        highs[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)high_table[j]));
+    }
+    const __m256i nibble = _mm256_set1_epi8(15);
+    const __m256i zero = _mm256_setzero_si256();
+    for (Py_ssize_t i = 0; i < starts; i += 32) {
+        Py_ssize_t block = i;
+        unsigned skip = 0;
+        if (i + 32 > starts) { /* the last block: 32 positions ending last */
+            block = starts - 32;
+            skip = (unsigned)(i - block); /* positions before `i` were tested already */
+        }
+        __m256i found = _mm256_set1_epi8(-1);
+        for (int j = 0; j < FINGERPRINT; j++) {
+            __m256i bytes = _mm256_loadu_si256((const __m256i *)(hay + block + j));
+            __m256i lo = _mm256_and_si256(bytes, nibble);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
+            found = _mm256_and_si256(found, _mm256_and_si256(_mm256_shuffle_epi8(lows[j], lo),
+                                                             _mm256_shuffle_epi8(highs[j], hi)));
+        }
+        unsigned mask = ~(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(found, zero));
+        mask &= ~0u << skip;
+        if (mask == 0) {
+            continue;
+        }
+        unsigned char buckets[32];
+        _mm256_storeu_si256((__m256i *)buckets, found);
+        while (mask != 0) {
+            int bit = __builtin_ctz(mask);
+            Py_ssize_t at = block + bit;
+            for (unsigned set = buckets[bit]; set != 0; set &= set - 1) {
+                int b = __builtin_ctz(set);
+                for (int s = 0; s < sizes[b]; s++) {
+                    Needle *needle = members[b][s];
+                    if (at >= needle->next && at + needle->length <= n
+                        && memcmp(hay + at, needle->data, (size_t)needle->length) == 0) {
+                        needle->count++;
+                        needle->next = at + needle->length;
+                    }
+                }
+            }
+            mask &= mask - 1;
+        }
+    }
+}
+#endif
+
+typedef void (*many_counter)(const unsigned char *, Py_ssize_t, Needle *, Py_ssize_t);
+/* count_many_avx2 where the CPU has it, else count_each (module init; `_use_vectors`) */
+static many_counter count_many = count_each;
+
 static int
 is_name_char(unsigned char c)
 {
@@ -1033,6 +1143,8 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     Buffer buffer; /* not zeroed: its stack part is written before it is read */
     buffer.data = NULL;
     PyObject *spellings = NULL;
+    Needle stack_needles[48];
+    Needle *needles = stack_needles; /* on the heap for more */
     unsigned char *low = buffer_get(&buffer, n);
     if (low == NULL) {
         return NULL;
@@ -1052,6 +1164,15 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     }
     unsigned char small[256];
     int numeric = 0; /* a value is a decimal number */
+    /* every needle counted in one pass: the values, the IP, its anchors and its spellings */
+    Py_ssize_t count_needles = count_values + (ip != NULL) + count_forms;
+    if (count_needles > (Py_ssize_t)(sizeof stack_needles / sizeof *stack_needles)) {
+        needles = PyMem_Malloc((size_t)count_needles * sizeof *needles);
+        if (needles == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
     for (Py_ssize_t i = 0; i < count_values; i++) {
         Py_ssize_t m;
         const unsigned char *data = ascii_of(values[i], &m);
@@ -1064,9 +1185,8 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             goto error;
         }
         PyTuple_SET_ITEM(spellings, i, spelling);
-        if (count_in(low, n, spelled, m) != 1) {
-            flags |= FLAG_REPEATED;
-        }
+        /* (its own characters: `small` is the next value's) */
+        needles[i] = (Needle){(const unsigned char *)PyUnicode_DATA(spelling), m, 0, 0};
         numeric |= is_numeric(data, m);
         if (is_space(data[0]) || is_space(data[m - 1])) { /* its trimmed self may be elsewhere */
             flags |= FLAG_REPEATED;
@@ -1083,76 +1203,64 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             flags |= written ? FLAG_WRITABLE : 0;
         }
     }
+    const unsigned char *ip_spelled = NULL;
+    Py_ssize_t ip_length = 0;
     if (ip != NULL) {
-        Py_ssize_t m;
-        const unsigned char *data = ascii_of(ip, &m);
-        if (data == NULL || m > (Py_ssize_t)sizeof small) {
+        const unsigned char *data = ascii_of(ip, &ip_length);
+        if (data == NULL || ip_length > (Py_ssize_t)sizeof small) {
             goto unhandled;
         }
-        const unsigned char *spelled;
-        PyObject *spelling = folded(ip, data, m, small, &spelled);
+        PyObject *spelling = folded(ip, data, ip_length, small, &ip_spelled);
         if (spelling == NULL) {
             goto error;
         }
         Py_ssize_t slot = count_values;
         PyTuple_SET_ITEM(spellings, slot++, spelling);
-        if (count_in(low, n, spelled, m) != 1) {
-            flags |= FLAG_REPEATED;
-        }
-        if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
+        ip_spelled = (const unsigned char *)PyUnicode_DATA(spelling);
+        needles[count_values] = (Needle){ip_spelled, ip_length, 0, 0};
+        if ((seen & SEEN_PLUS)
+            && (memchr(data, ' ', ip_length) != NULL || memchr(data, '+', ip_length) != NULL)) {
             flags |= FLAG_REPEATED; /* (as for the other values) */
         }
-        /* the anchors first (counted, not spellings): a spelling that holds an anchor the text
-         * does not hold is not in the text either (one search fewer, most events) */
-        unsigned char absent[32] = {0};
+        /* its forms: str spellings (also the output's needles) and bytes anchors (pieces every
+         * spelling holds: counted, not spellings) */
         for (Py_ssize_t i = 0; i < count_forms; i++) {
             PyObject *form = PyTuple_GET_ITEM(forms, i);
-            if (!PyBytes_CheckExact(form)) {
-                continue;
-            }
-            const unsigned char *anchor = (const unsigned char *)PyBytes_AS_STRING(form);
-            Py_ssize_t f = PyBytes_GET_SIZE(form);
-            if (f == 0) {
-                goto unhandled;
-            }
-            /* another spelling of the IP: only where the IP's own spelling holds it */
-            Py_ssize_t found = count_in(low, n, anchor, f);
-            if (found && found != count_in(spelled, m, anchor, f)) {
-                flags |= FLAG_REPEATED;
-            }
-            if (i < (Py_ssize_t)sizeof absent) {
-                absent[i] = found == 0;
-            }
-        }
-        for (Py_ssize_t i = 0; i < count_forms; i++) {
-            PyObject *form = PyTuple_GET_ITEM(forms, i);
+            Needle *needle = &needles[count_values + 1 + i];
             if (PyBytes_CheckExact(form)) {
-                continue;
+                *needle = (Needle){(const unsigned char *)PyBytes_AS_STRING(form),
+                                   PyBytes_GET_SIZE(form), 0, 0};
             }
-            Py_ssize_t f;
-            const unsigned char *form_data = ascii_of(form, &f);
-            if (form_data == NULL || slot >= PyTuple_GET_SIZE(spellings)) {
+            else {
+                Py_ssize_t f;
+                const unsigned char *form_data = ascii_of(form, &f);
+                if (form_data == NULL || slot >= PyTuple_GET_SIZE(spellings)) {
+                    goto unhandled;
+                }
+                PyTuple_SET_ITEM(spellings, slot++, Py_NewRef(form));
+                *needle = (Needle){form_data, f, 0, 0};
+            }
+            if (needle->length == 0) {
                 goto unhandled;
             }
-            Py_INCREF(form);
-            PyTuple_SET_ITEM(spellings, slot++, form);
-            int held_absent = 0;
-            for (Py_ssize_t j = 0; j < count_forms && j < (Py_ssize_t)sizeof absent; j++) {
-                if (absent[j]) {
-                    PyObject *anchor = PyTuple_GET_ITEM(forms, j);
-                    held_absent |= find(form_data, f, (const unsigned char *)PyBytes_AS_STRING(anchor),
-                                        PyBytes_GET_SIZE(anchor))
-                                   != NULL;
-                }
-            }
-            if (held_absent) {
-                continue;
-            }
-            Py_ssize_t found = count_in(low, n, form_data, f);
-            if (found && found != count_in(spelled, m, form_data, f)) {
-                flags |= FLAG_REPEATED;
-            }
         }
+    }
+    count_many(low, n, needles, count_needles);
+    for (Py_ssize_t i = 0; i < count_values + (ip != NULL); i++) {
+        if (needles[i].count != 1) { /* each value exactly once: in its own field */
+            flags |= FLAG_REPEATED;
+        }
+    }
+    for (Py_ssize_t i = count_values + 1; i < count_needles; i++) {
+        /* another spelling of the IP (or an anchor): only where the IP's own spelling holds it */
+        Py_ssize_t found = needles[i].count;
+        if (found && found != count_in(ip_spelled, ip_length, needles[i].data, needles[i].length)) {
+            flags |= FLAG_REPEATED;
+        }
+    }
+    if (needles != stack_needles) {
+        PyMem_Free(needles);
+        needles = stack_needles;
     }
     if (numeric && has_number(low, n)) { /* a number may be a value by value (`1e16`) */
         flags |= FLAG_REPEATED;
@@ -1211,10 +1319,16 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
 unhandled:
     buffer_free(&buffer);
     Py_XDECREF(spellings);
+    if (needles != stack_needles) {
+        PyMem_Free(needles);
+    }
     Py_RETURN_NONE;
 error:
     buffer_free(&buffer);
     Py_XDECREF(spellings);
+    if (needles != stack_needles) {
+        PyMem_Free(needles);
+    }
     return NULL;
 }
 
@@ -1429,17 +1543,20 @@ use_vectors(PyObject *module, PyObject *name)
     if (PyUnicode_CompareWithASCIIString(name, "scalar") == 0) {
         find_vectors = find_scalar;
         lower_ascii = lower_base;
+        count_many = count_each;
         Py_RETURN_TRUE;
     }
 #ifdef HAVE_X86
     if (PyUnicode_CompareWithASCIIString(name, "sse2") == 0) {
         find_vectors = find_sse2;
         lower_ascii = lower_base;
+        count_many = count_each;
         Py_RETURN_TRUE;
     }
     if (PyUnicode_CompareWithASCIIString(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
         find_vectors = find_avx2;
         lower_ascii = lower_avx2;
+        count_many = count_many_avx2;
         Py_RETURN_TRUE;
     }
 #endif
@@ -1487,7 +1604,51 @@ ipv6_forms_of(PyObject *module, PyObject *address)
     return forms;
 }
 
+PyDoc_STRVAR(count_many_doc,
+"_count_many(text, needles, /) -> tuple[int, ...]\n\n"
+"Each needle's (non-empty bytes) non-overlapping occurrences in `text` (bytes), as the scan\n"
+"counts them in one pass (bytes.count's answers). For the tests.");
+
+static PyObject *
+count_many_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_count_many(bytes, tuple of bytes)");
+        return NULL;
+    }
+    Py_ssize_t k = PyTuple_GET_SIZE(args[1]);
+    Needle *needles = PyMem_Malloc((size_t)(k ? k : 1) * sizeof *needles);
+    if (needles == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *needle = PyTuple_GET_ITEM(args[1], i);
+        if (!PyBytes_CheckExact(needle) || PyBytes_GET_SIZE(needle) == 0) {
+            PyMem_Free(needles);
+            PyErr_SetString(PyExc_ValueError, "needles: non-empty bytes");
+            return NULL;
+        }
+        needles[i] = (Needle){(const unsigned char *)PyBytes_AS_STRING(needle),
+                              PyBytes_GET_SIZE(needle), 0, 0};
+    }
+    count_many((const unsigned char *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
+               needles, k);
+    PyObject *counts = PyTuple_New(k);
+    for (Py_ssize_t i = 0; counts != NULL && i < k; i++) {
+        PyObject *count = PyLong_FromSsize_t(needles[i].count);
+        if (count == NULL) {
+            Py_CLEAR(counts);
+            break;
+        }
+        PyTuple_SET_ITEM(counts, i, count);
+    }
+    PyMem_Free(needles);
+    return counts;
+}
+
 static PyMethodDef module_methods[] = {
+    {"_count_many", (PyCFunction)(void (*)(void))count_many_of, METH_FASTCALL, count_many_doc},
     {"output_clean", (PyCFunction)(void (*)(void))output_clean, METH_FASTCALL, output_clean_doc},
     {"_use_vectors", (PyCFunction)use_vectors, METH_O, use_vectors_doc},
     {"_ipv4_forms", (PyCFunction)ipv4_forms_of, METH_O, ipv4_forms_doc},
@@ -1510,6 +1671,7 @@ PyInit__guardscan(void)
     __builtin_cpu_init();
     find_vectors = __builtin_cpu_supports("avx2") ? find_avx2 : find_sse2;
     lower_ascii = __builtin_cpu_supports("avx2") ? lower_avx2 : lower_base;
+    count_many = __builtin_cpu_supports("avx2") ? count_many_avx2 : count_each;
 #endif
     if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&PreparerType) < 0) {
         return NULL;

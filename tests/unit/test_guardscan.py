@@ -528,3 +528,39 @@ def test_an_ipv6_address_is_read_in_c_as_python_reads_it(
         return
     assert not guard.embedded_ipv4s(text)
     assert forms == ValueGuard(6)._ip_forms(text)
+
+
+# The scan counts every needle of an event (its values, the IP, the IP's anchors and other
+# spellings) in one pass: each count must be bytes.count's, whatever the needles share (first
+# bytes, nibbles, buckets), however many there are, and wherever they sit (both ends, across
+# the vector blocks' edges, overlapping themselves).
+NEEDLE_BYTES = st.sampled_from(b"ab:.0f\x1fq\xf0\x10")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.binary(max_size=140) | st.lists(NEEDLE_BYTES, max_size=140).map(bytes),
+    needles=st.lists(st.lists(NEEDLE_BYTES, min_size=1, max_size=7).map(bytes), max_size=40),
+    planted=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 140)), max_size=6),
+)
+def test_when_many_needles_are_counted_at_once_each_count_is_bytes_count(
+    text: bytes, needles: list[bytes], planted: list[tuple[int, int]]
+) -> None:
+    for index, at in planted:  # occurrences where the needle surely is
+        if needles:
+            needle = needles[index % len(needles)]
+            text = text[:at] + needle + text[at:]
+    assert guard._guardscan is not None
+    counts = guard._guardscan._count_many(text, tuple(needles))
+    assert counts == tuple(text.count(needle) for needle in needles)
+
+
+@pytest.mark.parametrize("length", [31, 32, 33, 34, 35, 63, 64, 65, 66, 67, 480])
+def test_when_a_needle_ends_the_text_or_a_block_then_it_is_counted(length: int) -> None:
+    text = bytes((97 + i % 7) for i in range(length))
+    needles = tuple({text[at : at + size] for size in (3, 4, 9) for at in range(0, length, 5)})
+    assert guard._guardscan is not None
+    counts = guard._guardscan._count_many(text, needles)
+    assert counts == tuple(text.count(needle) for needle in needles)
+    run = b"a" * 39  # occurrences overlap: counted as bytes.count counts them
+    assert guard._guardscan._count_many(run, (b"aaa", b"aa")) == (13, 19)
