@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_decide.py [N] [ROUNDS]. Prints figures; never asserts on
 time. Each figure is the best of ROUNDS (default 9) passes, so a busy machine inflates it less,
 with the median beside it; the value guard's cost is the median of each round's guard-on minus
-guard-off time, with its range. Within a round the two engines take turns on the same 1,000
+guard-off time, with its range. Within a round the two engines take turns on the same 10,000
 events (on then off, then off then on), so a change in the shared machine's speed, which moves
 by tens of percent within seconds, falls on both alike.
 
@@ -67,7 +67,7 @@ CONSENTS = [  # (purposes, under_13, parental)
 
 
 SUBJECTS = 5000
-CHUNK = 1000  # events a run of one engine takes before the other runs the same ones
+CHUNK = 10_000  # events one engine runs before the other runs the same ones
 
 
 def address_of(subject: int) -> str:

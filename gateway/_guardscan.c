@@ -526,18 +526,43 @@ host_bits_surely_set(const unsigned char *ip, Py_ssize_t m)
     return number % 4 != 0;
 }
 
-/* An IPv4 address in dotted-quad text, read as Python's `socket.inet_pton` reads it (the same
- * libc function): 1 and its four bytes in `out`, or 0. */
+/* An IPv4 address in dotted-quad text, read as Python's `socket.inet_pton` reads it (glibc's
+ * inet_pton4, whose rules are these: four decimal parts of 0 to 255 joined by `.`, no leading
+ * zero, nothing else): 1 and its four bytes in `out`, or 0. */
 static int
 parse_ipv4(const unsigned char *data, Py_ssize_t m, unsigned char out[4])
 {
-    char text[16];
-    if (m < 7 || m > 15 || memchr(data, 0, (size_t)m) != NULL) {
+    if (m < 7 || m > 15) {
         return 0;
     }
-    memcpy(text, data, (size_t)m);
-    text[m] = '\0';
-    return inet_pton(AF_INET, text, out) == 1;
+    int part = 0, digits = 0;
+    unsigned value = 0;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        unsigned char c = data[k];
+        if (c >= '0' && c <= '9') {
+            if (digits == 1 && value == 0) {
+                return 0; /* a leading zero */
+            }
+            value = value * 10 + (unsigned)(c - '0');
+            if (value > 255) {
+                return 0;
+            }
+            digits++;
+        }
+        else if (c == '.' && digits > 0 && part < 3) {
+            out[part++] = (unsigned char)value;
+            value = 0;
+            digits = 0;
+        }
+        else {
+            return 0;
+        }
+    }
+    if (digits == 0 || part != 3) {
+        return 0;
+    }
+    out[3] = (unsigned char)value;
+    return 1;
 }
 
 /* `number` (< 0x10000) in lower-case hex without leading zeros at `out`: its length. */
@@ -1402,7 +1427,7 @@ typedef struct {
     Scanner *scanner;
     PyObject *guard;
     PyObject *after_scan; /* after_scan(guard, fields, canonical, scanned) -> GuardedInput */
-    PyObject *last_name;  /* "_last": where the guard keeps the last event it prepared */
+    PyObject *latest;     /* list of one: where the guard keeps the last event it prepared */
 } Preparer;
 
 static PyObject *
@@ -1424,10 +1449,14 @@ Preparer_vectorcall(Preparer *self, PyObject *const *args, size_t nargsf, PyObje
             return NULL;
         }
         if (Py_TYPE(scanned) == (PyTypeObject *)self->scanner->guarded_type) {
-            if (PyObject_SetAttr(self->guard, self->last_name, scanned) < 0) {
+            if (PyList_GET_SIZE(self->latest) != 1) {
+                PyErr_SetString(PyExc_RuntimeError, "prepare: the guard's latest is a list of one");
                 Py_DECREF(scanned);
                 return NULL;
             }
+            PyObject *previous = PyList_GET_ITEM(self->latest, 0);
+            PyList_SET_ITEM(self->latest, 0, Py_NewRef(scanned));
+            Py_XDECREF(previous); /* (after the store: its deallocation may run code) */
             return scanned;
         }
     }
@@ -1443,7 +1472,7 @@ Preparer_dealloc(Preparer *self)
     Py_XDECREF(self->scanner);
     Py_XDECREF(self->guard);
     Py_XDECREF(self->after_scan);
-    Py_XDECREF(self->last_name);
+    Py_XDECREF(self->latest);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1461,10 +1490,10 @@ static PyTypeObject PreparerType = {
 };
 
 PyDoc_STRVAR(bind_doc,
-"bind(guard, after_scan, /) -> Preparer\n\n"
+"bind(guard, after_scan, latest, /) -> Preparer\n\n"
 "`prepare(fields, canonical)` for `guard`: the scan, and on its fast path the GuardedInput\n"
-"(also set as `guard._last`); otherwise `after_scan(guard, fields, canonical, scanned)`\n"
-"answers (`scanned`: the flags, or None when declined or `canonical` is None).");
+"(also set as `latest[0]`, a list of one); otherwise `after_scan(guard, fields, canonical,\n"
+"scanned)` answers (`scanned`: the flags, or None when declined or `canonical` is None).");
 
 static PyObject *
 Scanner_bind(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1473,8 +1502,10 @@ Scanner_bind(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "Scanner: not initialised");
         return NULL;
     }
-    if (nargs != 2 || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "bind(guard, after_scan): after_scan a callable");
+    if (nargs != 3 || !PyCallable_Check(args[1]) || !PyList_CheckExact(args[2])
+        || PyList_GET_SIZE(args[2]) != 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "bind(guard, after_scan, latest): a callable, a list of one");
         return NULL;
     }
     Preparer *preparer = PyObject_New(Preparer, &PreparerType);
@@ -1485,11 +1516,7 @@ Scanner_bind(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     preparer->scanner = (Scanner *)Py_NewRef(self);
     preparer->guard = Py_NewRef(args[0]);
     preparer->after_scan = Py_NewRef(args[1]);
-    preparer->last_name = PyUnicode_InternFromString("_last");
-    if (preparer->last_name == NULL) {
-        Py_DECREF(preparer);
-        return NULL;
-    }
+    preparer->latest = Py_NewRef(args[2]);
     return (PyObject *)preparer;
 }
 

@@ -1470,8 +1470,9 @@ class ValueGuard:
             )
             self._scan_event = scanner.scan_event
             self._scanner = scanner
-        # The last event prepared, so its audit records reuse what `prepare` found out.
-        self._last: GuardedInput | None = None
+        # The last event prepared, so its audit records reuse what `prepare` found out: in a
+        # list of one, which the bound C scanner sets without an attribute store (`_latest`).
+        self._latest: list[GuardedInput | None] = [None]
         self._budget_of: Mapping[str, Any] | None = None  # the record `_budget` is for
         self._budget = [_DECODING_BUDGET]
 
@@ -1555,7 +1556,7 @@ class ValueGuard:
         scan = self._scan_event
         scanned = None if scan is None else scan(encoded, fields, self)
         if type(scanned) is GuardedInput:
-            self._last = scanned
+            self._latest[0] = scanned
             return scanned
         return self._after_scan(fields, encoded, scanned)
 
@@ -1583,7 +1584,7 @@ class ValueGuard:
         if self._scanner is None or type(self).prepare is not ValueGuard.prepare:
             return self.prepare
         bound: Callable[[Mapping[str, Any], bytes | None], GuardedInput]
-        bound = self._scanner.bind(self, type(self)._after_scan)
+        bound = self._scanner.bind(self, type(self)._after_scan, self._latest)
         return bound
 
     def _prepare_text(self, fields: Mapping[str, Any], encoded: bytes) -> GuardedInput:
@@ -1643,8 +1644,8 @@ class ValueGuard:
             return self._close_look(fields, text, marks_free)
         # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
         guarded = (fields, tuple(spellings), _NO_HITS, fields, self, marks_free, proven)
-        self._last = _new_tuple(GuardedInput, guarded)
-        return self._last
+        self._latest[0] = prepared = _new_tuple(GuardedInput, guarded)
+        return prepared
 
     def _close_look(self, fields: Mapping[str, Any], text: str, marks_free: bool) -> GuardedInput:
         """The event looked at closely: with its needles, its free text scrubbed if it holds any.
@@ -1668,8 +1669,8 @@ class ValueGuard:
         else:
             scrubbed, hits = self.scrub_fields(fields, needles, self.record_budget(fields))
             found = (scrubbed, spellings, hits, fields, self, False, False)
-        self._last = _new_tuple(GuardedInput, found)
-        return self._last
+        self._latest[0] = prepared = _new_tuple(GuardedInput, found)
+        return prepared
 
     def _overflowed(self, fields: Mapping[str, Any]) -> bool:
         """True when an identifier value's own decodings went past the guard's bounds.
@@ -1820,7 +1821,7 @@ class ValueGuard:
         comes back when it surely holds none (no at-sign or encoding mark, no identifier value
         in any case), without building the event's needles.
         """
-        last = self._last
+        last = self._latest[0]
         if last is not None and last.source is fields and text is fields.get("event_id"):
             # `prepare` looked at the whole event, this text included: reuse its answer
             return text if not last.hits else str(last.fields.get("event_id", text))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html.entities
 import ipaddress
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -460,16 +461,23 @@ def test_when_the_scanner_is_bound_to_its_guard_then_it_prepares_as_prepare_does
         prepare = value_guard.preparer()
         assert prepare is not value_guard.prepare  # (the C scanner is built here)
         prepared = prepare(data, canonical)
-        assert value_guard._last is prepared
+        assert value_guard._latest == [prepared]
         expected = ValueGuard(6, risk, native=False).prepare(data, canonical)
         assert _answer(prepared) == _answer(expected)
         assert _answer(prepare(data, None)) == _answer(expected)  # (Python computes the JSON)
     assert guard._guardscan is not None
     scanner = ValueGuard(6, risk)._scanner
     with pytest.raises(TypeError, match="prepare"):
-        scanner.bind(value_guard, ValueGuard._after_scan)({})
+        scanner.bind(value_guard, ValueGuard._after_scan, [None])({})
     with pytest.raises(TypeError, match="after_scan"):
-        scanner.bind(value_guard, 1)
+        scanner.bind(value_guard, 1, [None])
+    with pytest.raises(TypeError, match="list of one"):
+        scanner.bind(value_guard, ValueGuard._after_scan, [])
+    latest: list[Any] = [None]
+    bound = scanner.bind(value_guard, ValueGuard._after_scan, latest)
+    latest.clear()  # (the guard never does this)
+    with pytest.raises(RuntimeError, match="list of one"):
+        bound(events[0], orjson.dumps(events[0]))
 
 
 class _Counting(ValueGuard):
@@ -564,3 +572,22 @@ def test_when_a_needle_ends_the_text_or_a_block_then_it_is_counted(length: int) 
     assert counts == tuple(text.count(needle) for needle in needles)
     run = b"a" * 39  # occurrences overlap: counted as bytes.count counts them
     assert guard._guardscan._count_many(run, (b"aaa", b"aa")) == (13, 19)
+
+
+def _inet_pton4(text: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError):  # (ValueError: an embedded NUL)
+        return False
+    return True
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    text=st.text(alphabet="0123456789.x \x00", max_size=17)
+    | st.lists(OCTETS, min_size=2, max_size=5).map(".".join)
+    | st.lists(OCTETS, min_size=4, max_size=4).map(lambda octets: ".".join(octets) + ".")
+)
+def test_a_text_is_an_ipv4_address_in_c_exactly_when_inet_pton_reads_one(text: str) -> None:
+    assert guard._guardscan is not None
+    assert (guard._guardscan._ipv4_forms(text) is not None) == _inet_pton4(text)
