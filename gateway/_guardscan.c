@@ -4,8 +4,8 @@
  * in the event's canonical JSON (in its own field), whether the text holds an at-sign or an
  * encoding mark, and whether an operator could write one of the values; a sink's output is
  * checked for the values and an at-sign. In Python each of those is a search of its own over
- * the lower-cased text; here the text is lower-cased once into a buffer and every search runs
- * on it. Only ASCII text without a backslash is taken (then a value's JSON spelling is the value
+ * the lower-cased text; here the text is lower-cased once into a buffer, and the values and
+ * the address's spellings are all counted on it in one pass (`count_many`). Only ASCII text without a backslash is taken (then a value's JSON spelling is the value
  * itself, and ASCII lower-casing is `gateway.guard.fold`); for any other text the functions
  * answer None and the caller runs the Python definition. tests/unit/test_guardscan.py checks
  * both give the same answer on generated events.
