@@ -591,3 +591,45 @@ def _inet_pton4(text: str) -> bool:
 def test_a_text_is_an_ipv4_address_in_c_exactly_when_inet_pton_reads_one(text: str) -> None:
     assert guard._guardscan is not None
     assert (guard._guardscan._ipv4_forms(text) is not None) == _inet_pton4(text)
+
+
+def _seen(text: bytes) -> int:
+    """What the scanner's lower-casing pass reports of a text (its SEEN_* bits)."""
+    scan = guard._guardscan
+    assert scan is not None
+    marks = (
+        (any(byte > 127 for byte in text), scan._SEEN_NON_ASCII),
+        (b"\\" in text, scan._SEEN_ESCAPE),
+        (b"@" in text or b"%" in text, scan._SEEN_AT_PERCENT),
+        (b"&" in text, scan._SEEN_AMPERSAND),
+        (b"+" in text, scan._SEEN_PLUS),
+    )
+    return sum(bit for held, bit in marks if held)
+
+
+RAW_BYTES = st.sampled_from(b"aAbB:.0fFqQ\\@%&+\x80\xc3zZ[{")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(RAW_BYTES, max_size=140).map(bytes),
+    needles=st.lists(st.lists(RAW_BYTES, min_size=3, max_size=7).map(bytes), max_size=34),
+    planted=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 140)), max_size=6),
+)
+def test_when_the_raw_text_is_counted_then_each_count_is_the_lower_cased_text_s(
+    text: bytes, needles: list[bytes], planted: list[tuple[int, int]]
+) -> None:
+    # the scan counts the event's JSON as received, its letters in either case (no lower-cased
+    # copy), and learns what it holds in the same pass: both as the lower-cased text answers
+    needles = [needle.lower() for needle in needles]  # (the scan's needles are folded)
+    for index, at in planted:  # occurrences where the needle surely is, in upper case
+        if needles:
+            text = text[:at] + needles[index % len(needles)].upper() + text[at:]
+    assert guard._guardscan is not None
+    counted = guard._guardscan._count_many(text, tuple(needles), True)
+    low = bytes(byte + 32 if 65 <= byte <= 90 else byte for byte in text)
+    if counted is None:  # this counter takes no raw text (no AVX2, short needles or text)
+        assert guard._guardscan._count_many(low, tuple(needles)) is not None
+        return
+    assert counted[:-1] == tuple(low.count(needle) for needle in needles)
+    assert counted[-1] == _seen(text)
