@@ -247,18 +247,13 @@ typedef struct {
     Py_ssize_t next; /* the first position a further occurrence may start at */
 } Needle;
 
-/* One count_in per needle: the answer every other way must give. `seen` must be NULL (the
- * text lower-cased already): for raw text this answers 0 (not counted), else 1. */
-static int
-count_each(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k, unsigned *seen)
+/* One count_in per needle: the answer every other way must give. */
+static void
+count_each(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k)
 {
-    if (seen != NULL) {
-        return 0;
-    }
     for (Py_ssize_t i = 0; i < k; i++) {
         needles[i].count = count_in(hay, n, needles[i].data, needles[i].length);
     }
-    return 1;
 }
 
 #ifdef HAVE_X86
@@ -266,72 +261,38 @@ count_each(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k
 #define PER_BUCKET 4    /* needles sharing a bucket; the rest are counted one by one */
 #define FINGERPRINT 3   /* leading bytes a candidate matches (by their two nibbles) */
 
-/* Whether `text`, lower-cased as `lower_ascii` does, starts with `needle` (m bytes). */
-static int
-folded_equal(const unsigned char *text, const unsigned char *needle, Py_ssize_t m)
-{
-    for (Py_ssize_t k = 0; k < m; k++) {
-        unsigned char c = text[k];
-        if ((unsigned char)(c + (((unsigned char)(c - 'A') < 26u) << 5)) != needle[k]) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* The same counts with the needles' first three bytes looked for in 32 positions a test (AVX2):
  * each needle of 3 bytes or more is put in one of 8 buckets, and for each byte of the
  * fingerprint two 16-entry tables (by low nibble, by high nibble) give the buckets whose
  * needles hold a byte with that nibble there. A position where every table agrees on a bucket
  * is a candidate for that bucket's needles, compared whole. Hyperscan's "Teddy" search works
- * this way. Shorter needles, and those past the buckets' room, are counted one by one.
- *
- * With `seen` NULL, `hay` is lower-cased text. Otherwise `hay` is the raw text, read once for
- * everything the scan asks of it: letters match in either case (the tables take a needle's
- * letter in upper case too; candidates are compared folded) and *seen gets what `lower_ascii`
- * would see (SEEN_*), so no lower-cased copy is made. That takes needles of 3 bytes or more,
- * at most 32 of them, and text of 34 bytes or more: for any other, 0 (nothing counted; the
- * caller lower-cases the text and counts on it). 1 when counted. */
-__attribute__((target("avx2"))) static int
-count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k,
-                unsigned *seen)
+ * this way. Shorter needles, and those past the buckets' room, are counted one by one. */
+__attribute__((target("avx2"))) static void
+count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssize_t k)
 {
     unsigned char low_table[FINGERPRINT][16] = {{0}}, high_table[FINGERPRINT][16] = {{0}};
     Needle *members[BUCKETS][PER_BUCKET];
     int sizes[BUCKETS] = {0};
     Py_ssize_t starts = n - FINGERPRINT + 1; /* positions a fingerprint fits at */
-    const int raw = seen != NULL;
-    if (raw && (starts < 32 || k > BUCKETS * PER_BUCKET)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; raw && i < k; i++) {
-        if (needles[i].length < FINGERPRINT) {
-            return 0;
-        }
-    }
     int bucket = 0, any = 0;
     for (Py_ssize_t i = 0; i < k; i++) {
         Needle *needle = &needles[i];
         needle->count = 0;
         needle->next = 0;
         if (needle->length < FINGERPRINT || starts < 32 || sizes[bucket] == PER_BUCKET) {
-            needle->count = count_in(hay, n, needle->data, needle->length); /* (not raw) */
+            needle->count = count_in(hay, n, needle->data, needle->length);
             continue;
         }
         for (int j = 0; j < FINGERPRINT; j++) {
-            unsigned char c = needle->data[j];
-            low_table[j][c & 15] |= (unsigned char)(1u << bucket);
-            high_table[j][c >> 4] |= (unsigned char)(1u << bucket);
-            if (raw && c >= 'a' && c <= 'z') { /* its capital: the same low nibble */
-                high_table[j][(c - 32) >> 4] |= (unsigned char)(1u << bucket);
-            }
+            low_table[j][needle->data[j] & 15] |= (unsigned char)(1u << bucket);
+            high_table[j][needle->data[j] >> 4] |= (unsigned char)(1u << bucket);
         }
         members[bucket][sizes[bucket]++] = needle;
         bucket = (bucket + 1) % BUCKETS;
         any = 1;
     }
-    if (!any && !raw) {
-        return 1;
+    if (!any) {
+        return;
     }
     __m256i lows[FINGERPRINT], highs[FINGERPRINT];
     for (int j = 0; j < FINGERPRINT; j++) {
@@ -340,8 +301,6 @@ count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssiz
     }
     const __m256i nibble = _mm256_set1_epi8(15);
     const __m256i zero = _mm256_setzero_si256();
-    /* what the raw text holds (SEEN_*): its bytes' high bits, then one lane per mark */
-    __m256i high = zero, escape = zero, at_percent = zero, ampersand = zero, plus = zero;
     for (Py_ssize_t i = 0; i < starts; i += 32) {
         Py_ssize_t block = i;
         unsigned skip = 0;
@@ -352,16 +311,6 @@ count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssiz
         __m256i found = _mm256_set1_epi8(-1);
         for (int j = 0; j < FINGERPRINT; j++) {
             __m256i bytes = _mm256_loadu_si256((const __m256i *)(hay + block + j));
-            if (raw && j == 0) {
-                high = _mm256_or_si256(high, bytes);
-                escape = _mm256_or_si256(escape, _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('\\')));
-                at_percent = _mm256_or_si256(
-                    at_percent, _mm256_or_si256(_mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('@')),
-                                                _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('%'))));
-                ampersand = _mm256_or_si256(ampersand,
-                                            _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('&')));
-                plus = _mm256_or_si256(plus, _mm256_cmpeq_epi8(bytes, _mm256_set1_epi8('+')));
-            }
             __m256i lo = _mm256_and_si256(bytes, nibble);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
             found = _mm256_and_si256(found, _mm256_and_si256(_mm256_shuffle_epi8(lows[j], lo),
@@ -381,33 +330,20 @@ count_many_avx2(const unsigned char *hay, Py_ssize_t n, Needle *needles, Py_ssiz
                 int b = __builtin_ctz(set);
                 for (int s = 0; s < sizes[b]; s++) {
                     Needle *needle = members[b][s];
-                    Py_ssize_t m = needle->length;
-                    if (at >= needle->next && at + m <= n
-                        && (raw ? folded_equal(hay + at, needle->data, m)
-                                : memcmp(hay + at, needle->data, (size_t)m) == 0)) {
+                    if (at >= needle->next && at + needle->length <= n
+                        && memcmp(hay + at, needle->data, (size_t)needle->length) == 0) {
                         needle->count++;
-                        needle->next = at + m;
+                        needle->next = at + needle->length;
                     }
                 }
             }
             mask &= mask - 1;
         }
     }
-    if (raw) { /* the blocks read bytes 0 .. n - 3 at their first position: the last two here */
-        unsigned tail = lower_base(hay + n - 2, 2, (unsigned char[2]){0});
-        *seen = tail | (_mm256_movemask_epi8(high) ? SEEN_NON_ASCII : 0)
-                | (_mm256_movemask_epi8(escape) ? SEEN_ESCAPE : 0)
-                | (_mm256_movemask_epi8(at_percent) ? SEEN_AT_PERCENT : 0)
-                | (_mm256_movemask_epi8(ampersand) ? SEEN_AMPERSAND : 0)
-                | (_mm256_movemask_epi8(plus) ? SEEN_PLUS : 0);
-    }
-    return 1;
 }
 #endif
 
-/* Counts `needles` in `hay`: lower-cased text (`seen` NULL: always counted, 1), or the raw text
- * (`seen` set: 1 and what the text holds, or 0 when this counter cannot: count_many_avx2). */
-typedef int (*many_counter)(const unsigned char *, Py_ssize_t, Needle *, Py_ssize_t, unsigned *);
+typedef void (*many_counter)(const unsigned char *, Py_ssize_t, Needle *, Py_ssize_t);
 /* count_many_avx2 where the CPU has it, else count_each (module init; `_use_vectors`) */
 static many_counter count_many = count_each;
 
@@ -453,11 +389,10 @@ reference_at(const Scanner *self, const unsigned char *low, Py_ssize_t n, Py_ssi
     return 0;
 }
 
-/* `_may_hide_spelling` for ASCII text (lower-cased or not): an at-sign, a percent sign, a
- * reference. `seen`: what `lower_ascii` saw in it. Each `&` is read from a lower-cased copy of
- * what follows it, as long as the longest reference: `&`, MAX_NAME letters or digits, `;`. */
+/* `_may_hide_spelling` for lower-cased ASCII text: an at-sign, a percent sign, a reference.
+ * `seen`: what `lower_ascii` saw in it. */
 static int
-has_marks(const Scanner *self, const unsigned char *text, Py_ssize_t n, unsigned seen)
+has_marks(const Scanner *self, const unsigned char *low, Py_ssize_t n, unsigned seen)
 {
     if (seen & SEEN_AT_PERCENT) {
         return 1;
@@ -465,13 +400,10 @@ has_marks(const Scanner *self, const unsigned char *text, Py_ssize_t n, unsigned
     if (!(seen & SEEN_AMPERSAND)) {
         return 0;
     }
-    const unsigned char *at = text;
-    const unsigned char *end = text + n;
-    unsigned char window[MAX_NAME + 2];
+    const unsigned char *at = low;
+    const unsigned char *end = low + n;
     while (at < end && (at = memchr(at, '&', (size_t)(end - at))) != NULL) {
-        Py_ssize_t w = end - at < (Py_ssize_t)sizeof window ? end - at : (Py_ssize_t)sizeof window;
-        lower_base(at, w, window);
-        if (reference_at(self, window, w, 0)) {
+        if (reference_at(self, low, n, at - low)) {
             return 1;
         }
         at++;
@@ -1238,8 +1170,14 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     PyObject *spellings = NULL;
     Needle stack_needles[48];
     Needle *needles = stack_needles; /* on the heap for more */
-    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(canonical);
-    int spaced = 0; /* a value holds a space or a `+` (form encoding writes one for the other) */
+    unsigned char *low = buffer_get(&buffer, n);
+    if (low == NULL) {
+        return NULL;
+    }
+    unsigned seen = lower_ascii((const unsigned char *)PyBytes_AS_STRING(canonical), n, low);
+    if (seen & (SEEN_NON_ASCII | SEEN_ESCAPE)) {
+        goto unhandled;
+    }
     /* forms: str spellings, then bytes anchors (pieces every spelling holds: counted only) */
     Py_ssize_t count_spelled_forms = 0;
     for (Py_ssize_t i = 0; i < count_forms; i++) {
@@ -1278,7 +1216,10 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         if (is_space(data[0]) || is_space(data[m - 1])) { /* its trimmed self may be elsewhere */
             flags |= FLAG_REPEATED;
         }
-        spaced |= memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL;
+        /* a `+` in the text may stand for a value's space (or a value's `+` for a space) */
+        if ((seen & SEEN_PLUS) && (memchr(data, ' ', m) != NULL || memchr(data, '+', m) != NULL)) {
+            flags |= FLAG_REPEATED;
+        }
         if (!(flags & FLAG_WRITABLE)) {
             int written = writable(self, spelling, spelled, m);
             if (written < 0) {
@@ -1302,7 +1243,10 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         PyTuple_SET_ITEM(spellings, slot++, spelling);
         ip_spelled = (const unsigned char *)PyUnicode_DATA(spelling);
         needles[count_values] = (Needle){ip_spelled, ip_length, 0, 0};
-        spaced |= memchr(data, ' ', ip_length) != NULL || memchr(data, '+', ip_length) != NULL;
+        if ((seen & SEEN_PLUS)
+            && (memchr(data, ' ', ip_length) != NULL || memchr(data, '+', ip_length) != NULL)) {
+            flags |= FLAG_REPEATED; /* (as for the other values) */
+        }
         /* its forms: str spellings (also the output's needles) and bytes anchors (pieces every
          * spelling holds: counted, not spellings) */
         for (Py_ssize_t i = 0; i < count_forms; i++) {
@@ -1326,27 +1270,7 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
             }
         }
     }
-    /* the text read once: counted raw where the counter can (no lower-cased copy), else
-     * lower-cased into the buffer and counted there */
-    unsigned seen;
-    const unsigned char *text = raw;
-    if (!count_many(raw, n, needles, count_needles, &seen)) {
-        unsigned char *low = buffer_get(&buffer, n);
-        if (low == NULL) {
-            goto error;
-        }
-        seen = lower_ascii(raw, n, low);
-        if (!(seen & (SEEN_NON_ASCII | SEEN_ESCAPE))) {
-            count_many(low, n, needles, count_needles, NULL);
-        }
-        text = low;
-    }
-    if (seen & (SEEN_NON_ASCII | SEEN_ESCAPE)) {
-        goto unhandled;
-    }
-    if ((seen & SEEN_PLUS) && spaced) { /* a `+` in the text may stand for a value's space */
-        flags |= FLAG_REPEATED;
-    }
+    count_many(low, n, needles, count_needles);
     for (Py_ssize_t i = 0; i < count_values + (ip != NULL); i++) {
         if (needles[i].count != 1) { /* each value exactly once: in its own field */
             flags |= FLAG_REPEATED;
@@ -1363,10 +1287,10 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         PyMem_Free(needles);
         needles = stack_needles;
     }
-    if (numeric && has_number(text, n)) { /* a number may be a value by value (`1e16`) */
+    if (numeric && has_number(low, n)) { /* a number may be a value by value (`1e16`) */
         flags |= FLAG_REPEATED;
     }
-    if (has_marks(self, text, n, seen)) {
+    if (has_marks(self, low, n, seen)) {
         flags |= FLAG_MARKS;
     }
     buffer_free(&buffer);
@@ -1708,22 +1632,16 @@ ipv6_forms_of(PyObject *module, PyObject *address)
 }
 
 PyDoc_STRVAR(count_many_doc,
-"_count_many(text, needles, raw=False, /) -> tuple[int, ...] | None\n\n"
+"_count_many(text, needles, /) -> tuple[int, ...]\n\n"
 "Each needle's (non-empty bytes) non-overlapping occurrences in `text` (bytes), as the scan\n"
-"counts them in one pass (bytes.count's answers). `raw`: `text` as received, the needles\n"
-"lower case: the counts in the lower-cased text, then what the text holds (SEEN_* bits), or\n"
-"None where this counter takes no raw text. For the tests.");
+"counts them in one pass (bytes.count's answers). For the tests.");
 
 static PyObject *
 count_many_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs < 2 || nargs > 3 || !PyBytes_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "_count_many(bytes, tuple of bytes, raw=False)");
-        return NULL;
-    }
-    int raw = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
-    if (raw < 0) {
+    if (nargs != 2 || !PyBytes_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_count_many(bytes, tuple of bytes)");
         return NULL;
     }
     Py_ssize_t k = PyTuple_GET_SIZE(args[1]);
@@ -1741,13 +1659,9 @@ count_many_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         needles[i] = (Needle){(const unsigned char *)PyBytes_AS_STRING(needle),
                               PyBytes_GET_SIZE(needle), 0, 0};
     }
-    unsigned seen = 0;
-    if (!count_many((const unsigned char *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
-                    needles, k, raw ? &seen : NULL)) {
-        PyMem_Free(needles);
-        Py_RETURN_NONE;
-    }
-    PyObject *counts = PyTuple_New(k + raw);
+    count_many((const unsigned char *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]),
+               needles, k);
+    PyObject *counts = PyTuple_New(k);
     for (Py_ssize_t i = 0; counts != NULL && i < k; i++) {
         PyObject *count = PyLong_FromSsize_t(needles[i].count);
         if (count == NULL) {
@@ -1755,15 +1669,6 @@ count_many_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         PyTuple_SET_ITEM(counts, i, count);
-    }
-    if (counts != NULL && raw) {
-        PyObject *held = PyLong_FromUnsignedLong(seen);
-        if (held == NULL) {
-            Py_CLEAR(counts);
-        }
-        else {
-            PyTuple_SET_ITEM(counts, k, held);
-        }
     }
     PyMem_Free(needles);
     return counts;
@@ -1803,11 +1708,6 @@ PyInit__guardscan(void)
         return NULL;
     }
     if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0
-        || PyModule_AddIntConstant(m, "_SEEN_NON_ASCII", SEEN_NON_ASCII) < 0
-        || PyModule_AddIntConstant(m, "_SEEN_ESCAPE", SEEN_ESCAPE) < 0
-        || PyModule_AddIntConstant(m, "_SEEN_AT_PERCENT", SEEN_AT_PERCENT) < 0
-        || PyModule_AddIntConstant(m, "_SEEN_AMPERSAND", SEEN_AMPERSAND) < 0
-        || PyModule_AddIntConstant(m, "_SEEN_PLUS", SEEN_PLUS) < 0
         || PyModule_AddIntConstant(m, "MARKS", FLAG_MARKS) < 0
         || PyModule_AddIntConstant(m, "REPEATED", FLAG_REPEATED) < 0
         || PyModule_AddIntConstant(m, "WRITABLE", FLAG_WRITABLE) < 0) {
