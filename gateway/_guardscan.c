@@ -489,13 +489,21 @@ carries_dotted(PyObject *forms)
     return 0;
 }
 
-/* `gateway.guard._host_bits_set` where it surely answers True: the text's last group (after
- * its last `.`, or without one its last `:`) is 1 to 4 plain decimal (hex) digits, a number
+/* `gateway.guard._host_bits_set` where it surely answers True: the text is written in an
+ * address's characters only, its last group (after its last `.`, or without one its last `:`)
+ * is 1 to 4 plain decimal (hex) digits, a number
  * not divisible by 4, and it is not an IPv6 address with a dotted tail (the caller also asks
  * `carries_dotted`). 0 otherwise (not set, or not surely: Python decides). */
 static int
 host_bits_surely_set(const unsigned char *ip, Py_ssize_t m)
 {
+    for (Py_ssize_t k = 0; k < m; k++) { /* only an address's characters (`_ADDRESS_CHARACTERS`) */
+        unsigned char c = ip[k];
+        if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == '.'
+              || c == ':')) {
+            return 0;
+        }
+    }
     int dot = memchr(ip, '.', (size_t)m) != NULL;
     if (dot && memchr(ip, ':', (size_t)m) != NULL) {
         return 0; /* an IPv6 address with a dotted tail: never sure */

@@ -1270,6 +1270,9 @@ def output_bytes_clean(value: bytes, spellings: tuple[str, ...], *, marks: bool 
     return output_clean(fold(value.decode()), spellings, marks=marks)
 
 
+_ADDRESS_CHARACTERS: Final = frozenset("0123456789abcdefABCDEF.:")
+
+
 def _host_bits_set(address: str) -> bool:
     """True when `address` surely has host bits set under any prefix a sink may keep.
 
@@ -1281,8 +1284,12 @@ def _host_bits_set(address: str) -> bool:
 
     An IPv6 address that carries an IPv4 one (6to4, Teredo, mapped: `embedded_ipv4s`) is never
     sure: `ip_truncate` truncates the IPv4 in it, not its last group, and the network prefix
-    of `2002:c633:6404::1` holds the carried `c633:6404`.
+    of `2002:c633:6404::1` holds the carried `c633:6404`. Nor is text in other characters than
+    an address's (a forwarded-for list, `[v6]:port`, a zone): `ip_truncate` writes the prefix
+    of its first address (`client_address`), whose host bits may be zero.
     """
+    if not _ADDRESS_CHARACTERS.issuperset(address):
+        return False  # a list, a port in brackets, a zone: truncated as its first address
     dot = "." in address
     if ":" in address and (dot or embedded_ipv4s(address)):
         return False

@@ -16,8 +16,13 @@ the IPv4 sits:
                                         96-127: both truncated (the client re-inverted), flags
                                         and port zeroed
 
+Collectors also send more than a bare address; the address truncated is then the client's
+(`client_address`): the first of an X-Forwarded-For list (`203.0.113.7, 10.0.0.1` ->
+`203.0.113.0`; the proxies' addresses are dropped), without a port (`192.0.2.77:8080`,
+`[2001:db8::1]:443`, read by `urllib.parse`), brackets or an IPv6 zone (`fe80::1%eth0`).
+
 Uses socket.inet_pton/inet_ntop (no `ipaddress` objects on the hot path). A value that is not a
-valid address is dropped, never passed through.
+valid address in one of those shapes is dropped, never passed through.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, ClassVar, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -56,6 +62,40 @@ class IpTruncateConfig(OperatorConfig):
     op: Literal["ip_truncate"]
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
+
+
+def client_address(value: str) -> str | None:
+    """The address an `ip` text names, or None when it is in no shape read here.
+
+    The text itself when it is an address; else its first comma-separated element (in an
+    X-Forwarded-For list the client, then each proxy), trimmed, without an IPv6 zone (`%eth0`)
+    and without a port or brackets (`host:port`, `[v6]:port`: `urllib.parse.urlsplit` reads
+    them; a port that is not 0-65535 is no shape). Whether what is left is an address, the
+    caller's `inet_pton` decides.
+    """
+    if _is_address(value):
+        return value
+    first = value.split(",", 1)[0].strip()
+    if not first.startswith("["):
+        first = first.partition("%")[0]  # (a zone: `fe80::1%eth0`)
+        if _is_address(first):
+            return first
+    try:
+        split = urlsplit("//" + first)
+        host, _ = split.hostname, split.port  # (`port` raises ValueError when out of range)
+    except ValueError:
+        return None
+    if host is None or split.username is not None or split.path or split.query or split.fragment:
+        return None
+    return host.partition("%")[0]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        inet_pton(AF_INET6 if ":" in text else AF_INET, text)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _truncator(size: int, prefix: int) -> Callable[[bytes], bytes]:
@@ -111,19 +151,31 @@ class IpTruncate(Operator):
         """The address with its host bits zeroed; DROP for anything that is not an address.
 
         In an IPv6 form that carries IPv4 addresses (gateway.ipforms) each IPv4 is truncated.
+        A list, a port, brackets or a zone around it: the client's address (`client_address`).
         """
         if type(value) is not str:
             return DROP
         try:
-            if ":" not in value:
-                return inet_ntop(AF_INET, self._v4(inet_pton(AF_INET, value)))
-            packed = inet_pton(AF_INET6, value)
-            for carrier in _CARRIERS_BY_START.get(packed[:2], ()):
-                if packed.startswith(carrier.lead):
-                    return inet_ntop(AF_INET6, self._carried(carrier, packed))
-            return inet_ntop(AF_INET6, self._v6(packed))
+            return self._truncated(value)
+        except (OSError, ValueError):
+            pass
+        address = client_address(value)
+        if address is None or address == value:
+            return DROP
+        try:
+            return self._truncated(address)
         except (OSError, ValueError):
             return DROP
+
+    def _truncated(self, value: str) -> str:
+        """The truncated address; OSError or ValueError when `value` is not an address."""
+        if ":" not in value:
+            return inet_ntop(AF_INET, self._v4(inet_pton(AF_INET, value)))
+        packed = inet_pton(AF_INET6, value)
+        for carrier in _CARRIERS_BY_START.get(packed[:2], ()):
+            if packed.startswith(carrier.lead):
+                return inet_ntop(AF_INET6, self._carried(carrier, packed))
+        return inet_ntop(AF_INET6, self._v6(packed))
 
     def _carried(self, carrier: Carrier, packed: bytes) -> bytes:
         if carrier.v4_at == (12,):  # the IPv4 is the last 32 bits: the common forms

@@ -1255,3 +1255,42 @@ def test_when_a_carried_ipv4_has_a_zero_upper_group_then_its_compressed_kept_for
     the IPv4 went out, the text check lacking that spelling (`U::` was added, not `::L`)."""
     output = _analytics(either_path, {"ip": ip})
     assert output["ip"] == "[ip]"
+
+
+# An `ip` field holding more than a bare address (2026-11-30): `ip_truncate` keeps the client's
+# network (the first address of a forwarded-for list, without port, brackets or zone) instead of
+# dropping the field, and the proof's "host bits surely set" shortcut no longer reads such text
+# by its last group (the prefix it writes is the first address's).
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("203.0.113.7, 10.0.0.1", "203.0.113.0"),
+        ("203.0.113.7,10.0.0.1", "203.0.113.0"),
+        ("192.0.2.77:8080", "192.0.2.0"),
+        ("[2001:db8:1:2::1]:443", "2001:db8:1::"),
+        ("fe80::1%eth0, 10.0.0.1", "fe80::"),
+        ("::ffff:192.0.2.77, 10.0.0.1", "::ffff:192.0.2.0"),
+    ],
+)
+def test_when_the_ip_field_is_a_forwarded_list_then_analysts_keep_the_client_s_network(
+    either_path: Engine, ip: str, network: str
+) -> None:
+    assert _analytics(either_path, {"ip": ip})["ip"] == network
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "10.0.0.0, 192.0.2.77",  # the client's prefix is the client itself; the last group odd
+        "10.0.0.0:8081",
+        "192.0.2.0 , 198.51.100.7",
+        "[2001:db8::], 2001:db8::7",
+    ],
+)
+def test_when_the_client_s_prefix_is_the_client_then_the_address_is_replaced(
+    either_path: Engine, ip: str
+) -> None:
+    output = _analytics(either_path, {"ip": ip})
+    assert output["ip"] == "[ip]"

@@ -56,8 +56,21 @@ IP_CASES = [
     ({"ipv4_prefix": 0}, "192.0.2.1", "0.0.0.0"),
     ({}, "not-an-ip", DROP),
     ({}, "192.0.2.256", DROP),
-    ({}, "fe80::1%eth0", DROP),
     ({}, 3232235777, DROP),
+    # more than a bare address: the client's (the first of a list), without port, brackets, zone
+    ({}, "fe80::1%eth0", "fe80::"),
+    ({}, "203.0.113.7, 10.0.0.1", "203.0.113.0"),
+    ({}, " 192.0.2.77 ", "192.0.2.0"),
+    ({}, "192.0.2.77:8080", "192.0.2.0"),
+    ({}, "[2001:db8:1:2::1]:443", "2001:db8:1::"),
+    ({}, "[fe80::1%eth0]:443", "fe80::"),
+    ({}, "2001:db8::1:443", "2001:db8::"),  # (no brackets: an address, read whole)
+    ({}, "unknown, 10.0.0.1", DROP),  # the client unknown: nothing kept of the proxies
+    ({}, "192.0.2.77:99999", DROP),  # no such port
+    ({}, "user@192.0.2.7", DROP),
+    ({}, "192.0.2.77/24", DROP),
+    ({}, "[192.0.2.77]:80", DROP),
+    ({}, "IPv6:2001:db8::42", DROP),
 ]
 
 
