@@ -1294,3 +1294,27 @@ def test_when_the_client_s_prefix_is_the_client_then_the_address_is_replaced(
 ) -> None:
     output = _analytics(either_path, {"ip": ip})
     assert output["ip"] == "[ip]"
+
+
+# Found by an eighteenth attack (after c9c5b6d): `ip_truncate` read the client's address with
+# `urllib.parse.urlsplit`, which deletes tabs and line breaks anywhere and takes a bracketed
+# host from anywhere in the text, so it truncated an address the guard had not read (one whose
+# prefix is itself went out whole), past the 16 addresses the guard reads too, or a proxy's.
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "10.0.0.\t0",
+        "10.0.0\n.0, 198.51.100.7",
+        "[2001:db8:1:\t:]:443",
+        "1\t0.0.0.0",
+        " ".join(f"192.0.2.{i}" for i in range(1, 18)) + " [2001:db8:1::]",
+        "203.0.113.7 [2001:db8:1::5]",
+        "for=203.0.113.7;by=[2001:db8:1::5]",
+    ],
+)
+def test_when_the_ip_field_is_in_no_shape_read_then_nothing_of_it_goes_out(
+    either_path: Engine, ip: str
+) -> None:
+    assert "ip" not in _analytics(either_path, {"ip": ip})

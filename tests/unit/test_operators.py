@@ -71,6 +71,21 @@ IP_CASES = [
     ({}, "192.0.2.77/24", DROP),
     ({}, "[192.0.2.77]:80", DROP),
     ({}, "IPv6:2001:db8::42", DROP),
+    ({}, "192.0.2.77:080", "192.0.2.0"),
+    ({}, "192.0.2.77:65535", "192.0.2.0"),
+    ({}, "[2001:db8::1]", "2001:db8::"),
+    ({}, "[2001:db8::1]:99999", DROP),
+    ({}, "fe80::1%", DROP),
+    # found by the eighteenth attack round: no character but the shapes' (urlsplit deleted tabs
+    # and line breaks, and took a bracketed host from anywhere)
+    ({}, "10.0.0.\t0", DROP),
+    ({}, "10.0.0\n.0, 198.51.100.7", DROP),
+    ({}, "[2001:db8:1:\t:]:443", DROP),
+    ({}, "1\t0.0.0.0", DROP),
+    ({}, "203.0.113.7 [2001:db8:1::5]", DROP),
+    ({}, "for=203.0.113.7;by=[2001:db8:1::5]", DROP),
+    ({}, "[2001:db8:1::5]junk", DROP),
+    ({}, "junk [2001:db8:1::]", DROP),
 ]
 
 
