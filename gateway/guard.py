@@ -61,7 +61,8 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 
-from gateway.ipforms import carried_ipv4s, embedded_ipv4s
+from gateway.ipforms import carried_ipv4s, client_address, embedded_ipv4s
+from gateway.ipforms import is_address as _is_address
 from gateway.operators.base import Synthesis
 
 try:  # the scans in C (gateway/_guardscan.c), built on install; without it the same in Python
@@ -619,15 +620,6 @@ def ip_spellings(address: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(form for form in held if form != low))
 
 
-def _is_address(text: str) -> bool:
-    """True when `text` is one IP address, as `inet_pton` reads it."""
-    try:
-        inet_pton(AF_INET6 if ":" in text else AF_INET, text)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _address_spellings(address: str) -> tuple[str, ...]:
     """`ip_spellings` of text that is one address; () for any other text.
 
@@ -679,6 +671,9 @@ def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
     if _is_address(text):
         return (text,), True
     found: dict[str, None] = {}
+    client = client_address(text)  # the address `ip_truncate` truncates: always read, first
+    if client is not None and _is_address(client):
+        found[client] = None
     parses = 0
     for run in _IP_RUN.finditer(text):
         piece = run.group()

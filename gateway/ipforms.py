@@ -1,4 +1,4 @@
-"""IPv6 forms that carry an IPv4 address: one definition for `ip_truncate` and the value guard.
+"""IPv4-carrying IPv6 forms and an `ip` text's client address: for `ip_truncate` and the guard.
 
 Sources: RFC 4291 section 2.5.5 (IPv4-compatible, IPv4-mapped), RFC 2765 (IPv4-translated),
 RFC 6052 and RFC 8215 (NAT64 64:ff9b::/96, 64:ff9b:1::/48), RFC 3056 (6to4 2002::/16),
@@ -8,6 +8,7 @@ RFC 4380 (Teredo 2001::/32), RFC 5214 (ISATAP interface identifiers ::0:5efe:a.b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Final
@@ -18,7 +19,9 @@ __all__ = [
     "LOCAL_USE",
     "Carrier",
     "carried_ipv4s",
+    "client_address",
     "embedded_ipv4s",
+    "is_address",
 ]
 
 
@@ -93,3 +96,47 @@ def carried_ipv4s(packed: bytes) -> tuple[str, ...]:
     return tuple(
         inet_ntop(AF_INET, v4) for v4 in found if int.from_bytes(v4) > 1 or packed[:12] != bytes(12)
     )
+
+
+# The shapes of one element read: an address (what `inet_pton` takes is decided after), with a
+# zone (`fe80::1%eth0`), in brackets with a zone and a port (`[2001:db8::1]:443`), or an IPv4
+# address with a port (`192.0.2.77:8080`). Nothing else: no white space or other character
+# inside (`urllib.parse.urlsplit` was tried: it deletes tabs and line breaks anywhere and takes
+# a bracketed host from anywhere in the text, so it truncated an address the value guard had
+# not read, or a proxy's; found by the eighteenth attack round).
+_ZONE = r"(?:%[0-9A-Za-z_.\-]{1,32})?"
+_PORT = r"(?::[0-9]{1,5})"
+_CLIENT = re.compile(
+    rf"(?P<ipv4>[0-9.]+){_PORT}"
+    rf"|\[(?P<bracketed>[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*){_ZONE}\]{_PORT}?"
+    rf"|(?P<bare>[0-9A-Fa-f:.]+){_ZONE}"
+)
+
+
+def client_address(value: str) -> str | None:
+    """The address an `ip` text names, or None when it is in no shape read here.
+
+    The text itself when it is an address; else its first comma-separated element (in an
+    X-Forwarded-For list the client, then each proxy), trimmed of white space at its ends, in
+    one of the shapes `_CLIENT` reads: an address with an IPv6 zone, `[address]:port`,
+    `IPv4:port` (a port 0-65535). Whether what is left is an address, the caller's `inet_pton`
+    decides.
+    """
+    if is_address(value):
+        return value
+    element = _CLIENT.fullmatch(value.split(",", 1)[0].strip())
+    if element is None:
+        return None
+    port = "" if element["bare"] else element.group(0).rpartition(":")[2].rpartition("]")[2]
+    if port and int(port) > 65535:
+        return None
+    return element["bare"] or element["bracketed"] or element["ipv4"]
+
+
+def is_address(text: str) -> bool:
+    """True when `text` is one IP address, as `inet_pton` reads it."""
+    try:
+        inet_pton(AF_INET6 if ":" in text else AF_INET, text)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -27,7 +27,6 @@ valid address in one of those shapes is dropped, never passed through.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from typing import Any, ClassVar, Final, Literal
@@ -35,7 +34,7 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import Field
 
 from gateway.ipforms import CARRIERS_BY_START as _CARRIERS_BY_START
-from gateway.ipforms import Carrier
+from gateway.ipforms import Carrier, client_address
 from gateway.operators.base import (
     DROP,
     INTERNAL,
@@ -62,49 +61,6 @@ class IpTruncateConfig(OperatorConfig):
     op: Literal["ip_truncate"]
     ipv4_prefix: int = Field(default=24, ge=0, le=32)
     ipv6_prefix: int = Field(default=48, ge=0, le=128)
-
-
-# The shapes of one element read: an address (what `inet_pton` takes is decided after), with a
-# zone (`fe80::1%eth0`), in brackets with a zone and a port (`[2001:db8::1]:443`), or an IPv4
-# address with a port (`192.0.2.77:8080`). Nothing else: no white space or other character
-# inside (`urllib.parse.urlsplit` was tried: it deletes tabs and line breaks anywhere and takes
-# a bracketed host from anywhere in the text, so it truncated an address the value guard had
-# not read, or a proxy's; found by the eighteenth attack round).
-_ZONE = r"(?:%[0-9A-Za-z_.\-]{1,32})?"
-_PORT = r"(?::[0-9]{1,5})"
-_CLIENT = re.compile(
-    rf"(?P<ipv4>[0-9.]+){_PORT}"
-    rf"|\[(?P<bracketed>[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*){_ZONE}\]{_PORT}?"
-    rf"|(?P<bare>[0-9A-Fa-f:.]+){_ZONE}"
-)
-
-
-def client_address(value: str) -> str | None:
-    """The address an `ip` text names, or None when it is in no shape read here.
-
-    The text itself when it is an address; else its first comma-separated element (in an
-    X-Forwarded-For list the client, then each proxy), trimmed of white space at its ends, in
-    one of the shapes `_CLIENT` reads: an address with an IPv6 zone, `[address]:port`,
-    `IPv4:port` (a port 0-65535). Whether what is left is an address, the caller's `inet_pton`
-    decides.
-    """
-    if _is_address(value):
-        return value
-    element = _CLIENT.fullmatch(value.split(",", 1)[0].strip())
-    if element is None:
-        return None
-    port = "" if element["bare"] else element.group(0).rpartition(":")[2].rpartition("]")[2]
-    if port and int(port) > 65535:
-        return None
-    return element["bare"] or element["bracketed"] or element["ipv4"]
-
-
-def _is_address(text: str) -> bool:
-    try:
-        inet_pton(AF_INET6 if ":" in text else AF_INET, text)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _truncator(size: int, prefix: int) -> Callable[[bytes], bytes]:

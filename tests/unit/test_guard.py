@@ -13,12 +13,15 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gateway.config import GatewayConfig
 from gateway.decision import SinkDecision, Verdict
 from gateway.engine import Engine
 from gateway.events import IDENTIFIER_FIELDS, Event, EventKind, parse_event
-from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard, ip_spellings
+from gateway.guard import GUARDED_IDENTIFIERS, Scrub, ValueGuard, ip_addresses, ip_spellings
+from gateway.ipforms import client_address, is_address
 from gateway.keys import Keyring
 from gateway.operators.ip_truncate import IpTruncateConfig
 from gateway.operators.keep import KeepConfig
@@ -1318,3 +1321,48 @@ def test_when_the_ip_field_is_in_no_shape_read_then_nothing_of_it_goes_out(
     either_path: Engine, ip: str
 ) -> None:
     assert "ip" not in _analytics(either_path, {"ip": ip})
+
+
+_SHAPE_PIECES = st.sampled_from(
+    [
+        "10.0.0.0",
+        "192.0.2.77",
+        "2001:db8:1::",
+        "::ffff:10.0.0.0",
+        "fe80::1",
+        "[",
+        "]",
+        ":443",
+        ":99999",
+        "%eth0",
+        ",",
+        ", ",
+        " ",
+        "\t",
+        "x",
+        ".",
+        ":",
+        "0",
+        "f",
+        "1",
+        "10.0.0.",
+        "2001:db8:",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(_SHAPE_PIECES, min_size=1, max_size=8))
+@example(pieces=["10.0.0.", "\t", "0"])  # (the eighteenth round's: a tab inside)
+@example(pieces=["1", "\t", "0.0.0.0"])
+@example(pieces=["[", "2001:db8:", "1", ":", "\t", ":]", ":443"])
+@example(pieces=["192.0.2.77", " ", "[", "2001:db8:1::", "]"])
+def test_the_address_ip_truncate_keeps_a_prefix_of_is_one_the_guard_reads(
+    pieces: list[str],
+) -> None:
+    """Whatever `ip_truncate` truncates in an `ip` text (`client_address`), the guard looks for
+    (`ip_addresses`, first), so a prefix that is the address itself is replaced."""
+    text = "".join(pieces)
+    client = client_address(text)
+    if client is not None and is_address(client):
+        assert ip_addresses(text)[0] == client
