@@ -512,19 +512,23 @@ _IP_ATTEMPTS = 4096  # parses per text at most; past it the text is undecodable 
 
 
 @lru_cache(maxsize=4096)
-def _ip_identity(address: str) -> tuple[frozenset[bytes], frozenset[str], tuple[str, ...]]:
+def _ip_identity(
+    addresses: tuple[str, ...],
+) -> tuple[frozenset[bytes], frozenset[str], tuple[str, ...]]:
     """What `_ip_spans` compares with: the addresses' bytes, IPv4s and the pieces to look for.
 
-    For each address the `ip` field holds (`ip_addresses`): an IPv6 address's 16 bytes, the
-    IPv4 addresses it is or carries; and pieces one of which every IPv6 spelling of each holds
-    (its anchors and dotted IPv4s, or () when an anchor is missing, a zero group: every run is
-    read then).
+    For each address the texts hold (`ip_addresses` of each: the `ip` field folded, and the
+    readings of it as received, which differ when it holds a character `fold` drops): an IPv6
+    address's 16 bytes, the IPv4 addresses it is or carries; and pieces one of which every IPv6
+    spelling of each holds (its anchors and dotted IPv4s, or () when an anchor is missing, a
+    zero group: every run is read then).
     """
     packed: set[bytes] = set()
     ipv4s: set[str] = set()
     pieces: list[str] = []
     sure = True
-    for one in ip_addresses(address):
+    held = dict.fromkeys(one for text in addresses for one in ip_addresses(text))
+    for one in held:
         anchors = _address_anchors(one)
         own: tuple[str, ...]
         if ":" not in one:
@@ -543,8 +547,13 @@ def _ip_identity(address: str) -> tuple[frozenset[bytes], frozenset[str], tuple[
     return frozenset(packed), frozenset(ipv4s), tuple(dict.fromkeys(pieces)) if sure else ()
 
 
-def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[tuple[int, int]]:
+def _ip_spans(
+    text: str, address: str | tuple[str, ...], budget: list[int] | None = None
+) -> list[tuple[int, int]]:
     """Where `text` writes the IP `address` as an IPv6 address in any spelling, by value.
+
+    `address`: the IP's text, or the texts of all its needles (`_ip_texts`), whose addresses
+    all count.
 
     Every run of hex digits, colons and dots with two colons or more is read: each piece of it
     that starts at a group's edge (or inside the first group, for hex letters written against
@@ -555,7 +564,7 @@ def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[
     Raises `UndecodableError` past `_IP_ATTEMPTS` parses, or past what is left of the record's
     `budget` (`_Hits.budget`; `_PARSE_COST` a parse).
     """
-    packed, ipv4s, pieces = _ip_identity(address)
+    packed, ipv4s, pieces = _ip_identity(address if type(address) is tuple else (address,))
     if not packed and not ipv4s:
         return []
     spans: list[tuple[int, int]] = []
@@ -594,6 +603,16 @@ def _ip_spans(text: str, address: str, budget: list[int] | None = None) -> list[
                     covered = end
                 break  # another address (`2001:db8::42:1` is not `2001:db8::42`)
     return spans
+
+
+def _ip_texts(needles: tuple[Needle, ...]) -> tuple[str, ...]:
+    """The texts of the IP's needles: its value folded, then its other spellings and readings.
+
+    Each address any of them holds is the IP's (found by the nineteenth attack round: an `ip`
+    text with a character `fold` drops, `2001:db8:1::1\u00ad:5`, reads as another address
+    folded than as received; both are the subject's).
+    """
+    return tuple(needle.text for needle in needles if needle.identifier == "ip")
 
 
 def _ip_needle(needles: tuple[Needle, ...]) -> Needle | None:
@@ -987,7 +1006,7 @@ def _first_match(
             return needle
     if ":" in low:  # the IP in a spelling of its own (leading zeros, other compression)
         ip = _ip_needle(needles)
-        if ip is not None and _ip_spans(low, ip.text, budget):
+        if ip is not None and _ip_spans(low, _ip_texts(needles), budget):
             return ip
     return None
 
@@ -1046,7 +1065,7 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """
     if ":" in text:
         ip = _ip_needle(needles)
-        spans = [] if ip is None else _ip_spans(text, ip.text, hits.budget)
+        spans = [] if ip is None else _ip_spans(text, _ip_texts(needles), hits.budget)
         if spans:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
             hits.add("ip", len(spans))
