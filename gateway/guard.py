@@ -670,8 +670,10 @@ def ip_addresses(text: str) -> tuple[str, ...]:
     prefix length, white space, a tag (`IPv6:2001:db8::42`). Each address in it is the
     subject's as much as a bare one. Read as `_ip_spans` reads text: in every run of hex
     digits, colons and dots, from its start and after each colon or dot, the longest address
-    written from there (`inet_pton` decides; `6:2001:db8::42` holds `2001:db8::42` too). At
-    most `_FIELD_ADDRESSES` (`ip_addresses_complete` tells whether that was all).
+    written from there (`inet_pton` decides; `6:2001:db8::42` holds `2001:db8::42` too); in the
+    text as received and, when they differ, folded (an invisible character splits an address in
+    one reading only). At most `_FIELD_ADDRESSES` (`ip_addresses_complete` tells whether that
+    was all).
     """
     return _field_addresses(text)[0]
 
@@ -694,7 +696,12 @@ def _field_addresses(text: str) -> tuple[tuple[str, ...], bool]:
     if client is not None and _is_address(client):
         found[client] = None
     parses = 0
-    for run in _IP_RUN.finditer(text):
+    # read as received and folded: an invisible character `fold` drops splits an address in
+    # one reading and not in the other (`192.0\u00ad.2.77`); both are the subject's
+    folded = fold(text)
+    readings = (text,) if folded == text.lower() else (text, folded)
+    runs = (run for reading in readings for run in _IP_RUN.finditer(reading))
+    for run in runs:
         piece = run.group()
         edges = [i for i, char in enumerate(piece) if char in ":."]
         ends = [*edges, len(piece)]  # (tried from the longest)

@@ -1390,3 +1390,39 @@ def test_when_the_ip_reads_otherwise_folded_then_each_reading_is_replaced(
     data = {"ip": ip, "referrer": elsewhere, "page": f"https://x.example/p/{elsewhere}/q"}
     for record in _records(either_path, _event(data)):
         assert elsewhere.lower().encode() not in record.lower()
+
+
+# Found by a twentieth attack (after 6b7190f): the readings of an `ip` text folded were matched,
+# but its needles and anchors came from the text as received, where an invisible character
+# splits the address (`192.0\u00ad.2.77` holds no address as received): its IPv4-mapped hex,
+# carrier forms and (in a non-bare text) its dotted self went out. `ip_addresses` now reads
+# both, so every spelling, anchor and identity comes from both.
+
+
+@pytest.mark.parametrize(
+    ("ip", "elsewhere"),
+    [
+        ("192.0\u00ad.2.77", "::ffff:c000:24d"),
+        ("192.0\u00ad.2.77", "2002:c000:24d::1"),
+        ("192.0\u00ad.2.77", "64:ff9b::c000:24d"),
+        ("192.0\u00ad.2.77", "2001:0:4136:e378:8000:63bf:3fff:fdb2"),
+        ("1\u00ad92.0.2.77", "::ffff:c000:24d"),
+        (" 192.0\u00ad.2.77 ", "192.0.2.77"),
+        ("192.0\u00ad.2.77, 10.0.0.1", "192.0.2.77"),
+        ("192.0\u00ad.2.77:8080", "192.0.2.77"),
+        (" ::ffff:192.0\u00ad.2.77 ", "192.0.2.77"),
+        (" 2001:db8:1:2:3:4:5\u200b:6 ", "2001:db8:1:2:3:4:5:6"),
+        ("2001:db8:1:2:3:4:5\u200b:6, 10.0.0.1", "2001:DB8:1:2:3:4:5:6"),
+        ("[2001:db8:1:2:3:4:5\u200b:6]:443", "2001:0db8:0001:0002:0003:0004:0005:0006"),
+        (
+            " b52b:7cb7:b\ufeff7c4:372:f7ac:3a4d:aff5:a4bd ",
+            "b52b:7cb7:b7c4:372:f7ac:3a4d:aff5:a4bd",
+        ),
+    ],
+)
+def test_when_an_invisible_character_splits_the_ip_then_its_folded_reading_is_replaced(
+    either_path: Engine, ip: str, elsewhere: str
+) -> None:
+    data = {"ip": ip, "feature": f"see {elsewhere}", "properties": {"experiment": elsewhere}}
+    for record in _records(either_path, _event(data)):
+        assert elsewhere.lower().encode() not in record.lower()
