@@ -1426,3 +1426,28 @@ def test_when_an_invisible_character_splits_the_ip_then_its_folded_reading_is_re
     data = {"ip": ip, "feature": f"see {elsewhere}", "properties": {"experiment": elsewhere}}
     for record in _records(either_path, _event(data)):
         assert elsewhere.lower().encode() not in record.lower()
+
+
+# Found by a twenty-first attack (after ce57ee1): a copy of the IP split by an invisible
+# character in free text (`2001:0:5f77:1695:e3\u200be8:...`) was read by value as received
+# only, where the character splits the run: the needle pass then replaced the Teredo client's
+# hex pair alone, leaving the first six groups. The IP is now also read in the text folded,
+# and cut as received.
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "2001:0:5f77:1695:e3\u200be8:907d:d9aa:710d",
+        "x 2001:0:5f77:1695:e3e8:\ufeff907d:d9aa:710d y",
+        "2001:0:5f77:1695\u00ad:e3e8:907d:38.85.142.242",
+        "2001:0:5f77:1695:e3e8:907d:d9aa:710d\u2060",
+    ],
+)
+def test_when_an_invisible_character_splits_a_copy_of_the_ip_then_it_is_replaced_whole(
+    either_path: Engine, elsewhere: str
+) -> None:
+    data = {"ip": "2001:0:5f77:1695:e3e8:907d:d9aa:710d", "feature": elsewhere}
+    feature = _analytics(either_path, data)["feature"]
+    assert "[ip]" in feature
+    assert "5f77" not in feature and "1695" not in feature and "907d" not in feature
