@@ -1042,6 +1042,17 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
         if hits.budget[0] < 0:  # the record's budget is spent: nothing more is read
             raise UndecodableError
         for _ in range(_MAX_DECODINGS):
+            decoded_ip = _ip_decoding(text, needles, hits.budget)
+            if decoded_ip is not None:
+                # the IP written by value once decoded: its tokens go whole before the plain
+                # pass replaces a piece of it (a carried IPv4's hex) and the rest stops reading
+                # as the address; if it spans delimiters of its encoding, the decoding is kept
+                # (found by the twenty-first attack round)
+                words = _DELIMITED.split(text)[0::2]  # (a token holds it whole, or none does)
+                if any(_ip_decoding(word, needles, hits.budget) for word in words):
+                    text = _scrub_tokens(text, needles, hits)
+                else:
+                    text = _escaped_again(decoded_ip)
             text = _scrub_plain(text, needles, hits)
             if not _may_be_encoded(text):
                 return text
@@ -1062,6 +1073,16 @@ def scrub_text(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
         pass
     hits.add(UNDECODABLE)
     return UNDECODABLE_TOKEN
+
+
+def _ip_decoding(text: str, needles: tuple[Needle, ...], budget: list[int]) -> str | None:
+    """The first decoding of `text` that writes the IP as an IPv6 address (`_ip_spans`)."""
+    if ":" not in text or not _may_be_encoded(text) or _ip_needle(needles) is None:
+        return None
+    texts = _ip_texts(needles)
+    return next(
+        (d for d in _decodings(text, budget)[1:] if _ip_spans(fold(d), texts, budget)), None
+    )
 
 
 def _match_in(

@@ -1451,3 +1451,23 @@ def test_when_an_invisible_character_splits_a_copy_of_the_ip_then_it_is_replaced
     feature = _analytics(either_path, data)["feature"]
     assert "[ip]" in feature
     assert "5f77" not in feature and "1695" not in feature and "907d" not in feature
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "2001:0:5f77:1695:e3%e2%80%8be8:907d:d9aa:710d",
+        "a/2001:0:5f77:1695:e3%E2%80%8Be8:907d:d9aa:710d?x=1",
+        "see 2001:0:5f77:1695:e3&#x200b;e8:907d:d9aa:710d now",
+        "2001:0:5f77:1695:e3e8:907d:d9aa:710%64",
+    ],
+)
+def test_when_an_encoded_character_splits_a_copy_of_the_ip_then_it_is_replaced_whole(
+    either_path: Engine, elsewhere: str
+) -> None:
+    """The decodings are read for the IP by value before the plain pass replaces a piece of
+    it (the Teredo client's hex pair), after which no decoding read as the address."""
+    data = {"ip": "2001:0:5f77:1695:e3e8:907d:d9aa:710d", "feature": elsewhere}
+    feature = _analytics(either_path, data)["feature"]
+    assert "[ip]" in feature
+    assert "5f77" not in feature and "1695" not in feature and "907d" not in feature
