@@ -221,7 +221,7 @@ class Needle(NamedTuple):
             return False
         address = self.identifier == "ip"
         if address and self.text.count(":") > 1:
-            return bool(_ip_spans(fold(text), self.text))
+            return bool(_ip_spans(fold(text), (self.text,)))
         return bool(_spans(text, self.text, whole_token=self.whole_token, address=address))
 
 
@@ -559,12 +559,12 @@ def _ip_identity(
 
 
 def _ip_spans(
-    text: str, address: str | tuple[str, ...], budget: list[int] | None = None
+    text: str, addresses: tuple[str, ...], budget: list[int] | None = None
 ) -> list[tuple[int, int]]:
-    """Where `text` writes the IP `address` as an IPv6 address in any spelling, by value.
+    """Where `text` writes the IP as an IPv6 address in any spelling, by value.
 
-    `address`: the IP's text, or the texts of all its needles (`_ip_texts`), whose addresses
-    all count.
+    `addresses`: the texts of the IP's needles (`_ip_texts`), or one needle's text; every
+    address they hold counts.
 
     Every run of hex digits, colons and dots with two colons or more is read: each piece of it
     that starts at a group's edge (or inside the first group, for hex letters written against
@@ -575,7 +575,7 @@ def _ip_spans(
     Raises `UndecodableError` past `_IP_ATTEMPTS` parses, or past what is left of the record's
     `budget` (`_Hits.budget`; `_PARSE_COST` a parse).
     """
-    packed, ipv4s, pieces = _ip_identity(address if type(address) is tuple else (address,))
+    packed, ipv4s, pieces = _ip_identity(addresses)
     if not packed and not ipv4s:
         return []
     spans: list[tuple[int, int]] = []
@@ -1104,12 +1104,13 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
     """
     if ":" in text:
         ip = _ip_needle(needles)
-        spans = [] if ip is None else _ip_spans(text, _ip_texts(needles), hits.budget)
+        texts = _ip_texts(needles)
+        spans = [] if ip is None else _ip_spans(text, texts, hits.budget)
         if ip is not None and not text.isascii():
             # read folded too, cut as received: an invisible character `fold` drops no longer
             # splits the address (found by the twenty-first attack round)
             origin = _origin(text)
-            folded = _ip_spans(fold(text), _ip_texts(needles), hits.budget)
+            folded = _ip_spans(fold(text), texts, hits.budget)
             spans = _union([*spans, *((origin[at], origin[end - 1] + 1) for at, end in folded)])
         if spans:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
