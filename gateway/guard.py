@@ -1540,6 +1540,9 @@ class ValueGuard:
         # The last event prepared, so its audit records reuse what `prepare` found out: in a
         # list of one, which the bound C scanner sets without an attribute store (`_latest`).
         self._latest: list[GuardedInput | None] = [None]
+        # `preparer()` for `scrub_free_text`, bound on first use
+        self._own_preparer: Callable[[Mapping[str, Any], bytes | None], GuardedInput] | None
+        self._own_preparer = None
         self._budget_of: Mapping[str, Any] | None = None  # the record `_budget` is for
         self._budget = [_DECODING_BUDGET]
 
@@ -1881,16 +1884,27 @@ class ValueGuard:
             self._budget = [_DECODING_BUDGET]
         return self._budget
 
-    def scrub_free_text(self, text: str, fields: Mapping[str, Any]) -> str:
+    def scrub_free_text(
+        self, text: str, fields: Mapping[str, Any], canonical: bytes | None = None
+    ) -> str:
         """One string of an event (its event id, for an audit record), scrubbed.
 
-        The event's own identifier values and email addresses are replaced. The string itself
-        comes back when it surely holds none (no at-sign or encoding mark, no identifier value
-        in any case), without building the event's needles.
+        The event's own identifier values and email addresses are replaced. When `text` is the
+        event's `event_id`, the answer is `prepare`'s for the event (`canonical`: its JSON as
+        orjson writes it, computed when not given): reused when the event was the last one
+        prepared, else prepared now (the C scan where it runs: an event every sink drops is
+        not prepared by the engine, and its audit records still need its event id). Another
+        string comes back as is when it surely holds none (no at-sign or encoding mark, no
+        identifier value in any case), without building the event's needles.
         """
-        last = self._latest[0]
-        if last is not None and last.source is fields and text is fields.get("event_id"):
-            # `prepare` looked at the whole event, this text included: reuse its answer
+        if text is fields.get("event_id"):
+            last = self._latest[0]
+            if last is None or last.source is not fields:
+                prepare = self._own_preparer
+                if prepare is None:
+                    prepare = self._own_preparer = self.preparer()
+                last = prepare(fields, canonical)
+            # `prepare` looked at the whole event, this text included: its answer
             return text if not last.hits else str(last.fields.get("event_id", text))
         low = fold(text)
         if (

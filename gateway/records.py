@@ -188,7 +188,7 @@ class OutputRecords:
         """The event's part of its audit records' values (`audit_of`), from the fifth key on."""
         event_id = event.event_id
         if self._guard is not None:
-            event_id = self._guard.scrub_free_text(event_id, event.fields)
+            event_id = self._guard.scrub_free_text(event_id, event.fields, event.canonical or None)
         tail = _dumps(
             {
                 "event_id": event_id,
