@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install tools run test lint typecheck unit integration bench bench-decide bench-store faults broker-up broker-down clean
+.PHONY: help install tools run test lint typecheck unit integration bench bench-decide bench-enforce bench-store faults broker-up broker-down clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench: install ## the end-to-end benchmark against honest yardsticks (aiokafka b
 
 bench-decide: install ## decisions per second of the pure core
 	$(PY) benchmarks/bench_decide.py
+
+bench-enforce: install ## the worker's hot path in one process (enforcer, real batches, no network) beside the batch passthrough's per-record work
+	$(PY) -m benchmarks.bench_enforce
 
 bench-store: install ## the consent table's stores (memory, rocksdb) at 1M and 10M subjects: RSS, lookups, cold start, warm restart
 	$(PY) -m benchmarks.store $(STORE_ARGS)

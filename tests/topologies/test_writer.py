@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 
 from topologies.writer import BatchWriter
 
@@ -72,3 +73,71 @@ def test_when_a_topic_is_not_declared_then_add_raises_key_error() -> None:
     writer = BatchWriter(FakeProducer(1024), {"sink.a": 1})  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         writer.add("sink.x", 0, None, b"v", [])
+
+
+class WrappedBatch(BatchBuilder):
+    """aiokafka's batch under another class: the writer must use its public `append`."""
+
+
+class KeepingProducer(FakeProducer):
+    """Keeps every batch handed over, to compare their bytes."""
+
+    def __init__(self, batch_size: int, batch_class: type[BatchBuilder] = BatchBuilder) -> None:
+        super().__init__(batch_size)
+        self.batch_class = batch_class
+        self.batches: list[tuple[str, int, bytes]] = []
+
+    def create_batch(self) -> BatchBuilder:
+        return self.batch_class(self.batch_size, 0)
+
+    async def send_batch(self, builder: BatchBuilder, topic: str, *, partition: int) -> Any:
+        self.batches.append((topic, partition, bytes(builder._build())))
+        return await super().send_batch(builder, topic, partition=partition)
+
+
+async def test_when_records_go_to_aiokafkas_builder_directly_then_the_bytes_are_its_own() -> None:
+    """The direct append (topologies.writer._appends_directly) builds what `append` builds:
+    keys and none, headers and none, empty values, batches that fill and open again."""
+    partitions = {"sink.a": 2, "gateway.audit": 3}
+    records = [
+        (
+            ("sink.a", "gateway.audit")[i % 2],
+            i % 5,
+            None if i % 3 == 0 else b"k-%d" % i,
+            b"" if i % 7 == 0 else b"v" * (i * 37 % 400),
+            [] if i % 4 == 0 else [("gateway-config-version", b"c1"), ("gateway-sink", b"x%d" % i)],
+        )
+        for i in range(120)
+    ]
+    built = []
+    for batch_class in (BatchBuilder, WrappedBatch):
+        producer = KeepingProducer(2048, batch_class)
+        writer = BatchWriter(producer, partitions, clock=lambda: 1_764_000_000.5)  # type: ignore[arg-type]
+        for topic, source, key, value, headers in records:
+            writer.add(topic, source, key, value, headers)
+        await (await writer.send())
+        assert writer._direct is (batch_class is BatchBuilder)
+        built.append(producer.batches)
+    direct, wrapped = built
+    assert len(direct) > sum(partitions.values())  # some batches filled and were opened again
+    assert direct == wrapped
+
+
+async def test_when_a_record_is_added_then_its_timestamp_is_when_its_batch_was_opened() -> None:
+    now = [1_764_000_000.25]
+    producer = KeepingProducer(1 << 20)
+    writer = BatchWriter(producer, {"sink.a": 1}, clock=lambda: now[0])  # type: ignore[arg-type]
+    writer.add("sink.a", 0, None, b"first", [])
+    now[0] += 5.0  # later records of the same batch keep its opening time
+    writer.add("sink.a", 0, None, b"second", [])
+    await (await writer.send())
+    writer.add("sink.a", 0, None, b"third", [])  # a new batch: the clock is read again
+    await (await writer.send())
+    stamps = []
+    for _, _, data in producer.batches:
+        batch = DefaultRecordBatch(bytearray(data))
+        stamps.append([(record.timestamp, record.value) for record in batch])
+    assert stamps == [
+        [(1_764_000_000_250, b"first"), (1_764_000_000_250, b"second")],
+        [(1_764_000_005_250, b"third")],
+    ]
