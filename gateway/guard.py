@@ -1540,9 +1540,6 @@ class ValueGuard:
         # The last event prepared, so its audit records reuse what `prepare` found out: in a
         # list of one, which the bound C scanner sets without an attribute store (`_latest`).
         self._latest: list[GuardedInput | None] = [None]
-        # `preparer()` for `scrub_free_text`, bound on first use
-        self._own_preparer: Callable[[Mapping[str, Any], bytes | None], GuardedInput] | None
-        self._own_preparer = None
         self._budget_of: Mapping[str, Any] | None = None  # the record `_budget` is for
         self._budget = [_DECODING_BUDGET]
 
@@ -1890,22 +1887,24 @@ class ValueGuard:
         """One string of an event (its event id, for an audit record), scrubbed.
 
         The event's own identifier values and email addresses are replaced. When `text` is the
-        event's `event_id`, the answer is `prepare`'s for the event (`canonical`: its JSON as
-        orjson writes it, computed when not given): reused when the event was the last one
-        prepared, else prepared now (the C scan where it runs: an event every sink drops is
-        not prepared by the engine, and its audit records still need its event id). Another
-        string comes back as is when it surely holds none (no at-sign or encoding mark, no
-        identifier value in any case), without building the event's needles.
+        event's `event_id` and the event was the last one prepared, the answer is `prepare`'s.
+        An event every sink drops is not prepared by the engine, yet its audit records need its
+        event id: then the C scan reads the event (`canonical`: `fields` as orjson writes it),
+        and its fast path's answer (the event surely clean, or clean once proven) is taken.
+        Otherwise only `text` is read, as any other string: it comes back as is when it surely
+        holds none (no at-sign or encoding mark, no identifier value in any case), without
+        building the event's needles; else it is scrubbed with them. So the cost of a dropped
+        event's audit record never grows with hostile text elsewhere in the event (the close
+        look, `prepare`'s slow path, reads the whole event: tens of ms for a 60 KB encoded URL).
         """
         if text is fields.get("event_id"):
             last = self._latest[0]
             if last is None or last.source is not fields:
-                prepare = self._own_preparer
-                if prepare is None:
-                    prepare = self._own_preparer = self.preparer()
-                last = prepare(fields, canonical)
-            # `prepare` looked at the whole event, this text included: its answer
-            return text if not last.hits else str(last.fields.get("event_id", text))
+                scan = self._scan_event
+                scanned = None if scan is None or not canonical else scan(canonical, fields, self)
+                last = scanned if type(scanned) is GuardedInput else None
+            if last is not None:  # the whole event looked at, this text included: its answer
+                return text if not last.hits else str(last.fields.get("event_id", text))
         low = fold(text)
         if (
             not _may_hide_spelling(low)
