@@ -463,12 +463,22 @@ writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py
 }
 
 /* `SynthesisRisk.ip_writable` for one spelling (ASCII) of an address whose host bits are set (no
- * network prefix a sink keeps can hold it: no truncation is asked); -1: error. */
+ * network prefix a sink keeps can hold it: no truncation is asked); -1: error. The address as
+ * one number (hex digits only) is never writable: an operator writes it only by chance
+ * (gateway.guard._number_form). */
 static int
 ip_spelling_writable(const Scanner *self, PyObject *spelling)
 {
     Py_ssize_t m = PyUnicode_GET_LENGTH(spelling);
     const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
+    Py_ssize_t hex = 0;
+    while (hex < m && ((value[hex] >= '0' && value[hex] <= '9') ||
+                       (value[hex] >= 'a' && value[hex] <= 'f'))) {
+        hex++;
+    }
+    if (m > 0 && hex == m) {
+        return 0;
+    }
     if (joined_or_in(self, self->ip_alphabet, self->has_ip_alphabet, value, m)) {
         return 1;
     }
@@ -683,9 +693,9 @@ ipv4_forms(const unsigned char b[4])
     unsigned upper = (unsigned)b[0] << 8 | b[1], lower = (unsigned)b[2] << 8 | b[3];
     /* the spellings (gateway.guard._ipv4_spellings): hex groups, inverted, inverted dotted,
      * then `U::` where a lower group is zero and `::L` where an upper one is (as is, then
-     * inverted) */
-    char spelled[7][16];
-    Py_ssize_t lengths[7], count = 0;
+     * inverted), then the address as one number where its first byte is not zero */
+    char spelled[10][16];
+    Py_ssize_t lengths[10], count = 0;
     for (int inverted = 0; inverted < 2; inverted++) {
         unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
         Py_ssize_t at = hex_group(u, spelled[count]);
@@ -723,6 +733,17 @@ ipv4_forms(const unsigned char b[4])
             spelled[count][0] = ':';
             spelled[count][1] = ':';
             lengths[count] = 2 + hex_group(l, spelled[count] + 2);
+            count++;
+        }
+    }
+    if (b[0] != 0) { /* the address as one number: decimal, hex padded to 8 digits, unpadded */
+        unsigned long number = (unsigned long)upper << 16 | lower;
+        lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%lu", number);
+        count++;
+        lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%08lx", number);
+        count++;
+        if (b[0] < 16) { /* (from 16.0.0.0 on, the unpadded form is the padded one) */
+            lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%lx", number);
             count++;
         }
     }

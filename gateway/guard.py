@@ -927,13 +927,27 @@ def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
     Its two hex groups (`c000:24d`, compressed `c000::` when the lower one is zero, as 6to4's
     `2002:c000::` holds 192.0.0.0, and `::200` when the upper one is), and the same of it
     inverted, hex and dotted, as Teredo writes its client (`3fff:fdb2`, `63.255.253.178` for
-    192.0.2.77).
+    192.0.2.77). Then, for an address whose first byte is not zero (every public one), the
+    address as one number, in decimal and in hex, zero-padded to 8 digits and not: forms that
+    `inet_aton` and browsers read as the address (`http://3221226061/`, `0xc000024d`), at
+    least 7 characters long.
     """
     inverted = bytes(byte ^ 0xFF for byte in ipv4)
     forms = [_ipv4_hex(ipv4), _ipv4_hex(inverted), inet_ntop(AF_INET, inverted)]
     forms += [f"{_upper(v4):x}::" for v4 in (ipv4, inverted) if v4[2:] == b"\0\0"]
     forms += [f"::{_upper(v4[2:]):x}" for v4 in (ipv4, inverted) if v4[:2] == b"\0\0"]
+    if ipv4[0]:
+        number = int.from_bytes(ipv4, "big")
+        forms += [str(number), f"{number:08x}", f"{number:x}"]
     return tuple(dict.fromkeys(forms))
+
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _number_form(spelling: str) -> bool:
+    """Whether a spelling of an IP address is the address as one number: hex digits only."""
+    return bool(spelling) and _HEX_DIGITS.issuperset(spelling)
 
 
 def _ipv4_hex(ipv4: bytes) -> str:
@@ -1465,6 +1479,10 @@ class SynthesisRisk:
         address's network prefixes (the truncating operators applied to it) are searched too.
         Not cached: `ValueGuard` keeps the answer with the address's other spellings.
         """
+        # The address as one number (`3221226061`, `c000024d`) is left out: an operator writes
+        # it only by chance (a pseudonym's hex, an epoch's digits), as a short value inside a
+        # hex pseudonym is chance, not an occurrence; its prefixes' numbers are not the address.
+        spellings = [spelling for spelling in spellings if not _number_form(spelling)]
         # one C-level test each for all of them, joined by NUL (no address holds one; a text
         # that does is split there, which only finds more of it writable)
         joined = _SEPARATOR.join(spellings)

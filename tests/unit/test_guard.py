@@ -326,6 +326,43 @@ def _percent_each_byte(text: str) -> str:
     return "".join(f"%{byte:02X}" for byte in text.encode())
 
 
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(
+    ("ip", "written", "expected"),
+    [
+        ("192.0.2.77", "http://3221226061/a", "http://[ip]/a"),
+        ("192.0.2.77", "/r?to=0xc000024d", "/r?to=0x[ip]"),
+        ("192.0.2.77", "/r?to=0XC000024D&x=1", "/r?to=0X[ip]&x=1"),
+        ("10.0.0.1", "/r?h=0x0a000001", "/r?h=0x[ip]"),
+        ("10.0.0.1", "/r?h=0xa000001", "/r?h=0x[ip]"),
+        ("10.0.0.1", "/r?h=167772161", "/r?h=[ip]"),
+        ("::ffff:192.0.2.77", "http://3221226061/a", "http://[ip]/a"),  # the IPv4 it carries
+        ("192.0.2.77", "/r?n=32212260610", "/r?n=32212260610"),  # another number: kept
+    ],
+)
+def test_when_an_ipv4_address_is_written_as_one_number_then_it_is_replaced(
+    native: bool, ip: str, written: str, expected: str
+) -> None:
+    """Found by a review: the IP as `inet_aton` and browsers read one number went out raw."""
+    fields = {"event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": ip, "page": written}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["page"] == expected
+    audited = ValueGuard(6, native=native).scrub_free_text(written, fields)
+    assert audited == expected
+
+
+def test_when_the_ip_is_ordinary_then_its_number_forms_leave_the_input_proven(
+    engine: Engine,
+) -> None:
+    """An operator writes the address as a number only by chance (a pseudonym's hex, an epoch's
+    digits): those forms do not make every event with an IPv4 address unprovable."""
+    assert engine.guard is not None
+    for native in (True, False):
+        guard = ValueGuard(6, engine.guard._risk, native=native)
+        fields = {"event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": "192.0.2.77", "page": "/a"}
+        assert guard.prepare(fields, orjson.dumps(fields)).proven
+
+
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:
     raise AssertionError("not on this path")
 
