@@ -469,6 +469,7 @@ def _in_address(low: str, at: int, end: int) -> bool:
 
 _DIGITS: Final = "0123456789"
 _HEX_DIGITS: Final = "0123456789abcdef"
+_HEX_DIGIT_SET: Final = frozenset(_HEX_DIGITS)
 
 
 @lru_cache(maxsize=8)
@@ -942,12 +943,9 @@ def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
-_HEX_DIGITS = frozenset("0123456789abcdef")
-
-
 def _number_form(spelling: str) -> bool:
     """Whether a spelling of an IP address is the address as one number: hex digits only."""
-    return bool(spelling) and _HEX_DIGITS.issuperset(spelling)
+    return bool(spelling) and _HEX_DIGIT_SET.issuperset(spelling)
 
 
 def _ipv4_hex(ipv4: bytes) -> str:
