@@ -281,7 +281,7 @@ _new_tuple = tuple.__new__
 _NO_HITS: Mapping[str, Counter[str]] = MappingProxyType({})
 
 
-_DOT_ABOVE: Final = "\u0307"
+_MARK_CATEGORIES: Final = frozenset({"Mn", "Me"})  # nonspacing and enclosing marks
 _FOLD_TABLE_SIZE = 65536
 # Default-ignorable code points (Unicode's DerivedCoreProperties.txt) outside the format
 # characters (category Cf: soft hyphen, zero-width space and joiners, bidi marks, tags): the
@@ -305,7 +305,9 @@ class _FoldTable(dict[int, str]):
             self[code] = ""  # invisible: a reader sees the text without it
             return ""
         folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", char).casefold())
-        folded = folded.replace("\u0131", "i").replace(_DOT_ABOVE, "")
+        folded = folded.replace("\u0131", "i")
+        # combining marks dropped: a value with marks drawn over it reads as the value
+        folded = "".join(c for c in folded if unicodedata.category(c) not in _MARK_CATEGORIES)
         if len(self) >= _FOLD_TABLE_SIZE:  # bounded: text can hold any of 1.1M code points
             self.clear()
         self[code] = folded
@@ -340,15 +342,17 @@ else:  # pragma: no cover - a source tree that was never installed
 def fold(text: str) -> str:
     """`text` as the guard compares it: case-folded and decomposed (one value, any case).
 
-    So a value matches in any case and any canonically equivalent spelling. Each character is
-    decomposed (NFD), case-folded (`str.casefold`: Unicode's full case folding, CaseFolding.txt
-    C+F: `ß` and `ẞ` as `ss`, a final sigma as sigma) and decomposed again; then the Turkic
-    letters fold to their Latin ones (the dotless `ı` as `i`, the combining dot above dropped:
-    `İ`, `I` + U+0307 and `i` compare equal), and invisible characters (default-ignorable code
-    points: soft hyphen, zero-width space, variation selectors) are dropped. `İSTANBUL` and
-    `İstanbul`, `ΰ` and `Ϋ́` compare equal. Character by character (no context, combining
-    marks not reordered), so folding a text is folding its characters one by one (`_spans`
-    relies on it); ASCII text folds as `str.lower` does.
+    So a value matches in any case, any canonically equivalent spelling, and with any marks
+    drawn over it. Each character is decomposed (NFD), case-folded (`str.casefold`: Unicode's
+    full case folding, CaseFolding.txt C+F: `ß` and `ẞ` as `ss`, a final sigma as sigma) and
+    decomposed again; then the dotless `ı` folds to `i`, combining marks (Unicode categories
+    Mn and Me: accents, the dot above, enclosing circles) are dropped, so `İ`, `I` + U+0307 and
+    `i` compare equal, `é` and `e` too, and a value with a mark over each character
+    (`1\u0301 9\u0301 2.0.2.77` without the spaces) reads as the value; and invisible characters
+    (default-ignorable code points: soft hyphen, zero-width space, variation selectors) are
+    dropped. `İSTANBUL` and `İstanbul`, `ΰ` and `Ϋ́` compare equal. Character by character (no
+    context), so folding a text is folding its characters one by one (`_spans` relies on it);
+    ASCII text folds as `str.lower` does.
     """
     return text.lower() if text.isascii() else _fold_other(text)
 
@@ -398,7 +402,7 @@ def _spans(
     """Where `needle` (folded) occurs in `text`, in any case: (start, end) indices of `text`.
 
     Matching is on `fold(text)`. When folding changes a character's length (`ß` folds to two,
-    `ss`; `é` to two, `e` and an acute; a combining dot above to none), each folded character
+    `ss`; `é` to one, `e`; a combining mark to none), each folded character
     is mapped back to the character it came from, and a match covers the whole characters it
     touches. A `whole_token` match is not preceded or followed by an ASCII letter or digit; an
     `address` needle (a spelling of the IP) matches only outside a longer address

@@ -363,6 +363,30 @@ def test_when_the_ip_is_ordinary_then_its_number_forms_leave_the_input_proven(
         assert guard.prepare(fields, orjson.dumps(fields)).proven
 
 
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("/a/1\u03019\u03012.0.2.77/b", "/a/[ip]/b"),  # an acute over two digits
+        ("/a/192.0\u20dd.2.77", "/a/[ip]"),  # an enclosing circle
+        ("?d=6\u0301D\u0301920\u0308ff-x", "?d=[device_id]"),
+        ("?s=\u00fc-7f3a9c11", "?s=[subject_id]"),  # the value is `u-...`: ü is u with a mark
+        ("?c=caf\u00e9", "?c=caf\u00e9"),  # marks alone change nothing else
+    ],
+)
+def test_when_marks_are_drawn_over_a_value_then_it_is_still_replaced(
+    native: bool, written: str, expected: str
+) -> None:
+    """Found by a review: combining marks over an identifier's characters (`1́9́2.0.2.77`) hid it
+    from the guard while a reader still sees the value; `fold` drops them."""
+    fields = {
+        "event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": "192.0.2.77",
+        "device_id": "6d920ff-x", "page": written,
+    }  # fmt: skip
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["page"] == expected
+
+
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:
     raise AssertionError("not on this path")
 
