@@ -462,23 +462,26 @@ writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py
     return in_pieces(self, spelling, value, m);
 }
 
-/* `SynthesisRisk.ip_writable` for one spelling (ASCII) of an address whose host bits are set (no
- * network prefix a sink keeps can hold it: no truncation is asked); -1: error. The address as
- * one number (hex digits only) is never writable: an operator writes it only by chance
+/* Whether a spelling (ASCII) is an address as one number: hex digits only
  * (gateway.guard._number_form). */
+static int
+is_number_form(PyObject *spelling)
+{
+    Py_ssize_t m = PyUnicode_GET_LENGTH(spelling), k = 0;
+    const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
+    while (k < m && ((value[k] >= '0' && value[k] <= '9') || (value[k] >= 'a' && value[k] <= 'f'))) {
+        k++;
+    }
+    return m > 0 && k == m;
+}
+
+/* `SynthesisRisk.ip_writable` for one spelling (ASCII) of an address whose host bits are set (no
+ * network prefix a sink keeps can hold it: no truncation is asked); -1: error. */
 static int
 ip_spelling_writable(const Scanner *self, PyObject *spelling)
 {
     Py_ssize_t m = PyUnicode_GET_LENGTH(spelling);
     const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
-    Py_ssize_t hex = 0;
-    while (hex < m && ((value[hex] >= '0' && value[hex] <= '9') ||
-                       (value[hex] >= 'a' && value[hex] <= 'f'))) {
-        hex++;
-    }
-    if (m > 0 && hex == m) {
-        return 0;
-    }
     if (joined_or_in(self, self->ip_alphabet, self->has_ip_alphabet, value, m)) {
         return 1;
     }
@@ -1330,6 +1333,11 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
     int proven = self->has_risk && !(flags & FLAG_WRITABLE);
     if (proven && host_bits == 1) { /* no truncation can write it: its spellings decide */
         for (Py_ssize_t i = count_values; i < PyTuple_GET_SIZE(spellings) && proven; i++) {
+            /* the address as one number, not the IP's own text: an operator writes it only by
+             * chance (gateway.guard.SynthesisRisk.ip_writable) */
+            if (i > count_values && is_number_form(PyTuple_GET_ITEM(spellings, i))) {
+                continue;
+            }
             int written = ip_spelling_writable(self, PyTuple_GET_ITEM(spellings, i));
             if (written < 0) {
                 Py_DECREF(spellings);

@@ -454,9 +454,22 @@ def _in_address(low: str, at: int, end: int) -> bool:
     (`10.0.0.1` in `10.0.0.12`, `110.0.0.1` or `10.0.0.1.5`); an IPv4 address's two hex groups
     (`c000:24d`) written against a hex digit, or followed by a colon or a dot (`c000:24d0`,
     `2001:db8:c000:24d::1`): another host's address, kept. (Spellings of a whole IPv6 address
-    are read by value instead: `_ip_spans`.)
+    are read by value instead: `_ip_spans`.) The address as one number (`_number_form`):
+    written against a digit of its kind (a hex digit, for a form with a hex letter), another
+    number, kept; after `0x` and any zeros (`0x0c000024d`, as `inet_aton` reads it), the
+    address.
     """
     hexed = ":" in low[at:end]
+    if not hexed and "." not in low[at:end]:  # the address as one number
+        kind = _DIGITS if low[at:end].isdigit() else _HEX_DIGITS
+        start = at
+        while start > 0 and low[start - 1] == "0":
+            start -= 1
+        if start > 1 and low[start - 1] == "x" and low[start - 2] == "0":
+            at = start - 2  # `0x` and zeros: the number's own prefix
+            before = low[at - 1] if at > 0 else ""
+            return before in _HEX_DIGITS or (end < len(low) and low[end] in _HEX_DIGITS)
+        return (at > 0 and low[at - 1] in kind) or (end < len(low) and low[end] in kind)
     kind = _HEX_DIGITS if hexed else _DIGITS
     if at > 0:
         before = low[at - 1]
@@ -1484,7 +1497,8 @@ class SynthesisRisk:
         # The address as one number (`3221226061`, `c000024d`) is left out: an operator writes
         # it only by chance (a pseudonym's hex, an epoch's digits), as a short value inside a
         # hex pseudonym is chance, not an occurrence; its prefixes' numbers are not the address.
-        spellings = [spelling for spelling in spellings if not _number_form(spelling)]
+        # (the IP's own text, the first spelling, is tested whatever it is)
+        spellings = [*spellings[:1], *(s for s in spellings[1:] if not _number_form(s))]
         # one C-level test each for all of them, joined by NUL (no address holds one; a text
         # that does is split there, which only finds more of it writable)
         joined = _SEPARATOR.join(spellings)
@@ -1608,7 +1622,10 @@ class ValueGuard:
                 ]
                 if not ip_addresses_complete(text):  # more addresses than read: fail closed
                     self._overflow.add(key)
-            # (a value of invisible characters only folds to nothing: nothing to look for)
+            # A value of invisible characters or marks only folds to nothing: nothing could be
+            # looked for, so its record fails closed (found by the review of 835a531)
+            if not found[0].text:
+                self._overflow.add(key)
             needles = tuple(needle for needle in found if needle.text)
             if len(self._cache) >= _NEEDLE_CACHE_SIZE:
                 self._cache.clear()
@@ -1742,12 +1759,14 @@ class ValueGuard:
         """
         self._budget_of = None  # a new decision of the record: a new decoding budget
         needles = self.needles(fields)
-        if self._overflowed(fields):  # a value's spellings past the bounds: fail closed
+        overflowed = self._overflowed(fields)
+        if overflowed:  # a value's spellings past the bounds: fail closed
             self._budget_of, self._budget = fields, [-1]
         spellings = tuple(spelling for needle in needles for spelling in needle.encoded)
         plus = "+" in text and _spaced(needle.text for needle in needles)  # see `_spaced`
         if (
             not plus
+            and not overflowed
             and self.input_clean(text, fields, needles)
             and not self._ip_elsewhere(text, fields)
             and not _holds_number_for(text, [needle.text for needle in needles])

@@ -338,6 +338,13 @@ def _percent_each_byte(text: str) -> str:
         ("10.0.0.1", "/r?h=167772161", "/r?h=[ip]"),
         ("::ffff:192.0.2.77", "http://3221226061/a", "http://[ip]/a"),  # the IPv4 it carries
         ("192.0.2.77", "/r?n=32212260610", "/r?n=32212260610"),  # another number: kept
+        # found by the review of the above: zeros after `0x` are the number's own
+        ("192.0.2.77", "http://0x0c000024d/p", "http://0x0[ip]/p"),
+        ("192.0.2.77", "http://0x00000000c000024d/p", "http://0x00000000[ip]/p"),
+        ("10.0.0.1", "x=0x00a000001", "x=0x0[ip]"),  # its padded form, longest first
+        ("192.0.2.77", "x=deadc000024dbeef", "x=deadc000024dbeef"),  # a longer hex number
+        ("192.0.2.77", "n=13221226061", "n=13221226061"),
+        ("192.0.2.77", "h=0x0c000024d0", "h=0x0c000024d0"),
     ],
 )
 def test_when_an_ipv4_address_is_written_as_one_number_then_it_is_replaced(
@@ -385,6 +392,37 @@ def test_when_marks_are_drawn_over_a_value_then_it_is_still_replaced(
     }  # fmt: skip
     guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
     assert guarded.fields["page"] == expected
+
+
+@pytest.mark.parametrize("ip", ["abc1", "ffd", "1e5", "192.0.2.77"])
+def test_when_an_ip_value_is_hex_digits_then_both_paths_prove_alike(
+    engine: Engine, ip: str
+) -> None:
+    """Found by the review of the number forms: only the address's derived number forms are left
+    out of the proof, never the `ip` field's own text (the C path proved `abc1`, Python not)."""
+    assert engine.guard is not None
+    fields = {"event_id": "e-1", "subject_id": "user-mmmm", "ip": ip, "page": "/a"}
+    answers = {
+        ValueGuard(6, engine.guard._risk, native=native)
+        .prepare(fields, orjson.dumps(fields))
+        .proven
+        for native in (True, False)
+    }
+    assert answers == {ip == "192.0.2.77"}
+
+
+@pytest.mark.parametrize(
+    "value", ["\u0301\u0302\u0303\u0304\u0305\u0306", "\u20dd\u20de\u20df", "\u200b\u200c\u00ad"]
+)
+def test_when_a_value_folds_to_nothing_then_its_record_fails_closed(value: str) -> None:
+    """Found by the review of 835a531: an identifier of marks (or invisible characters) only
+    folds to nothing, so nothing could be looked for and it went out raw in the page."""
+    fields = {"event_id": "e-1", "subject_id": value, "page": f"https://x.example/u/{value}/s"}
+    for native in (True, False):
+        guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+        assert value not in orjson.dumps(guarded.fields["page"]).decode()
+        assert guarded.fields["page"] == "[undecodable]"
+        assert ValueGuard(6, native=native).scrub_free_text(value, {**fields, "event_id": value})
 
 
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -785,10 +823,11 @@ def test_when_runs_of_address_text_are_many_then_the_record_fails_closed_in_boun
 def test_when_an_identifier_is_invisible_characters_only_then_the_guard_still_returns(
     invisible: str, native: bool
 ) -> None:
-    """It folds to nothing: the search for an empty needle never moved on (a hang)."""
+    """It folds to nothing: the search for an empty needle never moved on (a hang). Since the
+    review of 835a531 such a record fails closed (nothing could be looked for)."""
     fields = {"subject_id": SID, "pixel_id": invisible, "feature": "chat"}
     guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
-    assert guarded.fields["feature"] == "chat"
+    assert guarded.fields["feature"] == "[undecodable]"
     assert "" not in guarded.spellings
 
 
