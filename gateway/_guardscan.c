@@ -696,9 +696,10 @@ ipv4_forms(const unsigned char b[4])
     unsigned upper = (unsigned)b[0] << 8 | b[1], lower = (unsigned)b[2] << 8 | b[3];
     /* the spellings (gateway.guard._ipv4_spellings): hex groups, inverted, inverted dotted,
      * then `U::` where a lower group is zero and `::L` where an upper one is (as is, then
-     * inverted), then the address as one number where its first byte is not zero */
-    char spelled[10][16];
-    Py_ssize_t lengths[10], count = 0;
+     * inverted), then the address as one number where its first byte is not zero: decimal, hex
+     * padded and unpadded, octal */
+    char spelled[11][16];
+    Py_ssize_t lengths[11], count = 0;
     for (int inverted = 0; inverted < 2; inverted++) {
         unsigned u = inverted ? upper ^ 0xFFFF : upper, l = inverted ? lower ^ 0xFFFF : lower;
         Py_ssize_t at = hex_group(u, spelled[count]);
@@ -749,6 +750,9 @@ ipv4_forms(const unsigned char b[4])
             lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%lx", number);
             count++;
         }
+        /* octal, without its leading zero (any number of zeros may stand before it) */
+        lengths[count] = snprintf(spelled[count], sizeof spelled[count], "%lo", number);
+        count++;
     }
     char first_text[5], second_text[5];
     Py_ssize_t first_length, second_length;
@@ -790,6 +794,164 @@ ipv4_forms(const unsigned char b[4])
         PyTuple_SET_ITEM(forms, i, item);
     }
     return forms;
+}
+
+/* One part of a dotted IPv4 text, as `inet_aton` or a person reads it
+ * (gateway.guard._part_readings): hex after `0x`; with a leading zero, octal (when its digits
+ * are) and decimal; else decimal. The count of readings in `out`. */
+static int
+part_readings(const unsigned char *part, Py_ssize_t length, uint64_t out[2])
+{
+    if (length >= 2 && part[0] == '0' && part[1] == 'x') {
+        uint64_t value = 0;
+        for (Py_ssize_t k = 2; k < length; k++) {
+            unsigned c = part[k];
+            value = value * 16 + (c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        out[0] = value;
+        return 1;
+    }
+    uint64_t decimal = 0, octal = 0;
+    int is_octal = 1;
+    for (Py_ssize_t k = 0; k < length; k++) {
+        decimal = decimal * 10 + (part[k] - '0');
+        octal = octal * 8 + (part[k] - '0');
+        is_octal &= part[k] <= '7';
+    }
+    out[0] = decimal;
+    if (length > 1 && part[0] == '0' && is_octal) {
+        out[1] = octal;
+        return 2;
+    }
+    return 1;
+}
+
+static int
+is_alnum_low(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z');
+}
+
+/* Whether the candidate run starting at `i` (a digit not written against a letter, digit or
+ * dot) reads as one of `targets` (gateway.guard._aton_spans: the same parts and readings; the
+ * plain forms, four decimal parts without a leading zero or one decimal number, are left to
+ * the needles). `*run_end` is set past the run of letters, digits and dots it starts. */
+static int
+aton_candidate(const unsigned char *low, Py_ssize_t n, Py_ssize_t i, const uint32_t *targets,
+               int count_targets)
+{
+    Py_ssize_t starts[4], lengths[4];
+    int parts = 0;
+    Py_ssize_t at = i;
+    for (;;) {
+        Py_ssize_t begin = at;
+        if (at + 1 < n && low[at] == '0' && low[at + 1] == 'x') {
+            at += 2;
+            while (at < n && ((low[at] >= '0' && low[at] <= '9') || (low[at] >= 'a' && low[at] <= 'f'))) {
+                at++;
+            }
+        }
+        else {
+            while (at < n && low[at] >= '0' && low[at] <= '9') {
+                at++;
+            }
+        }
+        starts[parts] = begin;
+        lengths[parts++] = at - begin;
+        if (parts < 4 && at + 1 < n && low[at] == '.' && low[at + 1] >= '0' && low[at + 1] <= '9') {
+            at++;
+            continue;
+        }
+        break;
+    }
+    /* not followed by a letter or digit, nor by a dot and one */
+    if (at < n && (is_alnum_low(low[at]) || (low[at] == '.' && at + 1 < n && is_alnum_low(low[at + 1])))) {
+        return 0;
+    }
+    int plain = 1;
+    for (int k = 0; k < parts; k++) {
+        if (lengths[k] > 12) {
+            return 0;
+        }
+        if (low[starts[k]] == '0' && lengths[k] > 1) {
+            plain = 0;
+        }
+    }
+    if (plain && (parts == 1 || parts == 4)) {
+        return 0;
+    }
+    if (parts > 1) { /* the first part is the top byte: one of the targets' (a quick reject) */
+        uint64_t first[2];
+        int m = part_readings(low + starts[0], lengths[0], first), top = 0;
+        for (int v = 0; v < m && !top; v++) {
+            for (int t = 0; t < count_targets; t++) {
+                top |= first[v] == targets[t] >> 24;
+            }
+        }
+        if (!top) {
+            return 0;
+        }
+    }
+    uint64_t readings[16], next[16];
+    int count = 1;
+    readings[0] = 0;
+    int last_bits = 8 * (5 - parts);
+    for (int k = 0; k < parts; k++) {
+        uint64_t values[2];
+        int m = part_readings(low + starts[k], lengths[k], values);
+        int last = k == parts - 1;
+        uint64_t limit = last ? ((uint64_t)1 << last_bits) : 256;
+        int shift = last ? 0 : 8 * (3 - k);
+        int made = 0;
+        for (int r = 0; r < count; r++) {
+            for (int v = 0; v < m; v++) {
+                if (values[v] < limit) {
+                    next[made++] = readings[r] + (values[v] << shift);
+                }
+            }
+        }
+        memcpy(readings, next, sizeof(uint64_t) * (size_t)made);
+        count = made;
+    }
+    for (int r = 0; r < count; r++) {
+        for (int t = 0; t < count_targets; t++) {
+            if (readings[r] == targets[t]) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Whether lower-cased text writes one of `targets` (IPv4 addresses as numbers) in a form
+ * `inet_aton` or a person reads and the needles do not hold (gateway.guard._aton_spans).
+ * Only runs holding a dot, or a number with a leading zero, can be such a form: the dots are
+ * found with `memchr`, and a number with a leading zero that is one part is octal, whose digits
+ * are the IP's octal needle (`ipv4_forms`), so the count finds it. */
+static int
+aton_in(const unsigned char *low, Py_ssize_t n, const uint32_t *targets, int count_targets)
+{
+    Py_ssize_t done = 0; /* runs before this were read */
+    const unsigned char *dot = low;
+    while ((dot = memchr(dot, '.', (size_t)(n - (dot - low)))) != NULL) {
+        Py_ssize_t at = dot - low;
+        dot++;
+        /* a dot between two parts has a digit on each side (`www.example.com`: not read) */
+        if (at < done || at == 0 || at + 1 >= n || !(low[at - 1] >= '0' && low[at - 1] <= '9')
+            || !(low[at + 1] >= '0' && low[at + 1] <= '9')) {
+            continue;
+        }
+        Py_ssize_t start = at;
+        while (start > 0 && (is_alnum_low(low[start - 1]) || low[start - 1] == '.')) {
+            start--;
+        }
+        done = at + 1; /* (a later dot of the same run reads the same candidate again) */
+        if (low[start] >= '0' && low[start] <= '9'
+            && aton_candidate(low, n, start, targets, count_targets)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* An ASCII character `str.isspace` takes: tab to carriage return, the separators, space. */
@@ -1303,6 +1465,33 @@ scan_values(Scanner *self, PyObject *canonical, PyObject *fields, PyObject *guar
         }
     }
     count_many(low, n, needles, count_needles);
+    if (ip != NULL && !(flags & FLAG_REPEATED)) {
+        /* the IP (or an IPv4 address it carries: its dotted spellings) in a form `inet_aton` or
+         * a person reads that no needle holds (`aton_in`): the close look replaces it */
+        uint32_t targets[40]; /* (at most 16 addresses, each with its Teredo-inverted form) */
+        int count_targets = 0, own_ipv4 = 0;
+        unsigned char own[4];
+        if (parse_ipv4(ip_spelled, ip_length, own)) { /* an IPv4 address: itself */
+            targets[count_targets++] = (uint32_t)own[0] << 24 | (uint32_t)own[1] << 16
+                                       | (uint32_t)own[2] << 8 | own[3];
+            own_ipv4 = 1;
+        }
+        /* else those it holds or carries (its dotted spellings) */
+        for (Py_ssize_t i = count_values + 1;
+             !own_ipv4 && count_targets < 40 && i < PyTuple_GET_SIZE(spellings); i++) {
+            PyObject *spelling = PyTuple_GET_ITEM(spellings, i);
+            unsigned char v4[4];
+            if (spelling != NULL && PyUnicode_Check(spelling)
+                && parse_ipv4((const unsigned char *)PyUnicode_DATA(spelling),
+                              PyUnicode_GET_LENGTH(spelling), v4)) {
+                targets[count_targets++] = (uint32_t)v4[0] << 24 | (uint32_t)v4[1] << 16
+                                           | (uint32_t)v4[2] << 8 | v4[3];
+            }
+        }
+        if (count_targets && aton_in(low, n, targets, count_targets)) {
+            flags |= FLAG_REPEATED;
+        }
+    }
     for (Py_ssize_t i = 0; i < count_values + (ip != NULL); i++) {
         if (needles[i].count != 1) { /* each value exactly once: in its own field */
             flags |= FLAG_REPEATED;

@@ -634,6 +634,96 @@ def _ip_spans(
     return spans
 
 
+# A number or dotted numbers as `inet_aton` reads an IPv4 address: 1-4 parts, each decimal,
+# octal (a leading 0) or hex (0x), not inside a longer run of letters, digits and dots.
+_ATON_RUN = re.compile(
+    r"(?<![0-9a-z.])(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}(?!\.?[0-9a-z])"
+)
+_ATON_PARTS = 4
+
+
+def _part_readings(part: str) -> tuple[int, ...]:
+    """What one part of a dotted IPv4 text is read as (one or two numbers).
+
+    Hex after `0x`; with a leading zero, octal (as `inet_aton`) and decimal (as a person, or a
+    lenient parser, reads `077`); else decimal.
+    """
+    if part.startswith("0x"):
+        return (int(part[2:] or "0", 16),)
+    if len(part) > 1 and part[0] == "0":
+        decimal = int(part)
+        return (int(part, 8), decimal) if not part.strip("01234567") else (decimal,)
+    return (int(part),)
+
+
+def _aton_spans(text: str, targets: frozenset[int]) -> list[tuple[int, int]]:
+    """Where `text` (folded) writes one of `targets` in a form no needle holds.
+
+    `targets` are IPv4 addresses as 32-bit numbers; the forms, as `inet_aton` or browsers read
+    them, or a person: octal `030000001115`, shortened
+    `192.0.589` and `192.589`, dotted octal or hex parts `0300.0.2.0115`, `0xc0.0.2.0x4d`, and
+    zero-padded `192.000.002.077` (read as decimal too). The plain forms (four decimal parts
+    without a leading zero, or one decimal number) are the needles' (`ip_spellings`), and the
+    IP's own field is one of them. (start, end) indices, not overlapping.
+    """
+    spans: list[tuple[int, int]] = []
+    if not targets:
+        return spans
+    for run in _ATON_RUN.finditer(text):
+        parts = run.group().split(".")
+        plain = all(p[0] != "0" or p == "0" for p in parts)
+        if plain and len(parts) in (1, _ATON_PARTS):
+            continue
+        if any(len(p) > 12 for p in parts):  # (no part of an IPv4 address is that long)
+            continue
+        last_bits = 8 * (_ATON_PARTS + 1 - len(parts))
+        readings = [0]
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            limit = (1 << last_bits) if last else 256
+            shift = 0 if last else 8 * (3 - index)
+            readings = [
+                r + (v << shift) for r in readings for v in _part_readings(part) if v < limit
+            ]
+        if targets.intersection(readings):
+            spans.append(run.span())
+    return spans
+
+
+def _aton_targets(needles: tuple[Needle, ...]) -> frozenset[int]:
+    """The IPv4 addresses the event's IP is or carries, as numbers (`_aton_spans`)."""
+    return frozenset() if _ip_needle(needles) is None else _ipv4_numbers(_ip_texts(needles))
+
+
+def _forms_elsewhere(text: str, low: str, ip: str, forms: tuple[str | bytes, ...]) -> bool:
+    """Whether `text` (folded) holds the IP's other spellings or anchors (`forms`) elsewhere.
+
+    More often than its own field (`low`: `ip` folded) does, or the IP in a form no needle
+    holds (`_aton_elsewhere`).
+    """
+    for form in forms:  # other spellings (and the anchor): only in the IP's own
+        piece = form.decode() if isinstance(form, bytes) else form
+        if piece in text and text.count(piece) != low.count(piece):
+            return True
+    return _aton_elsewhere(text, low, ip)
+
+
+def _aton_elsewhere(text: str, low: str, ip: str) -> bool:
+    """Whether `text` (folded) writes the `ip` field's IP in a form no needle holds.
+
+    `low` is the field folded; the forms are those `inet_aton` or a person reads
+    (`192.0.589`, octal: `_aton_spans`).
+    """
+    return bool(_aton_spans(text, _ipv4_numbers(tuple(dict.fromkeys((low, ip))))))
+
+
+@lru_cache(maxsize=4096)
+def _ipv4_numbers(addresses: tuple[str, ...]) -> frozenset[int]:
+    """The IPv4 addresses the texts of the IP are or carry (`_ip_identity`), as numbers."""
+    ipv4s = _ip_identity(addresses)[1]
+    return frozenset(int.from_bytes(inet_pton(AF_INET, v4), "big") for v4 in ipv4s)
+
+
 def _ip_texts(needles: tuple[Needle, ...]) -> tuple[str, ...]:
     """The texts of the IP's needles: its value folded, then its other spellings and readings.
 
@@ -946,9 +1036,9 @@ def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
     `2002:c000::` holds 192.0.0.0, and `::200` when the upper one is), and the same of it
     inverted, hex and dotted, as Teredo writes its client (`3fff:fdb2`, `63.255.253.178` for
     192.0.2.77). Then, for an address whose first byte is not zero (every public one), the
-    address as one number, in decimal and in hex, zero-padded to 8 digits and not: forms that
-    `inet_aton` and browsers read as the address (`http://3221226061/`, `0xc000024d`), at
-    least 7 characters long.
+    address as one number, in decimal, in hex zero-padded to 8 digits and not, and in octal
+    (without its leading zero): forms that `inet_aton` and browsers read as the address
+    (`http://3221226061/`, `0xc000024d`, `030000001115`), at least 7 characters long.
     """
     inverted = bytes(byte ^ 0xFF for byte in ipv4)
     forms = [_ipv4_hex(ipv4), _ipv4_hex(inverted), inet_ntop(AF_INET, inverted)]
@@ -956,7 +1046,7 @@ def _ipv4_spellings(ipv4: bytes) -> tuple[str, ...]:
     forms += [f"::{_upper(v4[2:]):x}" for v4 in (ipv4, inverted) if v4[:2] == b"\0\0"]
     if ipv4[0]:
         number = int.from_bytes(ipv4, "big")
-        forms += [str(number), f"{number:08x}", f"{number:x}"]
+        forms += [str(number), f"{number:08x}", f"{number:x}", f"{number:o}"]
     return tuple(dict.fromkeys(forms))
 
 
@@ -1055,6 +1145,9 @@ def _first_match(
         ip = _ip_needle(needles)
         if ip is not None and _ip_spans(low, _ip_texts(needles), budget):
             return ip
+    ip = _ip_needle(needles)
+    if ip is not None and _aton_spans(low, _aton_targets(needles)):  # `030000001115`
+        return ip
     return None
 
 
@@ -1144,6 +1237,15 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
         if spans:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
             hits.add("ip", len(spans))
+    aton = _ip_needle(needles)
+    if aton is not None:  # the IP as `inet_aton` or a person reads it (`192.0.589`, octal)
+        found = _aton_spans(fold(text), _aton_targets(needles))
+        if found:
+            if not text.isascii():  # found folded, cut as received
+                origin = _origin(text)
+                found = [(origin[at], origin[end - 1] + 1) for at, end in found]
+            text = _cut(text, found, aton.token)
+            hits.add("ip", len(found))
     low = fold(text)
     _charge_search(hits.budget, needles, low)
     for needle in needles:  # longest first: a value that holds another is replaced whole
@@ -1737,11 +1839,8 @@ class ValueGuard:
                 else:
                     forms = self._ip_forms(ip)
                     spellings += [form for form in forms if type(form) is str]
-                    for form in forms:  # other spellings (and the anchor): only in the IP's own
-                        piece = form.decode() if isinstance(form, bytes) else form
-                        if piece in text and count(piece) != low.count(piece):
-                            clean = proven = False
-                            break
+                    if _forms_elsewhere(text, low, ip, forms):
+                        clean = proven = False
                     if proven and self._ip_written(ip, forms):
                         proven = False
         if not clean:
@@ -1817,7 +1916,7 @@ class ValueGuard:
                 piece = form.decode()
                 if text.count(piece) != (low.count(piece) if own else 0):
                     return True
-        return False
+        return _aton_elsewhere(text, low, ip)
 
     def _ip_written(self, address: str, forms: tuple[str | bytes, ...]) -> bool:
         """Whether an operator could write any spelling of the address, remembered (bounded).

@@ -331,17 +331,17 @@ def _percent_each_byte(text: str) -> str:
     ("ip", "written", "expected"),
     [
         ("192.0.2.77", "http://3221226061/a", "http://[ip]/a"),
-        ("192.0.2.77", "/r?to=0xc000024d", "/r?to=0x[ip]"),
-        ("192.0.2.77", "/r?to=0XC000024D&x=1", "/r?to=0X[ip]&x=1"),
-        ("10.0.0.1", "/r?h=0x0a000001", "/r?h=0x[ip]"),
-        ("10.0.0.1", "/r?h=0xa000001", "/r?h=0x[ip]"),
+        ("192.0.2.77", "/r?to=0xc000024d", "/r?to=[ip]"),  # `0x` and all: inet_aton's
+        ("192.0.2.77", "/r?to=0XC000024D&x=1", "/r?to=[ip]&x=1"),
+        ("10.0.0.1", "/r?h=0x0a000001", "/r?h=[ip]"),
+        ("10.0.0.1", "/r?h=0xa000001", "/r?h=[ip]"),
         ("10.0.0.1", "/r?h=167772161", "/r?h=[ip]"),
         ("::ffff:192.0.2.77", "http://3221226061/a", "http://[ip]/a"),  # the IPv4 it carries
         ("192.0.2.77", "/r?n=32212260610", "/r?n=32212260610"),  # another number: kept
         # found by the review of the above: zeros after `0x` are the number's own
-        ("192.0.2.77", "http://0x0c000024d/p", "http://0x0[ip]/p"),
+        ("192.0.2.77", "http://0x0c000024d/p", "http://[ip]/p"),
         ("192.0.2.77", "http://0x00000000c000024d/p", "http://0x00000000[ip]/p"),
-        ("10.0.0.1", "x=0x00a000001", "x=0x0[ip]"),  # its padded form, longest first
+        ("10.0.0.1", "x=0x00a000001", "x=[ip]"),
         ("192.0.2.77", "x=deadc000024dbeef", "x=deadc000024dbeef"),  # a longer hex number
         ("192.0.2.77", "n=13221226061", "n=13221226061"),
         ("192.0.2.77", "h=0x0c000024d0", "h=0x0c000024d0"),
@@ -424,6 +424,72 @@ def test_when_a_value_folds_to_nothing_then_its_record_fails_closed(value: str) 
         assert guarded.fields["page"] == "[undecodable]"
         audited = {**fields, "event_id": value}
         assert ValueGuard(6, native=native).scrub_free_text(value, audited) == "[undecodable]"
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("ip", ["192.0.2.77", "::ffff:192.0.2.77", "192.0.2.77, 10.0.0.1"])
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("http://030000001115/", "http://[ip]/"),  # octal, one number
+        ("http://192.0.589/", "http://[ip]/"),  # shortened: the last part fills the rest
+        ("http://192.589/", "http://[ip]/"),
+        ("http://192.0x24d/", "http://[ip]/"),
+        ("http://0xc0.0.2.77/", "http://[ip]/"),  # dotted parts in hex or octal
+        ("http://0300.0000.0002.0115/", "http://[ip]/"),
+        ("http://0xc0.0x0.0x2.0x4d/", "http://[ip]/"),
+        ("a 192.000.002.077 b", "a [ip] b"),  # zero-padded: read as decimal too
+        ("r=192%2e0%2e589", "r=[ip]"),  # percent-encoded
+        ("%3030000001115", "[ip]"),
+        ("caf\u00e9 192.0.589", "caf\u00e9 [ip]"),  # not ASCII: the Python definition
+        # not the address, kept: other numbers, longer runs, versions
+        ("v=5.8.0 safari/537.36", "v=5.8.0 safari/537.36"),
+        ("192.0.2.077.1", "192.0.2.077.1"),
+        ("1.192.0.589", "1.192.0.589"),
+        ("x0300.0000.0002.0115", "x0300.0000.0002.0115"),
+        ("192.0.590", "192.0.590"),
+    ],
+)
+def test_when_the_ip_is_written_as_inet_aton_reads_it_then_it_is_replaced(
+    native: bool, ip: str, written: str, expected: str
+) -> None:
+    """Found by the review of the number forms: octal, shortened and dotted octal or hex
+    forms, which `inet_aton` and browsers read as the address, and zero-padded ones, which a
+    person does, went out raw on both paths."""
+    fields = {"event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": ip, "page": written}
+    guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
+    assert guarded.fields["page"] == expected
+    assert ValueGuard(6, native=native).scrub_free_text(written, fields) == expected
+
+
+_ATON_PART = st.one_of(
+    st.integers(0, 300).map(str),
+    st.integers(0, 300).map(lambda n: f"0{n:o}"),
+    st.integers(0, 300).map(lambda n: f"0x{n:x}"),
+    st.integers(0, 1 << 24).map(str),
+    st.integers(0, 300).map(lambda n: f"{n:03d}"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(_ATON_PART, min_size=1, max_size=5),
+    st.sampled_from(["", "a", ".", "/", "x", ".9", "-"]),
+    st.sampled_from(["", "a", ".", "/", "x", "7"]),
+    st.sampled_from(["192.0.2.77", "10.0.0.1", "1.2.3.4", "0.0.2.5"]),
+)
+def test_the_c_scan_and_the_python_definition_read_inet_aton_forms_alike(
+    parts: list[str], before: str, after: str, ip: str
+) -> None:
+    """Whatever dotted numbers are written, both paths give the same page (the C scan sends
+    an event to the close look exactly when the Python reading would find the IP)."""
+    page = f"/p/{before}{'.'.join(parts)}{after}/q"
+    fields = {"event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": ip, "page": page}
+    native, defined = (
+        ValueGuard(6, native=n).prepare(fields, orjson.dumps(fields)).fields["page"]
+        for n in (True, False)
+    )
+    assert native == defined
 
 
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:

@@ -116,14 +116,16 @@ def test_when_an_address_is_not_ip_then_it_has_no_other_spellings() -> None:
     assert ip_spellings("not an address") == ()
     assert embedded_ipv4s("192.0.2.1") == ()
     # its hex groups, and as Teredo writes a client: inverted, hex and dotted; then the
-    # address as one number (decimal, hex padded to 8 digits, and unpadded where shorter)
+    # address as one number (decimal, hex padded to 8 digits, and unpadded where shorter,
+    # octal without its leading zero)
     assert ip_spellings("192.0.2.77") == (
-        "c000:24d", "3fff:fdb2", "63.255.253.178", "3221226061", "c000024d",
+        "c000:24d", "3fff:fdb2", "63.255.253.178", "3221226061", "c000024d", "30000001115",
     )  # fmt: skip
     assert ip_spellings("192.0.0.0") == (
         "c000:0", "3fff:ffff", "63.255.255.255", "c000::", "3221225472", "c0000000",
+        "30000000000",
     )  # fmt: skip
-    assert ip_spellings("10.0.0.1")[-3:] == ("167772161", "0a000001", "a000001")
+    assert ip_spellings("10.0.0.1")[-4:] == ("167772161", "0a000001", "a000001", "1200000001")
     assert ip_spellings("0.1.2.3") == ("1:203", "fffe:fdfc", "255.254.253.252")  # no number
 
 
