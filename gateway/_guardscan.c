@@ -870,7 +870,14 @@ aton_candidate(const unsigned char *low, Py_ssize_t n, Py_ssize_t i, const uint3
     }
     int plain = 1;
     for (int k = 0; k < parts; k++) {
-        if (lengths[k] > 12) {
+        Py_ssize_t from = starts[k], to = starts[k] + lengths[k];
+        if (lengths[k] >= 2 && low[from] == '0' && low[from + 1] == 'x') {
+            from += 2;
+        }
+        while (from < to && low[from] == '0') { /* leading zeros: any number of them */
+            from++;
+        }
+        if (to - from > 12) { /* (no IPv4 part has that many significant digits) */
             return 0;
         }
         if (low[starts[k]] == '0' && lengths[k] > 1) {
@@ -879,6 +886,13 @@ aton_candidate(const unsigned char *low, Py_ssize_t n, Py_ssize_t i, const uint3
     }
     if (plain && (parts == 1 || parts == 4)) {
         return 0;
+    }
+    if (plain) { /* a shortened form whose last part fits a byte (`10.1`): a version, a price */
+        uint64_t last[2];
+        part_readings(low + starts[parts - 1], lengths[parts - 1], last);
+        if (last[0] < 256) {
+            return 0;
+        }
     }
     if (parts > 1) { /* the first part is the top byte: one of the targets' (a quick reject) */
         uint64_t first[2];
@@ -936,8 +950,11 @@ aton_in(const unsigned char *low, Py_ssize_t n, const uint32_t *targets, int cou
     while ((dot = memchr(dot, '.', (size_t)(n - (dot - low)))) != NULL) {
         Py_ssize_t at = dot - low;
         dot++;
-        /* a dot between two parts has a digit on each side (`www.example.com`: not read) */
-        if (at < done || at == 0 || at + 1 >= n || !(low[at - 1] >= '0' && low[at - 1] <= '9')
+        /* a dot between two parts: a digit or hex letter before it (`0x7f.1`), a digit after
+         * it (`www.example.com`: not read) */
+        if (at < done || at == 0 || at + 1 >= n
+            || !((low[at - 1] >= '0' && low[at - 1] <= '9') || (low[at - 1] >= 'a' && low[at - 1] <= 'f')
+                 || low[at - 1] == 'x')
             || !(low[at + 1] >= '0' && low[at + 1] <= '9')) {
             continue;
         }
@@ -945,7 +962,11 @@ aton_in(const unsigned char *low, Py_ssize_t n, const uint32_t *targets, int cou
         while (start > 0 && (is_alnum_low(low[start - 1]) || low[start - 1] == '.')) {
             start--;
         }
-        done = at + 1; /* (a later dot of the same run reads the same candidate again) */
+        Py_ssize_t end = at;
+        while (end < n && (is_alnum_low(low[end]) || low[end] == '.')) {
+            end++;
+        }
+        done = end; /* each run is read once: its candidate starts at its start */
         if (low[start] >= '0' && low[start] <= '9'
             && aton_candidate(low, n, start, targets, count_targets)) {
             return 1;

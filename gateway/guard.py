@@ -656,6 +656,11 @@ def _part_readings(part: str) -> tuple[int, ...]:
     return (int(part),)
 
 
+def _significant(part: str) -> str:
+    """A part's digits without `0x` and leading zeros (`inet_aton` reads any number of them)."""
+    return (part[2:] if part.startswith("0x") else part).lstrip("0")
+
+
 def _aton_spans(text: str, targets: frozenset[int]) -> list[tuple[int, int]]:
     """Where `text` (folded) writes one of `targets` in a form no needle holds.
 
@@ -664,7 +669,9 @@ def _aton_spans(text: str, targets: frozenset[int]) -> list[tuple[int, int]]:
     `192.0.589` and `192.589`, dotted octal or hex parts `0300.0.2.0115`, `0xc0.0.2.0x4d`, and
     zero-padded `192.000.002.077` (read as decimal too). The plain forms (four decimal parts
     without a leading zero, or one decimal number) are the needles' (`ip_spellings`), and the
-    IP's own field is one of them. (start, end) indices, not overlapping.
+    IP's own field is one of them; a plain shortened form whose last part fits a byte (`10.1`
+    for 10.0.0.1) is not read (versions and prices). Any number of leading zeros; at most 12
+    significant digits a part. (start, end) indices, not overlapping.
     """
     spans: list[tuple[int, int]] = []
     if not targets:
@@ -674,7 +681,11 @@ def _aton_spans(text: str, targets: frozenset[int]) -> list[tuple[int, int]]:
         plain = all(p[0] != "0" or p == "0" for p in parts)
         if plain and len(parts) in (1, _ATON_PARTS):
             continue
-        if any(len(p) > 12 for p in parts):  # (no part of an IPv4 address is that long)
+        # a plain shortened form whose last part fits a byte (`10.1`, `5.8.0`) is read as a
+        # version or a price far more often than as an address: only `192.0.589` counts
+        if plain and int(parts[-1]) < 256:
+            continue
+        if any(len(_significant(p)) > 12 for p in parts):  # (no IPv4 part is that long)
             continue
         last_bits = 8 * (_ATON_PARTS + 1 - len(parts))
         readings = [0]

@@ -340,7 +340,7 @@ def _percent_each_byte(text: str) -> str:
         ("192.0.2.77", "/r?n=32212260610", "/r?n=32212260610"),  # another number: kept
         # found by the review of the above: zeros after `0x` are the number's own
         ("192.0.2.77", "http://0x0c000024d/p", "http://[ip]/p"),
-        ("192.0.2.77", "http://0x00000000c000024d/p", "http://0x00000000[ip]/p"),
+        ("192.0.2.77", "http://0x00000000c000024d/p", "http://[ip]/p"),
         ("10.0.0.1", "x=0x00a000001", "x=[ip]"),
         ("192.0.2.77", "x=deadc000024dbeef", "x=deadc000024dbeef"),  # a longer hex number
         ("192.0.2.77", "n=13221226061", "n=13221226061"),
@@ -448,6 +448,14 @@ def test_when_a_value_folds_to_nothing_then_its_record_fails_closed(value: str) 
         ("1.192.0.589", "1.192.0.589"),
         ("x0300.0000.0002.0115", "x0300.0000.0002.0115"),
         ("192.0.590", "192.0.590"),
+        # found by the review of the above: any number of leading zeros (as inet_aton)
+        ("http://0000000000000300.0.2.77/", "http://[ip]/"),
+        ("http://0x00000000000000c0.0.2.77/", "http://[ip]/"),
+        ("http://192.0.0x0000000000000000024d/", "http://[ip]/"),
+        ("http://0000000000030000001115/", "http://[ip]/"),
+        ("http://0000000000000003221226061/", "http://[ip]/"),
+        ("http://0xc0.0x0.0x2.0x4d/x", "http://[ip]/x"),
+        ("http://0XC0.589/", "http://[ip]/"),  # a dot after a hex letter
     ],
 )
 def test_when_the_ip_is_written_as_inet_aton_reads_it_then_it_is_replaced(
@@ -460,6 +468,27 @@ def test_when_the_ip_is_written_as_inet_aton_reads_it_then_it_is_replaced(
     guarded = ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields))
     assert guarded.fields["page"] == expected
     assert ValueGuard(6, native=native).scrub_free_text(written, fields) == expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(
+    ("ip", "written", "expected"),
+    [
+        ("127.0.0.1", "http://0x7f.1/", "http://[ip]/"),  # the C scan missed a dot after `f`
+        ("203.0.113.9", "https://0XCB.0X7109/x", "https://[ip]/x"),
+        # a plain shortened form whose last part fits a byte reads as a version: kept
+        ("10.0.0.1", "Android 10.1 ver 10.0.1", "Android 10.1 ver 10.0.1"),
+        ("1.0.0.1", "HTTP/1.1 rv:1.1", "HTTP/1.1 rv:1.1"),
+        ("10.0.0.1", "macOS 10.01", "macOS [ip]"),  # a leading zero: inet_aton's octal 1
+    ],
+)
+def test_when_a_short_dotted_text_reads_as_the_ip_then_both_paths_agree(
+    native: bool, ip: str, written: str, expected: str
+) -> None:
+    fields = {"event_id": "e-1", "subject_id": "u-7f3a9c11", "ip": ip, "page": written}
+    assert ValueGuard(6, native=native).prepare(fields, orjson.dumps(fields)).fields["page"] == (
+        expected
+    )
 
 
 _ATON_PART = st.one_of(
