@@ -702,8 +702,11 @@ def _aton_spans(text: str, targets: frozenset[int]) -> list[tuple[int, int]]:
 
 
 def _aton_targets(needles: tuple[Needle, ...]) -> frozenset[int]:
-    """The IPv4 addresses the event's IP is or carries, as numbers (`_aton_spans`)."""
-    return frozenset() if _ip_needle(needles) is None else _ipv4_numbers(_ip_texts(needles))
+    """The IPv4 addresses the event's IP is or carries, as numbers (`_aton_spans`).
+
+    `needles` hold the IP's (`_ip_needle` is not None).
+    """
+    return _ipv4_numbers(_ip_texts(needles))
 
 
 def _forms_elsewhere(text: str, low: str, ip: str, forms: tuple[str | bytes, ...]) -> bool:
@@ -1152,12 +1155,12 @@ def _first_match(
             text, needle.text, whole_token=needle.whole_token, address=address
         ):
             return needle
-    if ":" in low:  # the IP in a spelling of its own (leading zeros, other compression)
-        ip = _ip_needle(needles)
-        if ip is not None and _ip_spans(low, _ip_texts(needles), budget):
-            return ip
     ip = _ip_needle(needles)
-    if ip is not None and _aton_spans(low, _aton_targets(needles)):  # `030000001115`
+    if ip is None:
+        return None
+    if ":" in low and _ip_spans(low, _ip_texts(needles), budget):  # the IP in an IPv6 spelling
+        return ip
+    if _aton_spans(low, _aton_targets(needles)):  # as `inet_aton` reads it: `030000001115`
         return ip
     return None
 
@@ -1248,8 +1251,8 @@ def _scrub_plain(text: str, needles: tuple[Needle, ...], hits: _Hits) -> str:
         if spans:
             text = _cut(text, spans, ip.token)  # type: ignore[union-attr]
             hits.add("ip", len(spans))
-    aton = _ip_needle(needles)
-    if aton is not None:  # the IP as `inet_aton` or a person reads it (`192.0.589`, octal)
+    aton = _ip_needle(needles)  # (the IP as `inet_aton` or a person reads it: `192.0.589`)
+    if aton is not None:
         found = _aton_spans(fold(text), _aton_targets(needles))
         if found:
             if not text.isascii():  # found folded, cut as received
