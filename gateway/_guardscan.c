@@ -462,6 +462,13 @@ writable(const Scanner *self, PyObject *spelling, const unsigned char *value, Py
     return in_pieces(self, spelling, value, m);
 }
 
+/* A digit or a lower-case hex letter. */
+static int
+is_hex_low(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
 /* Whether a spelling (ASCII) is an address as one number: hex digits only
  * (gateway.guard._number_form). */
 static int
@@ -469,7 +476,7 @@ is_number_form(PyObject *spelling)
 {
     Py_ssize_t m = PyUnicode_GET_LENGTH(spelling), k = 0;
     const unsigned char *value = (const unsigned char *)PyUnicode_DATA(spelling);
-    while (k < m && ((value[k] >= '0' && value[k] <= '9') || (value[k] >= 'a' && value[k] <= 'f'))) {
+    while (k < m && is_hex_low(value[k])) {
         k++;
     }
     return m > 0 && k == m;
@@ -847,7 +854,7 @@ aton_candidate(const unsigned char *low, Py_ssize_t n, Py_ssize_t i, const uint3
         Py_ssize_t begin = at;
         if (at + 1 < n && low[at] == '0' && low[at + 1] == 'x') {
             at += 2;
-            while (at < n && ((low[at] >= '0' && low[at] <= '9') || (low[at] >= 'a' && low[at] <= 'f'))) {
+            while (at < n && is_hex_low(low[at])) {
                 at++;
             }
         }
@@ -953,8 +960,7 @@ aton_in(const unsigned char *low, Py_ssize_t n, const uint32_t *targets, int cou
         /* a dot between two parts: a digit or hex letter before it (`0x7f.1`), a digit after
          * it (`www.example.com`: not read) */
         if (at < done || at == 0 || at + 1 >= n
-            || !((low[at - 1] >= '0' && low[at - 1] <= '9') || (low[at - 1] >= 'a' && low[at - 1] <= 'f')
-                 || low[at - 1] == 'x')
+            || !(is_hex_low(low[at - 1]) || low[at - 1] == 'x')
             || !(low[at + 1] >= '0' && low[at + 1] <= '9')) {
             continue;
         }
